@@ -1,0 +1,56 @@
+"""ONNX Runtime on the CPU: the embedded default backend. Plugin nodes are lowered before the session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import UserError
+from ..ops.lowering import lower_plugins
+from .base import Backend
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """Read an ONNX file; a missing or non-ONNX file is a :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{str(path)!r} does not exist: check the path")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, google.protobuf errors, ... for non-ONNX bytes
+        raise UserError(f"{str(path)!r} is not an ONNX model ({type(exc).__name__}): pass a .onnx file "
+                        f"written by `swin-trt export` or another exporter") from None
+    if not model.graph.node:
+        raise UserError(f"{str(path)!r} is not an ONNX model (no graph nodes): pass a .onnx file")
+    return model
+
+
+def create_session(model: onnx.ModelProto, threads: int | None = None):
+    """An ``InferenceSession`` on the CPU for ``model`` with its plugin nodes lowered."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    lowered = lower_plugins(model)
+    return ort.InferenceSession(lowered.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "ort"
+
+    def __init__(self, model: str | Path | onnx.ModelProto, threads: int | None = None, **_):
+        proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
+        self.session = create_session(proto, threads or int(os.environ.get("SWIN_TRT_ORT_THREADS", 0)) or None)
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in first.shape)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return [np.asarray(o, dtype=np.float32) for o in outputs]

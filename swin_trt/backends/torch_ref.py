@@ -1,0 +1,33 @@
+"""The PyTorch reference as a backend: ``torch:<arch>`` or ``torch:<arch>:<checkpoint>``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..models import create_model
+from .base import Backend
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model.eval()
+        config = model.config
+        self.input_shape = (None, config.in_chans, *config.img_size)
+        self.output_names = ["logits"]
+
+    @classmethod
+    def from_spec(cls, spec: str, img_size=None, **_):
+        parts = spec.split(":", 2)
+        arch = parts[1]
+        checkpoint = parts[2] if len(parts) > 2 and parts[2] else None
+        model, _, _ = create_model(arch, checkpoint, img_size=img_size)
+        return cls(model)
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+        outs = out if isinstance(out, tuple) else (out,)
+        return [o.float().numpy() for o in outs]

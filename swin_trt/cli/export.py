@@ -1,0 +1,53 @@
+"""``swin-trt export``."""
+
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from ..export import EXPORTERS, export_model, parse_img_size
+from ..models import CONVENTIONS, get_arch
+
+
+@click.command()
+@click.option("--arch", required=True, help="Named config (see `swin-trt archs`), e.g. swin_tiny or swin_demo.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              help="Weights: timm, Microsoft, torchvision or Hugging Face layout (.pth/.safetensors). "
+                   "Without it: the arch's bundled weights, or random weights with a warning.")
+@click.option("--img-size", help="Input size, N or HxW (default: the arch's).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Static batch size.")
+@click.option("--dynamic-batch", type=int, metavar="MAX", help="Export a dynamic batch axis up to MAX.")
+@click.option("--opset", type=int, help="ONNX opset (default 17; 18 with --exporter dynamo).")
+@click.option("--features", is_flag=True, help="Output the four stage feature maps (NCHW) instead of logits.")
+@click.option("--convention", type=click.Choice(CONVENTIONS),
+              help="Pad/shift order where the window does not divide a stage (default: the checkpoint's origin).")
+@click.option("--exporter", type=click.Choice(EXPORTERS), default="torchscript", show_default=True,
+              help="torch.onnx.export with dynamo=False (torchscript) or dynamo=True.")
+@click.option("--num-classes", type=int, help="Classifier size (default: the arch's or the checkpoint's).")
+@click.option("--no-check", is_flag=True, help="Skip the ONNX Runtime vs PyTorch comparison.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The ONNX file to write; its sidecar goes to OUTPUT.json.")
+def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, convention, exporter,
+           num_classes, no_check, output):
+    """Export a Swin Transformer to ONNX and check it against PyTorch.
+
+    Writes OUTPUT and OUTPUT.json (arch, config, checkpoint hash, image size, preprocessing, opset,
+    package versions), which later stages read.
+
+    \b
+    Examples:
+      swin-trt export --arch swin_demo -o out/demo.onnx
+      swin-trt export --arch swin_tiny --checkpoint swin_tiny_patch4_window7_224.pth \\
+          --img-size 256x320 --dynamic-batch 32 -o out/swin_t.onnx
+    """
+    spec = get_arch(arch)
+    if checkpoint is None and spec.weights is None:
+        click.secho(f"WARNING: no --checkpoint given and {spec.name} ships no weights: exporting RANDOM "
+                    f"weights. Its outputs mean nothing; pass --checkpoint for a real model.",
+                    fg="yellow", bold=True, err=True)
+    if output.suffix != ".onnx":
+        raise UserError(f"output {str(output)!r} should end in .onnx")
+    result = export_model(arch, output, checkpoint=checkpoint, img_size=parse_img_size(img_size), batch=batch,
+                          dynamic_batch=dynamic_batch, opset=opset, features=features, convention=convention,
+                          exporter=exporter, num_classes=num_classes, check=not no_check)
+    click.echo(result.describe())

@@ -1,0 +1,64 @@
+"""The ``swin-trt`` command group and the error policy every subcommand shares.
+
+A :class:`~swin_trt.errors.UserError` prints ``error: <message>`` and exits 2 with no traceback; a failed
+gate prints its message and exits 1. Subcommands register themselves in ``_COMMANDS`` (lazily imported, so
+``swin-trt --help`` stays fast and an optional dependency of one command never breaks another).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import GateFailed, UserError
+
+# name -> (module, attribute, one-line help)
+_COMMANDS = {
+    "archs": ("swin_trt.cli.archs", "archs", "List the named Swin configs."),
+    "export": ("swin_trt.cli.export", "export", "Export a Swin to ONNX with a provenance sidecar."),
+    "rewrite": ("swin_trt.cli.rewrite", "rewrite", "Replace the window ops of an ONNX Swin by plugin nodes."),
+    "validate": ("swin_trt.cli.validate", "validate", "Compare candidates with a reference on real images."),
+    "build": ("swin_trt.cli.build", "build", "Build a TensorRT engine (needs TensorRT and a GPU)."),
+    "infer": ("swin_trt.cli.infer", "infer", "Classify images, video files, cameras or streams."),
+}
+
+
+class SwinTrtGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in _COMMANDS:
+            return None
+        module, attribute, _ = _COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_text) for name, (_, _, help_text) in sorted(_COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(UserError.exit_code)
+        except GateFailed as exc:
+            click.echo(f"FAILED: {exc}", err=True)
+            sys.exit(GateFailed.exit_code)
+
+
+@click.group(cls=SwinTrtGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="swin-trt")
+def main():
+    """swin-trt: compile Swin Transformers to TensorRT engines, every stage checked on the CPU.
+
+    \b
+    Pipeline: export -> rewrite -> calibrate -> quantize -> build -> validate -> infer
+    \b
+    Example:
+      swin-trt export --arch swin_demo -o out/model.onnx
+    """

@@ -1,0 +1,1 @@
+"""Inputs: image loading and the preprocessing recorded in an export's sidecar."""

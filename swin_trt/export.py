@@ -1,0 +1,164 @@
+"""Stage 1 of the pipeline: the PyTorch reference model -> ONNX, with a JSON sidecar of its provenance."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from .errors import UserError
+from .io import atomic_output, sha256_file, sidecar_path, write_json
+from .models import create_model
+
+INPUT_NAME = "input"
+LOGITS_NAME = "logits"
+EXPORTERS = ("torchscript", "dynamo")
+# The dynamo exporter has no opset-17 implementations and its down-conversion of Pad fails: it starts at 18.
+DEFAULT_OPSET = {"torchscript": 17, "dynamo": 18}
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sidecar: dict
+    inputs: list[tuple[str, list]] = field(default_factory=list)
+    outputs: list[tuple[str, list]] = field(default_factory=list)
+    max_abs_err: float | None = None
+
+    def describe(self) -> str:
+        size_mb = self.path.stat().st_size / 2**20
+        lines = [f"wrote {self.path} ({size_mb:.1f} MiB, opset {self.sidecar['opset']}, "
+                 f"{self.sidecar['exporter']} exporter)"]
+        lines += [f"  input  {name}: {shape}" for name, shape in self.inputs]
+        lines += [f"  output {name}: {shape}" for name, shape in self.outputs]
+        if self.max_abs_err is not None:
+            lines.append(f"  ONNX Runtime vs PyTorch: max abs err {self.max_abs_err:.2e}")
+        lines.append(f"  sidecar {sidecar_path(self.path)}")
+        return "\n".join(lines)
+
+
+def parse_img_size(text: str | int | None):
+    """``"224"`` or ``"256x320"`` -> ``(H, W)``; ``None`` keeps the arch's size."""
+    if text is None:
+        return None
+    if isinstance(text, int):
+        return text, text
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) <= 0:
+        raise UserError(f"image size {text!r} is not N or HxW (e.g. 224 or 256x320)")
+    return tuple(values)
+
+
+def _package_versions() -> dict:
+    versions = {}
+    for name in ("swin-trt", "torch", "onnx", "onnxruntime", "timm", "torchvision"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _shape(value_info) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def _output_names(features: bool, stages: int) -> list[str]:
+    return [f"stage{i + 1}" for i in range(stages)] if features else [LOGITS_NAME]
+
+
+def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None = None, img_size=None,
+                 batch: int = 1, dynamic_batch: int | None = None, opset: int | None = None, features: bool = False,
+                 convention: str | None = None, exporter: str = "torchscript", num_classes: int | None = None,
+                 check: bool = True, seed: int = 0) -> ExportResult:
+    """Export ``arch`` to ``output`` (atomically) and write ``output.json`` beside it.
+
+    Without a checkpoint and without bundled weights the weights are random (``seed``), which the sidecar
+    records and the CLI warns about loudly. ``check`` runs the ONNX file in ONNX Runtime and compares it
+    with PyTorch on the same random input.
+    """
+    if exporter not in EXPORTERS:
+        raise UserError(f"unknown exporter {exporter!r}: choose {' or '.join(EXPORTERS)}")
+    opset = opset or DEFAULT_OPSET[exporter]
+    if exporter == "dynamo" and opset < DEFAULT_OPSET["dynamo"]:
+        raise UserError(f"the dynamo exporter needs --opset >= {DEFAULT_OPSET['dynamo']} (got {opset}): use "
+                        f"--opset 18, or --exporter torchscript for opset {opset}")
+    if batch < 1 or (dynamic_batch is not None and dynamic_batch < 1):
+        raise UserError("--batch and --dynamic-batch must be >= 1")
+    torch.manual_seed(seed)
+    model, spec, report = create_model(arch, checkpoint, img_size=img_size, convention=convention,
+                                       features=features, num_classes=num_classes)
+    config = model.config
+    example_batch = min(2, dynamic_batch) if dynamic_batch else batch
+    example = torch.randn(example_batch, config.in_chans, *config.img_size, generator=torch.Generator().manual_seed(seed))
+    output = Path(output)
+    names = _output_names(features, len(config.depths))
+    dynamic_axes = None
+    if dynamic_batch:
+        dynamic_axes = {name: {0: "batch"} for name in [INPUT_NAME, *names]}
+    with torch.no_grad():
+        expected = model(example)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    with atomic_output(output) as temporary, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kwargs = dict(input_names=[INPUT_NAME], output_names=names, opset_version=opset,
+                      do_constant_folding=True)
+        if exporter == "dynamo":
+            # Export in memory and save ourselves: given a path, the exporter writes the weights to an
+            # external file named after that (temporary) path.
+            dynamic_shapes = ({"x": {0: torch.export.Dim("batch", min=1, max=dynamic_batch)}}
+                              if dynamic_batch else None)
+            program = torch.onnx.export(model, (example,), dynamo=True, verbose=False,
+                                        dynamic_shapes=dynamic_shapes, **kwargs)
+            onnx.save_model(program.model_proto, str(temporary))
+        else:
+            torch.onnx.export(model, (example,), str(temporary), dynamo=False, dynamic_axes=dynamic_axes,
+                              **kwargs)
+        onnx_model = onnx.load(str(temporary))
+        onnx.checker.check_model(onnx_model, full_check=True)
+        max_abs_err = _check_with_onnxruntime(temporary, example, expected) if check else None
+    result = ExportResult(output, {}, max_abs_err=max_abs_err)
+    result.inputs = [(i.name, _shape(i)) for i in onnx_model.graph.input]
+    result.outputs = [(o.name, _shape(o)) for o in onnx_model.graph.output]
+    result.sidecar = {
+        "stage": "export",
+        "arch": spec.name,
+        "config": config.to_dict(),
+        "features": features,
+        "weights": ({"source": "checkpoint", "format": report.format, "path": report.path,
+                     "sha256": report.sha256} if report and checkpoint is not None else
+                    {"source": "bundled", "file": spec.weights, "sha256": report.sha256} if report else
+                    {"source": "random", "seed": seed}),
+        "img_size": list(config.img_size),
+        "batch": None if dynamic_batch else batch,
+        "dynamic_batch_max": dynamic_batch,
+        "preprocessing": spec.preprocessing.to_dict(config.img_size),
+        "inputs": [{"name": n, "shape": s} for n, s in result.inputs],
+        "outputs": [{"name": n, "shape": s} for n, s in result.outputs],
+        "opset": opset,
+        "exporter": exporter,
+        "onnx_sha256": sha256_file(output),
+        "check": {"onnxruntime_max_abs_err": max_abs_err},
+        "versions": _package_versions(),
+    }
+    write_json(sidecar_path(output), result.sidecar)
+    return result
+
+
+def _check_with_onnxruntime(path: Path, example: torch.Tensor, expected) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: example.numpy()})
+    return float(max(np.abs(g - e.numpy()).max() for g, e in zip(got, expected)))

@@ -1,0 +1,262 @@
+"""Checkpoint import: every common Swin v1 layout onto the reference model's (timm) keys.
+
+Formats are detected from the keys, never from the file name:
+
+============== ====================================================== ======================
+format         keys                                                   convention
+============== ====================================================== ======================
+``timm``       ``layers.{i}.downsample`` at the start of stage i      ``timm``
+``microsoft``  original/old timm: downsample at the *end* of a stage, ``timm``
+               ``head.weight``; often wrapped in ``{"model": ...}``
+``torchvision`` ``features.{k}...`` (``swin_t/s/b``)                  ``torchvision``
+``hf``         transformers ``SwinForImageClassification`` /        ``hf``
+               ``SwinModel``: separate query/key/value
+============== ====================================================== ======================
+
+``.pth``/``.pt``/``.bin`` files load with ``torch.load(weights_only=True)`` and ``.safetensors`` with
+safetensors: a checkpoint never runs code. Every key is accounted for: missing, unexpected and mis-shaped
+weights are errors that name them, and recomputed buffers are listed in the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+
+# Buffers that some layouts store and the reference model recomputes from the config.
+RECOMPUTED_BUFFERS = ("relative_position_index", "attn_mask", "relative_coords_table")
+_WRAPPERS = ("model", "state_dict", "model_ema", "module")
+
+
+@dataclass
+class LoadedCheckpoint:
+    path: Path
+    sha256: str
+    format: str
+    tensors: dict[str, torch.Tensor]  # already in the reference (timm) layout
+    recomputed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    format: str
+    path: str
+    sha256: str
+    loaded: int
+    recomputed: list[str]
+    resized: list[str]
+
+    def summary(self) -> str:
+        parts = [f"{self.loaded} tensors from {self.format} checkpoint {self.path}"]
+        if self.recomputed:
+            parts.append(f"{len(self.recomputed)} stored buffers recomputed from the config")
+        if self.resized:
+            parts.append(f"relative position bias resized for smaller windows: {', '.join(self.resized)}")
+        return "; ".join(parts)
+
+
+def origin_convention(fmt: str) -> str:
+    return {"timm": "timm", "microsoft": "timm", "torchvision": "torchvision", "hf": "hf"}[fmt]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_tensors(path: Path) -> dict:
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise UserError(f"checkpoint {str(path)!r} is not a readable safetensors file ({exc}): "
+                            f"it may be truncated; download or save it again") from None
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            raise UserError(f"checkpoint {str(path)!r} holds Python objects besides tensors, and swin-trt "
+                            f"never runs code from a model file: save a plain state dict "
+                            f"(torch.save(model.state_dict(), path)) or use .safetensors") from None
+        raise UserError(f"{str(path)!r} is not a PyTorch checkpoint ({exc}): pass a .pth/.pt/.bin state "
+                        f"dict or a .safetensors file") from None
+    except Exception as exc:  # torch.load raises many types (RuntimeError, EOFError, KeyError, ...) for junk
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{str(path)!r} could not be read as a checkpoint ({reason}): it "
+                        f"is truncated or not a checkpoint; download or save it again") from None
+    for key in _WRAPPERS:
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+    if not isinstance(data, dict) or not data:
+        raise UserError(f"{str(path)!r} holds no state dict (found {type(data).__name__}): save "
+                        f"model.state_dict()")
+    return data
+
+
+def detect_format(keys) -> str:
+    keys = list(keys)
+    if any(k.startswith("features.0.0.") for k in keys):
+        return "torchvision"
+    if any(k.startswith(("swin.embeddings.", "embeddings.patch_embeddings.")) for k in keys):
+        return "hf"
+    if "layers.0.downsample.reduction.weight" in keys or "head.weight" in keys:
+        return "microsoft"
+    if any(k.startswith("patch_embed.proj.") for k in keys):
+        return "timm"
+    shown = ", ".join(keys[:5])
+    raise UserError(f"the checkpoint's keys ({shown}, ...) are not a Swin v1 layout swin-trt knows (timm, "
+                    f"Microsoft's original, torchvision, Hugging Face transformers)")
+
+
+def _from_microsoft(key: str) -> str:
+    key = re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) + 1}.downsample", key)
+    return re.sub(r"^head\.", "head.fc.", key)
+
+
+def _from_torchvision(key: str) -> str:
+    if key.startswith("features.0.0."):
+        return key.replace("features.0.0.", "patch_embed.proj.")
+    if key.startswith("features.0.2."):
+        return key.replace("features.0.2.", "patch_embed.norm.")
+    match = re.match(r"^features\.(\d+)\.(.*)$", key)
+    if match:
+        index, rest = int(match.group(1)), match.group(2)
+        if index % 2 == 0:  # patch merging sits between stages: features.2k is the start of stage k
+            return f"layers.{index // 2}.downsample.{rest}"
+        block = re.match(r"^(\d+)\.(.*)$", rest)
+        if block:
+            rest = block.group(2).replace("mlp.0.", "mlp.fc1.").replace("mlp.3.", "mlp.fc2.")
+            return f"layers.{index // 2}.blocks.{block.group(1)}.{rest}"
+    if key.startswith("head."):
+        return key.replace("head.", "head.fc.")
+    return key
+
+
+# transformers 4.x names (the layout of checkpoints on the Hub) and 5.x names, in replacement order.
+_HF_RENAMES = (
+    ("embeddings.patch_embeddings.projection.", "patch_embed.proj."),
+    ("attention.relative_position_bias.relative_position_bias_table", "attn.relative_position_bias_table"),
+    ("attention.o_proj.", "attn.proj."),
+    ("embeddings.norm.", "patch_embed.norm."),
+    ("layernorm_before.", "norm1."),
+    ("layernorm_after.", "norm2."),
+    ("attention.self.relative_position_bias_table", "attn.relative_position_bias_table"),
+    ("attention.self.relative_position_index", "attn.relative_position_index"),
+    ("attention.output.dense.", "attn.proj."),
+    ("intermediate.dense.", "mlp.fc1."),
+    ("output.dense.", "mlp.fc2."),
+)
+
+
+def _from_hf(tensors: dict) -> dict:
+    out, qkv_parts = {}, {}
+    for key, value in tensors.items():
+        key = re.sub(r"^swin\.", "", key)
+        key = re.sub(r"^encoder\.layers\.(\d+)\.downsample",
+                     lambda m: f"layers.{int(m.group(1)) + 1}.downsample", key)
+        key = re.sub(r"^encoder\.layers\.", "layers.", key)
+        key = re.sub(r"^layernorm\.", "norm.", key)
+        key = re.sub(r"^classifier\.", "head.fc.", key)
+        for old, new in _HF_RENAMES:
+            key = key.replace(old, new)
+        match = re.match(r"^(.*)\.attention\.(?:self\.)?(query|key|value|q_proj|k_proj|v_proj)\.(weight|bias)$", key)
+        if match:
+            part = {"q_proj": "query", "k_proj": "key", "v_proj": "value"}.get(match.group(2), match.group(2))
+            qkv_parts.setdefault((match.group(1), match.group(3)), {})[part] = value
+            continue
+        out[key] = value
+    for (prefix, kind), parts in qkv_parts.items():
+        if set(parts) != {"query", "key", "value"}:
+            missing = {"query", "key", "value"} - set(parts)
+            raise UserError(f"Hugging Face checkpoint: {prefix} lacks attention {kind} of "
+                            f"{', '.join(sorted(missing))}")
+        out[f"{prefix}.attn.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]])
+    return out
+
+
+def to_reference_layout(tensors: dict, fmt: str) -> tuple[dict, list[str]]:
+    if fmt == "hf":
+        converted = _from_hf(tensors)
+    else:
+        rename = {"timm": lambda k: k, "microsoft": _from_microsoft, "torchvision": _from_torchvision}[fmt]
+        converted = {rename(key): value for key, value in tensors.items()}
+    recomputed = sorted(k for k in converted if k.rsplit(".", 1)[-1] in RECOMPUTED_BUFFERS)
+    weights = {k: v for k, v in converted.items() if k not in set(recomputed)}
+    return weights, recomputed
+
+
+def load_checkpoint(source: str | Path) -> LoadedCheckpoint:
+    """Read a checkpoint file safely and convert it to the reference key layout."""
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} does not exist: check the path")
+    raw = _read_tensors(path)
+    non_tensors = [k for k, v in raw.items() if not isinstance(v, torch.Tensor)]
+    if non_tensors:
+        raise UserError(f"checkpoint {str(path)!r} has entries that are not tensors ({', '.join(non_tensors[:5])}):"
+                        f" save a plain state dict")
+    fmt = detect_format(raw)
+    tensors, recomputed = to_reference_layout(raw, fmt)
+    return LoadedCheckpoint(path, file_sha256(path), fmt, tensors, recomputed)
+
+
+def _resize_bias_table(table: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """Interpolate a ``((2w-1)^2, heads)`` table to a smaller window, as timm does for shrunk windows."""
+    heads = table.shape[1]
+    side = int(round(table.shape[0] ** 0.5))
+    grid = table.T.reshape(1, heads, side, side)
+    resized = F.interpolate(grid, size=(2 * window[0] - 1, 2 * window[1] - 1), mode="bicubic",
+                            align_corners=False)
+    return resized.reshape(heads, -1).T.contiguous()
+
+
+def _describe(names: list[str], limit: int = 8) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def apply_state(model: torch.nn.Module, checkpoint: LoadedCheckpoint) -> ImportReport:
+    """Load ``checkpoint`` into ``model``; any key or shape that does not match is an error naming it."""
+    expected = model.state_dict()
+    tensors = dict(checkpoint.tensors)
+    resized = []
+    for key, value in list(tensors.items()):
+        if key.endswith("relative_position_bias_table") and key in expected \
+                and value.shape != expected[key].shape and value.shape[1] == expected[key].shape[1]:
+            window = model.get_submodule(key.rsplit(".", 1)[0]).window_size
+            tensors[key] = _resize_bias_table(value, window)
+            resized.append(key)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    mismatched = [f"{k} (checkpoint {tuple(tensors[k].shape)}, model {tuple(expected[k].shape)})"
+                  for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {_describe(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {_describe(unexpected)}")
+    if mismatched:
+        problems.append(f"wrong shape {len(mismatched)}: {_describe(mismatched, 4)}")
+    if problems:
+        config = model.config
+        raise UserError(f"checkpoint {str(checkpoint.path)!r} ({checkpoint.format} layout) does not match the "
+                        f"config (embed_dim {config.embed_dim}, depths {list(config.depths)}, heads "
+                        f"{list(config.num_heads)}, window {config.window_size}, {config.num_classes} classes): "
+                        + "; ".join(problems) + ". Pick the --arch this checkpoint was trained as.")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=True)
+    return ImportReport(checkpoint.format, str(checkpoint.path), checkpoint.sha256, len(tensors),
+                        checkpoint.recomputed, resized)
