@@ -23,7 +23,7 @@ def photo_dir(tmp_path_factory) -> Path:
     from skimage import data
 
     folder = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "motorcycle_left"):
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field"):
         image = np.asarray(getattr(data, name)())
         Image.fromarray(image).save(folder / f"{name}.png")
     return folder

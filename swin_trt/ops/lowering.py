@@ -139,5 +139,7 @@ def lower_plugins(model: onnx.ModelProto) -> onnx.ModelProto:
         node.inputs.clear()
     graph.cleanup().toposort()
     lowered = gs.export_onnx(graph)
-    lowered.opset_import[:] = [o for o in lowered.opset_import if o.domain != schema.DOMAIN]
+    kept = [o for o in lowered.opset_import if o.domain != schema.DOMAIN]
+    del lowered.opset_import[:]
+    lowered.opset_import.extend(kept)
     return lowered

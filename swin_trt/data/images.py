@@ -1,0 +1,55 @@
+"""Image sources: a folder (recursive), a text file of paths, or one image; labels from folder names."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    path: Path
+    label: str | None = None  # the class folder's name in an ImageFolder layout
+
+
+def list_images(source: str | Path, labelled: bool = True) -> list[ImageItem]:
+    """Every image under ``source`` in a stable (sorted) order.
+
+    ``source`` is a folder (searched recursively; files directly in class sub-folders get that folder's name
+    as label), a ``.txt`` file with one path per line (relative to the file; an optional second
+    whitespace-separated column is the label), or a single image file.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise UserError(f"data source {str(source)!r} does not exist: pass a folder of images, a .txt list of "
+                        f"paths, or an image")
+    if source.is_file() and source.suffix.lower() == ".txt":
+        items = []
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            path = Path(parts[0]) if Path(parts[0]).is_absolute() else source.parent / parts[0]
+            items.append(ImageItem(path, parts[1] if len(parts) > 1 else None))
+        return items
+    if source.is_file():
+        return [ImageItem(source)]
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [ImageItem(p, p.parent.name if labelled and p.parent != source else None) for p in files]
+
+
+def open_rgb(path: Path) -> Image.Image | None:
+    """The image as RGB, or ``None`` with a warning naming the file when it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        warnings.warn(f"skipping {path}: not a readable image ({exc})", stacklevel=2)
+        return None

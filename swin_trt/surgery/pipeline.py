@@ -1,0 +1,29 @@
+"""The rewrite stage on files: read, rewrite, check, write atomically with the sidecar carried along."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from ..backends.onnxruntime import load_onnx
+from ..errors import UserError
+from ..io import atomic_output, read_sidecar, sha256_file, sidecar_path, write_json
+from ..ops.schema import PluginAttributeError
+from .rewrite import RewriteReport, rewrite
+
+
+def rewrite_file(source: Path, output: Path, fuse_attention: bool = True, strict: bool = False) -> RewriteReport:
+    model = load_onnx(source)
+    try:
+        rewritten, report = rewrite(model, fuse_attention=fuse_attention, strict=strict)
+    except PluginAttributeError as exc:
+        raise UserError(f"{exc}: the graph cannot be expressed with the plugin ops") from None
+    onnx.checker.check_model(rewritten)
+    with atomic_output(output) as temporary:
+        onnx.save_model(rewritten, str(temporary))
+    sidecar = dict(read_sidecar(source) or {})
+    sidecar.update(stage="rewrite", source=str(source), source_sha256=sha256_file(source),
+                   onnx_sha256=sha256_file(output), rewrite=report.to_dict())
+    write_json(sidecar_path(output), sidecar)
+    return report

@@ -1,0 +1,110 @@
+"""The rewrite pipeline: simplify, match, replace, clean up; and the report of what it did."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+import onnx
+import onnx_graphsurgeon as gs
+
+from ..errors import UserError
+from ..ops import schema
+from . import attention, windows
+from .cleanup import simplify
+
+
+@dataclass
+class Replacement:
+    op: str
+    name: str
+    start: str
+    end: str
+    replaced_nodes: int
+    attrs: dict
+
+    def describe(self) -> str:
+        shown = {k: v for k, v in self.attrs.items() if not k.startswith("plugin_")}
+        fields = " ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in shown.items())
+        return f"{self.name:34s} {self.op:20s} {self.replaced_nodes:3d} nodes  {self.start} -> {self.end}  {fields}"
+
+
+@dataclass
+class RewriteReport:
+    replacements: list[Replacement] = field(default_factory=list)
+    unmatched: list[tuple[str, str, str]] = field(default_factory=list)  # (node, op, reason)
+    ops_before: dict = field(default_factory=dict)
+    ops_after: dict = field(default_factory=dict)
+    cleanup: dict = field(default_factory=dict)
+
+    def counts(self) -> dict:
+        return dict(collections.Counter(r.op for r in self.replacements))
+
+    def to_dict(self) -> dict:
+        return {"replacements": [r.__dict__ | {"attrs": {k: (list(v) if isinstance(v, tuple) else v)
+                                                         for k, v in r.attrs.items()}}
+                                 for r in self.replacements],
+                "unmatched": [{"node": n, "op": o, "reason": r} for n, o, r in self.unmatched],
+                "plugins": self.counts(), "ops_before": self.ops_before, "ops_after": self.ops_after,
+                "cleanup": self.cleanup}
+
+    def format(self) -> str:
+        total_before, total_after = sum(self.ops_before.values()), sum(self.ops_after.values())
+        lines = [f"found {len(self.replacements)} window ops: "
+                 + ", ".join(f"{n} {op}" for op, n in sorted(self.counts().items()))]
+        lines += ["  " + r.describe() for r in self.replacements]
+        if self.unmatched:
+            lines.append(f"left as they were ({len(self.unmatched)}):")
+            lines += [f"  {node} ({op}): {reason}" for node, op, reason in self.unmatched]
+        lines.append(f"nodes: {total_before} -> {total_after} "
+                     f"(shape arithmetic folded: {self.cleanup.get('shape_tensors_folded', 0)} tensors)")
+        ops = sorted(set(self.ops_before) | set(self.ops_after),
+                     key=lambda op: -max(self.ops_before.get(op, 0), self.ops_after.get(op, 0)))
+        lines.append("  " + "op".ljust(22) + "before  after")
+        lines += [f"  {op:22s}{self.ops_before.get(op, 0):6d} {self.ops_after.get(op, 0):6d}" for op in ops]
+        return "\n".join(lines)
+
+
+def _op_counts(model: onnx.ModelProto) -> dict:
+    return dict(collections.Counter(n.op_type for n in model.graph.node))
+
+
+def rewrite(model: onnx.ModelProto, fuse_attention: bool = True, strict: bool = False):
+    """Replace every Swin window op in ``model``. Returns ``(rewritten model, RewriteReport)``."""
+    report = RewriteReport(ops_before=_op_counts(model))
+    model, report.cleanup = simplify(model)
+    graph = gs.import_onnx(model)
+    window_matches, unmatched_windows = windows.find_window_ops(graph)
+    partitions = [m for m in window_matches if m.op == schema.PARTITION]
+    attention_matches, unmatched_attention = ([], [])
+    if fuse_attention:
+        attention_matches, unmatched_attention = attention.find_attention(graph, partitions)
+    if not window_matches and not attention_matches:
+        raise UserError("no Swin window ops found in this graph (no window partition/reverse pattern): is it "
+                        "a Swin Transformer exported with `swin-trt export`, timm or torchvision?")
+    report.unmatched += [(n.name, n.op, "window transpose that is neither a partition nor a reverse")
+                         for n in unmatched_windows]
+    report.unmatched += [(n.name, n.op, reason) for n, reason in unmatched_attention]
+    counters = collections.Counter()
+    for match in window_matches + attention_matches:
+        op = match.op if isinstance(match, windows.WindowMatch) else schema.ATTENTION
+        counters[op] += 1
+        name = f"{op}_{counters[op] - 1}"
+        match.end.inputs.clear()  # detach the old producer first; cleanup then drops the dead region
+        if isinstance(match, windows.WindowMatch):
+            node = windows.plugin_node(match, name)
+        else:
+            node = attention.plugin_node(match, name)
+        report.replacements.append(Replacement(op, name, match.start.name, match.end.name, len(match.nodes),
+                                               {k: v for k, v in node.attrs.items()}))
+        graph.nodes.append(node)
+    if strict and report.unmatched:
+        names = ", ".join(f"{n} ({o})" for n, o, _ in report.unmatched)
+        raise UserError(f"--strict: {len(report.unmatched)} window op(s) were not matched: {names}. "
+                        f"Drop --strict to keep them as ordinary ONNX ops.")
+    graph.cleanup().toposort()
+    rewritten = gs.export_onnx(graph)
+    if not any(o.domain == schema.DOMAIN for o in rewritten.opset_import):
+        rewritten.opset_import.extend([onnx.helper.make_opsetid(schema.DOMAIN, schema.OPSET_VERSION)])
+    report.ops_after = _op_counts(rewritten)
+    return rewritten, report

@@ -1,0 +1,209 @@
+"""Find window partition (pad + cyclic shift + partition) and window reverse (reverse + unshift + crop).
+
+Both are anchored on the transpose every Swin implementation uses to move window axes together,
+``Transpose(perm=[0, 1, 3, 2, 4, 5])`` on a 6-D reshape. From there the matcher walks up (partition:
+through Pad and Slice/Concat rolls) or down (reverse: through crops and rolls) to the region's ends, then
+probes the region to read its window, shift and pad order off what it computes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from ..ops import reference, schema
+from .probe import Region
+
+WINDOW_PERM = [0, 1, 3, 2, 4, 5]
+
+
+@dataclass
+class WindowMatch:
+    op: str  # schema.PARTITION or schema.REVERSE
+    anchor: gs.Node
+    start: gs.Variable
+    end: gs.Variable
+    nodes: list
+    attrs: dict
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        return reference.padded_size(self.attrs["height"], self.attrs["width"], self.attrs["window_size"])
+
+
+def window_anchors(graph: gs.Graph) -> list[gs.Node]:
+    return [n for n in graph.nodes if n.op == "Transpose" and list(n.attrs.get("perm", [])) == WINDOW_PERM]
+
+
+def _producer(tensor: gs.Variable):
+    return tensor.inputs[0] if tensor.inputs else None
+
+
+def _single_consumer(tensor: gs.Variable):
+    return tensor.outputs[0] if len(tensor.outputs) == 1 else None
+
+
+def _roll_source(concat: gs.Node):
+    """If ``concat`` joins slices of one tensor (how exporters spell torch.roll), return that tensor."""
+    producers = [_producer(t) for t in concat.inputs]
+    if len(producers) < 2 or any(p is None or p.op != "Slice" for p in producers):
+        return None
+    sources = {p.inputs[0].name for p in producers}
+    return producers[0].inputs[0] if len(sources) == 1 else None
+
+
+def _static(shape, from_dim=1) -> bool:
+    return shape is not None and all(isinstance(d, int) for d in shape[from_dim:])
+
+
+def _probe_batch(tensor: gs.Variable) -> int:
+    dim = tensor.shape[0]
+    return dim if isinstance(dim, int) else 1
+
+
+def _match_partition(anchor: gs.Node) -> WindowMatch | None:
+    reshape = _producer(anchor.inputs[0])
+    if reshape is None or reshape.op != "Reshape":
+        return None
+    source = reshape.inputs[0]
+    nodes = [reshape, anchor]
+    while (node := _producer(source)) is not None:  # walk up through pads and rolls
+        if node.op == "Pad":
+            source = node.inputs[0]
+        elif node.op == "Concat" and (rolled := _roll_source(node)) is not None:
+            source = rolled
+        else:
+            break
+    end = anchor.outputs[0]
+    while (consumer := _single_consumer(end)) is not None and consumer.op == "Reshape":
+        end = consumer.outputs[0]
+        if end.shape is not None and len(end.shape) == 3:
+            break
+    shape6 = anchor.outputs[0].shape  # (B, nWh, nWw, wh, ww, C)
+    if not (_static(source.shape) and len(source.shape) == 4 and _static(shape6) and len(shape6) == 6
+            and end.shape is not None and len(end.shape) == 3):
+        return None
+    height, width, channels = source.shape[1:]
+    window = (shape6[3], shape6[4])
+    return WindowMatch(schema.PARTITION, anchor, source, end, [],
+                       {"height": height, "width": width, "channels": channels, "window_size": window})
+
+
+def _match_reverse(anchor: gs.Node) -> WindowMatch | None:
+    reshape = _producer(anchor.inputs[0])
+    if reshape is None or reshape.op != "Reshape":
+        return None
+    start = reshape.inputs[0]
+    while (node := _producer(start)) is not None and node.op == "Reshape" and len(start.shape or []) != 3:
+        start = node.inputs[0]
+    merged = _single_consumer(anchor.outputs[0])
+    if merged is None or merged.op != "Reshape":
+        return None
+    end = merged.outputs[0]
+    while True:  # walk down through crops (Slice) and rolls (Slice+Slice -> Concat)
+        consumers = list(end.outputs)
+        if len(consumers) == 1 and consumers[0].op == "Slice":
+            end = consumers[0].outputs[0]
+            continue
+        concats = {id(c.outputs[0].outputs[0]): c.outputs[0].outputs[0] for c in consumers
+                   if c.op == "Slice" and len(c.outputs[0].outputs) == 1}
+        if len(consumers) >= 2 and all(c.op == "Slice" for c in consumers) and len(concats) == 1:
+            concat = next(iter(concats.values()))
+            if concat.op == "Concat" and _roll_source(concat) is end:
+                end = concat.outputs[0]
+                continue
+        break
+    shape6 = anchor.outputs[0].shape  # (B, nWh, wh, nWw, ww, C)
+    if not (_static(start.shape) and len(start.shape) == 3 and _static(shape6) and len(shape6) == 6
+            and _static(end.shape) and len(end.shape) == 4):
+        return None
+    height, width, channels = end.shape[1:]
+    window = (shape6[2], shape6[4])
+    return WindowMatch(schema.REVERSE, anchor, start, end, [],
+                       {"height": height, "width": width, "channels": channels, "window_size": window})
+
+
+def _decide_partition(graph: gs.Graph, match: WindowMatch) -> bool:
+    """Probe with position codes; read shift and pad order off the output."""
+    height, width, channels = match.attrs["height"], match.attrs["width"], match.attrs["channels"]
+    batch = _probe_batch(match.start)
+    codes = (np.arange(height * width, dtype=np.float32) + 1).reshape(1, height, width, 1)
+    probe = np.broadcast_to(codes, (batch, height, width, channels)).copy()
+    region = Region(graph, [match.start], match.end)
+    if not region.self_contained:
+        return False
+    out = region.run({match.start.name: probe})
+    window = match.attrs["window_size"]
+    tokens = window[0] * window[1]
+    if out.shape[-2:] != (tokens, channels):
+        return False
+    got = out[: len(out) // batch, :, 0].astype(np.int64) - 1  # first image: source index, -1 = padding
+    first = int(got[0, 0])
+    if first < 0:
+        return False
+    shift = divmod(first, width)
+    if not (shift[0] < window[0] and shift[1] < window[1]):
+        return False
+    for pad_first in (1, 0):
+        if np.array_equal(got, reference.partition_index(height, width, window, shift, bool(pad_first))):
+            match.attrs.update(shift_size=shift, pad_first=pad_first)
+            match.nodes = region.nodes
+            return True
+    return False
+
+
+def _decide_reverse(graph: gs.Graph, match: WindowMatch) -> bool:
+    height, width, channels = match.attrs["height"], match.attrs["width"], match.attrs["channels"]
+    window = match.attrs["window_size"]
+    rows, tokens = match.start.shape[0], match.start.shape[1]
+    n_windows = reference.num_windows(height, width, window)
+    batch = rows // n_windows if isinstance(rows, int) else 1
+    codes = (np.arange(n_windows * tokens, dtype=np.float32) + 1).reshape(n_windows, tokens, 1)
+    probe = np.broadcast_to(np.tile(codes, (batch, 1, 1)), (batch * n_windows, tokens, channels)).copy()
+    region = Region(graph, [match.start], match.end)
+    if not region.self_contained:
+        return False
+    out = region.run({match.start.name: probe})
+    if out.shape[1:] != (height, width, channels):
+        return False
+    got = out[0, :, :, 0].reshape(-1).astype(np.int64) - 1
+    where = np.nonzero(got == 0)[0]
+    if len(where) != 1:
+        return False
+    shift = divmod(int(where[0]), width)
+    if not (shift[0] < window[0] and shift[1] < window[1]):
+        return False
+    for pad_first in (1, 0):
+        if np.array_equal(got, reference.reverse_index(height, width, window, shift, bool(pad_first))):
+            match.attrs.update(shift_size=shift, pad_first=pad_first)
+            match.nodes = region.nodes
+            return True
+    return False
+
+
+def find_window_ops(graph: gs.Graph) -> tuple[list[WindowMatch], list[gs.Node]]:
+    """All partitions and reverses in ``graph``; also the anchors that matched neither (for --strict)."""
+    matches, unmatched = [], []
+    for anchor in window_anchors(graph):
+        found = None
+        for build, decide in ((_match_partition, _decide_partition), (_match_reverse, _decide_reverse)):
+            candidate = build(anchor)
+            if candidate is not None and decide(graph, candidate):
+                found = candidate
+                break
+        if found is None:
+            unmatched.append(anchor)
+        else:
+            matches.append(found)
+    return matches, unmatched
+
+
+def plugin_node(match: WindowMatch, name: str) -> gs.Node:
+    fields = dict(window_size=match.attrs["window_size"], shift_size=match.attrs["shift_size"],
+                  pad_first=match.attrs["pad_first"])
+    if match.op == schema.REVERSE:
+        fields.update(height=match.attrs["height"], width=match.attrs["width"])
+    attrs = schema.plugin_attributes(match.op, **fields)
+    return gs.Node(match.op, name, attrs=attrs, inputs=[match.start], outputs=[match.end], domain=schema.DOMAIN)

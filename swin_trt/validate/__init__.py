@@ -1,0 +1,1 @@
+"""Validation: candidates against a reference on real images."""

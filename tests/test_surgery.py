@@ -1,0 +1,180 @@
+"""Graph surgery on graphs no one here wrote: ours, timm's and torchvision's Swin, both torch exporters,
+static and dynamic batch, square and non-square inputs. Every rewritten graph runs on the CPU through the
+plugins' CPU implementation and must equal the original on real photos."""
+
+import json
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from swin_trt.backends.onnxruntime import create_session
+from swin_trt.data.preprocess import Preprocessor
+from swin_trt.data.images import list_images, open_rgb
+from swin_trt.ops import schema
+from swin_trt.surgery.rewrite import rewrite
+
+from conftest import TINY
+
+# Window 4 keeps the matrix fast. Square 128: every stage divides (32, 16, 8, 4). Non-square 96x112: stages
+# 24x28, 12x14, 6x7, 3x4, so the window divides none of the last three and timm shrinks it in stage 4.
+WINDOW = 4
+SIZES = {"square": (128, 128), "nonsquare": (96, 112)}
+CONFIG = {**TINY, "window_size": WINDOW}
+
+
+def build_peer(impl, size):
+    torch.manual_seed(0)
+    if impl == "timm":
+        import timm
+
+        return timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=size, **CONFIG)
+    if impl == "torchvision":
+        from torchvision.models.swin_transformer import SwinTransformer
+
+        return SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8],
+                               window_size=[WINDOW, WINDOW], num_classes=10)
+    from swin_trt.models import SwinConfig, SwinTransformer
+
+    return SwinTransformer(SwinConfig(img_size=size, convention="timm", **CONFIG))
+
+
+def export(model, size, exporter, dynamic, path):
+    x = torch.randn(2, 3, *size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            shapes = {"x": {0: torch.export.Dim("batch", min=1, max=8)}} if dynamic else None
+            program = torch.onnx.export(model.eval(), (x,), dynamo=True, opset_version=18, verbose=False,
+                                        dynamic_shapes=shapes, input_names=["input"], output_names=["logits"])
+            onnx.save_model(program.model_proto, str(path))
+        else:
+            axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None
+            torch.onnx.export(model.eval(), (x,), str(path), dynamo=False, opset_version=17,
+                              input_names=["input"], output_names=["logits"], dynamic_axes=axes)
+    return onnx.load(str(path))
+
+
+def photos(photo_dir, size, count):
+    pre = Preprocessor(size)
+    images = [pre(open_rgb(item.path)) for item in list_images(photo_dir)]
+    return np.stack((images * 2)[:count])
+
+
+def run(session, x):
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+CASES = [(impl, exporter, dynamic, shape)
+         for impl in ("ours", "timm", "torchvision") for exporter in ("torchscript", "dynamo")
+         for dynamic, shape in ((False, "nonsquare"), (True, "square"))]
+
+
+@pytest.mark.parametrize("impl,exporter,dynamic,shape", CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_rewrite_matrix(tmp_path, photo_dir, impl, exporter, dynamic, shape):
+    size = SIZES[shape]
+    original = export(build_peer(impl, size), size, exporter, dynamic, tmp_path / "m.onnx")
+    rewritten, report = rewrite(original)
+    counts = report.counts()
+    assert counts == {schema.PARTITION: 8, schema.REVERSE: 8, schema.ATTENTION: 8}, report.format()
+    assert not report.unmatched
+    onnx.checker.check_model(rewritten)
+    assert "Softmax" not in {n.op_type for n in rewritten.graph.node}  # every attention core fused
+    initializers = {i.name for i in rewritten.graph.initializer}
+    reshape_targets = [n.input[1] for n in rewritten.graph.node if n.op_type == "Reshape"]
+    assert all(t in initializers for t in reshape_targets)  # the exporter's shape arithmetic is folded
+    for node in rewritten.graph.node:
+        if node.op_type in schema.OP_TYPES:
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            assert attrs["plugin_version"] == b"1" and attrs["plugin_namespace"] == b"swin_trt"
+    reference = ort.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
+    candidate = create_session(rewritten)
+    batches = (1, 3) if dynamic else (2,)
+    for batch in batches:
+        x = photos(photo_dir, size, batch)
+        assert np.abs(run(reference, x) - run(candidate, x)).max() <= 1e-4
+
+
+def test_no_fuse_attention_keeps_softmax(tmp_path):
+    original = export(build_peer("ours", SIZES["square"]), SIZES["square"], "torchscript", False,
+                      tmp_path / "m.onnx")
+    rewritten, report = rewrite(original, fuse_attention=False)
+    assert schema.ATTENTION not in report.counts()
+    assert sum(n.op_type == "Softmax" for n in rewritten.graph.node) == 8
+
+
+def test_shrunk_windows_of_timm_are_matched(tmp_path):
+    """At 96x112 the last stage is 3x4: timm shrinks the window to (3, 4) with no shift."""
+    original = export(build_peer("timm", SIZES["nonsquare"]), SIZES["nonsquare"], "torchscript", False,
+                      tmp_path / "m.onnx")
+    _, report = rewrite(original)
+    last = [r for r in report.replacements if r.op == schema.PARTITION][-1]
+    assert list(last.attrs["window_size"]) == [3, 4] and list(last.attrs["shift_size"]) == [0, 0]
+
+
+def test_cli_rewrite_prints_report_and_validate_agrees(cli, tmp_path, photo_dir):
+    model = tmp_path / "m.onnx"
+    cli("export", "--arch", "swin_pico_test", "-o", model)
+    out = tmp_path / "m.rw.onnx"
+    result = cli("rewrite", model, "-o", out, "--strict")
+    assert "found 24 window ops" in result.output and "before  after" in result.output
+    sidecar = json.loads((tmp_path / "m.rw.onnx.json").read_text())
+    assert sidecar["stage"] == "rewrite" and sidecar["arch"] == "swin_pico_test"
+    assert sidecar["rewrite"]["plugins"]["SwinWindowAttention"] == 8
+    checked = cli("validate", "--reference", model, "--candidate", out, "--data", photo_dir, "--json",
+                  "--atol", "1e-4")
+    document = json.loads(checked.output)
+    entry = document["candidates"][0]
+    assert entry["max_abs_err"] <= 1e-4 and entry["cosine"] > 0.9999 and entry["top1_agreement"] == 1.0
+
+
+def test_validate_gate_fails_with_exit_1(cli, tmp_path, photo_dir):
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    cli("export", "--arch", "swin_pico_test", "-o", a)
+    torch.manual_seed(1)
+    from swin_trt.export import export_model
+
+    export_model("swin_pico_test", b, seed=1)
+    result = cli("validate", "--reference", a, "--candidate", b, "--data", photo_dir, "--min-cosine", "0.999999",
+                 expect=1)
+    assert "cosine" in result.output
+
+
+@pytest.mark.parametrize("content,message", [(b"not an onnx file at all", "is not an ONNX model")])
+def test_rewrite_bad_input(cli, tmp_path, content, message):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    result = cli("rewrite", bad, "-o", tmp_path / "out.onnx", expect=2)
+    assert message in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]
+
+
+def test_rewrite_graph_without_windows(cli, tmp_path):
+    path = tmp_path / "mlp.onnx"
+    torch.onnx.export(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()), (torch.randn(1, 4),),
+                      str(path), dynamo=False)
+    result = cli("rewrite", path, "-o", tmp_path / "out.onnx", expect=2)
+    assert "no Swin window ops" in result.output
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_out_of_range_attribute_is_a_clear_error():
+    with pytest.raises(schema.PluginAttributeError, match="shift_size"):
+        schema.plugin_attributes(schema.PARTITION, window_size=(7, 7), shift_size=(7, 0), pad_first=1)
+
+
+def test_lowering_rejects_bad_attribute_on_a_node(tmp_path, cli):
+    model = tmp_path / "m.onnx"
+    cli("export", "--arch", "swin_pico_test", "-o", model)
+    out = tmp_path / "rw.onnx"
+    cli("rewrite", model, "-o", out)
+    graph = onnx.load(out)
+    node = next(n for n in graph.graph.node if n.op_type == schema.PARTITION)
+    for attr in node.attribute:
+        if attr.name == "pad_first":
+            attr.i = 5
+    with pytest.raises(schema.PluginAttributeError, match="pad_first"):
+        create_session(graph)
