@@ -20,6 +20,9 @@ _COMMANDS = {
     "export": ("swin_trt.cli.export", "export", "Export a Swin to ONNX with a provenance sidecar."),
     "rewrite": ("swin_trt.cli.rewrite", "rewrite", "Replace the window ops of an ONNX Swin by plugin nodes."),
     "validate": ("swin_trt.cli.validate", "validate", "Compare candidates with a reference on real images."),
+    "calibrate": ("swin_trt.cli.calibrate", "calibrate", "Collect INT8 activation ranges from real images or video."),
+    "quantize": ("swin_trt.cli.quantize", "quantize", "Put FP16 / INT8 / mixed precision into the ONNX graph."),
+    "compile": ("swin_trt.cli.compile", "compile_", "One command: export, rewrite, calibrate, quantize, build, validate."),
     "build": ("swin_trt.cli.build", "build", "Build a TensorRT engine (needs TensorRT and a GPU)."),
     "infer": ("swin_trt.cli.infer", "infer", "Classify images, video files, cameras or streams."),
 }
