@@ -1,0 +1,184 @@
+"""A TensorRT engine on pycuda: page-locked host buffers, device buffers sized for the profile's max batch,
+``execute_async_v3`` on one stream, and optionally one CUDA graph per batch size.
+
+pycuda has no stream-capture API, so ``cuda_graph=True`` captures through cuda-python's runtime bindings.
+The CUDA context is the device's primary context (the one TensorRT's runtime API calls use), made current
+around every call so the backend works from any thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import environment
+from ..engine.manifest import enum_name, manifest_path
+from ..errors import UserError
+from .base import Backend
+
+
+def _import_cudart():
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart  # cuda-python < 12.6
+        except ImportError:
+            raise UserError("--cuda-graph needs cuda-python (pip install cuda-python) for stream capture, which "
+                            "pycuda lacks: install it or run without --cuda-graph") from None
+    return cudart
+
+
+def _check(result, what: str):
+    """cuda-python returns ``(error, *values)``; raise on an error, return the values."""
+    error, *values = result
+    if int(error) != 0:
+        raise RuntimeError(f"{what} failed: {getattr(error, 'name', error)}")
+    return values[0] if len(values) == 1 else values
+
+
+class TensorRTBackend(Backend):
+    name = "trt"
+
+    def __init__(self, engine_path, plugins=None, cuda_graph=False, **_):
+        path = Path(engine_path)
+        if not path.is_file():
+            raise UserError(f"{str(path)!r} does not exist: build it with `swin-trt build`")
+        trt = self.trt = environment.import_tensorrt()
+        cuda = self.cuda = environment.import_pycuda()
+        environment.require_gpu()
+        self.cudart = _import_cudart() if cuda_graph else None
+        info = self._read_manifest(path)
+        needs_plugins = plugins is not None or bool(info.get("plugins"))
+        if needs_plugins and plugins is None and Path(info["plugins"]["path"]).is_file():
+            plugins = info["plugins"]["path"]  # the library the engine was built with, where it still is
+        environment.load_plugins(trt, environment.find_plugins(plugins, needed=needs_plugins))
+
+        cuda.init()
+        self.cuda_context = cuda.Device(0).retain_primary_context()
+        self.graphs = {}
+        with self._active():
+            self.runtime = trt.Runtime(environment.make_logger(trt))
+            if info.get("target", {}).get("version_compatible"):
+                self.runtime.engine_host_code_allowed = True  # the plan carries its lean runtime and plugins
+            self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+            if self.engine is None:
+                built = (f" (built with TensorRT {info['tensorrt']} on {info['gpu']['name']})"
+                         if "tensorrt" in info and "gpu" in info else "")
+                raise UserError(f"TensorRT {trt.__version__} cannot load {str(path)!r}{built}; see the log above. "
+                                f"Engines are tied to the GPU and TensorRT version: rebuild it here with "
+                                f"`swin-trt build`")
+            self.context = self.engine.create_execution_context()
+            self.stream = cuda.Stream()
+            self._allocate()
+
+    @staticmethod
+    def _read_manifest(path: Path) -> dict:
+        sidecar = manifest_path(path)
+        return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+
+    @contextlib.contextmanager
+    def _active(self):
+        self.cuda_context.push()
+        try:
+            yield
+        finally:
+            self.cuda_context.pop()
+
+    def _allocate(self):
+        trt, cuda, engine = self.trt, self.cuda, self.engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if len(inputs) != 1:
+            raise UserError(f"the engine has inputs {inputs}: swin-trt runs engines with one image input")
+        self.input_name = inputs[0]
+        self.output_names = [n for n in names if n != self.input_name]
+        shape = tuple(engine.get_tensor_shape(self.input_name))
+        if shape[0] < 0:  # dynamic batch: the range of optimization profile 0
+            low, _, high = engine.get_tensor_profile_shape(self.input_name, 0)
+            self.min_batch, self.max_batch = low[0], high[0]
+        else:
+            self.min_batch = self.max_batch = shape[0]
+        self.input_shape = (None if shape[0] < 0 else shape[0], *shape[1:])
+        self.context.set_input_shape(self.input_name, (self.max_batch, *shape[1:]))
+        self.host, self.device = {}, {}
+        for name in names:
+            dtype = engine.get_tensor_dtype(name)
+            try:
+                np_dtype = trt.nptype(dtype)
+            except TypeError:
+                raise UserError(f"engine tensor {name!r} has dtype {enum_name(dtype)}, which numpy cannot hold: "
+                                f"export with float32 or float16 inputs and outputs") from None
+            count = int(np.prod(tuple(self.context.get_tensor_shape(name))))
+            self.host[name] = cuda.pagelocked_empty(count, np_dtype)
+            self.device[name] = cuda.mem_alloc(self.host[name].nbytes)
+            self.context.set_tensor_address(name, int(self.device[name]))
+
+    def _enqueue(self, count: int, shapes: dict):
+        """Copy in, run, copy out: on the stream, so it can also be captured into a graph."""
+        cuda, stream = self.cuda, self.stream
+        cuda.memcpy_htod_async(self.device[self.input_name], self.host[self.input_name][:count], stream)
+        if not self.context.execute_async_v3(stream.handle):
+            raise RuntimeError("TensorRT execute_async_v3 failed; see the log above")
+        for name in self.output_names:
+            cuda.memcpy_dtoh_async(self.host[name][:int(np.prod(shapes[name]))], self.device[name], stream)
+
+    def _graph_for(self, batch: int, count: int, shapes: dict):
+        """The CUDA graph of one batch size; captured after an ordinary run did TensorRT's lazy setup."""
+        if batch not in self.graphs:
+            cudart, handle = self.cudart, self.stream.handle
+            self._enqueue(count, shapes)
+            self.stream.synchronize()
+            _check(cudart.cudaStreamBeginCapture(handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
+                   "cudaStreamBeginCapture")
+            try:
+                self._enqueue(count, shapes)
+            finally:
+                graph = _check(cudart.cudaStreamEndCapture(handle), "cudaStreamEndCapture (this engine cannot be "
+                                                                    "captured: run without --cuda-graph)")
+            self.graphs[batch] = (graph, _check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate"))
+        return self.graphs[batch][1]
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        if len(batch) > self.max_batch:  # a dynamic engine runs any number of images in max-batch chunks
+            parts = [self.infer(batch[i:i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
+            return [np.concatenate(outs) for outs in zip(*parts)]
+        if not self.min_batch <= len(batch) <= self.max_batch:
+            raise ValueError(f"batch of {len(batch)}: this engine runs {self.min_batch} to {self.max_batch} images")
+        host_in = self.host[self.input_name]
+        batch = np.ascontiguousarray(batch, dtype=host_in.dtype)
+        with self._active():
+            self.context.set_input_shape(self.input_name, batch.shape)
+            shapes = {name: tuple(self.context.get_tensor_shape(name)) for name in self.output_names}
+            host_in[:batch.size] = batch.ravel()
+            if self.cudart is not None:
+                _check(self.cudart.cudaGraphLaunch(self._graph_for(len(batch), batch.size, shapes),
+                                                   self.stream.handle), "cudaGraphLaunch")
+            else:
+                self._enqueue(batch.size, shapes)
+            self.stream.synchronize()
+        return [self.host[name][:int(np.prod(shapes[name]))].reshape(shapes[name]).astype(np.float32)
+                for name in self.output_names]
+
+    def close(self) -> None:
+        if getattr(self, "cuda_context", None) is None:
+            return
+        with self._active():
+            for graph, executable in self.graphs.values():
+                self.cudart.cudaGraphExecDestroy(executable)
+                self.cudart.cudaGraphDestroy(graph)
+            self.graphs = {}
+            for attribute in ("context", "engine", "runtime", "device", "host", "stream"):
+                if hasattr(self, attribute):
+                    delattr(self, attribute)  # TensorRT objects and device memory go while the context is current
+        self.cuda_context.detach()
+        self.cuda_context = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

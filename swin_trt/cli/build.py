@@ -1,0 +1,60 @@
+"""``swin-trt build``."""
+
+from pathlib import Path
+
+import click
+
+from ..engine import TARGETS, build_engine
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The engine (plan) to write; its manifest goes to OUTPUT.json.")
+@click.option("--plugins", type=click.Path(dir_okay=False, path_type=Path),
+              help="The swin-trt plugin library (.so). Default: the one built from plugins/, loaded when the "
+                   "graph has plugin nodes.")
+@click.option("--target", type=click.Choice(TARGETS), default="auto", show_default=True,
+              help="Where the engine runs; auto detects Jetson Orin/Xavier or a server GPU.")
+@click.option("--workspace", "workspace_gib", type=float, metavar="GiB",
+              help="Builder workspace limit (default: server 8, Orin 2, Xavier 1).")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read and update this timing cache: rebuilds on the same GPU get much faster.")
+@click.option("--opt-batch", type=int, help="Batch size TensorRT tunes for (dynamic batch; default: max).")
+@click.option("--max-batch", type=int,
+              help="Largest batch (dynamic batch; default: the export's --dynamic-batch, else 8).")
+@click.option("--builder-opt-level", type=click.IntRange(0, 5),
+              help="0-5: higher searches longer for faster kernels (default 3).")
+@click.option("--version-compatible", is_flag=True, default=None,
+              help="Engine also runs on later TensorRT versions (slower; plugins are packed into the plan).")
+@click.option("--hardware-compat", is_flag=True, default=None,
+              help="Engine runs on every Ampere+ GPU (slower; not on Jetson).")
+@click.option("--dla-core", type=int, help="Run on this DLA core, GPU fallback for the rest (Jetson Orin).")
+@click.option("--no-tf32", is_flag=True,
+              help="FP32 layers in full FP32 (TensorRT uses TF32 on Ampere+ by default, ~1e-3 relative error).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("-v", "--verbose", is_flag=True, help="TensorRT's verbose log.")
+def build(model, output, plugins, target, workspace_gib, timing_cache, opt_batch, max_batch, builder_opt_level,
+          version_compatible, hardware_compat, dla_core, no_tf32, no_progress, verbose):
+    """Build a TensorRT engine from MODEL (.onnx) on this machine's GPU.
+
+    The network is strongly typed: FP16/INT8 come from the graph (export, quantize), never from builder
+    flags. Writes OUTPUT and OUTPUT.json: the ONNX sidecar's provenance (arch, preprocessing ...) plus
+    TensorRT version, GPU, target settings, precision summary, I/O, plugin library and source model hashes.
+    Needs TensorRT >= 10 and an NVIDIA GPU.
+
+    \b
+    Examples:
+      # server GPU, dynamic batch up to 32, reusing a timing cache
+      swin-trt build out/swin_t.onnx -o out/swin_t.engine --opt-batch 8 --max-batch 32 \\
+          --timing-cache out/server.cache
+      # Jetson Orin (JetPack 6), graph rewritten with plugin nodes
+      swin-trt build out/swin_t.plugins.onnx -o out/swin_t.orin.engine --target orin \\
+          --plugins build/libswin_trt_plugins.so --workspace 2
+    """
+    result = build_engine(model, output, plugins=plugins, target=target, workspace_gib=workspace_gib,
+                          timing_cache=timing_cache, opt_batch=opt_batch, max_batch=max_batch,
+                          builder_opt_level=builder_opt_level, version_compatible=version_compatible,
+                          hardware_compat=hardware_compat, progress=not no_progress, dla_core=dla_core,
+                          tf32=not no_tf32, verbose=verbose)
+    click.echo(result.describe())

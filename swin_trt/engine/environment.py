@@ -1,0 +1,98 @@
+"""TensorRT, the GPU and the plugin library: imported or found lazily, each failure a clear UserError.
+
+Nothing here imports tensorrt at module level, so the CPU-only package (and its tests) never need it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from ..ops import schema
+
+INSTALL_TENSORRT = ("Jetson: TensorRT comes with JetPack 6 (sudo apt install python3-libnvinfer); "
+                    "servers: pip install tensorrt (NVIDIA's wheels, needs a CUDA driver)")
+INSTALL_PYCUDA = ("pip install pycuda (Jetson: needs the CUDA toolkit of JetPack on PATH, "
+                  "e.g. export PATH=/usr/local/cuda/bin:$PATH)")
+MIN_TENSORRT = (10, 0)  # strongly typed networks and IPluginV3; JetPack 6 ships 10.3
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """``"10.3.0.26"`` -> ``(10, 3, 0, 26)``; non-numeric parts end the tuple."""
+    parts = []
+    for part in str(text).split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+def import_tensorrt():
+    """The ``tensorrt`` module, or a UserError that says how to get it."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise UserError(f"TensorRT is not installed ({exc}): {INSTALL_TENSORRT}") from None
+    except OSError as exc:  # the bindings are there but libnvinfer is not
+        raise UserError(f"TensorRT's libraries cannot be loaded ({exc}): {INSTALL_TENSORRT}") from None
+    if version_tuple(trt.__version__)[:2] < MIN_TENSORRT:
+        raise UserError(f"TensorRT {trt.__version__} is too old: swin-trt needs TensorRT >= 10 (strongly typed "
+                        f"networks, IPluginV3). {INSTALL_TENSORRT}")
+    return trt
+
+
+def import_pycuda():
+    """``pycuda.driver``, or a UserError that says how to get it."""
+    try:
+        import pycuda.driver as cuda
+    except ImportError as exc:
+        raise UserError(f"pycuda is not installed ({exc}): {INSTALL_PYCUDA}") from None
+    return cuda
+
+
+def require_gpu():
+    """The GPU's :class:`~swin_trt.engine.device.GpuInfo`, or a UserError where there is no GPU/driver."""
+    from .device import NoGpu, probe_gpu
+
+    try:
+        return probe_gpu()
+    except NoGpu as exc:
+        raise UserError(f"no usable NVIDIA GPU: {exc}. TensorRT builds and runs engines on the GPU they target: "
+                        f"run this on that machine (Jetson: JetPack 6 includes the driver; servers: install the "
+                        f"NVIDIA driver, `nvidia-smi` must list the GPU)") from None
+
+
+def make_logger(trt, verbose: bool = False):
+    return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+
+
+def find_plugins(explicit: str | Path | None, needed: bool) -> Path | None:
+    """The plugin library to load: ``explicit``, or the built one when the graph ``needed`` it."""
+    if explicit is None and not needed:
+        return None
+    try:
+        from ..plugin_library import find_plugin_library  # a sibling module, imported late on purpose
+    except ModuleNotFoundError:  # a checkout without it: only an explicit path can be used
+        if explicit is not None and Path(explicit).is_file():
+            return Path(explicit)
+        raise UserError(f"plugin library {str(explicit)!r} does not exist: build plugins/ (plugins/README.md) "
+                        f"and pass --plugins PATH.so" if explicit else
+                        "the graph has swin-trt plugin nodes but no plugin library was given: build plugins/ "
+                        "(plugins/README.md) and pass --plugins PATH.so") from None
+    return Path(find_plugin_library(explicit))
+
+
+def load_plugins(trt, path: Path | None, required_ops=()) -> None:
+    """Load ``path`` into TensorRT's plugin registry and check it registers ``required_ops``."""
+    if path is None:
+        return
+    registry = trt.get_plugin_registry()
+    if registry.load_library(str(path)) is None:
+        raise UserError(f"TensorRT could not load the plugin library {str(path)!r} (see the log above): rebuild "
+                        f"it for this TensorRT and CUDA version (plugins/README.md)")
+    missing = [op for op in required_ops
+               if registry.get_creator(op, schema.PLUGIN_VERSION, schema.PLUGIN_NAMESPACE) is None]
+    if missing:
+        raise UserError(f"the plugin library {str(path)!r} does not register {', '.join(missing)} (version "
+                        f"{schema.PLUGIN_VERSION}, namespace {schema.PLUGIN_NAMESPACE!r}): rebuild plugins/ "
+                        f"from this checkout")

@@ -1,0 +1,109 @@
+"""Build targets: what a TensorRT build should assume about the machine the engine runs on.
+
+An engine runs only on the GPU model (and TensorRT version) it was built for unless hardware or version
+compatibility is asked for, and both cost speed, so every target leaves them off by default. Jetson
+boards share their memory with the CPU, hence the smaller workspace; TensorRT does not support hardware
+compatibility on JetPack at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from ..errors import UserError
+
+TARGETS = ("auto", "orin", "xavier", "server")
+TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+# Jetson GPUs by compute capability (the integrated GPU reports these on every board of a family).
+JETSON_BY_CAPABILITY = {"8.7": "orin", "7.2": "xavier"}
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    name: str
+    workspace_gib: float
+    builder_opt_level: int  # TensorRT's own default is 3; 4-5 search longer for faster kernels
+    version_compatible: bool
+    hardware_compat: bool
+    jetson: bool
+    dla: bool  # the board has DLA cores that --dla-core may pick (the build checks TensorRT sees them)
+    note: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_SETTINGS = {
+    "server": TargetSettings("server", workspace_gib=8.0, builder_opt_level=3, version_compatible=False,
+                             hardware_compat=False, jetson=False, dla=False,
+                             note="discrete GPU; --hardware-compat (Ampere+) and --version-compatible are "
+                                  "opt-in because they cost speed"),
+    "orin": TargetSettings("orin", workspace_gib=2.0, builder_opt_level=3, version_compatible=False,
+                           hardware_compat=False, jetson=True, dla=True,
+                           note="Jetson Orin (sm_87), JetPack 6 = TensorRT 10.3; memory shared with the CPU"),
+    "xavier": TargetSettings("xavier", workspace_gib=1.0, builder_opt_level=3, version_compatible=False,
+                             hardware_compat=False, jetson=True, dla=False,
+                             note="Jetson Xavier (sm_72): its newest JetPack (5.1) ships TensorRT 8.5, which "
+                                  "lacks strongly typed networks and IPluginV3; builds need TensorRT >= 10"),
+}
+
+
+def target_for(is_tegra: bool, compute_capability: str | None, board_model: str | None = None) -> str:
+    """Pick a target from what the machine reports (pure, so it is testable without a Jetson).
+
+    The compute capability decides where it is known (8.7 Orin, 7.2 Xavier, even in a container that
+    hides /etc/nv_tegra_release); otherwise a Tegra machine is named by its board model, defaulting to
+    Orin, the only Jetson that JetPack 6 supports.
+    """
+    if compute_capability in JETSON_BY_CAPABILITY:
+        return JETSON_BY_CAPABILITY[compute_capability]
+    if not is_tegra:
+        return "server"
+    model = (board_model or "").lower()
+    return "xavier" if "xavier" in model else "orin"
+
+
+def detect_target(compute_capability: str | None = None) -> str:
+    """The target of this machine; ``compute_capability`` ("8.7") when the caller already knows it."""
+    if compute_capability is None:
+        from .device import gpu_info
+
+        info = gpu_info()
+        compute_capability = info.compute_capability if info else None
+    board_model = None
+    if DEVICE_TREE_MODEL.is_file():
+        board_model = DEVICE_TREE_MODEL.read_bytes().decode(errors="replace").strip("\0 \n")
+    is_tegra = TEGRA_RELEASE.is_file() or "jetson" in (board_model or "").lower()
+    return target_for(is_tegra, compute_capability, board_model)
+
+
+def resolve_target(target: str = "auto", *, workspace_gib: float | None = None,
+                   builder_opt_level: int | None = None, version_compatible: bool | None = None,
+                   hardware_compat: bool | None = None, dla_core: int | None = None,
+                   compute_capability: str | None = None) -> TargetSettings:
+    """The target's settings with the user's overrides applied and checked (no TensorRT needed)."""
+    if target not in TARGETS:
+        raise UserError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    if target == "auto":
+        target = detect_target(compute_capability)
+    settings = _SETTINGS[target]
+    overrides = {key: value for key, value in dict(
+        workspace_gib=workspace_gib, builder_opt_level=builder_opt_level,
+        version_compatible=version_compatible, hardware_compat=hardware_compat).items() if value is not None}
+    settings = replace(settings, **overrides)
+    if settings.workspace_gib <= 0:
+        raise UserError(f"--workspace {settings.workspace_gib} GiB must be > 0")
+    if not 0 <= settings.builder_opt_level <= 5:
+        raise UserError(f"--builder-opt-level {settings.builder_opt_level} is out of range: 0 to 5")
+    if settings.hardware_compat and settings.jetson:
+        raise UserError(f"--hardware-compat is not supported on Jetson (target {target}): TensorRT offers "
+                        f"hardware compatibility only on Ampere+ discrete GPUs; drop the flag")
+    if dla_core is not None:
+        if dla_core < 0:
+            raise UserError(f"--dla-core {dla_core} must be >= 0")
+        if not settings.dla:
+            raise UserError(f"--dla-core needs a board with DLA cores that swin-trt supports (target orin); "
+                            f"the target is {target}: drop --dla-core or pass --target orin")
+    return settings
