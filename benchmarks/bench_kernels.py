@@ -1,0 +1,287 @@
+"""Kernel timings of the three Swin ops on Swin-T / Swin-B shapes (224 input, window 7), on the GPU.
+
+* SwinWindowPartition / SwinWindowReverse: time and bandwidth as a fraction of a device-to-device copy
+  (``torch.Tensor.copy_``) of the same output bytes (target >= 0.80).
+* SwinWindowAttention (float16): our kernel vs ``torch.nn.functional.scaled_dot_product_attention`` with the
+  same relative-position bias + shifted-window mask passed as ``attn_mask`` (materialised as (B*nW, heads, N, N)
+  outside the timed region), on the same q/k/v views of the same qkv tensor; also SDPA plus the transpose back
+  to our (B*nW, N, C) layout.
+
+Stages: resolutions 56/28/14/7; C 96/192/384/768 and heads 3/6/12/24 (Swin-T), C 128/256/512/1024 and heads
+4/8/16/32 (Swin-B); batches 1 and 32; shift 3 where the map is larger than the window (shifted blocks), else 0.
+
+Times come from CUDA events around CUDA-graph replays of ``--iters`` back-to-back launches (eager launches if
+graph capture fails), so host launch overhead is not measured; the median of ``--repeats`` replays is reported.
+Writes JSON to ``--out`` (default benchmarks/results/kernels.json). Needs a CUDA GPU and libswin_trt_capi.so
+(``cmake --build build --target swin_trt_capi``; see plugins/README.md).
+
+Example::
+
+    python benchmarks/bench_kernels.py --batches 1,32 --out benchmarks/results/kernels.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+from pathlib import Path
+from typing import Callable
+
+TARGET_COPY_FRACTION = 0.80
+WINDOW = 7
+SHIFT = 3
+MODELS = {
+    "swin_t": {"channels": (96, 192, 384, 768), "heads": (3, 6, 12, 24)},
+    "swin_b": {"channels": (128, 256, 512, 1024), "heads": (4, 8, 16, 32)},
+}
+RESOLUTIONS = (56, 28, 14, 7)
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "kernels.json"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path (default: %(default)s)")
+    parser.add_argument("--models", default="swin_t,swin_b", help="comma list of swin_t, swin_b")
+    parser.add_argument("--batches", default="1,32", help="comma list of batch sizes (default: %(default)s)")
+    parser.add_argument("--dtypes", default="float16",
+                        help="partition/reverse dtypes, comma list of float32, float16, int8 (default: %(default)s)")
+    parser.add_argument("--pad-first", type=int, choices=(0, 1), default=1, help="pad order (1 = torchvision)")
+    parser.add_argument("--iters", type=int, default=20, help="launches per timed graph replay")
+    parser.add_argument("--repeats", type=int, default=15, help="timed replays; the median is reported")
+    parser.add_argument("--capi", default=None, help="path of libswin_trt_capi.so (default: $SWIN_TRT_CAPI, build/)")
+    return parser.parse_args(argv)
+
+
+class Timer:
+    """GPU time per call of ``fn`` (microseconds): CUDA-graph replay of ``iters`` calls, timed with events."""
+
+    def __init__(self, torch, iters: int, repeats: int):
+        self.torch = torch
+        self.iters = iters
+        self.repeats = repeats
+        self.methods: set[str] = set()
+
+    def __call__(self, fn: Callable[[], object]) -> float:
+        torch = self.torch
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up (also outside capture: lazy init, allocator)
+                fn()
+        stream.synchronize()
+        graph = None
+        try:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=stream):
+                for _ in range(self.iters):
+                    fn()
+            replay = graph.replay
+            self.methods.add("cuda-graph")
+        except Exception:  # noqa: BLE001 - capture unsupported: fall back to eager launches
+            graph = None
+            torch.cuda.synchronize()
+
+            def replay():
+                for _ in range(self.iters):
+                    fn()
+
+            self.methods.add("eager")
+        times = []
+        with torch.cuda.stream(stream):
+            replay()
+            for _ in range(self.repeats):
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                start.record(stream)
+                replay()
+                end.record(stream)
+                end.synchronize()
+                times.append(start.elapsed_time(end) * 1000.0 / self.iters)
+        del graph
+        return statistics.median(times)
+
+
+def stages(models):
+    for model in models:
+        spec = MODELS[model]
+        for index, (resolution, channels, heads) in enumerate(zip(RESOLUTIONS, spec["channels"], spec["heads"])):
+            shift = SHIFT if resolution > WINDOW else 0
+            yield model, index + 1, resolution, channels, heads, shift
+
+
+def bench_partition_reverse(torch, lib, timer, plugin_library, models, batches, dtypes, pad_first):
+    dtype_map = {"float32": torch.float32, "float16": torch.float16, "int8": torch.int8}
+    rows = []
+    for model, stage, resolution, channels, _, shift in stages(models):
+        for batch in batches:
+            for name in dtypes:
+                dtype = dtype_map[name]
+                if dtype == torch.int8:
+                    x = torch.randint(-128, 128, (batch, resolution, resolution, channels), device="cuda",
+                                      dtype=dtype)
+                else:
+                    x = torch.randn((batch, resolution, resolution, channels), device="cuda").to(dtype)
+                windows = plugin_library.partition_cuda(x, WINDOW, shift, bool(pad_first), lib=lib)
+                merged = torch.empty_like(x)
+                out_windows = torch.empty_like(windows)
+                code = {"float32": 0, "float16": 1, "int8": 2}[name]
+                b, h, w, c = x.shape
+
+                def partition():
+                    lib.swin_trt_window_partition(x.data_ptr(), out_windows.data_ptr(), code, b, h, w, c, WINDOW,
+                                                  WINDOW, shift, shift, pad_first,
+                                                  torch.cuda.current_stream().cuda_stream)
+
+                def reverse():
+                    lib.swin_trt_window_reverse(windows.data_ptr(), merged.data_ptr(), code, b, h, w, c, WINDOW,
+                                                WINDOW, shift, shift, pad_first,
+                                                torch.cuda.current_stream().cuda_stream)
+
+                src = torch.empty_like(windows)
+                dst = torch.empty_like(windows)
+                copy_us = timer(lambda: dst.copy_(src))
+                partition_us = timer(partition)
+                reverse_us = timer(reverse)
+                assert torch.equal(merged, x), "reverse(partition(x)) != x"
+                moved = x.numel() * x.element_size() + windows.numel() * windows.element_size()
+                copy_bytes = 2 * windows.numel() * windows.element_size()
+                rows.append({
+                    "model": model, "stage": stage, "batch": batch, "dtype": name,
+                    "shape": [b, h, w, c], "window": WINDOW, "shift": shift, "pad_first": pad_first,
+                    "bytes_moved": moved, "copy_us": round(copy_us, 3),
+                    "partition_us": round(partition_us, 3), "reverse_us": round(reverse_us, 3),
+                    "copy_GBps": round(copy_bytes / copy_us / 1e3, 1),
+                    "partition_GBps": round(moved / partition_us / 1e3, 1),
+                    "reverse_GBps": round(moved / reverse_us / 1e3, 1),
+                    "partition_fraction_of_copy": round((moved / partition_us) / (copy_bytes / copy_us), 3),
+                    "reverse_fraction_of_copy": round((moved / reverse_us) / (copy_bytes / copy_us), 3),
+                })
+                print(f"{model} stage {stage} B={batch:<3} {name:8s} copy {copy_us:8.2f} us  partition "
+                      f"{partition_us:8.2f} us ({rows[-1]['partition_fraction_of_copy']:.2f} of copy)  reverse "
+                      f"{reverse_us:8.2f} us ({rows[-1]['reverse_fraction_of_copy']:.2f})", flush=True)
+                del x, windows, merged, out_windows, src, dst
+    return rows
+
+
+def bench_attention(torch, lib, timer, reference, models, batches):
+    import torch.nn.functional as F
+
+    rows = []
+    for model, stage, resolution, channels, heads, shift in stages(models):
+        head_dim = channels // heads
+        tokens = WINDOW * WINDOW
+        n_windows = (resolution // WINDOW) ** 2
+        table_cpu = torch.randn(((2 * WINDOW - 1) ** 2, heads)) * 0.5
+        index = torch.as_tensor(reference.relative_position_index((WINDOW, WINDOW)))
+        bias = table_cpu[index.reshape(-1)].reshape(tokens, tokens, heads).permute(2, 0, 1)  # (heads, N, N)
+        mask = reference.attention_mask((WINDOW, WINDOW), (shift, shift), resolution, resolution)
+        mask = torch.zeros((n_windows, tokens, tokens)) if mask is None else torch.as_tensor(mask)
+        for batch in batches:
+            rows_r = batch * n_windows
+            qkv = torch.randn((rows_r, tokens, 3 * channels), device="cuda", dtype=torch.float16)
+            table = table_cpu.to("cuda", torch.float16)
+            out = torch.empty((rows_r, tokens, channels), device="cuda", dtype=torch.float16)
+            scale = head_dim ** -0.5
+            combined = (bias[None, None] + mask[None, :, None]).expand(batch, n_windows, heads, tokens, tokens)
+            attn_mask = combined.reshape(rows_r, heads, tokens, tokens).to("cuda", torch.float16).contiguous()
+            q, k, v = qkv.view(rows_r, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+
+            def ours():
+                lib.swin_trt_window_attention(qkv.data_ptr(), 1, table.data_ptr(), 1, out.data_ptr(), rows_r, heads,
+                                              head_dim, WINDOW, WINDOW, shift, shift, resolution, resolution,
+                                              scale, torch.cuda.current_stream().cuda_stream)
+
+            def sdpa():
+                return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+
+            def sdpa_layout():
+                return sdpa().transpose(1, 2).reshape(rows_r, tokens, channels)
+
+            ours_us = timer(ours)
+            sdpa_us = timer(sdpa)
+            sdpa_layout_us = timer(sdpa_layout)
+            torch.cuda.synchronize()
+            ours()
+            expect = sdpa_layout()
+            torch.cuda.synchronize()
+            diff = (out.float() - expect.float()).abs().max().item()
+            rows.append({
+                "model": model, "stage": stage, "batch": batch, "rows": rows_r, "tokens": tokens, "heads": heads,
+                "head_dim": head_dim, "shift": shift, "dtype": "float16",
+                "ours_us": round(ours_us, 3), "sdpa_us": round(sdpa_us, 3),
+                "sdpa_with_layout_us": round(sdpa_layout_us, 3),
+                "speedup_vs_sdpa": round(sdpa_us / ours_us, 3),
+                "speedup_vs_sdpa_with_layout": round(sdpa_layout_us / ours_us, 3),
+                "max_abs_diff_vs_sdpa": diff,
+            })
+            print(f"{model} stage {stage} B={batch:<3} attention ours {ours_us:8.2f} us  sdpa {sdpa_us:8.2f} us  "
+                  f"(+layout {sdpa_layout_us:8.2f} us)  x{sdpa_us / ours_us:.2f}  max|diff| {diff:.2e}", flush=True)
+            del qkv, out, attn_mask, q, k, v
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        sys.exit("bench_kernels.py needs PyTorch with CUDA (pip install torch)")
+    if not torch.cuda.is_available():
+        sys.exit("bench_kernels.py needs a CUDA GPU: torch.cuda.is_available() is False. Run it on the GPU machine "
+                 "(after building libswin_trt_capi.so, see plugins/README.md).")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from swin_trt import plugin_library
+    from swin_trt.errors import UserError
+    from swin_trt.ops import reference
+
+    try:
+        lib = plugin_library.load_capi(args.capi)
+    except UserError as exc:
+        sys.exit(f"bench_kernels.py: {exc}")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        sys.exit(f"bench_kernels.py: unknown model(s) {unknown}; choose from {sorted(MODELS)}")
+    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if any(d not in ("float32", "float16", "int8") for d in dtypes):
+        sys.exit(f"bench_kernels.py: --dtypes must be among float32, float16, int8, got {dtypes}")
+
+    timer = Timer(torch, args.iters, args.repeats)
+    window_rows = bench_partition_reverse(torch, lib, timer, plugin_library, models, batches, dtypes, args.pad_first)
+    attention_rows = bench_attention(torch, lib, timer, reference, models, batches)
+
+    big = [r for r in window_rows if r["batch"] == max(batches)]
+    fractions = [min(r["partition_fraction_of_copy"], r["reverse_fraction_of_copy"]) for r in big]
+    properties = torch.cuda.get_device_properties(0)
+    result = {
+        "device": properties.name,
+        "compute_capability": f"{properties.major}.{properties.minor}",
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "host": platform.node(),
+        "capi": str(plugin_library.find_capi_library(args.capi)),
+        "timing": {"method": sorted(timer.methods), "iters_per_replay": args.iters, "repeats": args.repeats,
+                   "statistic": "median"},
+        "window": WINDOW,
+        "partition_reverse": window_rows,
+        "attention": attention_rows,
+        "summary": {
+            "copy_fraction_target": TARGET_COPY_FRACTION,
+            f"min_copy_fraction_at_batch_{max(batches)}": min(fractions) if fractions else None,
+            f"all_batch_{max(batches)}_meet_target": bool(fractions) and min(fractions) >= TARGET_COPY_FRACTION,
+            "attention_speedup_vs_sdpa_median": statistics.median(r["speedup_vs_sdpa"] for r in attention_rows),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    print(json.dumps(result["summary"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

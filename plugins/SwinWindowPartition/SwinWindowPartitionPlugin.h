@@ -1,0 +1,55 @@
+// TensorRT IPluginV3 plugin SwinWindowPartition (namespace "swin_trt", version "1").
+// Contract: plugins/SwinWindowPartition/README.md.
+#ifndef SWIN_TRT_SWIN_WINDOW_PARTITION_PLUGIN_H
+#define SWIN_TRT_SWIN_WINDOW_PARTITION_PLUGIN_H
+
+#include "plugin_common.h"
+
+namespace swin_trt
+{
+namespace plugin
+{
+
+constexpr char const* kWindowPartitionName = "SwinWindowPartition";
+
+class SwinWindowPartitionPlugin final : public SwinPluginBase
+{
+public:
+    SwinWindowPartitionPlugin(int32_t const* window, int32_t const* shift, int32_t padFirst);
+
+    nvinfer1::IPluginV3* clone() noexcept override;
+
+    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
+
+    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
+        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
+        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
+
+    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
+        int32_t nbOutputs) noexcept override;
+
+    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
+        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
+
+    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
+
+private:
+    int32_t mWindow[2];
+    int32_t mShift[2];
+    int32_t mPadFirst;
+};
+
+class SwinWindowPartitionCreator final : public SwinPluginCreatorBase
+{
+public:
+    SwinWindowPartitionCreator();
+
+    nvinfer1::IPluginV3* createPlugin(
+        char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase) noexcept override;
+};
+
+} // namespace plugin
+} // namespace swin_trt
+
+#endif // SWIN_TRT_SWIN_WINDOW_PARTITION_PLUGIN_H

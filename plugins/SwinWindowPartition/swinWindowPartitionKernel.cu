@@ -1,0 +1,37 @@
+// SwinWindowPartition kernel: (B, H, W, C) -> (B * nW, N, C) with cyclic shift and zero padding.
+// The index map is partitionSourceRow (swin_index.h); the data movement is the shared row gather.
+#include "row_gather.cuh"
+#include "swin_kernels.h"
+
+namespace swin_trt
+{
+namespace
+{
+
+struct PartitionMap
+{
+    WindowGeometry g;
+
+    SWIN_HD int64_t operator()(int64_t outRow) const
+    {
+        return partitionSourceRow(g, outRow);
+    }
+};
+
+} // namespace
+
+cudaError_t windowPartition(void const* x, void* windows, DType type, int32_t B, int32_t H, int32_t W, int32_t C,
+    int32_t wh, int32_t ww, int32_t sh, int32_t sw, int32_t padFirst, cudaStream_t stream)
+{
+    if (B < 0 || H < 1 || W < 1 || C < 0 || checkWindowShift(wh, ww, sh, sw) != nullptr
+        || !isValidDType(static_cast<int32_t>(type)))
+    {
+        return cudaErrorInvalidValue;
+    }
+    PartitionMap const map{makeWindowGeometry(H, W, wh, ww, sh, sw, padFirst)};
+    int64_t const numRows = static_cast<int64_t>(B) * map.g.nW * map.g.N;
+    int64_t const rowBytes = static_cast<int64_t>(C) * static_cast<int64_t>(dtypeSize(type));
+    return launchRowGather(x, windows, numRows, rowBytes, map, stream);
+}
+
+} // namespace swin_trt

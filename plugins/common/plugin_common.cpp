@@ -1,0 +1,287 @@
+#include "plugin_common.h"
+
+#include "swin_index.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <mutex>
+
+namespace swin_trt
+{
+namespace plugin
+{
+namespace
+{
+
+std::mutex gLoggerMutex;
+nvinfer1::ILoggerFinder* gLoggerFinder{nullptr};
+
+} // namespace
+
+void setLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept
+{
+    std::lock_guard<std::mutex> lock(gLoggerMutex);
+    if (gLoggerFinder == nullptr && finder != nullptr)
+    {
+        gLoggerFinder = finder;
+    }
+}
+
+void log(nvinfer1::ILogger::Severity severity, std::string const& message) noexcept
+{
+    try
+    {
+        nvinfer1::ILogger* logger = nullptr;
+        {
+            std::lock_guard<std::mutex> lock(gLoggerMutex);
+            if (gLoggerFinder != nullptr)
+            {
+                logger = gLoggerFinder->findLogger();
+            }
+        }
+        std::string const text = "[swin_trt plugins] " + message;
+        if (logger != nullptr)
+        {
+            logger->log(severity, text.c_str());
+        }
+        else if (severity <= nvinfer1::ILogger::Severity::kWARNING)
+        {
+            fprintf(stderr, "%s\n", text.c_str());
+        }
+    }
+    catch (...)
+    {
+    }
+}
+
+std::string formatPair(int32_t const* v)
+{
+    return "[" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + "]";
+}
+
+FieldReader::FieldReader(nvinfer1::PluginFieldCollection const* fc, std::string context)
+    : mFC(fc)
+    , mContext(std::move(context))
+{
+}
+
+bool FieldReader::error(std::string const& message) const
+{
+    logError(mContext + ": " + message);
+    return false;
+}
+
+nvinfer1::PluginField const* FieldReader::find(char const* name) const
+{
+    if (mFC == nullptr || mFC->fields == nullptr)
+    {
+        return nullptr;
+    }
+    for (int32_t i = 0; i < mFC->nbFields; ++i)
+    {
+        nvinfer1::PluginField const& f = mFC->fields[i];
+        if (f.name != nullptr && strcmp(f.name, name) == 0)
+        {
+            return &f;
+        }
+    }
+    return nullptr;
+}
+
+bool FieldReader::ints(char const* name, int32_t* out, int32_t count)
+{
+    nvinfer1::PluginField const* f = find(name);
+    if (f == nullptr || f->data == nullptr)
+    {
+        return error(std::string("required attribute '") + name + "' is missing (expected "
+            + (count == 1 ? std::string("an INT") : "INTS of length " + std::to_string(count)) + ")");
+    }
+    if (f->length != count)
+    {
+        return error(std::string("attribute '") + name + "' has " + std::to_string(f->length)
+            + " values, expected " + std::to_string(count));
+    }
+    for (int32_t i = 0; i < count; ++i)
+    {
+        int64_t v = 0;
+        switch (f->type)
+        {
+        case nvinfer1::PluginFieldType::kINT32: v = static_cast<int32_t const*>(f->data)[i]; break;
+        case nvinfer1::PluginFieldType::kINT64: v = static_cast<int64_t const*>(f->data)[i]; break;
+        case nvinfer1::PluginFieldType::kINT16: v = static_cast<int16_t const*>(f->data)[i]; break;
+        case nvinfer1::PluginFieldType::kINT8: v = static_cast<int8_t const*>(f->data)[i]; break;
+        default:
+            return error(std::string("attribute '") + name + "' must be integer (PluginFieldType kINT32), got type "
+                + std::to_string(static_cast<int32_t>(f->type)));
+        }
+        if (v < INT32_MIN || v > INT32_MAX)
+        {
+            return error(std::string("attribute '") + name + "' value " + std::to_string(v) + " overflows int32");
+        }
+        out[i] = static_cast<int32_t>(v);
+    }
+    return true;
+}
+
+bool FieldReader::int1(char const* name, int32_t& out)
+{
+    return ints(name, &out, 1);
+}
+
+bool FieldReader::float1(char const* name, float& out)
+{
+    nvinfer1::PluginField const* f = find(name);
+    if (f == nullptr || f->data == nullptr)
+    {
+        return error(std::string("required attribute '") + name + "' is missing (expected a FLOAT)");
+    }
+    if (f->length != 1)
+    {
+        return error(std::string("attribute '") + name + "' has " + std::to_string(f->length) + " values, expected 1");
+    }
+    if (f->type == nvinfer1::PluginFieldType::kFLOAT32)
+    {
+        out = *static_cast<float const*>(f->data);
+    }
+    else if (f->type == nvinfer1::PluginFieldType::kFLOAT64)
+    {
+        out = static_cast<float>(*static_cast<double const*>(f->data));
+    }
+    else
+    {
+        return error(std::string("attribute '") + name + "' must be a float (PluginFieldType kFLOAT32), got type "
+            + std::to_string(static_cast<int32_t>(f->type)));
+    }
+    return true;
+}
+
+bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift)
+{
+    if (!reader.ints("window_size", window, 2) || !reader.ints("shift_size", shift, 2))
+    {
+        return false;
+    }
+    if (window[0] < 1 || window[1] < 1)
+    {
+        return reader.error("attribute 'window_size' = " + formatPair(window) + " out of range: each must be >= 1");
+    }
+    if (shift[0] < 0 || shift[0] >= window[0] || shift[1] < 0 || shift[1] >= window[1])
+    {
+        return reader.error("attribute 'shift_size' = " + formatPair(shift)
+            + " out of range: need 0 <= shift < window (window_size = " + formatPair(window) + ")");
+    }
+    return true;
+}
+
+bool toKernelType(nvinfer1::DataType type, DType& out)
+{
+    switch (type)
+    {
+    case nvinfer1::DataType::kFLOAT: out = DType::kFLOAT32; return true;
+    case nvinfer1::DataType::kHALF: out = DType::kFLOAT16; return true;
+    case nvinfer1::DataType::kINT8: out = DType::kINT8; return true;
+    default: return false;
+    }
+}
+
+char const* typeName(nvinfer1::DataType type)
+{
+    switch (type)
+    {
+    case nvinfer1::DataType::kFLOAT: return "float32";
+    case nvinfer1::DataType::kHALF: return "float16";
+    case nvinfer1::DataType::kINT8: return "int8";
+    case nvinfer1::DataType::kINT32: return "int32";
+    case nvinfer1::DataType::kBOOL: return "bool";
+    default: return "another type";
+    }
+}
+
+bool allKnown(nvinfer1::Dims const& dims, int32_t first)
+{
+    for (int32_t i = first; i < dims.nbDims; ++i)
+    {
+        if (dims.d[i] < 0)
+        {
+            return false;
+        }
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+nvinfer1::IPluginCapability* SwinPluginBase::getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept
+{
+    switch (type)
+    {
+    case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
+    case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
+    case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
+    }
+    return nullptr;
+}
+
+int32_t SwinPluginBase::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
+    nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept
+{
+    if (outputTypes == nullptr || inputTypes == nullptr || nbOutputs != 1 || nbInputs < 1)
+    {
+        return fail("getOutputDataTypes: unexpected number of inputs/outputs");
+    }
+    outputTypes[0] = inputTypes[0];
+    return 0;
+}
+
+int32_t SwinPluginBase::onShapeChange(nvinfer1::PluginTensorDesc const* /*in*/, int32_t /*nbInputs*/,
+    nvinfer1::PluginTensorDesc const* /*out*/, int32_t /*nbOutputs*/) noexcept
+{
+    return 0; // enqueue reads the shapes from its tensor descriptors: nothing to cache
+}
+
+nvinfer1::IPluginV3* SwinPluginBase::attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept
+{
+    return clone();
+}
+
+std::string SwinPluginBase::describe() const
+{
+    return std::string(mName) + " (" + kPluginNamespace + ", version " + kPluginVersion + ")";
+}
+
+int32_t SwinPluginBase::fail(std::string const& message) const noexcept
+{
+    try
+    {
+        logError(describe() + ": " + message);
+    }
+    catch (...)
+    {
+    }
+    return -1;
+}
+
+nvinfer1::PluginFieldCollection const* SwinPluginBase::exposeFields() noexcept
+{
+    mSerialFC.nbFields = static_cast<int32_t>(mSerialFields.size());
+    mSerialFC.fields = mSerialFields.data();
+    return &mSerialFC;
+}
+
+SwinPluginCreatorBase::SwinPluginCreatorBase(char const* name, std::vector<nvinfer1::PluginField> fields)
+    : mName(name)
+    , mFields(std::move(fields))
+{
+    mFC.nbFields = static_cast<int32_t>(mFields.size());
+    mFC.fields = mFields.data();
+}
+
+std::string SwinPluginCreatorBase::context(char const* nodeName) const
+{
+    return std::string(mName) + " (" + kPluginNamespace + ", version " + kPluginVersion + ") '"
+        + (nodeName != nullptr ? nodeName : "") + "'";
+}
+
+} // namespace plugin
+} // namespace swin_trt

@@ -1,0 +1,250 @@
+// swin_trt_emulated_kernels_test: runs the real kernel source on the host emulator (cuda_emulator.h) and
+// compares with the brute-force model of the contract (brute_force.h): every vector width of the row
+// gather, padded and non-square maps, shifts, both pad orders; attention for float32/float16, every head_dim
+// class, N up to 256, masks. Needs the CUDA headers (cuda_fp16.h), not a GPU. Exit status 0 = pass.
+#include "swin_kernels.h"
+
+#include "brute_force.h"
+#include "swin_index.h"
+
+#include <cuda_fp16.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace
+{
+
+int gFailures = 0;
+int gChecks = 0;
+
+void check(bool ok, std::string const& what)
+{
+    ++gChecks;
+    if (!ok && ++gFailures <= 20)
+    {
+        fprintf(stderr, "FAIL: %s\n", what.c_str());
+    }
+}
+
+void testGather(int32_t B, int32_t H, int32_t W, int32_t C, swin_trt::DType type, int32_t wh, int32_t ww, int32_t sh,
+    int32_t sw, int32_t padFirst, size_t misalign)
+{
+    using namespace swin_trt;
+    char where[200];
+    snprintf(where, sizeof(where), "gather B=%d H=%d W=%d C=%d elem=%zu window=(%d,%d) shift=(%d,%d) pad_first=%d "
+        "misalign=%zu", B, H, W, C, dtypeSize(type), wh, ww, sh, sw, padFirst, misalign);
+    WindowGeometry const g = makeWindowGeometry(H, W, wh, ww, sh, sw, padFirst);
+    size_t const rowBytes = static_cast<size_t>(C) * dtypeSize(type);
+    size_t const inRows = static_cast<size_t>(B) * H * W;
+    size_t const winRows = static_cast<size_t>(B) * g.nW * g.N;
+    std::vector<uint8_t> inBuf(inRows * rowBytes + 64), winBuf(winRows * rowBytes + 64, 0xAB),
+        outBuf(inRows * rowBytes + 64, 0xCD);
+    uint8_t* in = inBuf.data() + misalign;
+    uint8_t* win = winBuf.data() + misalign;
+    uint8_t* out = outBuf.data() + misalign;
+    for (size_t i = 0; i < inRows * rowBytes; ++i)
+    {
+        in[i] = static_cast<uint8_t>((i * 131 + 7) % 251 + 1); // never 0, so padding is distinguishable
+    }
+    check(windowPartition(in, win, type, B, H, W, C, wh, ww, sh, sw, padFirst, nullptr) == cudaSuccess,
+        std::string(where) + ": partition launch");
+    std::vector<int64_t> const src = brute::partitionSources(H, W, wh, ww, sh, sw, padFirst != 0);
+    std::vector<uint8_t> const zeros(rowBytes, 0);
+    for (size_t row = 0; row < winRows; ++row)
+    {
+        size_t const b = row / src.size();
+        int64_t const s = src[row % src.size()];
+        uint8_t const* expect = s < 0 ? zeros.data() : in + (b * H * W + static_cast<size_t>(s)) * rowBytes;
+        if (memcmp(win + row * rowBytes, expect, rowBytes) != 0)
+        {
+            check(false, std::string(where) + ": partition row " + std::to_string(row));
+            return;
+        }
+    }
+    check(winBuf.back() == 0xAB, std::string(where) + ": partition wrote past the end");
+    check(windowReverse(win, out, type, B, H, W, C, wh, ww, sh, sw, padFirst, nullptr) == cudaSuccess,
+        std::string(where) + ": reverse launch");
+    check(memcmp(out, in, inRows * rowBytes) == 0, std::string(where) + ": reverse(partition(x)) != x");
+    check(outBuf.back() == 0xCD, std::string(where) + ": reverse wrote past the end");
+}
+
+struct AttnCase
+{
+    int32_t B, numHeads, headDim, wh, ww, sh, sw, Hp, Wp;
+    bool half, biasHalf;
+};
+
+float roundHalf(float v)
+{
+    return __half2float(__float2half_rn(v));
+}
+
+void testAttention(AttnCase const& c)
+{
+    using namespace swin_trt;
+    char where[200];
+    snprintf(where, sizeof(where), "attention B=%d heads=%d hd=%d window=(%d,%d) shift=(%d,%d) grid=%dx%d %s bias %s",
+        c.B, c.numHeads, c.headDim, c.wh, c.ww, c.sh, c.sw, c.Hp, c.Wp, c.half ? "fp16" : "fp32",
+        c.biasHalf ? "fp16" : "fp32");
+    int32_t const N = c.wh * c.ww;
+    int32_t const nW = (c.Hp / c.wh) * (c.Wp / c.ww);
+    int32_t const rows = c.B * nW;
+    int32_t const C = c.numHeads * c.headDim;
+    int32_t const L = (2 * c.wh - 1) * (2 * c.ww - 1);
+    float const scale = 1.0F / sqrtf(static_cast<float>(c.headDim));
+
+    std::mt19937 rng(1234 + N + C);
+    std::normal_distribution<float> normal(0.0F, 1.0F);
+    std::vector<float> qkv(static_cast<size_t>(rows) * N * 3 * C), bias(static_cast<size_t>(L) * c.numHeads);
+    for (float& v : qkv)
+    {
+        v = c.half ? roundHalf(normal(rng)) : normal(rng);
+    }
+    for (float& v : bias)
+    {
+        v = c.biasHalf ? roundHalf(normal(rng)) : normal(rng);
+    }
+    std::vector<__half> qkvH(qkv.size()), biasH(bias.size()), outH(static_cast<size_t>(rows) * N * C);
+    for (size_t i = 0; i < qkv.size(); ++i)
+    {
+        qkvH[i] = __float2half_rn(qkv[i]);
+    }
+    for (size_t i = 0; i < bias.size(); ++i)
+    {
+        biasH[i] = __float2half_rn(bias[i]);
+    }
+    std::vector<float> outF(static_cast<size_t>(rows) * N * C, NAN);
+    cudaError_t const status = windowAttention(c.half ? static_cast<void const*>(qkvH.data()) : qkv.data(),
+        c.half ? DType::kFLOAT16 : DType::kFLOAT32,
+        c.biasHalf ? static_cast<void const*>(biasH.data()) : bias.data(), c.biasHalf ? DType::kFLOAT16 : DType::kFLOAT32,
+        c.half ? static_cast<void*>(outH.data()) : outF.data(), rows, c.numHeads, c.headDim, c.wh, c.ww, c.sh, c.sw,
+        c.Hp, c.Wp, scale, nullptr);
+    check(status == cudaSuccess, std::string(where) + ": launch");
+    if (c.half)
+    {
+        for (size_t i = 0; i < outH.size(); ++i)
+        {
+            outF[i] = __half2float(outH[i]);
+        }
+    }
+
+    // Double-precision reference from the brute-force index model.
+    std::vector<int32_t> const regions = brute::maskRegions(c.Hp, c.Wp, c.wh, c.ww, c.sh, c.sw);
+    std::vector<int32_t> const rpi = brute::relativePositionIndex(c.wh, c.ww);
+    bool const masked = c.sh != 0 || c.sw != 0;
+    double maxErr = 0.0;
+    double maxRef = 0.0;
+    std::vector<double> logits(N);
+    for (int32_t r = 0; r < rows; ++r)
+    {
+        int32_t const w = r % nW;
+        for (int32_t h = 0; h < c.numHeads; ++h)
+        {
+            for (int32_t i = 0; i < N; ++i)
+            {
+                float const* q = &qkv[(static_cast<size_t>(r) * N + i) * 3 * C + h * c.headDim];
+                double mx = -1e300;
+                for (int32_t j = 0; j < N; ++j)
+                {
+                    float const* k = &qkv[(static_cast<size_t>(r) * N + j) * 3 * C + C + h * c.headDim];
+                    double dot = 0.0;
+                    for (int32_t d = 0; d < c.headDim; ++d)
+                    {
+                        dot += static_cast<double>(q[d]) * k[d];
+                    }
+                    double v = scale * dot + bias[static_cast<size_t>(rpi[static_cast<size_t>(i) * N + j]) * c.numHeads + h];
+                    if (masked && regions[static_cast<size_t>(w) * N + i] != regions[static_cast<size_t>(w) * N + j])
+                    {
+                        v += -100.0;
+                    }
+                    logits[j] = v;
+                    mx = v > mx ? v : mx;
+                }
+                double sum = 0.0;
+                for (int32_t j = 0; j < N; ++j)
+                {
+                    logits[j] = exp(logits[j] - mx);
+                    sum += logits[j];
+                }
+                for (int32_t d = 0; d < c.headDim; ++d)
+                {
+                    double o = 0.0;
+                    for (int32_t j = 0; j < N; ++j)
+                    {
+                        o += logits[j] * qkv[(static_cast<size_t>(r) * N + j) * 3 * C + 2 * C + h * c.headDim + d];
+                    }
+                    o /= sum;
+                    double const got = outF[(static_cast<size_t>(r) * N + i) * C + h * c.headDim + d];
+                    double const err = fabs(got - o);
+                    maxErr = (err > maxErr || err != err) ? err : maxErr;
+                    maxRef = fabs(o) > maxRef ? fabs(o) : maxRef;
+                }
+            }
+        }
+    }
+    double const rel = maxErr / (maxRef > 0 ? maxRef : 1.0);
+    double const tol = c.half ? 2e-3 : 1e-5;
+    char msg[96];
+    snprintf(msg, sizeof(msg), ": relative error %.3g > %.1g", rel, tol);
+    check(rel <= tol, std::string(where) + msg);
+}
+
+} // namespace
+
+int main()
+{
+    using swin_trt::DType;
+    // Row gather: C * elem hits every vector width (16, 8, 4, 2, 1 bytes); misalignment forces narrower ones.
+    struct
+    {
+        int32_t C;
+        DType type;
+        size_t misalign;
+    } const rowCases[] = {{8, DType::kFLOAT32, 0}, {6, DType::kFLOAT32, 0}, {3, DType::kFLOAT32, 0},
+        {8, DType::kFLOAT16, 0}, {2, DType::kFLOAT16, 0}, {3, DType::kFLOAT16, 0}, {16, DType::kINT8, 0},
+        {5, DType::kINT8, 0}, {1, DType::kINT8, 0}, {8, DType::kFLOAT32, 4}, {8, DType::kFLOAT16, 2},
+        {32, DType::kINT8, 1}};
+    for (auto const& rc : rowCases)
+    {
+        testGather(2, 9, 13, rc.C, rc.type, 4, 5, 2, 3, 1, rc.misalign);
+        testGather(2, 9, 13, rc.C, rc.type, 4, 5, 2, 3, 0, rc.misalign);
+    }
+    int32_t const maps[][7] = {{14, 14, 7, 7, 3, 3, 1}, {14, 14, 7, 7, 0, 0, 0}, {3, 5, 7, 7, 6, 2, 0},
+        {3, 5, 7, 7, 6, 2, 1}, {12, 8, 4, 4, 2, 0, 0}, {1, 1, 1, 1, 0, 0, 1}, {20, 12, 12, 12, 6, 6, 1}};
+    for (auto const& m : maps)
+    {
+        for (int32_t B : {1, 3})
+        {
+            testGather(B, m[0], m[1], 12, DType::kFLOAT16, m[2], m[3], m[4], m[5], m[6], 0);
+        }
+    }
+    testGather(0, 7, 7, 8, DType::kFLOAT32, 7, 7, 3, 3, 1, 0); // empty batch
+
+    AttnCase const attnCases[] = {
+        {1, 2, 32, 7, 7, 3, 3, 14, 14, false, false},  // Swin 7x7 shifted, 2 key tiles
+        {2, 3, 32, 7, 7, 0, 0, 14, 7, true, true},     // no shift, fp16
+        {2, 3, 5, 4, 3, 1, 2, 8, 9, true, false},      // head_dim 5 (scalar loads), non-square window
+        {1, 1, 40, 12, 12, 6, 6, 24, 24, true, false}, // N = 144, 3 query tiles, HDC 2
+        {1, 2, 96, 3, 3, 1, 0, 6, 9, false, true},     // HDC 3, shift along H only
+        {1, 1, 128, 16, 16, 0, 0, 16, 16, false, false}, // N = 256, head_dim 128: the largest supported
+        {1, 1, 128, 16, 16, 8, 8, 32, 16, true, true},
+        {2, 4, 8, 1, 1, 0, 0, 3, 2, false, false},     // N = 1
+        {1, 2, 33, 2, 6, 0, 5, 4, 12, true, true},     // head_dim 33 (HDC 2, scalar), shift along W only
+    };
+    for (AttnCase const& c : attnCases)
+    {
+        testAttention(c);
+    }
+    check(swin_trt::windowAttention(nullptr, DType::kFLOAT32, nullptr, DType::kFLOAT32, nullptr, 1, 1, 32, 7, 7, 0, 0,
+              7, 7, 1.0F, nullptr)
+            == cudaErrorInvalidValue,
+        "attention rejects null pointers");
+    printf("swin_trt_emulated_kernels_test: %d checks, %d failures\n", gChecks, gFailures);
+    return gFailures == 0 ? 0 : 1;
+}

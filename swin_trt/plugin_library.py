@@ -1,0 +1,284 @@
+"""Find and load swin_trt's native libraries (built from ``plugins/`` with CMake).
+
+* ``libswin_trt_plugins.so``: the TensorRT plugin library (SwinWindowPartition, SwinWindowReverse,
+  SwinWindowAttention; namespace ``swin_trt``, version ``1``). Load it into TensorRT with
+  ``trt.get_plugin_registry().load_library(str(find_plugin_library()))`` or ``trtexec --dynamicPlugins=...``.
+* ``libswin_trt_capi.so``: a small C ABI that launches each kernel on device pointers and a CUDA stream. The
+  wrappers :func:`partition_cuda`, :func:`reverse_cuda` and :func:`attention_cuda` run it on torch CUDA tensors
+  (tests, benchmarks).
+
+Search order for each library: the explicit path, then the environment variable (``SWIN_TRT_PLUGINS``,
+``SWIN_TRT_CAPI``), then ``<repo>/build/``, ``<repo>/build/plugins/`` and the installed package folder
+``swin_trt/lib/``. A missing library raises :class:`swin_trt.errors.UserError` that says where it looked and how
+to build it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional, Sequence, Tuple, Union
+
+from swin_trt.errors import UserError
+
+PLUGINS_ENV = "SWIN_TRT_PLUGINS"
+CAPI_ENV = "SWIN_TRT_CAPI"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_LIB_DIR = Path(__file__).resolve().parent / "lib"
+
+_SUFFIX = ".dll" if sys.platform == "win32" else (".dylib" if sys.platform == "darwin" else ".so")
+_PREFIX = "" if sys.platform == "win32" else "lib"
+PLUGINS_FILENAME = f"{_PREFIX}swin_trt_plugins{_SUFFIX}"
+CAPI_FILENAME = f"{_PREFIX}swin_trt_capi{_SUFFIX}"
+CAPI_EMULATED_FILENAME = f"{_PREFIX}swin_trt_capi_emu{_SUFFIX}"
+
+# Element type codes of the C ABI (swin_trt::DType in plugins/common/swin_kernels.h).
+DTYPE_FLOAT32 = 0
+DTYPE_FLOAT16 = 1
+DTYPE_INT8 = 2
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def default_search_dirs() -> list[Path]:
+    """Folders searched after the explicit path and the environment variable, in order."""
+    return [REPO_ROOT / "build", REPO_ROOT / "build" / "plugins", PACKAGE_LIB_DIR]
+
+
+def build_instructions(target: str) -> str:
+    """The exact commands that build ``target`` (``swin_trt_plugins`` or ``swin_trt_capi``) into <repo>/build."""
+    trt = " -DTENSORRT_ROOT=<folder with include/NvInfer.h, e.g. /usr>" if target == "swin_trt_plugins" else ""
+    return (f"cmake -S {REPO_ROOT} -B {REPO_ROOT / 'build'}{trt} -DCMAKE_CUDA_ARCHITECTURES=<GPU arch, e.g. 90; "
+            f"87 on Jetson Orin>\n    cmake --build {REPO_ROOT / 'build'} -j --target {target}")
+
+
+def _find_library(what: str, filename: str, env_var: str, target: str, explicit: Optional[PathLike]) -> Path:
+    looked: list[str] = []
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if path.is_dir():
+            path = path / filename
+        if path.is_file():
+            return path.resolve()
+        raise UserError(f"{what} not found at the given path {path}: pass the path of {filename}, or build it with\n"
+                        f"    {build_instructions(target)}")
+    from_env = os.environ.get(env_var)
+    if from_env:
+        path = Path(from_env).expanduser()
+        if path.is_dir():
+            path = path / filename
+        if path.is_file():
+            return path.resolve()
+        raise UserError(f"{what} not found: {env_var}={from_env} does not point to {filename}. Fix or unset "
+                        f"{env_var}, or build the library with\n    {build_instructions(target)}")
+    looked.append(f"${env_var} (not set)")
+    for folder in default_search_dirs():
+        path = folder / filename
+        if path.is_file():
+            return path.resolve()
+        looked.append(str(path))
+    raise UserError(f"{what} ({filename}) not found; looked in: {', '.join(looked)}. Build it with\n"
+                    f"    {build_instructions(target)}\n"
+                    f"or point {env_var} at the file.")
+
+
+def find_plugin_library(explicit: Optional[PathLike] = None) -> Path:
+    """Path of the TensorRT plugin library ``libswin_trt_plugins.so``.
+
+    Looks at ``explicit`` (a file or a folder holding it), then ``$SWIN_TRT_PLUGINS``, then the default build
+    folders (:func:`default_search_dirs`). Raises :class:`UserError` when it is not found.
+    """
+    return _find_library("swin_trt TensorRT plugin library", PLUGINS_FILENAME, PLUGINS_ENV, "swin_trt_plugins",
+                         explicit)
+
+
+def find_capi_library(explicit: Optional[PathLike] = None, emulated: bool = False) -> Path:
+    """Path of the kernels' C ABI ``libswin_trt_capi.so`` (same search order, variable ``$SWIN_TRT_CAPI``).
+
+    ``emulated=True`` looks for ``libswin_trt_capi_emu.so`` instead: the same ABI running the kernel source on
+    a CPU emulator with host pointers (for tests on machines without a GPU).
+    """
+    if emulated:
+        return _find_library("swin_trt emulated kernel library", CAPI_EMULATED_FILENAME, CAPI_ENV,
+                             "swin_trt_capi_emu", explicit)
+    return _find_library("swin_trt kernel C ABI library", CAPI_FILENAME, CAPI_ENV, "swin_trt_capi", explicit)
+
+
+_I32 = ctypes.c_int32
+_PTR = ctypes.c_void_p
+_WINDOW_ARGTYPES = [_PTR, _PTR, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _PTR]
+_ATTENTION_ARGTYPES = [_PTR, _I32, _PTR, _I32, _PTR, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32,
+                       ctypes.c_float, _PTR]
+
+
+@lru_cache(maxsize=None)
+def _load(path: str) -> ctypes.CDLL:
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as exc:
+        raise UserError(f"cannot load {path}: {exc}. Rebuild it for this machine with\n"
+                        f"    {build_instructions('swin_trt_capi')}") from exc
+    lib.swin_trt_capi_version.argtypes = []
+    lib.swin_trt_capi_version.restype = _I32
+    lib.swin_trt_capi_is_emulated.argtypes = []
+    lib.swin_trt_capi_is_emulated.restype = _I32
+    lib.swin_trt_capi_last_error.argtypes = []
+    lib.swin_trt_capi_last_error.restype = ctypes.c_char_p
+    for name in ("swin_trt_window_partition", "swin_trt_window_reverse"):
+        getattr(lib, name).argtypes = _WINDOW_ARGTYPES
+        getattr(lib, name).restype = _I32
+    lib.swin_trt_window_attention.argtypes = _ATTENTION_ARGTYPES
+    lib.swin_trt_window_attention.restype = _I32
+    if lib.swin_trt_capi_version() != 1:
+        raise UserError(f"{path} has C ABI version {lib.swin_trt_capi_version()}, this swin_trt expects 1: rebuild "
+                        f"it with\n    {build_instructions('swin_trt_capi')}")
+    return lib
+
+
+def load_capi(path: Optional[PathLike] = None, emulated: bool = False) -> ctypes.CDLL:
+    """The kernels' C ABI as a ``ctypes.CDLL`` with ``argtypes``/``restype`` set (loaded once per path).
+
+    Functions (0 = success, -1 = invalid argument, > 0 = cudaError_t; message: ``swin_trt_capi_last_error()``):
+    ``swin_trt_window_partition(x, windows, dtype, B, H, W, C, wh, ww, sh, sw, pad_first, stream)``,
+    ``swin_trt_window_reverse(windows, y, dtype, B, H, W, C, wh, ww, sh, sw, pad_first, stream)``,
+    ``swin_trt_window_attention(qkv, qkv_dtype, bias_table, bias_dtype, context, rows, num_heads, head_dim,
+    wh, ww, sh, sw, height, width, scale, stream)``; dtype codes 0 float32, 1 float16, 2 int8.
+    """
+    return _load(str(find_capi_library(path, emulated=emulated)))
+
+
+def check_status(lib: ctypes.CDLL, status: int, what: str) -> None:
+    """Raises ``RuntimeError`` with the library's message when a C ABI call failed."""
+    if status != 0:
+        message = lib.swin_trt_capi_last_error().decode(errors="replace")
+        raise RuntimeError(f"{what} failed (status {status}): {message}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# torch wrappers (CUDA tensors, enqueued on the current stream of the tensor's device)
+
+def _pair(value: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    first, second = value
+    return int(first), int(second)
+
+
+def _torch_dtype_code(tensor: Any, allowed: Sequence[int], what: str) -> int:
+    import torch
+
+    codes = {torch.float32: DTYPE_FLOAT32, torch.float16: DTYPE_FLOAT16, torch.int8: DTYPE_INT8}
+    code = codes.get(tensor.dtype)
+    if code is None or code not in allowed:
+        names = {DTYPE_FLOAT32: "float32", DTYPE_FLOAT16: "float16", DTYPE_INT8: "int8"}
+        raise ValueError(f"{what}: dtype {tensor.dtype} is not supported (use {', '.join(names[c] for c in allowed)})")
+    return code
+
+
+def _check_cuda(tensor: Any, what: str, ndim: int) -> Any:
+    import torch
+
+    if not isinstance(tensor, torch.Tensor) or not tensor.is_cuda:
+        raise ValueError(f"{what}: expected a torch CUDA tensor")
+    if tensor.dim() != ndim:
+        raise ValueError(f"{what}: expected a {ndim}-D tensor, got shape {tuple(tensor.shape)}")
+    return tensor.contiguous()
+
+
+def _stream(device: Any) -> ctypes.c_void_p:
+    import torch
+
+    return ctypes.c_void_p(torch.cuda.current_stream(device).cuda_stream)
+
+
+def _padded(size: int, window: int) -> int:
+    return -(-size // window) * window
+
+
+def partition_cuda(x: Any, window_size: Union[int, Sequence[int]], shift_size: Union[int, Sequence[int]] = 0,
+                   pad_first: bool = True, lib: Optional[ctypes.CDLL] = None) -> Any:
+    """SwinWindowPartition on the GPU: ``(B, H, W, C)`` -> ``(B * nW, N, C)`` (float32, float16 or int8)."""
+    import torch
+
+    x = _check_cuda(x, "partition_cuda", 4)
+    code = _torch_dtype_code(x, (DTYPE_FLOAT32, DTYPE_FLOAT16, DTYPE_INT8), "partition_cuda")
+    (wh, ww), (sh, sw) = _pair(window_size), _pair(shift_size)
+    batch, height, width, channels = x.shape
+    if wh < 1 or ww < 1:
+        raise ValueError(f"partition_cuda: window_size must be >= 1, got {(wh, ww)}")
+    n_windows = (_padded(height, wh) // wh) * (_padded(width, ww) // ww)
+    out = torch.empty((batch * n_windows, wh * ww, channels), dtype=x.dtype, device=x.device)
+    lib = lib or load_capi()
+    with torch.cuda.device(x.device):
+        status = lib.swin_trt_window_partition(x.data_ptr(), out.data_ptr(), code, batch, height, width, channels,
+                                               wh, ww, sh, sw, int(bool(pad_first)), _stream(x.device))
+    check_status(lib, status, "swin_trt_window_partition")
+    return out
+
+
+def reverse_cuda(windows: Any, window_size: Union[int, Sequence[int]], shift_size: Union[int, Sequence[int]],
+                 pad_first: bool, height: int, width: int, lib: Optional[ctypes.CDLL] = None) -> Any:
+    """SwinWindowReverse on the GPU: ``(B * nW, N, C)`` -> ``(B, height, width, C)``."""
+    import torch
+
+    windows = _check_cuda(windows, "reverse_cuda", 3)
+    code = _torch_dtype_code(windows, (DTYPE_FLOAT32, DTYPE_FLOAT16, DTYPE_INT8), "reverse_cuda")
+    (wh, ww), (sh, sw) = _pair(window_size), _pair(shift_size)
+    if wh < 1 or ww < 1 or height < 1 or width < 1:
+        raise ValueError("reverse_cuda: window_size, height and width must be >= 1")
+    rows, tokens, channels = windows.shape
+    n_windows = (_padded(height, wh) // wh) * (_padded(width, ww) // ww)
+    if tokens != wh * ww or rows % n_windows:
+        raise ValueError(f"reverse_cuda: windows shape {tuple(windows.shape)} does not fit (B * {n_windows}, "
+                         f"{wh * ww}, C) for a {height}x{width} map and window {(wh, ww)}")
+    batch = rows // n_windows
+    out = torch.empty((batch, height, width, channels), dtype=windows.dtype, device=windows.device)
+    lib = lib or load_capi()
+    with torch.cuda.device(windows.device):
+        status = lib.swin_trt_window_reverse(windows.data_ptr(), out.data_ptr(), code, batch, height, width,
+                                             channels, wh, ww, sh, sw, int(bool(pad_first)),
+                                             _stream(windows.device))
+    check_status(lib, status, "swin_trt_window_reverse")
+    return out
+
+
+def attention_cuda(qkv: Any, bias_table: Any, num_heads: int, window_size: Union[int, Sequence[int]],
+                   shift_size: Union[int, Sequence[int]], height: int, width: int, scale: Optional[float] = None,
+                   lib: Optional[ctypes.CDLL] = None) -> Any:
+    """SwinWindowAttention on the GPU: ``qkv (B * nW, N, 3C)`` + ``bias_table`` -> ``(B * nW, N, C)``.
+
+    ``height``/``width`` are the padded grid; ``scale`` defaults to ``head_dim ** -0.5``.
+    """
+    import torch
+
+    qkv = _check_cuda(qkv, "attention_cuda (qkv)", 3)
+    bias_table = _check_cuda(bias_table, "attention_cuda (bias_table)", 2)
+    if bias_table.device != qkv.device:
+        raise ValueError("attention_cuda: qkv and bias_table must be on the same device")
+    qkv_code = _torch_dtype_code(qkv, (DTYPE_FLOAT32, DTYPE_FLOAT16), "attention_cuda (qkv)")
+    bias_code = _torch_dtype_code(bias_table, (DTYPE_FLOAT32, DTYPE_FLOAT16), "attention_cuda (bias_table)")
+    (wh, ww), (sh, sw) = _pair(window_size), _pair(shift_size)
+    rows, tokens, three_c = qkv.shape
+    if num_heads < 1 or three_c % (3 * num_heads):
+        raise ValueError(f"attention_cuda: last dim of qkv ({three_c}) is not divisible by 3 * num_heads "
+                         f"({3 * num_heads})")
+    head_dim = three_c // (3 * num_heads)
+    if tokens != wh * ww:
+        raise ValueError(f"attention_cuda: qkv has {tokens} tokens, window {(wh, ww)} has {wh * ww}")
+    expected_table = ((2 * wh - 1) * (2 * ww - 1), num_heads)
+    if tuple(bias_table.shape) != expected_table:
+        raise ValueError(f"attention_cuda: bias_table shape {tuple(bias_table.shape)}, expected {expected_table}")
+    if scale is None:
+        scale = head_dim ** -0.5
+    out = torch.empty((rows, tokens, three_c // 3), dtype=qkv.dtype, device=qkv.device)
+    lib = lib or load_capi()
+    with torch.cuda.device(qkv.device):
+        status = lib.swin_trt_window_attention(qkv.data_ptr(), qkv_code, bias_table.data_ptr(), bias_code,
+                                               out.data_ptr(), rows, num_heads, head_dim, wh, ww, sh, sw, height,
+                                               width, float(scale), _stream(qkv.device))
+    check_status(lib, status, "swin_trt_window_attention")
+    return out

@@ -1,0 +1,255 @@
+"""plugins/: the CMake build, its host tests, and the kernel source checked against swin_trt.ops.reference.
+
+* The CMake project is configured and built into a temporary folder (one GPU architecture, 87, to keep CI
+  fast; ``-DTENSORRT_ROOT=$SWIN_TRT_TENSORRT_INCLUDE_ROOT`` when that variable is set), then ``ctest`` runs its
+  host tests: the index math against a brute-force model, the plugin library driven through TensorRT's
+  interfaces (when TensorRT headers are found), the kernels on the CPU emulator.
+* ``libswin_trt_capi_emu.so`` (the real kernel source run by a CPU emulator, host pointers) is compared with
+  the numpy reference of the op contract, so the kernels are checked on machines without a GPU.
+* The library lookup of ``swin_trt.plugin_library`` (explicit path, environment variable, build folders).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swin_trt.errors import UserError
+from swin_trt.ops import reference
+from swin_trt import plugin_library
+
+REPO = Path(__file__).resolve().parent.parent
+CMAKE = shutil.which("cmake")
+CTEST = shutil.which("ctest")
+NVCC = shutil.which("nvcc") or next((p for p in ("/usr/local/cuda/bin/nvcc",) if Path(p).is_file()), None)
+CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+TENSORRT_ROOT = os.environ.get("SWIN_TRT_TENSORRT_INCLUDE_ROOT")
+
+
+def _run(args, cwd=None, timeout=1800):
+    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+class NativeBuild:
+    def __init__(self, folder: Path, configure_log: str):
+        self.folder = folder
+        self.configure_log = configure_log
+
+    def lib(self, filename: str) -> Path:
+        return self.folder / filename
+
+
+@pytest.fixture(scope="module")
+def native_build(tmp_path_factory) -> NativeBuild:
+    """plugins/ configured and built once for this module (whatever this machine can build)."""
+    if CMAKE is None:
+        pytest.skip("cmake is not installed (needed to build plugins/)")
+    folder = tmp_path_factory.mktemp("swin_trt_build")
+    configure = [CMAKE, "-S", REPO, "-B", folder, "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CUDA_ARCHITECTURES=87"]
+    if NVCC:
+        configure.append(f"-DCMAKE_CUDA_COMPILER={NVCC}")
+    if TENSORRT_ROOT:
+        configure.append(f"-DTENSORRT_ROOT={TENSORRT_ROOT}")
+    done = _run(configure)
+    assert done.returncode == 0, f"cmake configure failed:\n{done.stdout}\n{done.stderr}"
+    built = _run([CMAKE, "--build", folder, "-j", "2"])
+    assert built.returncode == 0, f"cmake --build failed:\n{built.stdout[-6000:]}\n{built.stderr[-6000:]}"
+    return NativeBuild(folder, done.stdout + done.stderr)
+
+
+@pytest.mark.skipif(CMAKE is None or NVCC is None, reason="cmake and nvcc are needed to build the CUDA targets")
+def test_cmake_builds_cuda_targets_and_ctest_passes(native_build):
+    capi = native_build.lib(plugin_library.CAPI_FILENAME)
+    assert capi.is_file(), f"swin_trt_capi was not built:\n{native_build.configure_log}"
+    lib = ctypes.CDLL(str(capi))
+    assert lib.swin_trt_capi_version() == 1
+    plugins = native_build.lib(plugin_library.PLUGINS_FILENAME)
+    if TENSORRT_ROOT:
+        assert plugins.is_file(), f"swin_trt_plugins was not built:\n{native_build.configure_log}"
+    if plugins.is_file():
+        # The two entry points TensorRT's loadLibrary/trtexec --dynamicPlugins look up; no libnvinfer needed.
+        loaded = ctypes.CDLL(str(plugins))
+        assert hasattr(loaded, "getCreators") and hasattr(loaded, "setLoggerFinder")
+    ctest = _run([CTEST or "ctest", "--output-on-failure"], cwd=native_build.folder)
+    assert ctest.returncode == 0, f"ctest failed:\n{ctest.stdout}\n{ctest.stderr}"
+    assert "swin_trt_index_test" in ctest.stdout
+
+
+@pytest.mark.skipif(NVCC is not None, reason="with nvcc, test_cmake_builds_cuda_targets_and_ctest_passes runs ctest")
+def test_cmake_host_only_build_and_ctest_pass(native_build):
+    """Without nvcc the project still configures, builds the host targets, and ctest passes."""
+    ctest = _run([CTEST or "ctest", "--output-on-failure"], cwd=native_build.folder)
+    assert ctest.returncode == 0, f"ctest failed:\n{ctest.stdout}\n{ctest.stderr}"
+    assert "swin_trt_index_test" in ctest.stdout
+
+
+@pytest.mark.skipif(CXX is None, reason="no C++ compiler (c++, g++ or clang++) to build the host index test")
+def test_index_math_header_host_test(tmp_path):
+    """plugins/common/swin_index.h compiles with a plain C++ compiler (no CUDA) and its host test passes."""
+    exe = tmp_path / "swin_trt_index_test"
+    compiled = _run([CXX, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{REPO / 'plugins/common'}",
+                     f"-I{REPO / 'plugins/tests'}", REPO / "plugins/tests/index_test.cpp", "-o", exe])
+    assert compiled.returncode == 0, compiled.stderr
+    result = _run([exe])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failures" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The kernel source on the CPU emulator vs the numpy reference
+
+@pytest.fixture(scope="module")
+def emulated(native_build):
+    path = native_build.lib(plugin_library.CAPI_EMULATED_FILENAME)
+    if not path.is_file():
+        pytest.skip("libswin_trt_capi_emu was not built (CUDA headers such as cuda_fp16.h not found)")
+    lib = plugin_library.load_capi(path, emulated=True)
+    assert lib.swin_trt_capi_is_emulated() == 1
+    return lib
+
+
+_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int8): 2}
+
+
+def _ptr(array: np.ndarray) -> int:
+    return array.ctypes.data
+
+
+def _emu_partition(lib, x, window, shift, pad_first):
+    x = np.ascontiguousarray(x)
+    batch, height, width, channels = x.shape
+    n_windows = reference.num_windows(height, width, window)
+    out = np.full((batch * n_windows, window[0] * window[1], channels), 99, dtype=x.dtype)
+    status = lib.swin_trt_window_partition(_ptr(x), _ptr(out), _CODES[x.dtype], batch, height, width, channels,
+                                           *window, *shift, int(pad_first), None)
+    plugin_library.check_status(lib, status, "partition")
+    return out
+
+
+def _emu_reverse(lib, windows, window, shift, pad_first, height, width):
+    windows = np.ascontiguousarray(windows)
+    rows, _, channels = windows.shape
+    batch = rows // reference.num_windows(height, width, window)
+    out = np.full((batch, height, width, channels), 99, dtype=windows.dtype)
+    status = lib.swin_trt_window_reverse(_ptr(windows), _ptr(out), _CODES[windows.dtype], batch, height, width,
+                                         channels, *window, *shift, int(pad_first), None)
+    plugin_library.check_status(lib, status, "reverse")
+    return out
+
+
+def _random(rng, shape, dtype):
+    if np.dtype(dtype) == np.int8:
+        return rng.integers(-128, 128, size=shape, dtype=np.int8)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+WINDOW_CASES = [  # (B, H, W, C, window, shift)
+    (2, 14, 14, 8, (7, 7), (3, 3)),
+    (1, 9, 13, 6, (4, 5), (2, 3)),   # padded, non-square
+    (3, 5, 3, 5, (7, 7), (6, 2)),    # map smaller than the window, shift larger than the map
+    (1, 12, 8, 16, (4, 4), (0, 0)),
+    (2, 7, 10, 3, (7, 3), (0, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int8])
+@pytest.mark.parametrize("pad_first", [True, False])
+@pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda c: "x".join(map(str, c[:4])) + f"-w{c[4]}-s{c[5]}")
+def test_emulated_partition_and_reverse_match_reference(emulated, case, pad_first, dtype):
+    batch, height, width, channels, window, shift = case
+    rng = np.random.default_rng(hash((case, pad_first)) % 2**32)
+    x = _random(rng, (batch, height, width, channels), dtype)
+    windows = _emu_partition(emulated, x, window, shift, pad_first)
+    np.testing.assert_array_equal(windows, reference.window_partition(x, window, shift, pad_first))
+    other = _random(rng, windows.shape, dtype)
+    np.testing.assert_array_equal(_emu_reverse(emulated, other, window, shift, pad_first, height, width),
+                                  reference.window_reverse(other, window, shift, pad_first, height, width))
+    np.testing.assert_array_equal(_emu_reverse(emulated, windows, window, shift, pad_first, height, width), x)
+
+
+ATTENTION_CASES = [  # (B, heads, head_dim, window, shift, Hp, Wp)
+    (1, 2, 32, (7, 7), (3, 3), 14, 14),
+    (2, 3, 8, (4, 3), (1, 2), 8, 9),
+    (1, 2, 5, (3, 3), (1, 0), 6, 9),  # head_dim not a multiple of 4: scalar loads
+    (1, 1, 40, (12, 12), (6, 6), 24, 24),
+    (2, 2, 16, (2, 6), (0, 0), 4, 12),
+]
+
+
+@pytest.mark.parametrize("bias_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("case", ATTENTION_CASES, ids=lambda c: f"b{c[0]}h{c[1]}d{c[2]}-w{c[3]}-s{c[4]}")
+def test_emulated_attention_matches_reference(emulated, case, dtype, bias_dtype):
+    batch, heads, head_dim, window, shift, grid_h, grid_w = case
+    rng = np.random.default_rng(head_dim * 7 + heads)
+    tokens = window[0] * window[1]
+    rows = batch * (grid_h // window[0]) * (grid_w // window[1])
+    qkv = rng.standard_normal((rows, tokens, 3 * heads * head_dim)).astype(dtype)
+    table = rng.standard_normal(((2 * window[0] - 1) * (2 * window[1] - 1), heads)).astype(bias_dtype)
+    scale = head_dim ** -0.5
+    out = np.full((rows, tokens, heads * head_dim), np.nan, dtype=dtype)
+    status = emulated.swin_trt_window_attention(_ptr(qkv), _CODES[qkv.dtype], _ptr(table), _CODES[table.dtype],
+                                                _ptr(out), rows, heads, head_dim, *window, *shift, grid_h, grid_w,
+                                                scale, None)
+    plugin_library.check_status(emulated, status, "attention")
+    expect = reference.window_attention(qkv.astype(np.float32), table.astype(np.float32), heads, window, shift,
+                                        grid_h, grid_w, scale)
+    error = np.abs(out.astype(np.float32) - expect).max() / np.abs(expect).max()
+    assert error <= (2e-3 if dtype == np.float16 else 1e-5), f"relative error {error:.3g}"
+
+
+def test_emulated_capi_reports_bad_arguments(emulated):
+    x = np.zeros((1, 7, 7, 4), np.float32)
+    out = np.zeros((1, 49, 4), np.float32)
+    status = emulated.swin_trt_window_partition(_ptr(x), _ptr(out), 0, 1, 7, 7, 4, 7, 7, 7, 0, 1, None)
+    assert status == -1
+    assert "shift" in emulated.swin_trt_capi_last_error().decode()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Library lookup
+
+def test_find_library_explicit_env_and_defaults(tmp_path, monkeypatch):
+    monkeypatch.delenv(plugin_library.PLUGINS_ENV, raising=False)
+    monkeypatch.setattr(plugin_library, "default_search_dirs", lambda: [tmp_path / "build", tmp_path / "pkg"])
+    with pytest.raises(UserError) as missing:
+        plugin_library.find_plugin_library()
+    message = str(missing.value)
+    assert str(tmp_path / "build" / plugin_library.PLUGINS_FILENAME) in message
+    assert "cmake -S" in message and "--target swin_trt_plugins" in message and "TENSORRT_ROOT" in message
+
+    (tmp_path / "pkg").mkdir()
+    installed = tmp_path / "pkg" / plugin_library.PLUGINS_FILENAME
+    installed.write_bytes(b"")
+    assert plugin_library.find_plugin_library() == installed.resolve()
+
+    explicit = tmp_path / "mine.so"
+    explicit.write_bytes(b"")
+    assert plugin_library.find_plugin_library(explicit) == explicit.resolve()
+    assert plugin_library.find_plugin_library(tmp_path / "pkg") == installed.resolve()  # a folder holding it
+    with pytest.raises(UserError, match="given path"):
+        plugin_library.find_plugin_library(tmp_path / "absent.so")
+
+    monkeypatch.setenv(plugin_library.PLUGINS_ENV, str(explicit))
+    assert plugin_library.find_plugin_library() == explicit.resolve()
+    monkeypatch.setenv(plugin_library.PLUGINS_ENV, str(tmp_path / "nope.so"))
+    with pytest.raises(UserError, match=plugin_library.PLUGINS_ENV):
+        plugin_library.find_plugin_library()
+
+
+def test_find_capi_library_uses_its_own_variable(tmp_path, monkeypatch):
+    monkeypatch.setattr(plugin_library, "default_search_dirs", lambda: [tmp_path])
+    monkeypatch.delenv(plugin_library.CAPI_ENV, raising=False)
+    with pytest.raises(UserError, match="--target swin_trt_capi"):
+        plugin_library.find_capi_library()
+    capi = tmp_path / "other" / plugin_library.CAPI_FILENAME
+    capi.parent.mkdir()
+    capi.write_bytes(b"")
+    monkeypatch.setenv(plugin_library.CAPI_ENV, str(capi.parent))
+    assert plugin_library.find_capi_library() == capi.resolve()
