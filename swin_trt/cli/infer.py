@@ -1,0 +1,102 @@
+"""``swin-trt infer``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..backends.base import BACKENDS
+from ..errors import UserError
+from ..io import atomic_output
+
+
+@click.command()
+@click.argument("source")
+@click.option("-m", "--model", required=True,
+              help="An .onnx with its .json sidecar, a TensorRT .engine, or torch:<arch>[:<checkpoint>].")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="auto picks by the model: .onnx -> ort, .engine -> trt, torch: -> torch.")
+@click.option("--batch", type=click.IntRange(min=1),
+              help="Frames per inference call (default: the model's fixed batch, else 1). "
+                   "Larger raises throughput and latency.")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Process every N-th frame of the source.")
+@click.option("--realtime", is_flag=True,
+              help="Keep up with the source: drop (and count) frames when inference falls behind; "
+                   "video files are decoded at their own frame rate.")
+@click.option("--topk", type=click.IntRange(min=1), default=5, show_default=True, help="Classes per frame.")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
+              help="Class names, one per line (default: the model's, else class_<i>).")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after reading N frames from the source.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one JSON line per frame here (default: standard output).")
+@click.option("--save-video", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the frames with their top-1 label and score (.mp4, .mkv, .avi, .mov, .ts).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="ONNX Runtime intra-op threads (default: ORT's). On a small CPU, leaving a core to the "
+                   "decoding thread can be faster.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds to wait for a camera or stream to open, or to send the next frame.")
+def infer(source, model, backend, batch, every, realtime, topk, labels, max_frames, out, save_video, threads,
+          timeout):
+    """Classify SOURCE: an image, a folder of images, a video file, a camera or a stream URL.
+
+    Decoding and preprocessing run in a worker thread, overlapping inference. Each frame gives a JSON line
+    (index, timestamp in s, top-k classes and softmax scores, latency in ms from decoded to predicted);
+    the end prints frames, dropped, corrupt, fps, latency p50/p95/p99 and the decode / preprocess / infer
+    time split. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them).
+
+    \b
+    Examples:
+      swin-trt infer photo.jpg -m out/demo.onnx
+      swin-trt infer clip.mp4 -m out/demo.onnx --batch 8 --out preds.jsonl --save-video annotated.mp4
+      swin-trt infer /dev/video0 -m out/demo.engine --realtime --every 2
+      swin-trt infer rtsp://camera.local/stream -m torch:swin_demo --realtime --max-frames 1000
+    """
+    from ..video.annotate import AnnotatedVideoWriter
+    from ..video.codecs import muxer_for
+    from ..video.model import load_classifier
+    from ..video.pipeline import Pipeline, PipelineOptions
+    from ..video.sources import open_source
+
+    muxer = muxer_for(save_video) if save_video else None  # a bad suffix fails before any work
+    # Decoding shares the CPU with ONNX Runtime: threads that spin while idle would starve the decoder.
+    options = {"spinning": False, **({"threads": threads} if threads else {})}
+    classifier = load_classifier(model, backend, labels, **options)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(classifier.backend)
+        frames = open_source(source, timeout)
+        stack.callback(frames.close)
+        if realtime and frames.fps is None and not frames.live:
+            click.echo("note: --realtime has no effect on still images (they have no frame rate)", err=True)
+        options = PipelineOptions(batch=batch or classifier.backend.fixed_batch or 1, every=every,
+                                  realtime=realtime, max_frames=max_frames, topk=topk,
+                                  keep_images=save_video is not None)
+        if out is not None:
+            lines = stack.enter_context(open(stack.enter_context(atomic_output(out)), "w", encoding="utf-8"))
+        else:
+            lines = sys.stdout
+        video = None
+        if save_video is not None:
+            fps = (frames.fps or 1.0) / every
+            video = stack.enter_context(AnnotatedVideoWriter(stack.enter_context(atomic_output(save_video)),
+                                                             muxer, fps))
+
+        def on_prediction(prediction):
+            lines.write(json.dumps(prediction.to_json()) + "\n")
+            if video is not None:
+                video.write(prediction.image, f"{prediction.classes[0]} {prediction.scores[0]:.2f}")
+
+        pipeline = Pipeline(frames, classifier.backend, classifier.preprocessor, classifier.labels, options)
+        stats = pipeline.run(on_prediction)
+        if stats.frames == 0:
+            raise UserError(f"no frame could be decoded from {source!r} ({stats.corrupt} corrupt): "
+                            f"check that the source plays, e.g. with ffplay")
+    click.echo(stats.summary(), err=True)
+    for label, path in (("predictions", out), ("annotated video", save_video)):
+        if path is not None:
+            click.echo(f"{label}: {path}", err=True)

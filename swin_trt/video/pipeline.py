@@ -1,0 +1,219 @@
+"""The pipelined loop: a worker thread decodes and resizes frames into a bounded queue while the model runs.
+
+Decoding (FFmpeg), resizing (Pillow) and inference (ONNX Runtime, TensorRT, torch) all release the GIL, so
+the two threads overlap and the model rarely waits for a frame. The queue is bounded, so memory stays flat
+however long the stream. With ``realtime`` the producer never waits for the model: when the queue is full it
+discards the oldest frame (counted in ``dropped``), so latency stays bounded instead of growing; video files
+are then decoded at their own frame rate, as a camera would deliver them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..backends.base import Backend
+from ..data.preprocess import Preprocessor
+from ..errors import UserError
+from .classes import default_labels, top_k
+from .sources import Frame, Source
+from .stats import RunStats
+
+_END = object()  # the producer's last item: the source is exhausted (or failed)
+
+
+@dataclass
+class PipelineOptions:
+    batch: int = 1
+    every: int = 1  # process every N-th frame of the source
+    realtime: bool = False
+    max_frames: int | None = None  # stop after this many frames decoded from the source
+    topk: int = 5
+    keep_images: bool = False  # hand each decoded image to the caller (to draw on it)
+    queue_batches: int = 1  # queue depth in batches without realtime: the next batch waits ready
+
+
+@dataclass
+class Prediction:
+    index: int
+    timestamp: float | None
+    name: str | None
+    classes: list[str]
+    scores: list[float]
+    latency_ms: float
+    image: Image.Image | None = None
+
+    def to_json(self) -> dict:
+        record = {"index": self.index, "timestamp": self.timestamp}
+        if self.name is not None:
+            record["name"] = self.name
+        record.update(classes=self.classes, scores=[round(s, 6) for s in self.scores],
+                      latency_ms=round(self.latency_ms, 3))
+        return record
+
+
+@dataclass
+class _Item:
+    frame: Frame
+    pixels: np.ndarray  # (H, W, 3) uint8, resized and cropped
+
+
+class Pipeline:
+    def __init__(self, source: Source, backend: Backend, preprocessor: Preprocessor,
+                 labels: Sequence[str] | None = None, options: PipelineOptions | None = None):
+        self.source, self.backend, self.preprocessor = source, backend, preprocessor
+        self.labels = list(labels) if labels is not None else None
+        self.options = options or PipelineOptions()
+        if self.options.batch < 1 or self.options.every < 1 or self.options.topk < 1:
+            raise UserError("--batch, --every and --topk must be >= 1")
+        # Still images have no rate to keep up with: realtime only changes timed sources.
+        self.realtime = self.options.realtime and (source.live or source.fps is not None)
+        self.stats = RunStats()
+        self._producer_preprocess_s = 0.0
+        self._error: BaseException | None = None
+
+    def run(self, on_prediction: Callable[[Prediction], None]) -> RunStats:
+        """Predict every selected frame, calling ``on_prediction`` in order; returns the statistics."""
+        batch = self.options.batch
+        self._warm_up()
+        frames = queue.Queue(maxsize=batch if self.realtime else batch * self.options.queue_batches)
+        stop = threading.Event()
+        worker = threading.Thread(target=self._produce, args=(frames, stop), name="swin-trt-decode", daemon=True)
+        start = time.perf_counter()
+        worker.start()
+        try:
+            self._consume(frames, on_prediction)
+        except KeyboardInterrupt:  # Ctrl-C ends a camera or stream run: keep what was predicted
+            self.stats.interrupted = True
+        finally:
+            stop.set()  # a failing consumer must not leave the producer blocked on a full queue
+            worker.join()
+            self.stats.wall_s = time.perf_counter() - start
+            self.stats.preprocess_s += self._producer_preprocess_s
+            self.stats.decoded, self.stats.corrupt = self.source.decoded, self.source.corrupt
+            self.stats.decode_s = self.source.decode_s
+        if self._error is not None:
+            raise self._error
+        return self.stats
+
+    def _warm_up(self) -> None:
+        """One batch before the clock starts: lazy allocation is not the first frame's latency."""
+        height, width = self.preprocessor.crop
+        self.backend.infer_padded(np.zeros((self.options.batch, 3, height, width), dtype=np.float32))
+
+    # -- producer (worker thread) -----------------------------------------------------------------------
+    def _produce(self, frames: queue.Queue, stop: threading.Event) -> None:
+        pace = self.realtime and not self.source.live  # a file: deliver frames at its own frame rate
+        origin = None
+        try:
+            for frame in self.source.frames(self.options.every, self.options.max_frames):
+                if stop.is_set():
+                    break
+                if pace and frame.timestamp is not None:
+                    if origin is None:
+                        origin = (time.perf_counter(), frame.timestamp)
+                    delay = origin[0] + (frame.timestamp - origin[1]) - time.perf_counter()
+                    if delay > 0:
+                        stop.wait(delay)
+                    frame.decoded_at = max(frame.decoded_at, time.perf_counter())  # it "arrives" now
+                start = time.perf_counter()
+                pixels = self.preprocessor.to_uint8(frame.image)
+                self._producer_preprocess_s += time.perf_counter() - start
+                if not self.options.keep_images:
+                    frame.image = None  # the queue holds small crops only
+                item = _Item(frame, pixels)
+                if self.realtime:
+                    self._put_newest(frames, item)
+                else:
+                    self._put(frames, item, stop)
+        except BaseException as exc:  # handed to the consumer's thread, which raises it
+            self._error = exc
+        finally:
+            self._put(frames, _END, stop, force=True)
+
+    def _put_newest(self, frames: queue.Queue, item) -> None:
+        while True:
+            try:
+                frames.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    frames.get_nowait()
+                    self.stats.dropped += 1
+                except queue.Empty:
+                    pass
+
+    @staticmethod
+    def _put(frames: queue.Queue, item, stop: threading.Event, force: bool = False) -> None:
+        while True:
+            try:
+                frames.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if stop.is_set():
+                    if not force:
+                        return
+                    try:  # the consumer is gone: make room so that the end marker is always delivered
+                        frames.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    # -- consumer (caller's thread) ---------------------------------------------------------------------
+    def _consume(self, frames: queue.Queue, on_prediction) -> None:
+        ended = False
+        while not ended:
+            items, ended = self._next_batch(frames)
+            if items:
+                self._predict(items, on_prediction)
+
+    def _next_batch(self, frames: queue.Queue) -> tuple[list[_Item], bool]:
+        """Up to ``batch`` frames; with realtime only those already waiting (never wait to fill a batch)."""
+        items: list[_Item] = []
+        item = frames.get()
+        while item is not _END:
+            items.append(item)
+            if len(items) == self.options.batch:
+                return items, False
+            if self.realtime:
+                try:
+                    item = frames.get_nowait()
+                except queue.Empty:
+                    return items, False
+            else:
+                item = frames.get()
+        return items, True
+
+    def _predict(self, items: list[_Item], on_prediction) -> None:
+        start = time.perf_counter()
+        batch = self.preprocessor.normalize(np.stack([item.pixels for item in items]))
+        inferred = time.perf_counter()
+        logits = self.backend.infer_padded(batch)[0]
+        done = time.perf_counter()
+        self.stats.preprocess_s += inferred - start
+        self.stats.infer_s += done - inferred
+        labels = self._labels_for(logits)
+        best, scores = top_k(logits, self.options.topk)
+        for item, classes, probs in zip(items, best.tolist(), scores.tolist()):
+            latency = done - item.frame.decoded_at
+            self.stats.latency.add(latency)
+            self.stats.frames += 1
+            frame = item.frame
+            on_prediction(Prediction(frame.index, frame.timestamp, frame.name, [labels[c] for c in classes],
+                                     probs, latency * 1000, frame.image))
+
+    def _labels_for(self, logits: np.ndarray) -> list[str]:
+        if logits.ndim != 2:
+            raise UserError(f"the model's first output has shape {list(logits.shape)}, not (batch, classes): "
+                            f"infer needs a classifier (export without --features)")
+        if self.labels is None:
+            self.labels = default_labels(logits.shape[1])
+        if len(self.labels) != logits.shape[1]:
+            raise UserError(f"{len(self.labels)} labels for a model with {logits.shape[1]} classes: "
+                            f"pass a --labels file with one name per class")
+        return self.labels
