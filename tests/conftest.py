@@ -39,3 +39,17 @@ def cli():
         return result
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def crops_dir(tmp_path_factory, photo_dir) -> Path:
+    """24 real-photo crops (4 corners of each photo): enough images to calibrate INT8 on."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("crops")
+    for path in sorted(photo_dir.iterdir()):
+        image = Image.open(path).convert("RGB")
+        w, h = image.size
+        for i, (x, y) in enumerate(((0, 0), (w // 2, 0), (0, h // 2), (w // 2, h // 2))):
+            image.crop((x, y, x + w // 2, y + h // 2)).save(folder / f"{path.stem}_{i}.png")
+    return folder

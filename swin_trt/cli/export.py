@@ -9,6 +9,14 @@ from ..export import EXPORTERS, export_model, parse_img_size
 from ..models import CONVENTIONS, get_arch
 
 
+def warn_if_random_weights(arch: str, checkpoint) -> None:
+    spec = get_arch(arch)
+    if checkpoint is None and spec.weights is None:
+        click.secho(f"WARNING: no --checkpoint given and {spec.name} ships no weights: exporting RANDOM "
+                    f"weights. Its outputs mean nothing; pass --checkpoint for a real model.",
+                    fg="yellow", bold=True, err=True)
+
+
 @click.command()
 @click.option("--arch", required=True, help="Named config (see `swin-trt archs`), e.g. swin_tiny or swin_demo.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
@@ -40,11 +48,7 @@ def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, co
       swin-trt export --arch swin_tiny --checkpoint swin_tiny_patch4_window7_224.pth \\
           --img-size 256x320 --dynamic-batch 32 -o out/swin_t.onnx
     """
-    spec = get_arch(arch)
-    if checkpoint is None and spec.weights is None:
-        click.secho(f"WARNING: no --checkpoint given and {spec.name} ships no weights: exporting RANDOM "
-                    f"weights. Its outputs mean nothing; pass --checkpoint for a real model.",
-                    fg="yellow", bold=True, err=True)
+    warn_if_random_weights(arch, checkpoint)
     if output.suffix != ".onnx":
         raise UserError(f"output {str(output)!r} should end in .onnx")
     result = export_model(arch, output, checkpoint=checkpoint, img_size=parse_img_size(img_size), batch=batch,

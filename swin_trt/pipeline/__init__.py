@@ -1,0 +1,1 @@
+"""The one-command compile: export -> rewrite -> calibrate -> quantize -> build -> validate."""
