@@ -7,71 +7,63 @@ from pathlib import Path
 
 import click
 
-from ..errors import GateFailed, UserError
-
-
-def _default_data() -> Path:
-    from ..models.demo import demo_images_dir
-
-    folder = demo_images_dir()
-    if not folder.is_dir():
-        raise UserError("no --data given and the package's demo images are missing: pass --data DIR")
-    return folder
+from ..errors import GateFailed
 
 
 @click.command()
-@click.option("--reference", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The reference ONNX model (usually the fp32 export).")
-@click.option("--candidate", "candidates", multiple=True, required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="A model to check; repeat for several.")
+@click.option("--reference", required=True, metavar="MODEL",
+              help="The reference: an ONNX file (usually the fp32 export) or torch:<arch>[:<checkpoint>].")
+@click.option("--candidate", "candidates", multiple=True, required=True, metavar="MODEL",
+              help="A model to check (.onnx fp32/rewritten/fp16/int8, or a TensorRT .engine/.plan); repeat "
+                   "for several.")
 @click.option("--data", type=click.Path(path_type=Path),
               help="Images: a folder (class sub-folders give labels), a .txt list, or one image. "
                    "Default: the images the package ships.")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
+              help="Labels file: lines 'relative/path label' (paths relative to --data).")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write report.html and report.json here.")
+@click.option("--fp32", type=click.Path(dir_okay=False, path_type=Path),
+              help="The FP32 ONNX graph that FP16/INT8 candidates are compared with layer by layer "
+                   "(default: the reference, when it is ONNX).")
+@click.option("--layer-images", type=int, default=8, show_default=True,
+              help="Images for the per-layer comparison (0: skip it).")
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--limit", type=int, help="Use at most this many images.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
-@click.option("--atol", type=float, help="Fail (exit 1) when any candidate's max abs error is above this.")
-@click.option("--min-cosine", type=float, help="Fail (exit 1) when any candidate's cosine is below this.")
-def validate(reference, candidates, data, batch, limit, as_json, atol, min_cosine):
+@click.option("--json", "as_json", is_flag=True, help="Print the report document (JSON) instead of a table.")
+@click.option("--atol", type=float, help="Fail (exit 1) when a candidate's max abs error is above this.")
+@click.option("--min-cosine", type=float, help="Fail (exit 1) when a candidate's cosine is below this.")
+@click.option("--min-agreement", type=float,
+              help="Fail (exit 1) when a candidate's top-1 agreement with the reference is below this (0..1).")
+@click.option("--max-acc-drop", type=float,
+              help="Fail (exit 1) when a candidate's acc@1 is more than this below the reference's "
+                   "(a fraction: 0.01 = one point). Needs labelled images.")
+def validate(reference, candidates, data, labels, output_dir, fp32, layer_images, batch, limit, as_json, atol,
+             min_cosine, min_agreement, max_acc_drop):
     """Compare candidates with a reference on the same real images.
 
-    Reports max abs error, cosine similarity and top-1 agreement per candidate (and accuracy when the
-    images are labelled). Plugin nodes run through their CPU implementations in ONNX Runtime.
+    Per candidate: accuracy (labelled images) and its change, top-1/top-5 agreement, cosine, SNR, max/mean
+    abs error, latency; for FP16/INT8 graphs, which layers lose the signal. With -o, a self-contained
+    report.html and report.json. A failed gate exits 1, after the report is written.
 
     \b
     Example:
-      swin-trt validate --reference out/model.onnx --candidate out/model.rewritten.onnx --json
+      swin-trt validate --reference out/model.onnx --candidate out/model.fp16.onnx \\
+          --data val/ -o out/report --max-acc-drop 0.01 --min-agreement 0.99
     """
-    from ..backends.onnxruntime import OnnxRuntimeBackend
-    from ..data.images import list_images
-    from ..validate.compare import compare, label_items, resolve_preprocessing
+    from ..validate.gates import Gates
+    from ..validate.run import Options, run_validation, write_report
+    from ..validate.summary import format_summary
 
-    preprocessor, class_names = resolve_preprocessing(reference, *candidates)
-    items = list_images(data or _default_data())
-    if limit:
-        items = items[:limit]
-    if not items:
-        raise UserError(f"no images (jpg, png, webp, bmp) found in {str(data)!r}")
-    ref_backend = OnnxRuntimeBackend(reference)
-    backends = {str(path): OnnxRuntimeBackend(path) for path in candidates}
-    result = compare(ref_backend, backends, label_items(items, class_names), preprocessor, batch,
-                     progress=not as_json)
-    document = {"reference": str(reference), "data": str(data or "bundled demo images"),
-                "reference_metrics": result["reference"],
-                "candidates": [{"name": name, **metrics} for name, metrics in result["candidates"].items()]}
+    options = Options(reference=str(reference), candidates=[str(c) for c in candidates], data=data, labels=labels,
+                      batch=batch, limit=limit, fp32=fp32, layer_images=layer_images, progress=not as_json,
+                      gates=Gates(atol, min_cosine, min_agreement, max_acc_drop))
+    document = run_validation(options)
+    paths = write_report(document, output_dir) if output_dir else None
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(f"{result['reference']['images']} images; reference {reference}")
-        for entry in document["candidates"]:
-            accuracy = f"  acc@1 {entry['acc1']:.3f}" if "acc1" in entry else ""
-            click.echo(f"  {entry['name']}: max_abs_err {entry['max_abs_err']:.3e}  cosine {entry['cosine']:.6f}"
-                       f"  top1_agreement {entry['top1_agreement']:.4f}{accuracy}")
-    failures = []
-    for entry in document["candidates"]:
-        if atol is not None and entry["max_abs_err"] > atol:
-            failures.append(f"{entry['name']}: max_abs_err {entry['max_abs_err']:.3e} > --atol {atol}")
-        if min_cosine is not None and entry["cosine"] < min_cosine:
-            failures.append(f"{entry['name']}: cosine {entry['cosine']:.6f} < --min-cosine {min_cosine}")
+        click.echo(format_summary(document, paths["html"] if paths else None))
+    failures = document["gates"]["failures"]
     if failures:
-        raise GateFailed("; ".join(failures))
+        raise GateFailed("; ".join(f["message"] for f in failures))

@@ -6,9 +6,30 @@ import math
 
 import numpy as np
 
+# SNRs are capped here when differences are taken: float32 rounding alone gives ~140 dB, so "identical"
+# (infinite SNR) and 140 dB mean the same thing to a user and subtract sensibly.
+SNR_CEILING_DB = 140.0
+
+
+def snr_db(signal: float, noise: float) -> float:
+    """``10 log10(signal / noise)``; ``inf`` when there is no noise at all."""
+    if noise == 0:
+        return math.inf
+    if signal == 0:
+        return -math.inf
+    return 10 * math.log10(signal / noise)
+
+
+def capped(snr: float) -> float:
+    """``snr`` clamped to +-SNR_CEILING_DB (-inf only happens for an all-zero reference)."""
+    return max(min(snr, SNR_CEILING_DB), -SNR_CEILING_DB)
+
 
 class Agreement:
-    """Candidate logits against reference logits (and labels when known), accumulated per batch."""
+    """Candidate logits against reference logits (and labels when known), accumulated per batch.
+
+    ``top5_agreement`` is the fraction of images whose reference top-1 class is among the candidate's top 5.
+    """
 
     def __init__(self):
         self.count = 0
@@ -52,13 +73,34 @@ class Agreement:
 
     def result(self) -> dict:
         count = max(self.count, 1)
-        snr = math.inf if self.noise == 0 else 10 * math.log10(self.signal / self.noise) if self.signal else 0.0
         out = {"images": self.count, "max_abs_err": self.max_abs_err,
                "mean_abs_err": self.sum_abs_err / max(self.elements, 1),
                "cosine": self.cosine_sum / count, "cosine_min": self.cosine_min,
                "top1_agreement": self.top1_same / count, "top5_agreement": self.top5_same / count,
-               "snr_db": snr}
+               "snr_db": snr_db(self.signal, self.noise) if self.signal else 0.0}
         if self.labelled:
+            out["labelled"] = self.labelled
             out["acc1"] = self.correct1 / self.labelled
             out["acc5"] = self.correct5 / self.labelled
         return out
+
+
+class ErrorHistogram:
+    """Counts of ``|candidate - reference|`` per element in fixed log-spaced bins (constant memory).
+
+    Fixed edges (1e-9 .. 1e3) rather than data-driven ones so that candidates share one axis and a
+    batch never needs the whole data set's range. Bin 0 holds exact zeros and errors below 1e-9; the
+    last bin everything above 1e3.
+    """
+
+    EDGES = np.logspace(-9, 3, 49)
+
+    def __init__(self):
+        self.counts = np.zeros(len(self.EDGES) + 1, dtype=np.int64)
+
+    def update(self, reference: np.ndarray, candidate: np.ndarray) -> None:
+        diff = np.abs(candidate.astype(np.float64) - reference.astype(np.float64)).ravel()
+        self.counts += np.bincount(np.searchsorted(self.EDGES, diff, side="right"), minlength=len(self.counts))
+
+    def result(self) -> dict:
+        return {"bin_edges": [float(e) for e in self.EDGES], "counts": [int(c) for c in self.counts]}

@@ -1,0 +1,39 @@
+"""Deployment gates: thresholds on a candidate's metrics; a failure names the metric and the candidate."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Gates:
+    atol: float | None = None  # max_abs_err must be <= atol
+    min_cosine: float | None = None  # cosine (mean over images) must be >= this
+    min_agreement: float | None = None  # top1_agreement must be >= this
+    max_acc_drop: float | None = None  # reference acc1 - candidate acc1 must be <= this (a fraction)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def check(gates: Gates, entry: dict) -> list[dict]:
+    """The failed gates of one candidate entry (``name`` and metrics, as in report.json).
+
+    The accuracy gate allows 1e-9 of slack: accuracies are ratios, and 0.5 - 0.49 is not exactly 0.01.
+    """
+    name, failures = entry["name"], []
+
+    def fail(metric, value, option, threshold, relation):
+        failures.append({"candidate": name, "metric": metric, "value": value, "gate": option,
+                         "threshold": threshold,
+                         "message": f"{name}: {metric} {value:.6g} {relation} {option} {threshold:g}"})
+
+    if gates.atol is not None and entry["max_abs_err"] > gates.atol:
+        fail("max_abs_err", entry["max_abs_err"], "--atol", gates.atol, ">")
+    if gates.min_cosine is not None and entry["cosine"] < gates.min_cosine:
+        fail("cosine", entry["cosine"], "--min-cosine", gates.min_cosine, "<")
+    if gates.min_agreement is not None and entry["top1_agreement"] < gates.min_agreement:
+        fail("top1_agreement", entry["top1_agreement"], "--min-agreement", gates.min_agreement, "<")
+    if gates.max_acc_drop is not None and "acc1_change" in entry and -entry["acc1_change"] > gates.max_acc_drop + 1e-9:
+        fail("acc1_drop", -entry["acc1_change"], "--max-acc-drop", gates.max_acc_drop, ">")
+    return failures

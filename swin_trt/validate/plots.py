@@ -1,0 +1,143 @@
+"""The report's figures as PNG bytes (matplotlib, Agg backend: no display needed).
+
+matplotlib is the optional ``report`` extra: without it :func:`make_plots` returns nothing and the report
+keeps its tables.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import SNR_CEILING_DB
+
+
+def short_names(names: list[str]) -> dict[str, str]:
+    """File names where they are unique (full names otherwise): plot labels must stay readable."""
+    short = {n: Path(n).name if not n.startswith("torch:") else n for n in names}
+    if len(set(short.values())) != len(short):
+        return {n: n for n in names}
+    return short
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _accuracy(new, document: dict, labels: dict) -> bytes:
+    candidates = document["candidates"]
+    reference = document["reference_metrics"]
+    figure, axis = new((8, 3.6))
+    if "acc1" in reference:
+        rows = [("reference", reference.get("precision", ""), reference["acc1"], reference["acc5"])]
+        rows += [(labels[c["name"]], c["precision"], c.get("acc1", 0.0), c.get("acc5", 0.0)) for c in candidates]
+        series, title = ("acc@1", "acc@5"), "Accuracy by precision (labelled images)"
+    else:
+        rows = [(labels[c["name"]], c["precision"], c["top1_agreement"], c["top5_agreement"]) for c in candidates]
+        series, title = ("top-1 agreement", "top-5 agreement"), "Agreement with the reference (unlabelled images)"
+    x = np.arange(len(rows))
+    for offset, label, column in ((-0.2, series[0], 2), (0.2, series[1], 3)):
+        values = [r[column] for r in rows]
+        bars = axis.bar(x + offset, values, 0.4, label=label)
+        axis.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=7)
+    axis.set_xticks(x, [f"{r[0]}\n{r[1]}" for r in rows], fontsize=8)
+    axis.set_ylim(0, 1.12)
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize=8)
+    return _png(figure)
+
+
+def _ceiling(snr) -> float:
+    """None (infinite in report.json) and anything above the ceiling plot at the ceiling."""
+    return SNR_CEILING_DB if snr is None else min(snr, SNR_CEILING_DB)
+
+
+def _layer_snr(new, document: dict, labels: dict) -> bytes | None:
+    attributed = [c for c in document["candidates"] if (c.get("layers") or {}).get("status") == "ok"]
+    if not attributed:
+        return None
+    figure, (top, bottom) = new((10, 6), 2, 1, sharex=True)
+    for entry in attributed:
+        tensors = entry["layers"]["tensors"]
+        x = [t["index"] for t in tensors]
+        snr = [_ceiling(t["snr_db"]) for t in tensors]
+        label = f"{labels[entry['name']]} ({entry['precision']})"
+        top.plot(x, snr, marker=".", markersize=3, linewidth=1, label=label)
+        # Points, not a line: neighbours in graph order are not a series. Layers that add no noise
+        # (layer SNR infinite) are left out.
+        adding = [t for t in tensors if t["layer_snr_db"] is not None and t["layer_snr_db"] < SNR_CEILING_DB]
+        bottom.scatter([t["index"] for t in adding], [t["layer_snr_db"] for t in adding], s=9, label=label)
+        for t in sorted(adding, key=lambda t: t["layer_snr_db"])[:3]:
+            bottom.annotate(t["op"], (t["index"], t["layer_snr_db"]), fontsize=7, xytext=(4, 2),
+                            textcoords="offset points")
+    top.set_ylabel("SNR vs FP32 (dB)")
+    top.set_title("Per-layer SNR along the network (higher is better)")
+    top.legend(fontsize=8)
+    bottom.set_ylabel("SNR of the noise the\nlayer adds (dB, low = hurts)")
+    bottom.set_xlabel("compared tensor, in FP32 graph order")
+    return _png(figure)
+
+
+def _latency(new, document: dict, labels: dict) -> bytes | None:
+    rows = [("reference", document["reference_metrics"])]
+    rows += [(labels[c["name"]], c) for c in document["candidates"]]
+    rows = [(name, entry) for name, entry in rows if entry.get("latency")]
+    if not rows:
+        return None
+    figure, axis = new((8, 0.5 * len(rows) + 1.5))
+    medians = [entry["latency"]["median_ms"] for _, entry in rows]
+    p95 = [entry["latency"]["p95_ms"] for _, entry in rows]
+    y = np.arange(len(rows))
+    axis.barh(y, medians, xerr=[np.zeros(len(rows)), np.subtract(p95, medians)], capsize=3, color="#4c72b0")
+    axis.set_yticks(y, [f"{name} ({entry['precision']}, {entry['backend']}, batch {entry['latency']['batch']})"
+                        for name, entry in rows], fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("ms per batch: bar = median, whisker = p95")
+    axis.set_title("Latency by precision on this machine")
+    return _png(figure)
+
+
+def _histograms(new, document: dict, labels: dict) -> bytes | None:
+    candidates = [c for c in document["candidates"] if c.get("error_histogram")]
+    if not candidates:
+        return None
+    figure, axis = new((8, 3.6))
+    for entry in candidates:
+        edges = np.asarray(entry["error_histogram"]["bin_edges"])
+        counts = np.asarray(entry["error_histogram"]["counts"], dtype=float)
+        # Bin i spans [edges[i-1], edges[i]); bin 0 (below 1e-9, zeros included) is drawn at 1e-9.5.
+        left = np.concatenate([[edges[0] / 10 ** 0.5], edges])
+        axis.step(left, counts / max(counts.sum(), 1), where="post",
+                  label=f"{labels[entry['name']]} ({entry['precision']})")
+    axis.set_xscale("log")
+    axis.set_xlabel("|candidate - reference| per logit (leftmost step: exactly 0 or below 1e-9)")
+    axis.set_ylabel("fraction of logits")
+    axis.set_title("Error histograms of the logits")
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def make_plots(document: dict) -> dict[str, bytes]:
+    """``{title: PNG bytes}`` for every figure that has data; ``{}`` without matplotlib."""
+    try:
+        # Figure objects, not pyplot: no global backend switch in a caller's process (a notebook's).
+        from matplotlib.figure import Figure
+    except ImportError:
+        return {}
+    def new(size, *grid, **options):
+        figure = Figure(figsize=size)
+        return figure, figure.subplots(*grid, **options)
+
+    labels = short_names([c["name"] for c in document["candidates"]])
+    figures = {"Accuracy by precision": _accuracy, "Per-layer SNR": _layer_snr,
+               "Latency by precision": _latency, "Error histograms": _histograms}
+    plots = {}
+    for title, draw in figures.items():
+        png = draw(new, document, labels)
+        if png:
+            plots[title] = png
+    return plots

@@ -1,0 +1,187 @@
+"""report.html: one self-contained file (inline CSS, figures as base64 PNG, no script, no network).
+
+It must open from an e-mail attachment or a CI artifact on a machine with no access to anything, so
+nothing is linked: every byte it shows is in the file.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from .plots import make_plots, short_names
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto;
+       max-width: 1180px; color: #1d2330; padding: 0 16px; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px;
+     border-bottom: 1px solid #d8dce4; padding-bottom: 4px; } h3 { font-size: 15px; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 12.5px; }
+th, td { border: 1px solid #d8dce4; padding: 3px 6px; text-align: right; white-space: nowrap; }
+th { background: #f1f3f7; white-space: normal; } td.text, th.text { text-align: left; white-space: normal; }
+tr.reference td { background: #f8f9fb; font-style: italic; }
+.verdict { padding: 10px 14px; border-radius: 6px; font-weight: 600; margin: 12px 0; }
+.pass { background: #e3f4e6; color: #1c5d2b; } .fail { background: #fbe3e3; color: #8a1c1c; }
+.none { background: #eef0f4; color: #3c4454; }
+.bad { color: #b0201f; font-weight: 600; } .good { color: #1c6d31; }
+figure { margin: 16px 0; } figure img { max-width: 100%; border: 1px solid #e4e7ee; }
+figcaption { font-size: 12px; color: #5a6272; } code { font-size: 12px; }
+.meta td { text-align: left; } .muted { color: #5a6272; font-size: 12px; }
+td.tensor { max-width: 420px; } td.tensor code { word-break: break-all; } .scroll { overflow-x: auto; }
+"""
+
+
+def _num(value, digits: int = 4, signed: bool = False) -> str:
+    if value is None:
+        return "&infin;"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _sci(value) -> str:
+    return "&mdash;" if value is None else f"{value:.2e}"
+
+
+def _db(value) -> str:
+    return "&infin;" if value is None else f"{value:.1f}"
+
+
+def _pct(value, change=None) -> str:
+    if value is None:
+        return "&mdash;"
+    text = f"{100 * value:.2f}%"
+    if change is not None:
+        css = "bad" if change < 0 else "good" if change > 0 else ""
+        text += f' <span class="{css}">({100 * change:+.2f})</span>'
+    return text
+
+
+def _latency(latency) -> str:
+    if not latency:
+        return "&mdash;"
+    return f"{latency['median_ms']:.2f} / {latency['p95_ms']:.2f} <span class=muted>(b{latency['batch']})</span>"
+
+
+def _verdict(gates: dict) -> str:
+    if not gates["thresholds"]:
+        return '<div class="verdict none">No gates set (--atol, --min-cosine, --min-agreement, --max-acc-drop)</div>'
+    if gates["passed"]:
+        limits = ", ".join(f"{k} {v:g}" for k, v in gates["thresholds"].items())
+        return f'<div class="verdict pass">PASSED every gate ({escape(limits)})</div>'
+    items = "".join(f"<li>{escape(f['message'])}</li>" for f in gates["failures"])
+    return f'<div class="verdict fail">FAILED {len(gates["failures"])} gate(s)<ul>{items}</ul></div>'
+
+
+def _summary_table(document: dict, labels: dict) -> str:
+    reference = document["reference_metrics"]
+    labelled = "acc1" in reference
+    head = ["model", "precision", "backend"]
+    head += ["acc@1 (&Delta;)", "acc@5 (&Delta;)"] if labelled else []
+    head += ["top-1 agree", "top-5 agree", "cosine (min)", "SNR dB", "max abs err", "mean abs err",
+             "latency ms median / p95"]
+    rows = [f'<tr class="reference"><td class="text">reference: {escape(document["reference"])}</td>'
+            f'<td>{escape(reference["precision"])}</td><td>{escape(reference["backend"])}</td>'
+            + (f"<td>{_pct(reference['acc1'])}</td><td>{_pct(reference['acc5'])}</td>" if labelled else "")
+            + "<td></td>" * 6 + f"<td>{_latency(reference.get('latency'))}</td></tr>"]
+    failed = {(f["candidate"], f["metric"]) for f in document["gates"]["failures"]}
+
+    def cell(name, metric, text):
+        return f'<td class="bad">{text}</td>' if (name, metric) in failed else f"<td>{text}</td>"
+
+    for c in document["candidates"]:
+        name = c["name"]
+        row = [f'<td class="text" title="{escape(name)}">{escape(labels[name])}</td>',
+               f"<td>{escape(c['precision'])}</td><td>{escape(c['backend'])}</td>"]
+        if labelled:
+            row.append(cell(name, "acc1_drop", _pct(c.get("acc1"), c.get("acc1_change"))))
+            row.append(f"<td>{_pct(c.get('acc5'), c.get('acc5_change'))}</td>")
+        row += [cell(name, "top1_agreement", _pct(c["top1_agreement"])), f"<td>{_pct(c['top5_agreement'])}</td>",
+                cell(name, "cosine", f"{_num(c['cosine'], 6)} ({_num(c['cosine_min'], 6)})"),
+                f"<td>{_db(c['snr_db'])}</td>", cell(name, "max_abs_err", _sci(c["max_abs_err"])),
+                f"<td>{_sci(c['mean_abs_err'])}</td>", f"<td>{_latency(c.get('latency'))}</td>"]
+        rows.append("<tr>" + "".join(row) + "</tr>")
+    header = "".join(f"<th>{h}</th>" for h in head)
+    return f"<div class=scroll><table><tr>{header}</tr>{''.join(rows)}</table></div>"
+
+
+def _layer_row(t: dict) -> str:
+    cells = [str(t["index"]), f"<code>{escape(t['name'])}</code>", escape(t["op"]),
+             "&times;".join(map(str, t["shape"])), _db(t["snr_in_db"]), _db(t["snr_db"]), _db(t["snr_lost_db"]),
+             f"<b>{_db(t['layer_snr_db'])}</b>", _num(t["cosine"], 6), _sci(t["max_abs_err"])]
+    return "<tr>" + "".join(f"<td class='text tensor'>{c}</td>" if i == 1 else f"<td>{c}</td>"
+                            for i, c in enumerate(cells)) + "</tr>"
+
+
+def _layer_rows(tensors: list[dict]) -> str:
+    return "".join(_layer_row(t) for t in tensors)
+
+
+LAYER_HEAD = ("<tr><th>#</th><th class=text>tensor</th><th>op</th><th>shape</th><th>SNR in dB</th>"
+              "<th>SNR out dB</th><th>SNR lost dB</th><th>layer SNR dB</th><th>cosine</th><th>max abs err</th></tr>")
+
+
+def _layers(document: dict, labels: dict) -> str:
+    parts = []
+    for c in document["candidates"]:
+        layers = c.get("layers")
+        if not layers:
+            continue
+        title = f"<h3>{escape(labels[c['name']])} ({escape(c['precision'])})</h3>"
+        if layers["status"] != "ok":
+            parts.append(f"{title}<p>Skipped: {escape(layers['reason'])}</p>")
+            continue
+        by_name = {t["name"]: t for t in layers["tensors"]}
+        worst = [by_name[n] for n in layers["worst"]]
+        parts.append(
+            f"{title}<p class=muted>{layers['compared']} tensors compared with <code>{escape(layers['fp32'])}</code>"
+            f" on {layers['images']} images, matched by name and shape ({layers['shape_mismatches']} same-named "
+            f"tensors differed in shape). Ranked by layer SNR, the SNR of the noise the layer adds by itself (lowest = "
+            f"hurts most): its own damage, not what it inherited. SNR lost = SNR in &minus; SNR out.</p>"
+            f"<div class=scroll><table>{LAYER_HEAD}{_layer_rows(worst)}</table></div>"
+            f"<details><summary>all {len(layers['tensors'])} tensors in graph order</summary>"
+            f"<div class=scroll><table>{LAYER_HEAD}{_layer_rows(layers['tensors'])}</table></div></details>")
+    if not parts:
+        return ""
+    return "<h2>Which layers hurt (FP16 / INT8 candidates)</h2>" + "".join(parts)
+
+
+def _meta(document: dict) -> str:
+    dataset, machine, tool = document["dataset"], document["machine"], document["tool"]
+    labels = (f"{dataset['labelled']} labelled ({dataset['label_source']}, mapped by {dataset['label_mapping']})"
+              if dataset["labelled"] else "unlabelled: accuracy not measured, agreement only")
+    rows = [("reference", document["reference"]), ("data", f"{dataset['source']}: {dataset['images']} images, "
+                                                           f"{labels}; batch {dataset['batch']}"),
+            ("machine", f"{machine['processor']}, {machine['cpu_count']} CPUs, load {machine['load_average_1min']}, "
+                        f"{machine['platform']}, onnxruntime {machine['onnxruntime']}"),
+            ("created", f"{document['created']} by {tool['name']} {tool['version']} "
+                        f"(report schema {document['schema_version']})")]
+    return "<table class=meta>" + "".join(f"<tr><th>{k}</th><td>{escape(str(v))}</td></tr>" for k, v in rows) + \
+        "</table>"
+
+
+def render_html(document: dict, plots: dict[str, bytes] | None = None) -> str:
+    """The whole report as one string; ``plots`` defaults to :func:`make_plots` of ``document``."""
+    plots = make_plots(document) if plots is None else plots
+    labels = short_names([c["name"] for c in document["candidates"]])
+    figures = "".join(
+        f'<figure><img alt="{escape(title)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{escape(title)}</figcaption></figure>" for title, png in plots.items())
+    if not plots:
+        figures = "<p class=muted>No figures: install matplotlib (pip install 'swin-trt[report]').</p>"
+    notes = "".join(f"<li>{escape(n)}</li>" for n in document["notes"])
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>swin-trt validation report</title>
+<style>{CSS}</style></head><body>
+<h1>swin-trt validation report</h1>
+{_meta(document)}
+{_verdict(document["gates"])}
+<h2>Candidates against the reference</h2>
+{_summary_table(document, labels)}
+<p class=muted>Agreement: the candidate's top-1 equals (top-5 contains) the reference's top-1. SNR: reference
+logits' energy over the error's, in dB (&infin; = identical). Latency: per batch of the backend, this machine.</p>
+<h2>Figures</h2>
+{figures}
+{_layers(document, labels)}
+<h2>Notes</h2><ul>{notes}</ul>
+<p class=muted>report.json beside this file has every number shown here (schema: docs/report-schema.md).</p>
+</body></html>
+"""

@@ -1,0 +1,85 @@
+"""report.html renders offline in a real browser (headless Chromium), figures included; writes are atomic."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from swin_trt.validate.report_html import render_html
+from swin_trt.validate.run import Options, run_validation, write_report
+
+from test_validate_graphs import pico_models
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)), None)
+# The page itself has no script; this one is added to a copy only, to ask the browser whether every
+# figure decoded (naturalWidth > 0), which --dump-dom then shows as an attribute.
+PROBE = ("<script>addEventListener('load', () => document.body.setAttribute('data-decoded', "
+         "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length));</script>")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, photo_dir):
+    models = pico_models(tmp_path_factory)
+    document = run_validation(Options(str(models["fp32"]), [str(models["rewritten"]), str(models["fp16"])],
+                                      data=photo_dir, layer_images=2, progress=False))
+    return write_report(document, tmp_path_factory.mktemp("html"))
+
+
+def _chromium(tmp_path, *args) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    page = tmp_path / "probe.html"
+    page.write_text(report["html"].read_text().replace("</body>", PROBE + "</body>"))
+    dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
+    assert dom.count('src="data:image/png;base64,') == 4, dom[:2000]
+    assert 'data-decoded="4"' in dom  # every embedded figure decoded in the browser
+    assert "Candidates against the reference" in dom and "Which layers hurt" in dom
+
+    shot = tmp_path / "shot.png"
+    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", report["html"].as_uri())
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.shape == (2000, 1200)
+    assert pixels.std() > 20 and (pixels < 128).mean() > 0.01  # text and figures, not a blank page
+
+
+def test_report_json_matches_the_html(report):
+    document = json.loads(report["json"].read_text())
+    html = report["html"].read_text()
+    for entry in document["candidates"]:
+        assert f"{entry['cosine']:.6f}" in html
+    assert document["candidates"][1]["layers"]["worst"][0] in html
+
+
+def test_report_without_matplotlib_keeps_its_tables(report, monkeypatch):
+    import swin_trt.validate.report_html as report_html
+
+    document = json.loads(report["json"].read_text())
+    monkeypatch.setattr(report_html, "make_plots", lambda document: {})
+    html = render_html(document)
+    assert "data:image/png" not in html and "install matplotlib" in html and "<table>" in html
+
+
+def test_failed_render_leaves_no_partial_report(report, tmp_path, monkeypatch):
+    import swin_trt.validate.report_html as report_html
+
+    document = json.loads(report["json"].read_text())
+
+    def broken(document):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(report_html, "render_html", broken)
+    with pytest.raises(RuntimeError):
+        write_report(document, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json"]

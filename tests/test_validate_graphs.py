@@ -1,0 +1,190 @@
+"""Self-made FP16 and INT8 graphs for the validate tests (no dependency on `swin-trt quantize`), and the
+tests of the pieces of validate that need no model: precision detection, metrics, gates, the schema.
+
+The other test_validate*/test_report* modules import ``pico_models`` from here: it exports the pico model
+once per test session (an export costs tens of seconds on a loaded CI machine).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from swin_trt.validate.gates import Gates, check
+from swin_trt.validate.metrics import Agreement, ErrorHistogram, capped
+from swin_trt.validate.precision import onnx_precision
+from swin_trt.validate.schema import json_safe
+
+WEIGHT_OPS = {"MatMul", "Gemm", "Conv"}
+ROUNDED_OPS = {"MatMul", "Gemm", "Conv", "LayerNormalization", "Softmax", "SwinWindowAttention"}
+
+
+def _with_nodes_after(model: onnx.ModelProto, extra: dict[str, list]) -> None:
+    """Insert ``extra[node name]`` right after each node: keeps the graph topologically sorted."""
+    nodes = []
+    for node in model.graph.node:
+        nodes.append(node)
+        nodes.extend(extra.get(node.name, []))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def fp16_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """FP16 as a deployment sees it, runnable by ONNX Runtime's CPU kernels: weights stored as float16, and
+    every compute output rounded to float16 and back under its original name (so tensor names match)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    weights = {n.input[i] for n in graph.node if n.op_type in WEIGHT_OPS for i in range(1, len(n.input))}
+    casts = []
+    for init in list(graph.initializer):
+        if init.name in weights and init.data_type == TensorProto.FLOAT:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}__fp16")
+            graph.initializer.remove(init)
+            graph.initializer.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                          name=f"{init.name}__cast"))
+    extra = {}
+    for node in graph.node:
+        if node.op_type in ROUNDED_OPS:
+            out = node.output[0]
+            node.output[0] = f"{out}__raw"
+            extra[node.name] = [
+                helper.make_node("Cast", [f"{out}__raw"], [f"{out}__h"], to=TensorProto.FLOAT16, name=f"{out}__to16"),
+                helper.make_node("Cast", [f"{out}__h"], [out], to=TensorProto.FLOAT, name=f"{out}__to32")]
+    _with_nodes_after(model, extra)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+def int8_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """INT8 weights through QuantizeLinear/DequantizeLinear (symmetric, per tensor), as Q/DQ graphs carry them."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    extra = []
+    for node in graph.node:
+        if node.op_type in WEIGHT_OPS and len(node.input) > 1 and node.input[1] in inits:
+            weight = numpy_helper.to_array(inits[node.input[1]])
+            name = node.input[1]
+            scale = numpy_helper.from_array(np.array(max(np.abs(weight).max(), 1e-8) / 127, np.float32), f"{name}__s")
+            zero = numpy_helper.from_array(np.array(0, np.int8), f"{name}__z")
+            graph.initializer.extend([scale, zero])
+            extra += [helper.make_node("QuantizeLinear", [name, scale.name, zero.name], [f"{name}__q"],
+                                       name=f"{name}__Q"),
+                      helper.make_node("DequantizeLinear", [f"{name}__q", scale.name, zero.name], [f"{name}__dq"],
+                                       name=f"{name}__DQ")]
+            node.input[1] = f"{name}__dq"
+    nodes = extra + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+_PICO: dict = {}
+
+
+def pico_models(tmp_path_factory) -> dict:
+    """The pico model exported once per session: fp32, rewritten, rewritten+fp16, rewritten+int8 (paths)."""
+    if _PICO:
+        return _PICO
+    from swin_trt.export import export_model
+    from swin_trt.surgery.rewrite import rewrite
+
+    folder = tmp_path_factory.mktemp("pico")
+    paths = {"fp32": folder / "pico.onnx", "rewritten": folder / "pico.rw.onnx",
+             "fp16": folder / "pico.rw.fp16.onnx", "int8": folder / "pico.rw.int8.onnx"}
+    export_model("swin_pico_test", paths["fp32"], check=False)
+    rewritten, _ = rewrite(onnx.load(paths["fp32"]))
+    onnx.save(rewritten, paths["rewritten"])
+    onnx.save(fp16_graph(rewritten), paths["fp16"])
+    onnx.save(int8_graph(rewritten), paths["int8"])
+    _PICO.update(paths)
+    return _PICO
+
+
+# ---- the pieces that need no model --------------------------------------------------------------------
+
+
+def _tiny_graph():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    w = numpy_helper.from_array(np.eye(4, dtype=np.float32) * 0.3, "w")
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")
+    return helper.make_model(helper.make_graph([node], "g", [x], [y], [w]))
+
+
+def test_precision_is_read_from_the_graph():
+    model = _tiny_graph()
+    assert onnx_precision(model) == "fp32"
+    assert onnx_precision(fp16_graph(model)) == "fp16"
+    assert onnx_precision(int8_graph(model)) == "int8"
+    assert onnx_precision(fp16_graph(int8_graph(model))) == "int8+fp16"
+
+
+def test_agreement_and_histogram_stream():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(10, 7)).astype(np.float32)
+    candidate = reference + rng.normal(scale=1e-3, size=reference.shape).astype(np.float32)
+    whole, parts = Agreement(), Agreement()
+    whole.update(reference, candidate, np.arange(10) % 7)
+    for i in range(0, 10, 3):  # batch by batch gives the same numbers as all at once
+        parts.update(reference[i:i + 3], candidate[i:i + 3], np.arange(10)[i:i + 3] % 7)
+    a, b = whole.result(), parts.result()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert math.isclose(a[key], b[key], rel_tol=1e-9), key
+    assert 50 < a["snr_db"] < 70 and a["top1_agreement"] == 1.0
+    histogram = ErrorHistogram()
+    histogram.update(reference, candidate)
+    counts = histogram.result()["counts"]
+    assert sum(counts) == reference.size and len(counts) == len(histogram.EDGES) + 1
+
+
+def test_identical_outputs_have_infinite_snr_written_as_null():
+    agreement = Agreement()
+    agreement.update(np.ones((2, 3)), np.ones((2, 3)))
+    assert agreement.result()["snr_db"] == math.inf
+    assert json_safe({"snr": [math.inf, 1.0]}) == {"snr": [None, 1.0]}
+    assert capped(math.inf) == 140.0 and capped(-math.inf) == -140.0
+
+
+@pytest.mark.parametrize("gates,metric", [
+    (Gates(atol=1e-3), "max_abs_err"), (Gates(min_cosine=0.999), "cosine"),
+    (Gates(min_agreement=0.99), "top1_agreement"), (Gates(max_acc_drop=0.01), "acc1_drop")])
+def test_each_gate_names_its_metric_and_candidate(gates, metric):
+    entry = {"name": "m.int8.onnx", "max_abs_err": 0.1, "cosine": 0.99, "top1_agreement": 0.9, "acc1_change": -0.05}
+    failures = check(gates, entry)
+    assert [f["metric"] for f in failures] == [metric]
+    assert "m.int8.onnx" in failures[0]["message"] and metric.split("_")[0] in failures[0]["message"]
+
+
+def test_gates_pass_on_the_boundary():
+    entry = {"name": "m", "max_abs_err": 1e-3, "cosine": 0.999, "top1_agreement": 0.99, "acc1_change": 0.49 - 0.5}
+    assert check(Gates(atol=1e-3, min_cosine=0.999, min_agreement=0.99, max_acc_drop=0.01), entry) == []
+
+
+def test_int8_candidates_run_exact_int8_arithmetic():
+    """ONNX Runtime's fused u8s8 kernels saturate int16 pair sums on x86 without VNNI; validate must not."""
+    from swin_trt.validate.exact import ExactOrtBackend
+
+    k, scale = 64, np.float32(0.05)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    inits = [numpy_helper.from_array(np.full((k, 8), 127, np.int8), "wq"),
+             numpy_helper.from_array(scale, "s"), numpy_helper.from_array(np.array(0, np.int8), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+             helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wf"]),
+             helper.make_node("MatMul", ["xf", "wf"], ["y"])]
+    model = helper.make_model(helper.make_graph(nodes, "qdq", [x], [y], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    pixels = np.full((1, k), 127 * scale, np.float32)
+    expected = k * (127 * scale) ** 2
+    got = ExactOrtBackend(model).infer(pixels)[0]
+    np.testing.assert_allclose(got, np.full((1, 8), expected), rtol=1e-5)
