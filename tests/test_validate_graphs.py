@@ -169,9 +169,11 @@ def test_gates_pass_on_the_boundary():
     assert check(Gates(atol=1e-3, min_cosine=0.999, min_agreement=0.99, max_acc_drop=0.01), entry) == []
 
 
-def test_int8_candidates_run_exact_int8_arithmetic():
-    """ONNX Runtime's fused u8s8 kernels saturate int16 pair sums on x86 without VNNI; validate must not."""
-    from swin_trt.validate.exact import ExactOrtBackend
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_int8_graphs_run_exact_int8_arithmetic(mode):
+    """ONNX Runtime's fused u8s8 kernels saturate int16 pair sums on x86 without VNNI; our sessions must not,
+    neither the exact one validation uses nor the fast one (uint8 weights) infer uses."""
+    from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
 
     k, scale = 64, np.float32(0.05)
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])
@@ -186,5 +188,5 @@ def test_int8_candidates_run_exact_int8_arithmetic():
                               opset_imports=[helper.make_opsetid("", 17)])
     pixels = np.full((1, k), 127 * scale, np.float32)
     expected = k * (127 * scale) ** 2
-    got = ExactOrtBackend(model).infer(pixels)[0]
+    got = OnnxRuntimeBackend(model, int8=mode).infer(pixels)[0]
     np.testing.assert_allclose(got, np.full((1, 8), expected), rtol=1e-5)

@@ -10,6 +10,7 @@ import onnx
 
 from ..errors import UserError
 from ..ops.lowering import lower_plugins
+from . import ort_int8
 from .base import Backend
 
 
@@ -28,11 +29,13 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     return model
 
 
-def create_session(model: onnx.ModelProto, threads: int | None = None, spinning: bool = True):
-    """An ``InferenceSession`` on the CPU for ``model`` with its plugin nodes lowered.
+def create_session(model: onnx.ModelProto, threads: int | None = None, spinning: bool = True,
+                   int8: str = "fast", lowered: bool = False):
+    """An ``InferenceSession`` on the CPU for ``model`` with its plugin nodes lowered (unless ``lowered``).
 
     ``spinning=False`` stops idle worker threads from busy-waiting: right when other work (video decoding)
-    shares the CPU, at a small cost in latency when the model runs alone.
+    shares the CPU, at a small cost in latency when the model runs alone. ``int8`` picks how Q/DQ graphs
+    run (see :mod:`.ort_int8`): ``fast`` integer kernels where exact, ``exact`` every Q/DQ as written.
     """
     import onnxruntime as ort
 
@@ -42,22 +45,27 @@ def create_session(model: onnx.ModelProto, threads: int | None = None, spinning:
         options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    lowered = lower_plugins(model)
-    return ort.InferenceSession(lowered.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    disabled = ort_int8.DISABLED[int8] if ort_int8.has_qdq(model) else None
+    graph = ort_int8.cpu_copy(model)
+    graph = graph if lowered else lower_plugins(graph)
+    return ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=disabled)
 
 
 class OnnxRuntimeBackend(Backend):
     name = "ort"
 
-    def __init__(self, model: str | Path | onnx.ModelProto, threads: int | None = None, spinning: bool = True, **_):
+    def __init__(self, model: str | Path | onnx.ModelProto, threads: int | None = None, spinning: bool = True,
+                 int8: str = "fast", **_):
         proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
         threads = threads or int(os.environ.get("SWIN_TRT_ORT_THREADS", 0)) or None
-        self.session = create_session(proto, threads, spinning)
+        self.session = create_session(proto, threads, spinning, int8)
         first = self.session.get_inputs()[0]
         self.input_name = first.name
+        self.dtype = np.float16 if first.type == "tensor(float16)" else np.float32  # quantize --io-fp16
         self.input_shape = tuple(d if isinstance(d, int) else None for d in first.shape)
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
-        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=self.dtype)})
         return [np.asarray(o, dtype=np.float32) for o in outputs]

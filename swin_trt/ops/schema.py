@@ -15,6 +15,7 @@ PARTITION = "SwinWindowPartition"
 REVERSE = "SwinWindowReverse"
 ATTENTION = "SwinWindowAttention"
 OP_TYPES = (PARTITION, REVERSE, ATTENTION)
+MOVE_OPS = (PARTITION, REVERSE)  # pure data movement: these also move int8
 
 # Attributes each op requires (besides plugin_version / plugin_namespace), with their ONNX kind.
 REQUIRED = {

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from ..ops.lowering import lower_plugins
-from .exact import exact_session
+from ..backends.onnxruntime import create_session
 from .metrics import capped, snr_db
 
 # Ops that only move, slice or re-type values: their outputs repeat an upstream tensor's error, so listing
@@ -105,7 +105,7 @@ def expose(model: onnx.ModelProto, names: list[str]) -> tuple[onnx.ModelProto, d
 
 class _Runner:
     def __init__(self, model: onnx.ModelProto):
-        self.session = exact_session(model, lowered=True)  # the same arithmetic as the candidate's metrics
+        self.session = create_session(model, int8="exact", lowered=True)  # the same arithmetic as the candidate's metrics
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.dtype = np.float16 if first.type == "tensor(float16)" else np.float32

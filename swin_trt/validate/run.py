@@ -12,7 +12,7 @@ from pathlib import Path
 from ..backends.base import Backend, open_backend
 from ..errors import UserError
 from .compare import Labelled, batches, compare, label_items, list_labelled, resolve_preprocessing
-from .exact import has_qdq
+from ..backends.ort_int8 import has_qdq
 from .gates import Gates, check
 from .latency import TimedBackend, latency_stats
 from .precision import model_precision, needs_layer_attribution
@@ -54,9 +54,10 @@ def _load_onnx(model: str):
 
 def _open(model: str, protos: dict) -> Backend:
     if model in protos:  # already loaded for its precision: don't parse a large graph twice
-        from .exact import ExactOrtBackend
+        from ..backends.onnxruntime import OnnxRuntimeBackend
 
-        return ExactOrtBackend(protos[model])
+        # Exact Q/DQ arithmetic: the numbers TensorRT's INT8 kernels compute (see backends/ort_int8.py).
+        return OnnxRuntimeBackend(protos[model], int8="exact")
     return open_backend(model)
 
 

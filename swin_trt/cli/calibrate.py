@@ -1,0 +1,49 @@
+"""``swin-trt calibrate``."""
+
+from pathlib import Path
+
+import click
+
+from ..precision.methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="A folder of images (recursive; jpg, png, webp, bmp), a video file (frames sampled evenly) "
+                   "or a .txt file with one image path per line.")
+@click.option("--num", type=int, default=512, show_default=True,
+              help="Images (or video frames) to use, spread evenly over the source.")
+@click.option("--batch", type=int, default=8, show_default=True,
+              help="Images per ONNX Runtime run (a model exported with a fixed batch uses that).")
+@click.option("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
+              help="How a range is picked from each histogram: a percentile of |x|, KL divergence as TensorRT's "
+                   "entropy calibrator, the max, or the MSE-optimal clip (calibration/README.md compares them).")
+@click.option("--percentile", type=float, default=DEFAULT_PERCENTILE, show_default=True,
+              help="For --method percentile.")
+@click.option("--min-images", type=int,
+              help="Fail when fewer usable images than this remain (default: min(--num, 16)).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The calibration cache (JSON) to write.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def calibrate(model, data, num, batch, method, percentile, min_images, output, quiet):
+    """Measure INT8 ranges of MODEL's activations on real images or video.
+
+    Runs MODEL (with its plugin nodes, on ONNX Runtime) over the calibration images, preprocessed as
+    MODEL.json says, and writes the ranges of every tensor `swin-trt quantize --precision int8` will
+    quantize: the inputs of MatMul/Gemm/Conv and of the window partition/reverse plugins. The cache is
+    tied to MODEL by its sha256. See calibration/README.md for choosing images.
+
+    \b
+    Examples:
+      swin-trt calibrate out/demo.rw.onnx --data calib_images/ -o out/calib.json
+      swin-trt calibrate out/demo.rw.onnx --data traffic.mp4 --num 256 --method entropy -o out/calib.json
+    """
+    from ..precision.pipeline import calibrate_file
+
+    result = calibrate_file(model, data, output, num=num, batch=batch, method=method, percentile=percentile,
+                            min_images=min_images, progress=not quiet)
+    skipped = len(result["data"]["skipped"])
+    click.echo(f"wrote {output}: {len(result['tensors'])} tensors, method {method}, "
+               f"{result['data']['images']} images ({result['data']['kind']})"
+               + (f", {skipped} unreadable skipped" if skipped else ""))

@@ -1,0 +1,84 @@
+"""One pass over the calibration images: ONNX Runtime runs the model with every quantized tensor as an extra
+output, and each tensor's |x| goes into its streaming histogram.
+
+The plugin nodes are lowered first (as ``create_session`` would) so that the extra outputs can be given
+their inferred types; lowering keeps the names of plugin inputs and outputs, so the names in the cache are
+the names in the stored (plugin) graph.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterable
+
+import numpy as np
+import onnx
+from tqdm import tqdm
+
+from ..backends.onnxruntime import create_session
+from ..data.preprocess import Preprocessor
+from ..errors import UserError
+from ..ops.lowering import lower_plugins
+from .histogram import AbsHistogram
+from .points import calibration_tensors
+
+
+def static_batch(model: onnx.ModelProto) -> int | None:
+    """The first input's batch size when it is fixed in the graph, else ``None`` (dynamic)."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return dims[0].dim_value if dims and dims[0].HasField("dim_value") else None
+
+
+def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """The lowered model with ``names`` appended as graph outputs (typed from shape inference)."""
+    lowered = onnx.shape_inference.infer_shapes(lower_plugins(model))
+    types = {v.name: v.type.tensor_type.elem_type for v in lowered.graph.value_info}
+    existing = {o.name for o in lowered.graph.output} | {i.name for i in lowered.graph.input}
+    for name in names:
+        if name not in existing:
+            elem = types.get(name, onnx.TensorProto.FLOAT)
+            lowered.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+    return lowered
+
+
+def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: Preprocessor, batch: int = 8,
+            total: int | None = None, progress: bool = True) -> tuple[dict[str, AbsHistogram], int]:
+    """Histograms of every calibration tensor over ``crops`` (uint8 ``(H, W, 3)``); returns them and the
+    number of images that went through the model."""
+    if any(i.type.tensor_type.elem_type != onnx.TensorProto.FLOAT for i in model.graph.input):
+        raise UserError("calibrate needs the float32 model (the output of export or rewrite), not a "
+                        "quantized or float16 one")
+    names = calibration_tensors(model)
+    if not names:
+        raise UserError("the model has no MatMul, Gemm, Conv or window plugin to calibrate")
+    session = create_session(with_outputs(model, names))
+    input_name = session.get_inputs()[0].name
+    fixed = static_batch(model)
+    step = fixed or batch
+    histograms = {name: AbsHistogram() for name in names}
+    seen = 0
+    pending: list[np.ndarray] = []
+    bar = tqdm(total=total, desc="calibrate", unit="img", disable=not progress, leave=False)
+
+    def run(pixels: np.ndarray) -> None:
+        outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {input_name: pixels})))
+        outputs[input_name] = pixels
+        for name in names:
+            histograms[name].update(outputs[name])
+
+    for crop in crops:
+        pending.append(crop)
+        if len(pending) == step:
+            run(preprocessor.normalize(np.stack(pending)))
+            seen += len(pending)
+            bar.update(len(pending))
+            pending = []
+    if pending and fixed:
+        warnings.warn(f"the model's batch is fixed at {fixed}: the last {len(pending)} image(s) do not fill a "
+                      f"batch and were not used (export with --dynamic-batch to use every image)", stacklevel=2)
+    elif pending:
+        run(preprocessor.normalize(np.stack(pending)))
+        seen += len(pending)
+        bar.update(len(pending))
+    bar.close()
+    return histograms, seen

@@ -1,0 +1,165 @@
+"""The calibrate and quantize stages on files: read, check, compute, write atomically with sidecars.
+
+Every check that can fail on user input (missing sidecar, too few images, a cache for another model) runs
+before anything is written, so a failed command leaves no output behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..backends.onnxruntime import create_session, load_onnx
+from ..data.preprocess import Preprocessor
+from ..errors import UserError
+from ..io import atomic_output, read_sidecar, sha256_file, sidecar_path, write_json
+from . import cache as cache_io
+from .calibration import collect
+from .evaluate import load_pixels
+from .fp16 import to_fp16
+from .int8 import Int8Options, quantize_int8
+from .methods import DEFAULT_METHOD, METHODS, compute_amax
+from .mixed import Budget, mixed_precision
+from .sources import CalibrationSource
+
+DEFAULT_MIN_IMAGES = 16
+
+
+def preprocessor_for(model_path: Path) -> tuple[Preprocessor, dict]:
+    sidecar = read_sidecar(model_path)
+    if not sidecar or "preprocessing" not in sidecar:
+        raise UserError(f"{model_path} has no export sidecar ({model_path.name}.json) saying how to preprocess "
+                        f"images: export with `swin-trt export` (and rewrite with `swin-trt rewrite`), or copy "
+                        f"the sidecar beside the model")
+    return Preprocessor.from_sidecar(sidecar), sidecar
+
+
+def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = 512, batch: int = 8,
+                   method: str = DEFAULT_METHOD, percentile: float = 99.99, min_images: int | None = None,
+                   progress: bool = True) -> dict:
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    if num < 1 or batch < 1:
+        raise UserError("--num and --batch must be >= 1")
+    if not 0 < percentile <= 100:
+        raise UserError(f"--percentile {percentile} is not in (0, 100]")
+    min_images = min(num, DEFAULT_MIN_IMAGES) if min_images is None else min_images
+    model = load_onnx(model_path)
+    preprocessor, _ = preprocessor_for(model_path)
+    source = CalibrationSource(data, num)
+    histograms, seen = collect(model, source.crops(preprocessor), preprocessor, batch=batch,
+                               total=source.candidates, progress=progress)
+    if seen < min_images:
+        skipped = f" ({len(source.skipped)} unreadable file(s) skipped)" if source.skipped else ""
+        raise UserError(f"only {seen} usable calibration image(s) in {data}{skipped}, fewer than --min-images "
+                        f"{min_images}: add images (a few hundred, varied, see calibration/README.md) or lower "
+                        f"--min-images")
+    amax = {name: compute_amax(hist, method, percentile) for name, hist in histograms.items()}
+    result = cache_io.make_cache(
+        amax, method=method, percentile=percentile, model_sha256=sha256_file(model_path),
+        data={"kind": source.kind, "images": seen, "fingerprint": source.fingerprint(),
+              "skipped": sorted(source.skipped)})
+    with atomic_output(output) as temporary:
+        temporary.write_text(cache_io.dumps(result))
+    return result
+
+
+PRECISIONS = ("fp16", "int8", "best")
+
+
+@dataclass
+class QuantizeRequest:
+    precision: str
+    calib: Path | None = None
+    io_fp16: bool = False
+    islands: bool = True
+    int8_base: str = "fp32"  # float ops around INT8 layers: fp32, or fp16 (always fp16 for best)
+    exclude: tuple[str, ...] = ()
+    keep_first: bool = True
+    keep_last: bool = True
+    data: Path | None = None  # held-out images for best
+    eval_num: int = 64
+    budget: Budget = field(default_factory=Budget)
+
+
+def _scales(cache: dict) -> dict[str, float]:
+    return {name: float(entry["scale"]) for name, entry in cache["tensors"].items()}
+
+
+def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=print) -> dict:
+    """Write OUTPUT (and OUTPUT.json); returns the sidecar's "quantize" section."""
+    if request.precision not in PRECISIONS:
+        raise UserError(f"unknown precision {request.precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if request.int8_base not in ("fp32", "fp16"):
+        raise UserError(f"--int8-base {request.int8_base!r}: choose fp32 or fp16")
+    model = load_onnx(model_path)
+    sidecar = dict(read_sidecar(model_path) or {})
+    section: dict = {"precision": request.precision, "io_types": "float16" if request.io_fp16 else "float32"}
+    needs_int8 = request.precision in ("int8", "best")
+    if needs_int8:
+        if request.calib is None:
+            raise UserError(f"--precision {request.precision} needs --calib (make one with `swin-trt calibrate "
+                            f"{model_path} --data IMAGES -o calib.json`)")
+        cache = cache_io.read_cache(request.calib, model_path)
+        scales = _scales(cache)
+        section.update(method=cache.get("method"), calib=str(request.calib), calib_sha256=sha256_file(request.calib))
+    options = Int8Options(tuple(request.exclude), request.keep_first, request.keep_last)
+    fp16_base = request.precision == "best" or request.int8_base == "fp16"
+
+    def build(base_model, opts: Int8Options):
+        quantized, int8_report = quantize_int8(base_model, scales, opts)
+        section["int8"] = int8_report.to_dict()
+        if fp16_base:
+            quantized, fp16_report = to_fp16(quantized, keep_io_types=not request.io_fp16, islands=request.islands,
+                                             int8_nodes=int8_report.quantized)
+            section["fp16"] = fp16_report
+        return quantized
+
+    if request.precision == "fp16":
+        result, section["fp16"] = to_fp16(model, keep_io_types=not request.io_fp16, islands=request.islands)
+    elif request.precision == "int8":
+        result = build(model, options)
+    else:
+        if request.data is None:
+            raise UserError("--precision best needs --data: held-out images to measure each layer's sensitivity")
+        preprocessor, _ = preprocessor_for(model_path)
+        pixels = load_pixels(request.data, preprocessor, request.eval_num, min_images=1)
+        result, mixed = mixed_precision(model, scales, pixels, options=options, budget=request.budget,
+                                        build=build, log=log)
+        section["best"] = mixed.to_dict()
+        section["best"]["budget"] = {"min_agreement": request.budget.min_agreement,
+                                     "min_cosine": request.budget.min_cosine, "eval_images": len(pixels)}
+    section["int8_base"] = ("fp16" if fp16_base else "fp32") if needs_int8 else None
+    section["excluded"] = list(request.exclude)
+    section["counts"] = _op_counts(result)
+    verify(result)
+    with atomic_output(output) as temporary:
+        onnx.save_model(result, str(temporary))
+    sidecar.update(stage="quantize", source=str(model_path), source_sha256=sha256_file(model_path),
+                   onnx_sha256=sha256_file(output), quantize=section)
+    write_json(sidecar_path(output), sidecar)
+    return section
+
+
+def _op_counts(model: onnx.ModelProto) -> dict:
+    kinds = ("QuantizeLinear", "DequantizeLinear", "Cast")
+    counts = {kind: sum(n.op_type == kind for n in model.graph.node) for kind in kinds}
+    elem = {init.name: init.data_type for init in model.graph.initializer}
+    counts["float16_initializers"] = sum(t == onnx.TensorProto.FLOAT16 for t in elem.values())
+    counts["int8_initializers"] = sum(t == onnx.TensorProto.INT8 for t in elem.values())
+    return counts
+
+
+def verify(model: onnx.ModelProto) -> None:
+    """onnx.checker, then one run through ONNX Runtime with the plugins lowered: the types must line up."""
+    onnx.checker.check_model(model)
+    first = model.graph.input[0]
+    dims = [d.dim_value if d.HasField("dim_value") else 1 for d in first.type.tensor_type.shape.dim]
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(first.type.tensor_type.elem_type)
+    pixels = np.random.default_rng(0).standard_normal(dims).astype(dtype)
+    outputs = create_session(model).run(None, {first.name: pixels})
+    if not all(np.isfinite(np.asarray(o, dtype=np.float32)).all() for o in outputs):
+        raise RuntimeError("the quantized graph produced non-finite outputs on a test input")

@@ -1,0 +1,114 @@
+"""Calibration images from a folder (recursive), a text file of paths, or a video (frames sampled evenly).
+
+Yields preprocessed ``(H, W, 3)`` uint8 crops one at a time, skipping (with a warning that names the file)
+anything that is not a readable image, and records a fingerprint of exactly what was used: sha256 over the
+sorted ``name, size, sha256(content)`` lines, so the same data gives the same fingerprint wherever it lies
+and whatever the files' times say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..data.images import IMAGE_SUFFIXES, list_images
+from ..data.preprocess import Preprocessor
+from ..data.video_frames import VIDEO_SUFFIXES, is_video, sample_frames
+from ..errors import UserError
+
+
+def evenly(count: int, wanted: int) -> list[int]:
+    """``wanted`` indices spread evenly over ``range(count)`` (all of them when ``wanted >= count``)."""
+    if wanted >= count:
+        return list(range(count))
+    return [int((k + 0.5) * count / wanted) for k in range(wanted)]
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
+
+
+class CalibrationSource:
+    """``source`` -> ``num`` images; iterate :meth:`crops`, then read ``used``, ``skipped``, :meth:`fingerprint`."""
+
+    def __init__(self, source: str | Path, num: int):
+        self.source = Path(source)
+        self.num = num
+        self.used: list[str] = []
+        self.skipped: list[str] = []
+        self._lines: list[str] = []
+        if not self.source.exists():
+            raise UserError(f"calibration data {str(self.source)!r} does not exist: pass a folder of images, "
+                            f"a video file or a .txt file with one image path per line")
+        if self.source.is_dir():
+            self.kind = "folder"
+            self._paths = self._folder_images()
+        elif is_video(self.source):
+            self.kind = "video"
+        elif self.source.suffix.lower() in (".txt", ".lst", ".list"):
+            self.kind = "list"
+            self._paths = [item.path for item in list_images(self.source)]
+        else:
+            raise UserError(f"calibration data {str(self.source)!r} is neither a folder, a video "
+                            f"({', '.join(sorted(s.lstrip('.') for s in VIDEO_SUFFIXES))}) nor a .txt list")
+
+    def _folder_images(self) -> list[Path]:
+        files = sorted(p for p in self.source.rglob("*") if p.is_file())
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        others = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if others:
+            shown = ", ".join(str(p.relative_to(self.source)) for p in others[:5])
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            _warn(f"skipping {len(others)} non-image file(s) in {self.source}: {shown}{more} "
+                  f"(images are {', '.join(sorted(s.lstrip('.') for s in IMAGE_SUFFIXES))})")
+        return images
+
+    def _name(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.source if self.kind == "folder" else self.source.parent))
+        except ValueError:
+            return str(path)
+
+    def crops(self, preprocessor: Preprocessor) -> Iterator[np.ndarray]:
+        if self.kind == "video":
+            yield from self._video_crops(preprocessor)
+            return
+        for index in evenly(len(self._paths), self.num):
+            path = self._paths[index]
+            name = self._name(path)
+            try:
+                content = path.read_bytes()
+                with Image.open(io.BytesIO(content)) as image:
+                    rgb = image.convert("RGB")
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+                _warn(f"skipping {path}: not a readable image ({type(exc).__name__}: {exc})")
+                self.skipped.append(name)
+                continue
+            self.used.append(name)
+            self._lines.append(f"{name}\t{len(content)}\t{hashlib.sha256(content).hexdigest()}")
+            yield preprocessor.to_uint8(rgb)
+
+    def _video_crops(self, preprocessor: Preprocessor) -> Iterator[np.ndarray]:
+        from ..io import sha256_file
+
+        digest = sha256_file(self.source)
+        size = self.source.stat().st_size
+        for frame in sample_frames(self.source, self.num):
+            name = f"{self.source.name}@{frame.time:.6f}s"
+            self.used.append(name)
+            self._lines.append(f"{name}\t{size}\t{digest}")
+            yield preprocessor.to_uint8(frame.rgb)
+
+    @property
+    def candidates(self) -> int:
+        return self.num if self.kind == "video" else min(self.num, len(self._paths))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256("\n".join(sorted(self._lines)).encode()).hexdigest()
+
