@@ -77,15 +77,10 @@ register(ArchSpec("swin_pico_test", _swin(16, (2, 2, 2, 2), (1, 1, 2, 2), 4, 64,
                   "smallest test Swin (embed 16, window 4, 64 px), random weights"))
 
 
-_demo_looked_up = False
-
-
 def _register_demo() -> None:
     """The demo model trained here (scripts/train_demo.py); its config travels with its weights."""
-    global _demo_looked_up
-    if _demo_looked_up:
+    if "swin_demo" in _ARCHS:
         return
-    _demo_looked_up = True
     from .demo import demo_spec
 
     spec = demo_spec()
