@@ -143,15 +143,7 @@ def _decide_partition(graph: gs.Graph, match: WindowMatch) -> bool:
     first = int(got[0, 0])
     if first < 0:
         return False
-    shift = divmod(first, width)
-    if not (shift[0] < window[0] and shift[1] < window[1]):
-        return False
-    for pad_first in (1, 0):
-        if np.array_equal(got, reference.partition_index(height, width, window, shift, bool(pad_first))):
-            match.attrs.update(shift_size=shift, pad_first=pad_first)
-            match.nodes = region.nodes
-            return True
-    return False
+    return _accept(match, region, got, reference.partition_index, divmod(first, width))
 
 
 def _decide_reverse(graph: gs.Graph, match: WindowMatch) -> bool:
@@ -172,11 +164,16 @@ def _decide_reverse(graph: gs.Graph, match: WindowMatch) -> bool:
     where = np.nonzero(got == 0)[0]
     if len(where) != 1:
         return False
-    shift = divmod(int(where[0]), width)
+    return _accept(match, region, got, reference.reverse_index, divmod(int(where[0]), width))
+
+
+def _accept(match: WindowMatch, region: Region, got: np.ndarray, contract_index, shift) -> bool:
+    """Keep ``match`` if the probed index map ``got`` is the contract's for ``shift`` in either pad order."""
+    height, width, window = match.attrs["height"], match.attrs["width"], match.attrs["window_size"]
     if not (shift[0] < window[0] and shift[1] < window[1]):
         return False
     for pad_first in (1, 0):
-        if np.array_equal(got, reference.reverse_index(height, width, window, shift, bool(pad_first))):
+        if np.array_equal(got, contract_index(height, width, window, shift, bool(pad_first))):
             match.attrs.update(shift_size=shift, pad_first=pad_first)
             match.nodes = region.nodes
             return True
