@@ -275,3 +275,11 @@ def test_best_prints_fallbacks(cli, pico, calib, photo_dir, tmp_path):
     # the most sensitive layer falls back first
     cosines = [e["cosine"] for e in best["fallback"]]
     assert cosines == sorted(cosines)
+
+
+def test_best_max_drop_sets_the_agreement_budget(cli, pico, calib, photo_dir, tmp_path):
+    out = tmp_path / "best.onnx"
+    cli("quantize", pico, "--precision", "best", "--calib", calib, "--data", photo_dir, "--eval-num", 6,
+        "--max-drop", 0.25, "-o", out)
+    budget = json.loads((tmp_path / "best.onnx.json").read_text())["quantize"]["best"]["budget"]
+    assert budget["min_agreement"] == pytest.approx(0.75)

@@ -22,7 +22,7 @@ _PATH = click.Path(path_type=Path)
 @click.option("--precision", type=click.Choice(PRECISIONS), help="Precision of the final graph [default: fp16].")
 @click.option("--calib-data", type=_PATH, help="Images, a video, or a .txt of paths to calibrate INT8 on.")
 @click.option("--calib-method", type=click.Choice(["entropy", "percentile", "max", "mse"]),
-              help="INT8 range method [default: entropy].")
+              help="INT8 range method [default: percentile].")
 @click.option("--calib-num", type=int, help="Calibration images/frames to use [default: 512].")
 @click.option("--val-data", type=_PATH, help="Images to validate on [default: the bundled demo images for "
                                              "swin_demo, else the calibration data].")

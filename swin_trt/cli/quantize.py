@@ -35,10 +35,13 @@ from ..errors import UserError
               help="best: top-1 agreement with FP32 the result must keep.")
 @click.option("--min-cosine", type=float, default=0.999, show_default=True,
               help="best: mean cosine similarity of the logits with FP32 the result must keep.")
+@click.option("--max-drop", type=click.FloatRange(0, 1),
+              help="best: the share of top-1 predictions allowed to change vs FP32 (sets --min-agreement to "
+                   "1 - MAX_DROP), e.g. 0.005.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The ONNX file to write; its sidecar goes to OUTPUT.json.")
 def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, keep_first, keep_last, data,
-             eval_num, min_agreement, min_cosine, output):
+             eval_num, min_agreement, min_cosine, max_drop, output):
     """Put FP16, INT8 or mixed precision into MODEL's graph, as explicit types.
 
     TensorRT 11 builds strongly typed networks only: the precision of every layer comes from the ONNX
@@ -61,6 +64,8 @@ def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, k
         raise UserError(f"output {str(output)!r} should end in .onnx")
     if precision == "fp16" and calib:
         click.secho("note: --calib is not used by --precision fp16", err=True)
+    if max_drop is not None:
+        min_agreement = 1.0 - max_drop
     request = QuantizeRequest(precision, calib, io_fp16, not no_islands, int8_base, tuple(exclude), keep_first,
                               keep_last, data, eval_num, Budget(min_agreement, min_cosine))
     section = quantize_file(model, output, request, log=lambda line: click.echo(line, err=True))

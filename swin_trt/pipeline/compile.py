@@ -38,7 +38,7 @@ class CompileOptions:
     batch: int = 1
     dynamic_batch: int | None = None
     calib_data: Path | None = None
-    calib_method: str = "entropy"
+    calib_method: str = "percentile"  # as `swin-trt calibrate`: entropy clips GELU outputs of trained Swins
     calib_num: int = 512
     val_data: Path | None = None
     val_limit: int | None = None
