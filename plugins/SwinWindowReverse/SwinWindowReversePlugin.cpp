@@ -71,20 +71,7 @@ int32_t SwinWindowReversePlugin::getOutputShapes(nvinfer1::DimsExprs const* inpu
 bool SwinWindowReversePlugin::supportsFormatCombination(
     int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
-    if (inOut == nullptr || nbInputs != 1 || nbOutputs != 1 || pos < 0 || pos > 1)
-    {
-        return false;
-    }
-    nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
-    if (desc.format != nvinfer1::TensorFormat::kLINEAR)
-    {
-        return false;
-    }
-    if (pos == 0)
-    {
-        return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF || desc.type == DataType::kINT8;
-    }
-    return desc.type == inOut[0].desc.type;
+    return supportsDataMovementFormat(pos, inOut, nbInputs, nbOutputs);
 }
 
 int32_t SwinWindowReversePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,

@@ -174,6 +174,26 @@ bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift)
     return true;
 }
 
+bool supportsDataMovementFormat(
+    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
+{
+    if (inOut == nullptr || nbInputs != 1 || nbOutputs != 1 || pos < 0 || pos > 1)
+    {
+        return false;
+    }
+    nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
+    if (desc.format != nvinfer1::TensorFormat::kLINEAR)
+    {
+        return false;
+    }
+    if (pos == 0)
+    {
+        using nvinfer1::DataType;
+        return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF || desc.type == DataType::kINT8;
+    }
+    return desc.type == inOut[0].desc.type;
+}
+
 bool toKernelType(nvinfer1::DataType type, DType& out)
 {
     switch (type)

@@ -173,6 +173,11 @@ bool toKernelType(nvinfer1::DataType type, DType& out);
 //! Readable name of a TensorRT type (for messages).
 char const* typeName(nvinfer1::DataType type);
 
+//! supportsFormatCombination of a one-in, one-out data-movement op (partition, reverse): linear format,
+//! float32, float16 or int8 in, the same type out.
+bool supportsDataMovementFormat(
+    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept;
+
 //! True when every dimension of `dims` at index >= `first` is known (>= 0).
 bool allKnown(nvinfer1::Dims const& dims, int32_t first);
 
