@@ -31,7 +31,7 @@ import numpy as np
 from swin_trt.export import export_model
 from swin_trt.io import write_json
 from swin_trt.video.model import load_classifier
-from swin_trt.video.pipeline import Pipeline, PipelineOptions
+from swin_trt.video.inference_loop import Pipeline, PipelineOptions
 from swin_trt.video.sources import open_source
 from swin_trt.video.synth import make_pan_zoom_video
 

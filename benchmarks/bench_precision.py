@@ -93,7 +93,7 @@ def calibration_images(folder: Path) -> int:
 def prepare_model(work: Path) -> tuple[Path, str, bool]:
     from swin_trt.export import export_model
     from swin_trt.models.registry import arch_names
-    from swin_trt.surgery.pipeline import rewrite_file
+    from swin_trt.surgery.rewrite_stage import rewrite_file
 
     arch, fallback = ("swin_demo", False) if "swin_demo" in arch_names() else ("swin_pico_test", True)
     if fallback:
@@ -109,7 +109,7 @@ def evaluation_set(model_path: Path, fallback_folder: Path):
     from swin_trt.data.images import list_images
     from swin_trt.io import read_sidecar
     from swin_trt.models.demo import demo_images_dir
-    from swin_trt.precision.pipeline import preprocessor_for
+    from swin_trt.precision.calibrate_stage import preprocessor_for
 
     preprocessor, _ = preprocessor_for(model_path)
     class_names = list(read_sidecar(model_path)["config"].get("class_names", []))
@@ -195,8 +195,9 @@ def latency_at_scale(arch: str, calib_dir: Path, work: Path, runs: int, threads:
     from swin_trt.backends.onnxruntime import create_session
     from swin_trt.export import export_model
     from swin_trt.backends.onnxruntime import create_session
-    from swin_trt.precision.pipeline import QuantizeRequest, calibrate_file, quantize_file
-    from swin_trt.surgery.pipeline import rewrite_file
+    from swin_trt.precision.calibrate_stage import calibrate_file
+    from swin_trt.precision.quantize_stage import QuantizeRequest, quantize_file
+    from swin_trt.surgery.rewrite_stage import rewrite_file
 
     folder = work / arch
     folder.mkdir()
@@ -258,7 +259,7 @@ def main(argv=None) -> dict:
     from swin_trt.precision.methods import compute_amax
     from swin_trt.precision.mixed import Budget, mixed_precision
     from swin_trt.backends.onnxruntime import create_session
-    from swin_trt.precision.pipeline import preprocessor_for
+    from swin_trt.precision.calibrate_stage import preprocessor_for
     from swin_trt.precision.sources import CalibrationSource
 
     work = Path(tempfile.mkdtemp(prefix="bench_precision_"))

@@ -23,7 +23,7 @@ def pico_rewritten(tmp_path_factory) -> Path:
     """swin_pico_test exported and rewritten once per session, with its sidecar (shared with test_precision)."""
     if "model" not in _PICO:
         from swin_trt.export import export_model
-        from swin_trt.surgery.pipeline import rewrite_file
+        from swin_trt.surgery.rewrite_stage import rewrite_file
 
         folder = tmp_path_factory.mktemp("precision_pico")
         export_model("swin_pico_test", folder / "pico.onnx", check=False)

@@ -5,7 +5,7 @@ import json
 import onnx
 import pytest
 
-from swin_trt.pipeline.stages import STATE_FILE
+from swin_trt.compiler.stages import STATE_FILE
 
 
 @pytest.fixture(scope="module")

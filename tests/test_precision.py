@@ -26,7 +26,7 @@ def pico(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def calib(pico, photo_dir, tmp_path_factory):
-    from swin_trt.precision.pipeline import calibrate_file
+    from swin_trt.precision.calibrate_stage import calibrate_file
 
     out = tmp_path_factory.mktemp("calib") / "calib.json"
     calibrate_file(pico, photo_dir, out, min_images=1, progress=False)
@@ -53,7 +53,7 @@ def _runtime_types(model: onnx.ModelProto, names: list[str], pixels: np.ndarray)
 
 
 def _pixels(model_path, photo_dir, num=6):
-    from swin_trt.precision.pipeline import preprocessor_for
+    from swin_trt.precision.calibrate_stage import preprocessor_for
 
     return load_pixels(photo_dir, preprocessor_for(model_path)[0], num)
 
@@ -107,7 +107,7 @@ def _demo_or_pico(tmp_path_factory, pico):
     if "swin_demo" not in arch_names():
         return pico
     from swin_trt.export import export_model
-    from swin_trt.surgery.pipeline import rewrite_file
+    from swin_trt.surgery.rewrite_stage import rewrite_file
 
     folder = tmp_path_factory.mktemp("demo")
     export_model("swin_demo", folder / "demo.onnx", check=False)
@@ -246,7 +246,7 @@ def test_probe_switches_match_real_graphs(int8, pico, calib, photo_dir):
     """The switchable probe with every flag off is FP32, with every flag on it is the INT8 graph."""
     from swin_trt.precision.int8 import quantizable_nodes
     from swin_trt.backends.onnxruntime import create_session
-    from swin_trt.precision.probe import build_probe, flags, probe_layers
+    from swin_trt.precision.switchable import build_probe, flags, probe_layers
 
     model = onnx.load(pico)
     scales = {k: v["scale"] for k, v in json.loads(calib.read_text())["tensors"].items()}

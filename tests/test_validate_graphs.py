@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from swin_trt.validate.gates import Gates, check
 from swin_trt.validate.metrics import Agreement, ErrorHistogram, capped
-from swin_trt.validate.precision import onnx_precision
+from swin_trt.validate.model_precision import onnx_precision
 from swin_trt.validate.schema import json_safe
 
 WEIGHT_OPS = {"MatMul", "Gemm", "Conv"}

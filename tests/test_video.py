@@ -17,7 +17,7 @@ from swin_trt.errors import UserError
 from swin_trt.export import export_model
 from swin_trt.io import read_sidecar
 from swin_trt.video.classes import read_labels, top_k
-from swin_trt.video.pipeline import Pipeline, PipelineOptions
+from swin_trt.video.inference_loop import Pipeline, PipelineOptions
 from swin_trt.video.sources import classify, open_source
 from swin_trt.video.stats import LatencyHistogram
 from swin_trt.video.synth import make_pan_zoom_video, sample_images

@@ -39,7 +39,7 @@ def calibrate(model, data, num, batch, method, percentile, min_images, output, q
       swin-trt calibrate out/demo.rw.onnx --data calib_images/ -o out/calib.json
       swin-trt calibrate out/demo.rw.onnx --data traffic.mp4 --num 256 --method entropy -o out/calib.json
     """
-    from ..precision.pipeline import calibrate_file
+    from ..precision.calibrate_stage import calibrate_file
 
     result = calibrate_file(model, data, output, num=num, batch=batch, method=method, percentile=percentile,
                             min_images=min_images, progress=not quiet)

@@ -8,7 +8,7 @@ import click
 
 from ..export import EXPORTERS, parse_img_size
 from ..models import CONVENTIONS
-from ..pipeline.compile import PRECISIONS, CompileOptions, compile_model, load_recipe
+from ..compiler.job import PRECISIONS, CompileOptions, compile_model, load_recipe
 
 _PATH = click.Path(path_type=Path)
 

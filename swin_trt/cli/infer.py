@@ -60,7 +60,7 @@ def infer(source, model, backend, batch, every, realtime, topk, labels, max_fram
     from ..video.annotate import AnnotatedVideoWriter
     from ..video.codecs import muxer_for
     from ..video.model import load_classifier
-    from ..video.pipeline import Pipeline, PipelineOptions
+    from ..video.inference_loop import Pipeline, PipelineOptions
     from ..video.sources import open_source
 
     muxer = muxer_for(save_video) if save_video else None  # a bad suffix fails before any work

@@ -58,7 +58,7 @@ def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, k
           --min-agreement 0.995 --min-cosine 0.999 -o out/demo.best.onnx
     """
     from ..precision.mixed import Budget
-    from ..precision.pipeline import QuantizeRequest, quantize_file
+    from ..precision.quantize_stage import QuantizeRequest, quantize_file
 
     if output.suffix != ".onnx":
         raise UserError(f"output {str(output)!r} should end in .onnx")

@@ -28,7 +28,7 @@ def rewrite(source, output, fuse_attention, strict, as_json):
     Example:
       swin-trt rewrite out/model.onnx -o out/model.rewritten.onnx
     """
-    from ..surgery.pipeline import rewrite_file
+    from ..surgery.rewrite_stage import rewrite_file
 
     if output.resolve() == source.resolve():
         raise UserError("the output must differ from the input: nothing is overwritten in place")

@@ -20,7 +20,7 @@ import onnx
 from .evaluate import agreement, run_logits
 from .int8 import Int8Options, quantizable_nodes, quantize_int8
 from ..backends.onnxruntime import create_session
-from .probe import build_probe, flags, probe_layers
+from .switchable import build_probe, flags, probe_layers
 
 
 @dataclass

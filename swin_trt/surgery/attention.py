@@ -15,7 +15,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from ..ops import reference, schema
-from .probe import Region
+from .region import Region
 from .windows import WindowMatch
 
 _LOGIT_OPS = {"Add", "Reshape", "Mul", "Div", "Sub", "Cast"}

@@ -14,7 +14,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from ..ops import reference, schema
-from .probe import Region
+from .region import Region
 
 WINDOW_PERM = [0, 1, 3, 2, 4, 5]
 

@@ -15,7 +15,7 @@ from .compare import Labelled, batches, compare, label_items, list_labelled, res
 from ..backends.ort_int8 import has_qdq
 from .gates import Gates, check
 from .latency import TimedBackend, latency_stats
-from .precision import model_precision, needs_layer_attribution
+from .model_precision import model_precision, needs_layer_attribution
 from .schema import SCHEMA_VERSION, json_safe
 
 

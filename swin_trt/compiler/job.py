@@ -113,7 +113,7 @@ def compile_model(options: CompileOptions, echo: Callable[[str], None] = print) 
     runner.run(Stage("export", export_key, [exported, _sidecar(exported)], export_stage))
 
     def rewrite_stage() -> str:
-        from ..surgery.pipeline import rewrite_file
+        from ..surgery.rewrite_stage import rewrite_file
 
         report = rewrite_file(exported, rewritten, strict=True)
         return ", ".join(f"{n} {op}" for op, n in sorted(report.counts().items()))
@@ -123,7 +123,7 @@ def compile_model(options: CompileOptions, echo: Callable[[str], None] = print) 
 
     if needs_calib:
         def calibrate_stage() -> str:
-            from ..precision.pipeline import calibrate_file
+            from ..precision.calibrate_stage import calibrate_file
 
             cache = calibrate_file(rewritten, options.calib_data, calib, num=options.calib_num,
                                    method=options.calib_method)
@@ -138,7 +138,7 @@ def compile_model(options: CompileOptions, echo: Callable[[str], None] = print) 
 
     if options.precision != "fp32":
         def quantize_stage() -> str:
-            from ..precision.pipeline import QuantizeRequest, quantize_file
+            from ..precision.quantize_stage import QuantizeRequest, quantize_file
 
             request = QuantizeRequest(options.precision, calib=calib if needs_calib else None,
                                       data=_validation_data(options) if options.precision == "best" else None)

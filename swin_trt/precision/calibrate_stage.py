@@ -1,0 +1,61 @@
+"""The calibrate stage on files: a graph and real images or video in, the calibration cache out.
+
+Every check that can fail on user input (missing preprocessing, too few images) runs before anything is
+written, so a failed command leaves no output behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from ..backends.onnxruntime import load_onnx
+from ..data.preprocess import Preprocessor
+from ..errors import UserError
+from ..io import atomic_output, read_sidecar, sha256_file
+from . import cache as cache_io
+from .calibration import collect
+from .methods import DEFAULT_METHOD, METHODS, compute_amax
+from .sources import CalibrationSource
+
+DEFAULT_MIN_IMAGES = 16
+
+
+def preprocessor_for(model_path: Path) -> tuple[Preprocessor, dict]:
+    sidecar = read_sidecar(model_path)
+    if not sidecar or "preprocessing" not in sidecar:
+        raise UserError(f"{model_path} has no export sidecar ({model_path.name}.json) saying how to preprocess "
+                        f"images: export with `swin-trt export` (and rewrite with `swin-trt rewrite`), or copy "
+                        f"the sidecar beside the model")
+    return Preprocessor.from_sidecar(sidecar), sidecar
+
+
+def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = 512, batch: int = 8,
+                   method: str = DEFAULT_METHOD, percentile: float = 99.99, min_images: int | None = None,
+                   progress: bool = True) -> dict:
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    if num < 1 or batch < 1:
+        raise UserError("--num and --batch must be >= 1")
+    if not 0 < percentile <= 100:
+        raise UserError(f"--percentile {percentile} is not in (0, 100]")
+    min_images = min(num, DEFAULT_MIN_IMAGES) if min_images is None else min_images
+    model = load_onnx(model_path)
+    preprocessor, _ = preprocessor_for(model_path)
+    source = CalibrationSource(data, num)
+    histograms, seen = collect(model, source.crops(preprocessor), preprocessor, batch=batch,
+                               total=source.candidates, progress=progress)
+    if seen < min_images:
+        skipped = f" ({len(source.skipped)} unreadable file(s) skipped)" if source.skipped else ""
+        raise UserError(f"only {seen} usable calibration image(s) in {data}{skipped}, fewer than --min-images "
+                        f"{min_images}: add images (a few hundred, varied, see calibration/README.md) or lower "
+                        f"--min-images")
+    amax = {name: compute_amax(hist, method, percentile) for name, hist in histograms.items()}
+    result = cache_io.make_cache(
+        amax, method=method, percentile=percentile, model_sha256=sha256_file(model_path),
+        data={"kind": source.kind, "images": seen, "fingerprint": source.fingerprint(),
+              "skipped": sorted(source.skipped)})
+    with atomic_output(output) as temporary:
+        temporary.write_text(cache_io.dumps(result))
+    return result
