@@ -109,9 +109,9 @@ def evaluation_set(model_path: Path, fallback_folder: Path):
     from swin_trt.data.images import list_images
     from swin_trt.io import read_sidecar
     from swin_trt.models.demo import demo_images_dir
-    from swin_trt.precision.calibrate_stage import preprocessor_for
+    from swin_trt.data.model_input import resolve_input
 
-    preprocessor, _ = preprocessor_for(model_path)
+    preprocessor = resolve_input(model_path).preprocessor
     class_names = list(read_sidecar(model_path)["config"].get("class_names", []))
     folder = demo_images_dir() if demo_images_dir().is_dir() else fallback_folder
     items = list_images(folder)
@@ -259,13 +259,13 @@ def main(argv=None) -> dict:
     from swin_trt.precision.methods import compute_amax
     from swin_trt.precision.mixed import Budget, mixed_precision
     from swin_trt.backends.onnxruntime import create_session
-    from swin_trt.precision.calibrate_stage import preprocessor_for
+    from swin_trt.data.model_input import resolve_input
     from swin_trt.precision.sources import CalibrationSource
 
     work = Path(tempfile.mkdtemp(prefix="bench_precision_"))
     model_path, arch, fallback = prepare_model(work)
     model = onnx.load(model_path)
-    preprocessor, _ = preprocessor_for(model_path)
+    preprocessor = resolve_input(model_path).preprocessor
     calib_dir = work / "calib"
     log(f"calibration images: {calibration_images(calib_dir)} crops in {calib_dir}")
     pixels, labels, eval_source = evaluation_set(model_path, calib_dir)

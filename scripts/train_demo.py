@@ -55,11 +55,11 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from swin_trt.data.preprocess import Preprocessor
+from swin_trt.data.preprocess import Preprocessing
 from swin_trt.models import SwinConfig, SwinTransformer
 from swin_trt.models.checkpoint import apply_state, load_checkpoint
 from swin_trt.models.demo import DEMO_CONFIG, DEMO_NAME, DEMO_WEIGHTS, assets_dir
-from swin_trt.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from swin_trt.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 # class name -> file in skimage/data. Real photographs only (no synthetic charts, silhouettes or phantoms).
 CLASSES = (
@@ -277,9 +277,7 @@ def load_bundle(folder: Path):
         model = SwinTransformer(SwinConfig.from_dict(data["config"]))
         apply_state(model, load_checkpoint(folder / DEMO_WEIGHTS))
         model.eval()
-    pre = data["preprocessing"]
-    preprocessor = Preprocessor(tuple(model.config.img_size), pre["crop_pct"], pre["interpolation"],
-                                tuple(pre["mean"]), tuple(pre["std"]))
+    preprocessor = Preprocessing.from_dict(data["preprocessing"]).at(tuple(model.config.img_size))
     return model, preprocessor, data
 
 
@@ -379,7 +377,7 @@ def main(argv=None) -> int:
             val_images.append(sampler.val_crop(val_rng, index))
             val_labels.append(label)
     val_labels = np.array(val_labels)
-    eval_pre = Preprocessor(size, CROP_PCT, "bicubic", IMAGENET_MEAN, IMAGENET_STD)
+    eval_pre = Preprocessing(CROP_PCT, "bicubic", IMAGENET_MEAN, IMAGENET_STD).at(size)
 
     model = SwinTransformer(config)
     init_weights(model)

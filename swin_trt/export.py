@@ -42,24 +42,6 @@ class ExportResult:
         return "\n".join(lines)
 
 
-def parse_img_size(text: str | int | None):
-    """``"224"`` or ``"256x320"`` -> ``(H, W)``; ``None`` keeps the arch's size."""
-    if text is None:
-        return None
-    if isinstance(text, int):
-        return text, text
-    parts = str(text).lower().replace("*", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) <= 0:
-        raise UserError(f"image size {text!r} is not N or HxW (e.g. 224 or 256x320)")
-    return tuple(values)
-
-
 def _package_versions() -> dict:
     versions = {}
     for name in ("swin-trt", "torch", "onnx", "onnxruntime", "timm", "torchvision"):

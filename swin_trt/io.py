@@ -44,6 +44,21 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def content_fingerprint(files, extra: str = "") -> str:
+    """sha256 over the sorted ``name, size, sha256(content)`` lines of ``files`` (``(name, path)`` pairs).
+
+    The same data gives the same value wherever it lies and whatever the files' times say; one changed
+    pixel changes it. A file that cannot be read counts as its name with size -1.
+    """
+    lines = []
+    for name, path in files:
+        try:
+            lines.append(f"{name}\t{Path(path).stat().st_size}\t{sha256_file(path)}")
+        except OSError:
+            lines.append(f"{name}\t-1\t")
+    return hashlib.sha256(("\n".join(sorted(lines)) + extra).encode()).hexdigest()
+
+
 def sidecar_path(model_path: str | Path) -> Path:
     """``model.onnx`` -> ``model.onnx.json``: the provenance every later stage reads."""
     model_path = Path(model_path)

@@ -46,16 +46,86 @@ def test_second_run_reuses_every_stage(compiled):
     assert second.output.count("reused (inputs unchanged)") == 5  # all but the skipped build
 
 
-def test_changed_input_reruns_downstream_only(compiled, tmp_path):
-    from click.testing import CliRunner
+def _statuses(output: str) -> dict[str, str]:
+    """``{stage: "reused" | "done" | "skipped"}`` from compile's per-stage lines."""
+    statuses = {}
+    for line in output.splitlines():
+        if line.startswith("[") and "] " in line:
+            words = line.split("] ", 1)[1].split()
+            if len(words) > 1 and words[1] in ("reused", "done", "skipped:"):
+                statuses[words[0]] = words[1].rstrip(":")
+    return statuses
 
-    from swin_trt.cli import main
 
-    outdir, _, _, args = compiled
-    result = CliRunner().invoke(main, args + ["--calib-method", "max"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    assert "[1/6] export    reused" in result.output and "[2/6] rewrite   reused" in result.output
-    assert "[3/6] calibrate done" in result.output and "[4/6] quantize  done" in result.output
+@pytest.fixture
+def own_data(tmp_path, crops_dir, photo_dir):
+    """Copies of the calibration and validation images this test may change."""
+    import shutil
+
+    calib, val = tmp_path / "calib", tmp_path / "val"
+    shutil.copytree(crops_dir, calib)
+    shutil.copytree(photo_dir, val)
+    return calib, val
+
+
+def _repaint(path):
+    """Change the pixels of an image, keeping its name."""
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    Image.eval(image, lambda v: 255 - v).save(path)
+
+
+def test_reuse_follows_the_content_of_every_input(cli, tmp_path, own_data):
+    calib, val = own_data
+    args = ["compile", "--arch", "swin_pico_test", "--precision", "int8", "--calib-data", calib,
+            "--val-data", val, "-o", tmp_path / "out"]
+    cli(*args)
+    assert set(_statuses(cli(*args).output).values()) <= {"reused", "skipped"}  # nothing changed
+
+    _repaint(sorted(calib.iterdir())[3])  # same file names, other pixels
+    statuses = _statuses(cli(*args).output)
+    assert statuses["export"] == statuses["rewrite"] == "reused"
+    assert statuses["calibrate"] == statuses["quantize"] == statuses["validate"] == "done"
+
+    _repaint(sorted(val.iterdir())[0])
+    statuses = _statuses(cli(*args).output)
+    assert statuses["validate"] == "done"
+    assert all(statuses[s] == "reused" for s in ("export", "rewrite", "calibrate", "quantize"))
+
+
+def test_build_key_follows_the_plugin_library_content(tmp_path, crops_dir):
+    from swin_trt.compiler.job import Artifacts, plan
+    from swin_trt.compiler.options import CompileOptions
+    from swin_trt.compiler.stages import key_hash
+
+    library = tmp_path / "libswin_trt_plugins.so"
+    library.write_bytes(b"one build")
+    options = CompileOptions(tmp_path / "out", arch="swin_pico_test", precision="fp32", plugins=library)
+    files = Artifacts(options.outdir, options.precision)
+    files.rewritten.parent.mkdir(parents=True)
+    files.rewritten.write_bytes(b"graph")  # the build key reads the final graph's content
+
+    def build_key():
+        stage = next(s for s in plan(options, files, None, crops_dir) if s.name == "build")
+        return key_hash(stage.key())
+
+    first = build_key()
+    assert build_key() == first
+    library.write_bytes(b"another build")  # same path, new content
+    assert build_key() != first
+
+
+def test_int8_without_val_data_validates_on_held_out_images(cli, tmp_path, own_data):
+    calib, _ = own_data
+    result = cli("compile", "--arch", "swin_pico_test", "--precision", "int8", "--calib-data", calib,
+                 "-o", tmp_path / "out")
+    assert "validating on 6 of the 24 images" in result.output
+    document = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert document["dataset"]["images"] == 6
+    assert document["dataset"]["calibration_overlap"]["images"] == 0
+    cache = json.loads((tmp_path / "out" / "calib.json").read_text())
+    assert cache["data"]["images"] == 18
 
 
 def test_recipe_and_gate(cli, tmp_path, photo_dir):

@@ -79,8 +79,7 @@ def test_bundled_accuracy_on_demo_images(bundled):
     assert sorted(p.name for p in demo_images_dir().iterdir() if p.is_dir()) == sorted(names)
     images, labels = _image_folder(demo_images_dir(), names)
     assert np.bincount(labels, minlength=len(names)).min() >= 5
-    pre = spec.preprocessing
-    preprocessor = Preprocessor(model.config.img_size, pre.crop_pct, pre.interpolation, pre.mean, pre.std)
+    preprocessor = spec.preprocessing.at(model.config.img_size)
     with torch.no_grad():
         logits = model(torch.from_numpy(np.stack([preprocessor(image) for image in images])))
     accuracy = float((logits.argmax(1).numpy() == labels).mean())

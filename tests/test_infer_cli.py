@@ -204,10 +204,16 @@ def test_bad_model_and_video_suffix_are_exit_2(tmp_path, clip, pico):
     assert result.exit_code == 2 and "does not exist" in result.output
     result = infer(clip, "--model", pico, "--save-video", tmp_path / "annotated.gif")
     assert result.exit_code == 2 and "cannot write video" in result.output
+
+
+def test_model_without_sidecar_runs_on_the_imagenet_defaults(tmp_path, clip, pico):
     bare = tmp_path / "bare.onnx"
-    shutil.copy(pico, bare)  # no sidecar: the preprocessing is unknown
-    result = infer(clip, "--model", bare)
-    assert result.exit_code == 2 and "sidecar" in result.output
+    shutil.copy(pico, bare)  # what a user brings: an ONNX file and nothing else
+    out = tmp_path / "preds.jsonl"
+    result = infer(clip, "--model", bare, "--max-frames", "5", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("assuming the ImageNet recipe") == 1
+    assert len(read_lines(out)) == 5
 
 
 def test_http_stream_source(tmp_path, clip, pico):

@@ -53,9 +53,9 @@ def _runtime_types(model: onnx.ModelProto, names: list[str], pixels: np.ndarray)
 
 
 def _pixels(model_path, photo_dir, num=6):
-    from swin_trt.precision.calibrate_stage import preprocessor_for
+    from swin_trt.data.model_input import resolve_input
 
-    return load_pixels(photo_dir, preprocessor_for(model_path)[0], num)
+    return load_pixels(photo_dir, resolve_input(model_path).preprocessor, num)
 
 
 # ---- FP16 ----------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from swin_trt.validate.report_html import render_html
 from swin_trt.validate.run import Options, run_validation, write_report
 
 from test_validate_graphs import pico_models
@@ -62,13 +61,21 @@ def test_report_json_matches_the_html(report):
     assert document["candidates"][1]["layers"]["worst"][0] in html
 
 
-def test_report_without_matplotlib_keeps_its_tables(report, monkeypatch):
-    import swin_trt.validate.report_html as report_html
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)")
+def test_readme_main_job_report_shows_its_plots(cli, tmp_path):
+    """The README's main job, as written (the demo images are both what it calibrates on and its only data)."""
+    from swin_trt.models.demo import demo_images_dir
 
-    document = json.loads(report["json"].read_text())
-    monkeypatch.setattr(report_html, "make_plots", lambda document: {})
-    html = render_html(document)
-    assert "data:image/png" not in html and "install matplotlib" in html and "<table>" in html
+    outdir = tmp_path / "swin_demo"
+    cli("compile", "--arch", "swin_demo", "--precision", "int8", "--calib-data", demo_images_dir(), "-o", outdir)
+    page = tmp_path / "probe.html"
+    page.write_text((outdir / "report.html").read_text().replace("</body>", PROBE + "</body>"))
+    dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
+    decoded = int(dom.split('data-decoded="', 1)[1].split('"', 1)[0])
+    assert decoded >= 2, dom[:2000]
+    document = json.loads((outdir / "report.json").read_text())
+    overlap = document["dataset"]["calibration_overlap"]
+    assert overlap["images"] == 0 and overlap["validation_images"] == 24  # validated on held-out images only
 
 
 def test_failed_render_leaves_no_partial_report(report, tmp_path, monkeypatch):

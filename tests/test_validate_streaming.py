@@ -12,7 +12,8 @@ from swin_trt.backends.base import Backend
 from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
 from swin_trt.data.images import list_images
 from swin_trt.data.preprocess import Preprocessor
-from swin_trt.validate.compare import compare, label_items
+from swin_trt.validate.compare import compare
+from swin_trt.validate.labels import label_items
 from swin_trt.validate.latency import TimedBackend, latency_stats
 
 from test_validate_graphs import pico_models

@@ -57,28 +57,26 @@ class Backend(abc.ABC):
 
 
 BACKENDS = ("auto", "trt", "ort", "torch")
+BACKEND_OF_KIND = {"onnx": "ort", "engine": "trt", "torch": "torch"}  # what --backend auto picks
 
 
 def open_backend(model: str | Path, kind: str = "auto", **options) -> Backend:
     """Open ``model`` (an .onnx file, a TensorRT .engine/.plan, or ``torch:<arch>[:<checkpoint>]``)."""
-    model = str(model)
+    from ..model_ref import ModelRef
+
     if kind not in BACKENDS:
         raise UserError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")
+    ref = ModelRef.parse(model)
     if kind == "auto":
-        if model.startswith("torch:"):
-            kind = "torch"
-        elif model.endswith((".engine", ".plan")):
-            kind = "trt"
-        else:
-            kind = "ort"
+        kind = BACKEND_OF_KIND[ref.kind]
     if kind == "torch":
         from .torch_ref import TorchBackend
 
-        return TorchBackend.from_spec(model, **options)
+        return TorchBackend.from_spec(ref, **options)
     if kind == "trt":
         from .tensorrt import TensorRTBackend
 
-        return TensorRTBackend(model, **options)
+        return TensorRTBackend(ref.text, **options)
     from .onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(model, **options)
+    return OnnxRuntimeBackend(ref.text, **options)

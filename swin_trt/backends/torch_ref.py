@@ -19,11 +19,9 @@ class TorchBackend(Backend):
         self.output_names = ["logits"]
 
     @classmethod
-    def from_spec(cls, spec: str, img_size=None, **_):
-        parts = spec.split(":", 2)
-        arch = parts[1]
-        checkpoint = parts[2] if len(parts) > 2 and parts[2] else None
-        model, _, _ = create_model(arch, checkpoint, img_size=img_size)
+    def from_spec(cls, ref, img_size=None, **_):
+        """``ref``: a :class:`~swin_trt.model_ref.ModelRef` of kind torch (``torch:<arch>[:<checkpoint>]``)."""
+        model, _, _ = create_model(ref.arch, ref.checkpoint, img_size=img_size)
         return cls(model)
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:

@@ -5,9 +5,10 @@ from pathlib import Path
 import click
 
 from ..precision.methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
+from .options import PREPROCESS_EPILOG, preprocess_options
 
 
-@click.command()
+@click.command(epilog=PREPROCESS_EPILOG)
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="A folder of images (recursive; jpg, png, webp, bmp), a video file (frames sampled evenly) "
@@ -26,11 +27,13 @@ from ..precision.methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The calibration cache (JSON) to write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def calibrate(model, data, num, batch, method, percentile, min_images, output, quiet):
+@preprocess_options
+def calibrate(model, data, num, batch, method, percentile, min_images, output, quiet, preprocess):
     """Measure INT8 ranges of MODEL's activations on real images or video.
 
-    Runs MODEL (with its plugin nodes, on ONNX Runtime) over the calibration images, preprocessed as
-    MODEL.json says, and writes the ranges of every tensor `swin-trt quantize --precision int8` will
+    Runs MODEL (any float32 ONNX graph, with or without plugin nodes, on ONNX Runtime) over the calibration
+    images, preprocessed as MODEL.json says (or the flags, or the ImageNet defaults), and writes the
+    ranges of every tensor `swin-trt quantize --precision int8` will
     quantize: the inputs of MatMul/Gemm/Conv and of the window partition/reverse plugins. The cache is
     tied to MODEL by its sha256. See calibration/README.md for choosing images.
 
@@ -42,7 +45,7 @@ def calibrate(model, data, num, batch, method, percentile, min_images, output, q
     from ..precision.calibrate_stage import calibrate_file
 
     result = calibrate_file(model, data, output, num=num, batch=batch, method=method, percentile=percentile,
-                            min_images=min_images, progress=not quiet)
+                            min_images=min_images, progress=not quiet, preprocess=preprocess)
     skipped = len(result["data"]["skipped"])
     click.echo(f"wrote {output}: {len(result['tensors'])} tensors, method {method}, "
                f"{result['data']['images']} images ({result['data']['kind']})"

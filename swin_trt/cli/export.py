@@ -5,7 +5,8 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from ..export import EXPORTERS, export_model, parse_img_size
+from ..export import EXPORTERS, export_model
+from .options import parse_img_size
 from ..models import CONVENTIONS, get_arch
 
 

@@ -12,12 +12,14 @@ import click
 from ..backends.base import BACKENDS
 from ..errors import UserError
 from ..io import atomic_output
+from .options import PREPROCESS_EPILOG, preprocess_options
 
 
-@click.command()
+@click.command(epilog=PREPROCESS_EPILOG)
 @click.argument("source")
 @click.option("-m", "--model", required=True,
-              help="An .onnx with its .json sidecar, a TensorRT .engine, or torch:<arch>[:<checkpoint>].")
+              help="An .onnx (any classifier; its .json sidecar, if any, says how to preprocess), a TensorRT "
+                   ".engine, or torch:<arch>[:<checkpoint>].")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto picks by the model: .onnx -> ort, .engine -> trt, torch: -> torch.")
 @click.option("--batch", type=click.IntRange(min=1),
@@ -41,8 +43,9 @@ from ..io import atomic_output
                    "decoding thread can be faster.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds to wait for a camera or stream to open, or to send the next frame.")
+@preprocess_options
 def infer(source, model, backend, batch, every, realtime, topk, labels, max_frames, out, save_video, threads,
-          timeout):
+          timeout, preprocess):
     """Classify SOURCE: an image, a folder of images, a video file, a camera or a stream URL.
 
     Decoding and preprocessing run in a worker thread, overlapping inference. Each frame gives a JSON line
@@ -66,7 +69,7 @@ def infer(source, model, backend, batch, every, realtime, topk, labels, max_fram
     muxer = muxer_for(save_video) if save_video else None  # a bad suffix fails before any work
     # Decoding shares the CPU with ONNX Runtime: threads that spin while idle would starve the decoder.
     options = {"spinning": False, **({"threads": threads} if threads else {})}
-    classifier = load_classifier(model, backend, labels, **options)
+    classifier = load_classifier(model, backend, labels, preprocess, **options)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.backend)
         frames = open_source(source, timeout)

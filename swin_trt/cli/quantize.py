@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
+from .options import preprocess_options
 
 
 @click.command()
@@ -40,8 +41,9 @@ from ..errors import UserError
                    "1 - MAX_DROP), e.g. 0.005.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The ONNX file to write; its sidecar goes to OUTPUT.json.")
+@preprocess_options
 def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, keep_first, keep_last, data,
-             eval_num, min_agreement, min_cosine, max_drop, output):
+             eval_num, min_agreement, min_cosine, max_drop, output, preprocess):
     """Put FP16, INT8 or mixed precision into MODEL's graph, as explicit types.
 
     TensorRT 11 builds strongly typed networks only: the precision of every layer comes from the ONNX
@@ -67,7 +69,7 @@ def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, k
     if max_drop is not None:
         min_agreement = 1.0 - max_drop
     request = QuantizeRequest(precision, calib, io_fp16, not no_islands, int8_base, tuple(exclude), keep_first,
-                              keep_last, data, eval_num, Budget(min_agreement, min_cosine))
+                              keep_last, data, eval_num, Budget(min_agreement, min_cosine), preprocess)
     section = quantize_file(model, output, request, log=lambda line: click.echo(line, err=True))
     click.echo(_describe(output, section))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
+from .options import preprocess_options
 
 
 @click.command()
@@ -18,11 +19,14 @@ from ..errors import UserError
               help="Also replace the attention core by SwinWindowAttention.")
 @click.option("--strict", is_flag=True, help="Fail when a window op was found but could not be replaced.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def rewrite(source, output, fuse_attention, strict, as_json):
+@preprocess_options
+def rewrite(source, output, fuse_attention, strict, as_json, preprocess):
     """Replace window partition, cyclic shift, window reverse (and attention) by plugin nodes.
 
     Works on exports of swin-trt, timm and torchvision, from either torch exporter. The rewritten graph
     is checked with onnx.checker; the report lists each replacement and op counts before and after.
+    OUTPUT.json carries SOURCE's sidecar on (preprocessing for the next stages); the preprocessing flags
+    set it for a graph that has none.
 
     \b
     Example:
@@ -32,7 +36,7 @@ def rewrite(source, output, fuse_attention, strict, as_json):
 
     if output.resolve() == source.resolve():
         raise UserError("the output must differ from the input: nothing is overwritten in place")
-    report = rewrite_file(source, output, fuse_attention=fuse_attention, strict=strict)
+    report = rewrite_file(source, output, fuse_attention=fuse_attention, strict=strict, preprocess=preprocess)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     if not as_json:
         click.echo(f"wrote {output}")

@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from ..errors import GateFailed
+from .options import PREPROCESS_EPILOG, preprocess_options
 
 
-@click.command()
+@click.command(epilog=PREPROCESS_EPILOG)
 @click.option("--reference", required=True, metavar="MODEL",
               help="The reference: an ONNX file (usually the fp32 export) or torch:<arch>[:<checkpoint>].")
 @click.option("--candidate", "candidates", multiple=True, required=True, metavar="MODEL",
@@ -38,18 +39,26 @@ from ..errors import GateFailed
 @click.option("--max-acc-drop", type=float,
               help="Fail (exit 1) when a candidate's acc@1 is more than this below the reference's "
                    "(a fraction: 0.01 = one point). Needs labelled images.")
+@click.option("--calib", type=click.Path(dir_okay=False, path_type=Path),
+              help="The calibration cache the INT8 candidates were made with (default: what their sidecars "
+                   "name): the report says how many validation images were also calibration images.")
+@preprocess_options
 def validate(reference, candidates, data, labels, output_dir, fp32, layer_images, batch, limit, as_json, atol,
-             min_cosine, min_agreement, max_acc_drop):
+             min_cosine, min_agreement, max_acc_drop, calib, preprocess):
     """Compare candidates with a reference on the same real images.
 
-    Per candidate: accuracy (labelled images) and its change, top-1/top-5 agreement, cosine, SNR, max/mean
-    abs error, latency; for FP16/INT8 graphs, which layers lose the signal. With -o, a self-contained
-    report.html and report.json. A failed gate exits 1, after the report is written.
+    Any ONNX graph (any input and output names; logits, several feature maps or dense class maps), a
+    TensorRT engine, or torch:<arch>. Per candidate and per output: SNR, cosine, max/mean abs error;
+    agreement of the top class (per image for logits, per pixel for class maps); accuracy (labelled
+    images) and its change; latency; for FP16/INT8 graphs, which layers lose the signal. With -o, a
+    self-contained report.html and report.json. A failed gate exits 1, after the report is written.
 
     \b
     Example:
       swin-trt validate --reference out/model.onnx --candidate out/model.fp16.onnx \\
           --data val/ -o out/report --max-acc-drop 0.01 --min-agreement 0.99
+      # a backbone exported by the user with dynamic height/width, no sidecar
+      swin-trt validate --reference backbone.onnx --candidate backbone.rw.onnx --img-size 512x640
     """
     from ..validate.gates import Gates
     from ..validate.run import Options, run_validation, write_report
@@ -57,7 +66,8 @@ def validate(reference, candidates, data, labels, output_dir, fp32, layer_images
 
     options = Options(reference=str(reference), candidates=[str(c) for c in candidates], data=data, labels=labels,
                       batch=batch, limit=limit, fp32=fp32, layer_images=layer_images, progress=not as_json,
-                      gates=Gates(atol, min_cosine, min_agreement, max_acc_drop))
+                      gates=Gates(atol, min_cosine, min_agreement, max_acc_drop), preprocess=preprocess,
+                      calib=calib)
     document = run_validation(options)
     paths = write_report(document, output_dir) if output_dir else None
     if as_json:

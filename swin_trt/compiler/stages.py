@@ -1,7 +1,8 @@
-"""Stages that run once: each has a key (its options and the hashes of its inputs) and its outputs.
+"""Stages that run once: each declares its outputs and a key (its options and the content of its inputs).
 
 ``OUTDIR/pipeline.json`` records, per stage, the key's hash and the sha256 of every output. A stage whose
-key is unchanged and whose outputs are all there, unmodified, is reused instead of run again.
+key is unchanged and whose outputs are all there, unmodified, is reused instead of run again. A key is
+computed just before its stage runs, because its inputs are the outputs of the stages before it.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ STATE_FILE = "pipeline.json"
 @dataclass
 class Stage:
     name: str
-    key: dict  # JSON-serialisable: options, and sha256 of every input file
     outputs: list[Path]
+    key: Callable[[], dict]  # JSON-serialisable: options and the content hashes of every input
     run: Callable[[], str]  # does the work, returns a one-line summary
+    unavailable: Callable[[], str | None] = lambda: None  # why it cannot run here (e.g. no TensorRT)
+    note: str = ""  # the table's note when it is skipped
 
 
 @dataclass
 class StageResult:
     name: str
-    status: str  # "ran", "reused", "skipped", "failed"
+    status: str  # "ran", "reused", "skipped"
     seconds: float
     summary: str
     outputs: list[Path] = field(default_factory=list)
@@ -40,48 +43,45 @@ def key_hash(key: dict) -> str:
 
 
 class StageRunner:
-    """Runs stages in order against the state file in ``outdir``, printing one line per stage."""
+    """Runs declared stages in order against the state file in ``outdir``, one line per stage."""
 
-    def __init__(self, outdir: Path, echo: Callable[[str], None], total: int, force: bool = False):
-        self.outdir, self.echo, self.total, self.force = outdir, echo, total, force
+    def __init__(self, outdir: Path, echo: Callable[[str], None], force: bool = False):
+        self.outdir, self.echo, self.force = outdir, echo, force
         self.state_path = outdir / STATE_FILE
         self.state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
         self.results: list[StageResult] = []
 
-    def _reusable(self, stage: Stage) -> bool:
+    def _reusable(self, stage: Stage, key: str) -> bool:
         record = self.state.get(stage.name)
-        if self.force or not record or record.get("key") != key_hash(stage.key):
+        if self.force or not record or record.get("key") != key:
             return False
         recorded = record.get("outputs", {})
         return all(path.is_file() and recorded.get(path.name) == sha256_file(path) for path in stage.outputs)
 
-    def run(self, stage: Stage) -> StageResult:
-        number = len(self.results) + 1
-        prefix = f"[{number}/{self.total}] {stage.name:<9}"
-        if self._reusable(stage):
-            result = StageResult(stage.name, "reused", 0.0, self.state[stage.name].get("summary", ""),
-                                 stage.outputs)
-            self.echo(f"{prefix} reused (inputs unchanged)  {result.summary}")
-        else:
-            self.echo(f"{prefix} ...")
-            start = time.perf_counter()
-            summary = stage.run()
-            seconds = time.perf_counter() - start
-            result = StageResult(stage.name, "ran", seconds, summary, stage.outputs)
-            self.state[stage.name] = {"key": key_hash(stage.key), "summary": summary, "seconds": seconds,
-                                      "outputs": {p.name: sha256_file(p) for p in stage.outputs if p.is_file()}}
-            write_json(self.state_path, self.state)
-            self.echo(f"{prefix} done in {seconds:.1f}s  {summary}")
-        self.results.append(result)
-        return result
+    def run_all(self, stages: list[Stage]) -> list[StageResult]:
+        for number, stage in enumerate(stages, 1):
+            self.results.append(self._run(stage, f"[{number}/{len(stages)}] {stage.name:<9}"))
+        return self.results
 
-    def skip(self, name: str, reason: str, note: str) -> StageResult:
-        """Record a stage that cannot run here: ``reason`` in full on its line, ``note`` in the table."""
-        number = len(self.results) + 1
-        self.echo(f"[{number}/{self.total}] {name:<9} skipped: {reason}")
-        result = StageResult(name, "skipped", 0.0, note)
-        self.results.append(result)
-        return result
+    def _run(self, stage: Stage, prefix: str) -> StageResult:
+        reason = stage.unavailable()
+        if reason:
+            self.echo(f"{prefix} skipped: {reason}")
+            return StageResult(stage.name, "skipped", 0.0, stage.note or reason)
+        key = key_hash(stage.key())
+        if self._reusable(stage, key):
+            summary = self.state[stage.name].get("summary", "")
+            self.echo(f"{prefix} reused (inputs unchanged)  {summary}")
+            return StageResult(stage.name, "reused", 0.0, summary, stage.outputs)
+        self.echo(f"{prefix} ...")
+        start = time.perf_counter()
+        summary = stage.run()
+        seconds = time.perf_counter() - start
+        self.state[stage.name] = {"key": key, "summary": summary, "seconds": seconds,
+                                  "outputs": {p.name: sha256_file(p) for p in stage.outputs if p.is_file()}}
+        write_json(self.state_path, self.state)
+        self.echo(f"{prefix} done in {seconds:.1f}s  {summary}")
+        return StageResult(stage.name, "ran", seconds, summary, stage.outputs)
 
     def table(self) -> str:
         lines = [f"{'stage':<10}{'status':<9}{'seconds':>8}  artifact / note"]

@@ -1,6 +1,7 @@
 """Frames sampled evenly across a video file (PyAV), for calibration sets: every scene, not the first seconds.
 
-Frame ``k`` of ``n`` is the first frame at or after time ``(k + 0.5) / n * duration``. With a known
+Frame ``k`` of ``n`` is the first frame at or after time ``(k + phase) / n * duration``, phase 0.5 by default
+(``phase=0`` picks frames between those, for a held-out set from the same video). With a known
 duration the reader seeks to each target (from the preceding keyframe), so a long video costs ``n`` short
 decodes rather than one full decode; without a duration (some streams do not say) it decodes through once,
 counting frames first. Either way the same file and ``n`` give the same frames.
@@ -50,7 +51,7 @@ def _duration(container, stream) -> float | None:
     return None
 
 
-def sample_frames(path: str | Path, count: int) -> list[VideoFrame]:
+def sample_frames(path: str | Path, count: int, phase: float = 0.5) -> list[VideoFrame]:
     """``count`` frames spread evenly over the video (fewer if the video is shorter)."""
     path = Path(path)
     if count < 1:
@@ -60,11 +61,11 @@ def sample_frames(path: str | Path, count: int) -> list[VideoFrame]:
         stream = container.streams.video[0]
         duration = _duration(container, stream)
         if duration:
-            frames = _by_seeking(container, stream, duration, count)
+            frames = _by_seeking(container, stream, duration, count, phase)
             if len(frames) == count:
                 return frames
         # no duration, or fewer frames than asked (a short video): count them and pick by position
-        return _by_decoding(path, count)
+        return _by_decoding(path, count, phase)
     finally:
         container.close()
 
@@ -73,11 +74,11 @@ def _seconds(frame, stream) -> float:
     return float(frame.pts * (frame.time_base or stream.time_base)) if frame.pts is not None else 0.0
 
 
-def _by_seeking(container, stream, duration: float, count: int) -> list[VideoFrame]:
+def _by_seeking(container, stream, duration: float, count: int, phase: float) -> list[VideoFrame]:
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     frames, last_time = [], None
     for k in range(count):
-        target = start + (k + 0.5) / count * duration
+        target = start + (k + phase) / count * duration
         container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
         picked = None
         for frame in container.decode(stream):
@@ -94,13 +95,13 @@ def _by_seeking(container, stream, duration: float, count: int) -> list[VideoFra
     return frames
 
 
-def _by_decoding(path: Path, count: int) -> list[VideoFrame]:
+def _by_decoding(path: Path, count: int, phase: float) -> list[VideoFrame]:
     container = _open(path)
     try:
         total = sum(1 for _ in container.decode(video=0))
     finally:
         container.close()
-    wanted = sorted({int((k + 0.5) * total / count) for k in range(count)}) if total else []
+    wanted = sorted({min(total - 1, int((k + phase) * total / count)) for k in range(count)}) if total else []
     wanted_set, frames = set(wanted), []
     container = _open(path)
     try:

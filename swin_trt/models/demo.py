@@ -37,8 +37,7 @@ def demo_spec():
     if not config_path.is_file() or not (assets_dir() / DEMO_WEIGHTS).is_file():
         return None
     data = json.loads(config_path.read_text())
-    preprocessing = Preprocessing(**{k: tuple(v) if isinstance(v, list) else v
-                                     for k, v in data.get("preprocessing", {}).items()})
+    preprocessing = Preprocessing.from_dict(data.get("preprocessing", {}))
     return ArchSpec(DEMO_NAME, SwinConfig.from_dict(data["config"]),
                     "demo Swin trained here on scikit-image's photos (bundled weights)",
                     preprocessing, weights=DEMO_WEIGHTS)

@@ -9,28 +9,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from ..data.preprocess import Preprocessing
 from ..errors import UserError
 from .swin import SwinConfig, SwinTransformer
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How an image becomes the network's input: resize the shorter side, centre-crop, normalise."""
-
-    crop_pct: float = 0.875  # the shorter side is resized to crop / crop_pct, as timm's eval transform
-    interpolation: str = "bicubic"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def to_dict(self, img_size: tuple[int, int]) -> dict:
-        resize = [round(s / self.crop_pct) for s in img_size]
-        return {"resize": resize, "crop": list(img_size), "crop_pct": self.crop_pct,
-                "interpolation": self.interpolation, "mean": list(self.mean), "std": list(self.std),
-                "layout": "NCHW", "color": "RGB", "scale": "0..1"}
-
 
 @dataclass(frozen=True)
 class ArchSpec:

@@ -11,3 +11,7 @@ same graph, which lets every precision choice be checked without a GPU.
 * :mod:`.evaluate`: running graphs on ONNX Runtime's CPU provider (``swin_trt.backends.onnxruntime``).
 * :mod:`.pipeline`: the calibrate and quantize stages on files (what the CLI commands call).
 """
+
+QUANTIZE_PRECISIONS = ("fp16", "int8", "best")  # what `quantize --precision` writes into a graph
+COMPILE_PRECISIONS = ("fp32", *QUANTIZE_PRECISIONS)  # compile's final graph: fp32 = the rewritten graph itself
+CALIBRATION_NUM = 512  # calibration images (or video frames) used by default

@@ -24,14 +24,15 @@ def _num(value: float) -> float:
 
 
 def make_cache(amax: dict[str, float], *, method: str, percentile: float | None, model_sha256: str,
-               data: dict) -> dict:
+               data: dict, preprocessing: dict | None = None) -> dict:
     tensors = {}
     for name, value in amax.items():
         value = _num(max(float(value), MIN_AMAX))
         tensors[name] = {"amax": value, "scale": _num(value / LEVELS)}
     return {"format": FORMAT, "version": VERSION, "method": method,
             "percentile": percentile if method == "percentile" else None,
-            "model_sha256": model_sha256, "data": data, "num_bits": 8, "symmetric": True, "tensors": tensors}
+            "model_sha256": model_sha256, "data": data, "preprocessing": preprocessing, "num_bits": 8,
+            "symmetric": True, "tensors": tensors}
 
 
 def dumps(cache: dict) -> str:

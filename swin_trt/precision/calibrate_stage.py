@@ -7,13 +7,12 @@ written, so a failed command leaves no output behind.
 from __future__ import annotations
 
 from pathlib import Path
-
-import onnx
+from typing import Callable
 
 from ..backends.onnxruntime import load_onnx
-from ..data.preprocess import Preprocessor
+from ..data.model_input import PreprocessOptions, note_on_stderr, resolve_input
 from ..errors import UserError
-from ..io import atomic_output, read_sidecar, sha256_file
+from ..io import atomic_output, sha256_file
 from . import cache as cache_io
 from .calibration import collect
 from .methods import DEFAULT_METHOD, METHODS, compute_amax
@@ -22,18 +21,11 @@ from .sources import CalibrationSource
 DEFAULT_MIN_IMAGES = 16
 
 
-def preprocessor_for(model_path: Path) -> tuple[Preprocessor, dict]:
-    sidecar = read_sidecar(model_path)
-    if not sidecar or "preprocessing" not in sidecar:
-        raise UserError(f"{model_path} has no export sidecar ({model_path.name}.json) saying how to preprocess "
-                        f"images: export with `swin-trt export` (and rewrite with `swin-trt rewrite`), or copy "
-                        f"the sidecar beside the model")
-    return Preprocessor.from_sidecar(sidecar), sidecar
-
-
 def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = 512, batch: int = 8,
                    method: str = DEFAULT_METHOD, percentile: float = 99.99, min_images: int | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, preprocess: PreprocessOptions | None = None,
+                   note: Callable[[str], None] | None = note_on_stderr) -> dict:
+    """Write the calibration cache of ``model_path`` measured on ``data``; returns the cache."""
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     if num < 1 or batch < 1:
@@ -42,7 +34,7 @@ def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = 512
         raise UserError(f"--percentile {percentile} is not in (0, 100]")
     min_images = min(num, DEFAULT_MIN_IMAGES) if min_images is None else min_images
     model = load_onnx(model_path)
-    preprocessor, _ = preprocessor_for(model_path)
+    preprocessor = resolve_input(model_path, preprocess, proto=model, note=note).preprocessor
     source = CalibrationSource(data, num)
     histograms, seen = collect(model, source.crops(preprocessor), preprocessor, batch=batch,
                                total=source.candidates, progress=progress)
@@ -55,7 +47,8 @@ def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = 512
     result = cache_io.make_cache(
         amax, method=method, percentile=percentile, model_sha256=sha256_file(model_path),
         data={"kind": source.kind, "images": seen, "fingerprint": source.fingerprint(),
-              "skipped": sorted(source.skipped)})
+              "skipped": sorted(source.skipped), "sha256": source.image_sha256()},
+        preprocessing=preprocessor.to_dict())
     with atomic_output(output) as temporary:
         temporary.write_text(cache_io.dumps(result))
     return result

@@ -13,12 +13,12 @@ from typing import Iterable
 
 import numpy as np
 import onnx
-from tqdm import tqdm
 
 from ..backends.onnxruntime import create_session
 from ..data.preprocess import Preprocessor
 from ..errors import UserError
 from ..ops.lowering import lower_plugins
+from ..progress import progress_bar
 from .histogram import AbsHistogram
 from .points import calibration_tensors
 
@@ -58,7 +58,7 @@ def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: P
     histograms = {name: AbsHistogram() for name in names}
     seen = 0
     pending: list[np.ndarray] = []
-    bar = tqdm(total=total, desc="calibrate", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total, "calibrate", "img", enabled=progress)
 
     def run(pixels: np.ndarray) -> None:
         outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {input_name: pixels})))

@@ -13,10 +13,10 @@ import numpy as np
 import onnx
 
 from ..backends.onnxruntime import create_session, load_onnx
+from ..data.model_input import PreprocessOptions, carried_sidecar, resolve_input
 from ..errors import UserError
-from ..io import atomic_output, read_sidecar, sha256_file, sidecar_path, write_json
+from ..io import atomic_output, sha256_file, sidecar_path, write_json
 from . import cache as cache_io
-from .calibrate_stage import preprocessor_for
 from .evaluate import load_pixels
 from .fp16 import to_fp16
 from .int8 import Int8Options, quantize_int8
@@ -38,6 +38,7 @@ class QuantizeRequest:
     data: Path | None = None  # held-out images for best
     eval_num: int = 64
     budget: Budget = field(default_factory=Budget)
+    preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)  # best's held-out images
 
 
 def _scales(cache: dict) -> dict[str, float]:
@@ -51,7 +52,7 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
     if request.int8_base not in ("fp32", "fp16"):
         raise UserError(f"--int8-base {request.int8_base!r}: choose fp32 or fp16")
     model = load_onnx(model_path)
-    sidecar = dict(read_sidecar(model_path) or {})
+    sidecar = carried_sidecar(model_path, request.preprocess, model)
     section: dict = {"precision": request.precision, "io_types": "float16" if request.io_fp16 else "float32"}
     needs_int8 = request.precision in ("int8", "best")
     if needs_int8:
@@ -80,7 +81,7 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
     else:
         if request.data is None:
             raise UserError("--precision best needs --data: held-out images to measure each layer's sensitivity")
-        preprocessor, _ = preprocessor_for(model_path)
+        preprocessor = resolve_input(model_path, request.preprocess, proto=model).preprocessor
         pixels = load_pixels(request.data, preprocessor, request.eval_num, min_images=1)
         result, mixed = mixed_precision(model, scales, pixels, options=options, budget=request.budget,
                                         build=build, log=log)

@@ -1,15 +1,14 @@
 """Calibration images from a folder (recursive), a text file of paths, or a video (frames sampled evenly).
 
 Yields preprocessed ``(H, W, 3)`` uint8 crops one at a time, skipping (with a warning that names the file)
-anything that is not a readable image, and records a fingerprint of exactly what was used: sha256 over the
-sorted ``name, size, sha256(content)`` lines, so the same data gives the same fingerprint wherever it lies
-and whatever the files' times say.
+anything that is not a readable image. :meth:`CalibrationSource.fingerprint` is the content of exactly the
+files the source selects: sha256 over the sorted ``name, size, sha256(content)`` lines. It can be taken
+before any image is decoded (``compile`` keys its calibrate stage on it), gives the same value wherever the
+data lies and whatever the files' times say, and changes when a single pixel of a selected image changes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +20,7 @@ from ..data.images import IMAGE_SUFFIXES, list_images
 from ..data.preprocess import Preprocessor
 from ..data.video_frames import VIDEO_SUFFIXES, is_video, sample_frames
 from ..errors import UserError
+from ..io import content_fingerprint, sha256_file
 
 
 def evenly(count: int, wanted: int) -> list[int]:
@@ -42,21 +42,22 @@ class CalibrationSource:
         self.num = num
         self.used: list[str] = []
         self.skipped: list[str] = []
-        self._lines: list[str] = []
         if not self.source.exists():
             raise UserError(f"calibration data {str(self.source)!r} does not exist: pass a folder of images, "
                             f"a video file or a .txt file with one image path per line")
         if self.source.is_dir():
             self.kind = "folder"
-            self._paths = self._folder_images()
+            paths = self._folder_images()
         elif is_video(self.source):
             self.kind = "video"
+            paths = []
         elif self.source.suffix.lower() in (".txt", ".lst", ".list"):
             self.kind = "list"
-            self._paths = [item.path for item in list_images(self.source)]
+            paths = [item.path for item in list_images(self.source)]
         else:
             raise UserError(f"calibration data {str(self.source)!r} is neither a folder, a video "
                             f"({', '.join(sorted(s.lstrip('.') for s in VIDEO_SUFFIXES))}) nor a .txt list")
+        self._paths = [paths[index] for index in evenly(len(paths), num)]  # what this source will read
 
     def _folder_images(self) -> list[Path]:
         files = sorted(p for p in self.source.rglob("*") if p.is_file())
@@ -79,36 +80,39 @@ class CalibrationSource:
         if self.kind == "video":
             yield from self._video_crops(preprocessor)
             return
-        for index in evenly(len(self._paths), self.num):
-            path = self._paths[index]
+        for path in self._paths:
             name = self._name(path)
             try:
-                content = path.read_bytes()
-                with Image.open(io.BytesIO(content)) as image:
+                with Image.open(path) as image:
                     rgb = image.convert("RGB")
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
                 _warn(f"skipping {path}: not a readable image ({type(exc).__name__}: {exc})")
                 self.skipped.append(name)
                 continue
             self.used.append(name)
-            self._lines.append(f"{name}\t{len(content)}\t{hashlib.sha256(content).hexdigest()}")
             yield preprocessor.to_uint8(rgb)
 
     def _video_crops(self, preprocessor: Preprocessor) -> Iterator[np.ndarray]:
-        from ..io import sha256_file
-
-        digest = sha256_file(self.source)
-        size = self.source.stat().st_size
         for frame in sample_frames(self.source, self.num):
-            name = f"{self.source.name}@{frame.time:.6f}s"
-            self.used.append(name)
-            self._lines.append(f"{name}\t{size}\t{digest}")
+            self.used.append(f"{self.source.name}@{frame.time:.6f}s")
             yield preprocessor.to_uint8(frame.rgb)
 
     @property
     def candidates(self) -> int:
-        return self.num if self.kind == "video" else min(self.num, len(self._paths))
+        return self.num if self.kind == "video" else len(self._paths)
+
+    def image_sha256(self) -> list[str]:
+        """The content hashes of the images this source selects (sorted), to spot them in other data sets."""
+        hashes = set()
+        for path in self._paths:
+            try:
+                hashes.add(sha256_file(path))
+            except OSError:
+                continue
+        return sorted(hashes)
 
     def fingerprint(self) -> str:
-        return hashlib.sha256("\n".join(sorted(self._lines)).encode()).hexdigest()
-
+        """The selected files' content (a video: the file and how many frames are sampled from it)."""
+        if self.kind == "video":
+            return content_fingerprint([(self.source.name, self.source)], extra=f"\n{self.num} frames")
+        return content_fingerprint((self._name(p), p) for p in self._paths)

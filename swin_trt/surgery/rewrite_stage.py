@@ -7,14 +7,18 @@ from pathlib import Path
 import onnx
 
 from ..backends.onnxruntime import load_onnx
+from ..data.model_input import PreprocessOptions, carried_sidecar
 from ..errors import UserError
-from ..io import atomic_output, read_sidecar, sha256_file, sidecar_path, write_json
+from ..io import atomic_output, sha256_file, sidecar_path, write_json
 from ..ops.schema import PluginAttributeError
 from .rewrite import RewriteReport, rewrite
 
 
-def rewrite_file(source: Path, output: Path, fuse_attention: bool = True, strict: bool = False) -> RewriteReport:
+def rewrite_file(source: Path, output: Path, fuse_attention: bool = True, strict: bool = False,
+                 preprocess: PreprocessOptions | None = None) -> RewriteReport:
+    """Rewrite ``source`` into ``output``; the sidecar passes on the preprocessing (``preprocess`` overrides it)."""
     model = load_onnx(source)
+    sidecar = carried_sidecar(source, preprocess, model)
     try:
         rewritten, report = rewrite(model, fuse_attention=fuse_attention, strict=strict)
     except PluginAttributeError as exc:
@@ -22,7 +26,6 @@ def rewrite_file(source: Path, output: Path, fuse_attention: bool = True, strict
     onnx.checker.check_model(rewritten)
     with atomic_output(output) as temporary:
         onnx.save_model(rewritten, str(temporary))
-    sidecar = dict(read_sidecar(source) or {})
     sidecar.update(stage="rewrite", source=str(source), source_sha256=sha256_file(source),
                    onnx_sha256=sha256_file(output), rewrite=report.to_dict())
     write_json(sidecar_path(output), sidecar)

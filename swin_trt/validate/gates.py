@@ -32,7 +32,12 @@ def check(gates: Gates, entry: dict) -> list[dict]:
         fail("max_abs_err", entry["max_abs_err"], "--atol", gates.atol, ">")
     if gates.min_cosine is not None and entry["cosine"] < gates.min_cosine:
         fail("cosine", entry["cosine"], "--min-cosine", gates.min_cosine, "<")
-    if gates.min_agreement is not None and entry["top1_agreement"] < gates.min_agreement:
+    if gates.min_agreement is not None and entry["top1_agreement"] is None:
+        failures.append({"candidate": name, "metric": "top1_agreement", "value": None, "gate": "--min-agreement",
+                         "threshold": gates.min_agreement,
+                         "message": f"{name}: top1_agreement is not measured for feature outputs (no class axis): "
+                                    f"gate them with --min-cosine or --atol"})
+    elif gates.min_agreement is not None and entry["top1_agreement"] < gates.min_agreement:
         fail("top1_agreement", entry["top1_agreement"], "--min-agreement", gates.min_agreement, "<")
     if gates.max_acc_drop is not None and "acc1_change" in entry and -entry["acc1_change"] > gates.max_acc_drop + 1e-9:
         fail("acc1_drop", -entry["acc1_change"], "--max-acc-drop", gates.max_acc_drop, ">")

@@ -26,18 +26,24 @@ def capped(snr: float) -> float:
 
 
 class Agreement:
-    """Candidate logits against reference logits (and labels when known), accumulated per batch.
+    """Candidate outputs against reference outputs (and labels when known), accumulated per batch.
 
-    ``top5_agreement`` is the fraction of images whose reference top-1 class is among the candidate's top 5.
+    Outputs are ``(B, classes)`` logits or ``(B, classes, ...)`` class maps: top-1/top-5 agreement is taken
+    on axis 1, per image for logits and per pixel for maps. ``top5_agreement`` is the fraction of samples
+    whose reference top-1 class is among the candidate's top 5. Cosine and SNR are per image over every
+    element, whatever the shape; accuracy needs labels and logits. ``classes=False`` (feature maps: no class
+    axis) keeps only the error metrics.
     """
 
-    def __init__(self):
+    def __init__(self, classes: bool = True):
+        self.classes = classes
         self.count = 0
         self.max_abs_err = 0.0
         self.sum_abs_err = 0.0
         self.elements = 0
         self.cosine_sum = 0.0
         self.cosine_min = 1.0
+        self.samples = 0  # top-k samples: images (logits) or pixels (class maps)
         self.top1_same = 0
         self.top5_same = 0
         self.signal = 0.0
@@ -47,28 +53,35 @@ class Agreement:
         self.labelled = 0
 
     def update(self, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None) -> None:
-        reference = reference.reshape(len(reference), -1).astype(np.float64)
-        candidate = candidate.reshape(len(candidate), -1).astype(np.float64)
-        diff = np.abs(candidate - reference)
+        flat_ref = reference.reshape(len(reference), -1).astype(np.float64)
+        flat_cand = candidate.reshape(len(candidate), -1).astype(np.float64)
+        diff = np.abs(flat_cand - flat_ref)
         self.count += len(reference)
         self.max_abs_err = max(self.max_abs_err, float(diff.max()))
         self.sum_abs_err += float(diff.sum())
         self.elements += diff.size
-        norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
-        cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
+        norms = np.linalg.norm(flat_ref, axis=1) * np.linalg.norm(flat_cand, axis=1)
+        cosine = np.sum(flat_ref * flat_cand, axis=1) / np.maximum(norms, 1e-30)
         self.cosine_sum += float(cosine.sum())
         self.cosine_min = min(self.cosine_min, float(cosine.min()))
-        self.signal += float(np.sum(reference ** 2))
-        self.noise += float(np.sum((candidate - reference) ** 2))
-        ref_top1 = reference.argmax(axis=1)
-        self.top1_same += int(np.sum(candidate.argmax(axis=1) == ref_top1))
-        k = min(5, reference.shape[1])
-        cand_top5 = np.argsort(-candidate, axis=1)[:, :k]
+        self.signal += float(np.sum(flat_ref ** 2))
+        self.noise += float(np.sum(diff ** 2))
+        if not self.classes or reference.ndim < 2:
+            return
+        classes = reference.shape[1]
+        ref_scores = np.moveaxis(reference, 1, -1).reshape(-1, classes)  # one row per image or pixel
+        cand_scores = np.moveaxis(candidate, 1, -1).reshape(-1, classes)
+        ref_top1 = ref_scores.argmax(axis=1)
+        self.samples += len(ref_top1)
+        self.top1_same += int(np.sum(cand_scores.argmax(axis=1) == ref_top1))
+        k = min(5, classes)
+        cand_top5 = np.argpartition(-cand_scores, k - 1, axis=1)[:, :k] if k < classes else \
+            np.broadcast_to(np.arange(classes), cand_scores.shape)
         self.top5_same += int(np.sum(np.any(cand_top5 == ref_top1[:, None], axis=1)))
-        if labels is not None:
+        if labels is not None and reference.ndim == 2:
             known = labels >= 0
             self.labelled += int(known.sum())
-            self.correct1 += int(np.sum((candidate.argmax(axis=1) == labels) & known))
+            self.correct1 += int(np.sum((cand_scores.argmax(axis=1) == labels) & known))
             self.correct5 += int(np.sum(np.any(cand_top5 == labels[:, None], axis=1) & known))
 
     def result(self) -> dict:
@@ -76,7 +89,8 @@ class Agreement:
         out = {"images": self.count, "max_abs_err": self.max_abs_err,
                "mean_abs_err": self.sum_abs_err / max(self.elements, 1),
                "cosine": self.cosine_sum / count, "cosine_min": self.cosine_min,
-               "top1_agreement": self.top1_same / count, "top5_agreement": self.top5_same / count,
+               "top1_agreement": self.top1_same / self.samples if self.samples else None,
+               "top5_agreement": self.top5_same / self.samples if self.samples else None,
                "snr_db": snr_db(self.signal, self.noise) if self.signal else 0.0}
         if self.labelled:
             out["labelled"] = self.labelled

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import onnx
 
+from ..model_ref import ModelRef
+
 FLOAT16 = onnx.TensorProto.FLOAT16
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 
@@ -37,21 +39,13 @@ def onnx_precision(model: onnx.ModelProto) -> str:
 
 def model_precision(model: str | Path, proto: onnx.ModelProto | None = None) -> str:
     """Precision of an ONNX file, a TensorRT engine (from its manifest) or a ``torch:`` spec."""
-    text = str(model)
-    if text.startswith("torch:"):
+    ref = ModelRef.parse(model)
+    if ref.kind == "torch":
         return "fp32"
-    if text.endswith((".engine", ".plan")):
-        import json
-
-        from ..engine.manifest import manifest_path
-
-        manifest = manifest_path(text)
-        if manifest.is_file():
-            mode = json.loads(manifest.read_text()).get("precision", {}).get("mode")
-            if mode:
-                return f"engine: {mode}"
-        return "engine"
-    proto = proto if proto is not None else onnx.load(text, load_external_data=False)
+    if ref.kind == "engine":
+        mode = ((ref.sidecar() or {}).get("precision") or {}).get("mode")
+        return f"engine: {mode}" if mode else "engine"
+    proto = proto if proto is not None else onnx.load(ref.text, load_external_data=False)
     return onnx_precision(proto)
 
 

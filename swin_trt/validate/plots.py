@@ -1,8 +1,4 @@
-"""The report's figures as PNG bytes (matplotlib, Agg backend: no display needed).
-
-matplotlib is the optional ``report`` extra: without it :func:`make_plots` returns nothing and the report
-keeps its tables.
-"""
+"""The report's figures as PNG bytes (matplotlib Figure objects: no display, no global backend switch)."""
 
 from __future__ import annotations
 
@@ -11,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model_ref import ModelRef
 from .metrics import SNR_CEILING_DB
 
 
 def short_names(names: list[str]) -> dict[str, str]:
     """File names where they are unique (full names otherwise): plot labels must stay readable."""
-    short = {n: Path(n).name if not n.startswith("torch:") else n for n in names}
+    short = {n: n if ModelRef.parse(n).kind == "torch" else Path(n).name for n in names}
     if len(set(short.values())) != len(short):
         return {n: n for n in names}
     return short
@@ -37,7 +34,10 @@ def _accuracy(new, document: dict, labels: dict) -> bytes:
         rows += [(labels[c["name"]], c["precision"], c.get("acc1", 0.0), c.get("acc5", 0.0)) for c in candidates]
         series, title = ("acc@1", "acc@5"), "Accuracy by precision (labelled images)"
     else:
-        rows = [(labels[c["name"]], c["precision"], c["top1_agreement"], c["top5_agreement"]) for c in candidates]
+        rows = [(labels[c["name"]], c["precision"], c["top1_agreement"], c["top5_agreement"]) for c in candidates
+                if c["top1_agreement"] is not None]  # feature outputs have no class axis to agree on
+        if not rows:
+            return None
         series, title = ("top-1 agreement", "top-5 agreement"), "Agreement with the reference (unlabelled images)"
     x = np.arange(len(rows))
     for offset, label, column in ((-0.2, series[0], 2), (0.2, series[1], 3)):
@@ -122,12 +122,10 @@ def _histograms(new, document: dict, labels: dict) -> bytes | None:
 
 
 def make_plots(document: dict) -> dict[str, bytes]:
-    """``{title: PNG bytes}`` for every figure that has data; ``{}`` without matplotlib."""
-    try:
-        # Figure objects, not pyplot: no global backend switch in a caller's process (a notebook's).
-        from matplotlib.figure import Figure
-    except ImportError:
-        return {}
+    """``{title: PNG bytes}`` for every figure that has data."""
+    # Figure objects, not pyplot: no global backend switch in a caller's process (a notebook's).
+    from matplotlib.figure import Figure
+
     def new(size, *grid, **options):
         figure = Figure(figsize=size)
         return figure, figure.subplots(*grid, **options)

@@ -10,6 +10,7 @@ import base64
 from html import escape
 
 from .plots import make_plots, short_names
+from .summary import calibration_overlap_text, preprocessing_text
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto;
@@ -103,6 +104,27 @@ def _summary_table(document: dict, labels: dict) -> str:
     return f"<div class=scroll><table><tr>{header}</tr>{''.join(rows)}</table></div>"
 
 
+def _outputs_table(document: dict, labels: dict) -> str:
+    """Every output of every candidate, where a model has several outputs or maps (dense, backbones)."""
+    rows = []
+    for c in document["candidates"]:
+        outputs = c.get("outputs") or []
+        if len(outputs) < 2 and all(o["kind"] == "logits" for o in outputs):
+            continue
+        for o in outputs:
+            rows.append(f"<tr><td class=text>{escape(labels[c['name']])}</td><td class=text>{escape(o['name'])}</td>"
+                        f"<td>{escape(o['kind'])}</td><td>{'&times;'.join(map(str, o['shape']))}</td>"
+                        f"<td>{_db(o['snr_db'])}</td><td>{_num(o['cosine'], 6)}</td><td>{_sci(o['max_abs_err'])}</td>"
+                        f"<td>{_sci(o['mean_abs_err'])}</td><td>{_pct(o.get('top1_agreement'))}</td></tr>")
+    if not rows:
+        return ""
+    head = ("<tr><th class=text>model</th><th class=text>output</th><th>kind</th><th>shape per image</th>"
+            "<th>SNR dB</th><th>cosine</th><th>max abs err</th><th>mean abs err</th><th>argmax agreement</th></tr>")
+    return (f"<h2>Every output</h2><p class=muted>Outputs matched by position. Agreement of the argmax over the class "
+            f"axis: per image for logits, per pixel for class maps; feature maps have none.</p>"
+            f"<div class=scroll><table>{head}{''.join(rows)}</table></div>")
+
+
 def _layer_row(t: dict) -> str:
     cells = [str(t["index"]), f"<code>{escape(t['name'])}</code>", escape(t["op"]),
              "&times;".join(map(str, t["shape"])), _db(t["snr_in_db"]), _db(t["snr_db"]), _db(t["snr_lost_db"]),
@@ -150,6 +172,8 @@ def _meta(document: dict) -> str:
               if dataset["labelled"] else "unlabelled: accuracy not measured, agreement only")
     rows = [("reference", document["reference"]), ("data", f"{dataset['source']}: {dataset['images']} images, "
                                                            f"{labels}; batch {dataset['batch']}"),
+            ("calibration overlap", calibration_overlap_text(dataset.get("calibration_overlap"))),
+            ("preprocessing", preprocessing_text(dataset.get("preprocessing"))),
             ("machine", f"{machine['processor']}, {machine['cpu_count']} CPUs, load {machine['load_average_1min']}, "
                         f"{machine['platform']}, onnxruntime {machine['onnxruntime']}"),
             ("created", f"{document['created']} by {tool['name']} {tool['version']} "
@@ -166,7 +190,7 @@ def render_html(document: dict, plots: dict[str, bytes] | None = None) -> str:
         f'<figure><img alt="{escape(title)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
         f"<figcaption>{escape(title)}</figcaption></figure>" for title, png in plots.items())
     if not plots:
-        figures = "<p class=muted>No figures: install matplotlib (pip install 'swin-trt[report]').</p>"
+        figures = "<p class=muted>No figures: nothing to plot in this run.</p>"
     notes = "".join(f"<li>{escape(n)}</li>" for n in document["notes"])
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>swin-trt validation report</title>
@@ -176,8 +200,10 @@ def render_html(document: dict, plots: dict[str, bytes] | None = None) -> str:
 {_verdict(document["gates"])}
 <h2>Candidates against the reference</h2>
 {_summary_table(document, labels)}
-<p class=muted>Agreement: the candidate's top-1 equals (top-5 contains) the reference's top-1. SNR: reference
-logits' energy over the error's, in dB (&infin; = identical). Latency: per batch of the backend, this machine.</p>
+<p class=muted>Agreement: the candidate's top-1 equals (top-5 contains) the reference's top-1 (per pixel for class
+maps). SNR: the reference output's energy over the error's, in dB (&infin; = identical); the first output's here.
+Latency: per batch of the backend, this machine.</p>
+{_outputs_table(document, labels)}
 <h2>Figures</h2>
 {figures}
 {_layers(document, labels)}

@@ -1,22 +1,26 @@
-"""One validation run: open the models, stream the data through them, attribute errors to layers, and
-assemble the report document (report.json's schema, see docs/report-schema.md)."""
+"""One validation run, as four steps that each do one thing:
+
+1. :func:`check_options`: refuse bad input before anything is opened;
+2. :func:`~.models.open_models`: parse and open every model, resolve their common input;
+3. :func:`~.compare.compare` and :func:`attribute`: stream the images through them, then find the layers
+   that lose the signal in FP16/INT8 graphs;
+4. :func:`~.document.assemble`: the report document (report.json's schema, docs/report-schema.md).
+"""
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.base import Backend, open_backend
+from ..data.model_input import PreprocessOptions
 from ..errors import UserError
-from .compare import Labelled, batches, compare, label_items, list_labelled, resolve_preprocessing
-from ..backends.ort_int8 import has_qdq
-from .gates import Gates, check
-from .latency import TimedBackend, latency_stats
+from ..model_ref import ModelRef
+from .compare import batches, compare
+from .document import assemble, calibration_overlap
+from .gates import Gates
+from .labels import Labelled, label_items, list_labelled
 from .model_precision import model_precision, needs_layer_attribution
-from .schema import SCHEMA_VERSION, json_safe
+from .models import OpenModels, open_models
 
 
 @dataclass
@@ -31,6 +35,8 @@ class Options:
     layer_images: int = 8
     progress: bool = True
     gates: Gates = field(default_factory=Gates)
+    preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
+    calib: Path | None = None  # a calibration cache: how many validation images it was made from is reported
 
 
 def default_data() -> Path:
@@ -42,49 +48,15 @@ def default_data() -> Path:
     return folder
 
 
-def _is_onnx(model: str) -> bool:
-    return not model.startswith("torch:") and not model.endswith((".engine", ".plan"))
-
-
-def _load_onnx(model: str):
-    from ..backends.onnxruntime import load_onnx
-
-    return load_onnx(model)
-
-
-def _open(model: str, protos: dict) -> Backend:
-    if model in protos:  # already loaded for its precision: don't parse a large graph twice
-        from ..backends.onnxruntime import OnnxRuntimeBackend
-
-        # Exact Q/DQ arithmetic: the numbers TensorRT's INT8 kernels compute (see backends/ort_int8.py).
-        return OnnxRuntimeBackend(protos[model], int8="exact")
-    return open_backend(model)
-
-
-def _machine() -> dict:
-    import onnxruntime
-
-    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None  # flags noisy latencies
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "load_average_1min": load, "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__}
-
-
-def _tool() -> dict:
-    from .. import __version__
-
-    return {"name": "swin-trt", "version": __version__}
-
-
-def _preprocessing(options: Options, reference: Backend):
-    preprocessor, class_names = resolve_preprocessing(options.reference, *options.candidates)
-    model = getattr(reference, "model", None)  # a torch reference: its checkpoint may change size or head
-    if model is not None:
-        from dataclasses import replace
-
-        preprocessor = replace(preprocessor, crop=tuple(reference.input_shape[2:]))
-        class_names = list(model.config.class_names)
-    return preprocessor, class_names
+def check_options(options: Options) -> None:
+    if len(set(options.candidates)) != len(options.candidates):
+        raise UserError("a --candidate is given twice: name each model once")
+    if options.batch < 1:
+        raise UserError("--batch must be >= 1")
+    if options.fp32 is not None and not Path(options.fp32).is_file():
+        raise UserError(f"--fp32 {str(options.fp32)!r} does not exist: pass the FP32 ONNX graph")
+    if options.calib is not None and not Path(options.calib).is_file():
+        raise UserError(f"--calib {str(options.calib)!r} does not exist: pass the calibration cache (calib.json)")
 
 
 def _layer_images(data: Labelled, preprocessor, count: int):
@@ -98,12 +70,17 @@ def _layer_images(data: Labelled, preprocessor, count: int):
             return
 
 
-def _layers(options: Options, candidate: str, protos: dict, data: Labelled, preprocessor, notes: list[str]) -> dict:
+def attribute(options: Options, candidate: str, models: OpenModels, data: Labelled, notes: list[str]) -> dict:
+    """Per-layer error attribution of one FP16/INT8 ONNX candidate against the FP32 graph."""
+    from ..backends.onnxruntime import load_onnx
     from .layers import attribute_layers
 
+    if candidate not in models.protos:
+        return {"status": "skipped", "reason": "per-layer attribution needs an ONNX candidate (run it on the "
+                                               "FP16/INT8 ONNX graph the engine was built from)"}
     if options.fp32 is not None:
         fp32_path = str(options.fp32)
-    elif _is_onnx(options.reference):
+    elif ModelRef.parse(options.reference).kind == "onnx":
         fp32_path = options.reference
     else:
         reason = "the reference is PyTorch: pass --fp32 model.onnx (the FP32 graph) to compare layers"
@@ -111,8 +88,9 @@ def _layers(options: Options, candidate: str, protos: dict, data: Labelled, prep
         return {"status": "skipped", "reason": reason}
     if options.layer_images <= 0:
         return {"status": "skipped", "reason": "--layer-images 0"}
-    fp32 = protos[fp32_path] if fp32_path in protos else _load_onnx(fp32_path)
-    result = attribute_layers(fp32, protos[candidate], _layer_images(data, preprocessor, options.layer_images))
+    fp32 = models.protos.get(fp32_path) or load_onnx(fp32_path)
+    images = _layer_images(data, models.model_input.preprocessor, options.layer_images)
+    result = attribute_layers(fp32, models.protos[candidate], images)
     if not result["compared"]:
         reason = f"no intermediate tensor of {fp32_path} has the same name and shape in the candidate"
         notes.append(f"{candidate}: per-layer attribution found nothing to compare ({reason})")
@@ -122,77 +100,27 @@ def _layers(options: Options, candidate: str, protos: dict, data: Labelled, prep
 
 def run_validation(options: Options) -> dict:
     """Compare every candidate with the reference; returns the report document (JSON-safe)."""
-    if len(set(options.candidates)) != len(options.candidates):
-        raise UserError("a --candidate is given twice: name each model once")
-    if options.batch < 1:
-        raise UserError("--batch must be >= 1")
-    if options.fp32 is not None and not Path(options.fp32).is_file():
-        raise UserError(f"--fp32 {str(options.fp32)!r} does not exist: pass the FP32 ONNX graph")
+    check_options(options)
     data_source = options.data or default_data()
     items, label_source = list_labelled(data_source, options.labels)
     if options.limit:
         items = items[:options.limit]
     if not items:
         raise UserError(f"no images (jpg, png, webp, bmp) found in {str(data_source)!r}")
-
-    protos = {m: _load_onnx(m) for m in [options.reference, *options.candidates] if _is_onnx(m)}
-    reference = TimedBackend(_open(options.reference, protos))
-    candidates = {c: TimedBackend(_open(c, protos)) for c in options.candidates}
-    preprocessor, class_names = _preprocessing(options, reference.inner)
-    data = label_items(items, class_names)
-    labelled = bool((data.labels >= 0).any())
-    if options.gates.max_acc_drop is not None and not labelled:
-        raise UserError("--max-acc-drop needs labelled images: an ImageFolder layout (one folder per class) "
-                        "or --labels FILE")
-    try:
-        result = compare(reference, candidates, data, preprocessor, options.batch, options.progress)
-    finally:
-        for backend in [reference, *candidates.values()]:
-            backend.close()
-
-    notes = []
-    entries = []
-    for name, metrics in result["candidates"].items():
-        precision = model_precision(name, protos.get(name))
-        layers = None
-        if needs_layer_attribution(precision):
-            layers = (_layers(options, name, protos, data, preprocessor, notes) if name in protos else
-                      {"status": "skipped", "reason": "per-layer attribution needs an ONNX candidate (run it on the "
-                                                      "FP16/INT8 ONNX graph the engine was built from)"})
-        entry = {"name": name, "backend": candidates[name].name, "precision": precision, **metrics,
-                 "latency": latency_stats(candidates[name].samples), "layers": layers}
-        entries.append(entry)
-    failures = [f for entry in entries for f in check(options.gates, entry)]
-    reference_metrics = {**result["reference"], "backend": reference.name,
-                         "precision": model_precision(options.reference, protos.get(options.reference)),
-                         "latency": latency_stats(reference.samples)}
-    skipped = len(items) - result["reference"]["images"]
-    if skipped:
-        notes.append(f"{skipped} unreadable image(s) skipped")
-    if any(has_qdq(protos[c]) for c in options.candidates if c in protos):
-        notes.append("INT8 (Q/DQ) ONNX candidates ran with ONNX Runtime's Q/DQ fusions off: exact INT8 "
-                     "arithmetic as TensorRT computes it (ORT's x86 integer kernels saturate); their CPU latency "
-                     "is that of fake quantization")
-    notes.append("latency: wall time of each backend's infer calls on this machine while validate ran, the "
-                  "first call dropped as warm-up; compare backends measured in the same run only")
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "tool": _tool(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "reference": options.reference,
-        "reference_metrics": reference_metrics,
-        "data": str(options.data or "bundled demo images"),
-        "dataset": {"source": str(data_source), "images": result["reference"]["images"], "listed": len(items),
-                    "skipped": skipped, "labelled": int((data.labels >= 0).sum()),
-                    "label_source": label_source if labelled else None,
-                    "label_mapping": data.mapping if labelled else None,
-                    "batch": options.batch, "layer_images": options.layer_images},
-        "candidates": entries,
-        "gates": {"thresholds": options.gates.to_dict(), "passed": not failures, "failures": failures},
-        "notes": notes,
-    }
-    return json_safe(document)
+    with open_models(options.reference, options.candidates, options.preprocess) as models:
+        data = label_items(items, models.class_names)
+        if options.gates.max_acc_drop is not None and not (data.labels >= 0).any():
+            raise UserError("--max-acc-drop needs labelled images: an ImageFolder layout (one folder per class) "
+                            "or --labels FILE")
+        result = compare(models.reference, models.candidates, data, models.model_input.preprocessor,
+                         options.batch, options.progress)
+    notes: list[str] = []
+    layers = {}
+    for name in options.candidates:
+        precision = model_precision(name, models.protos.get(name))
+        layers[name] = attribute(options, name, models, data, notes) if needs_layer_attribution(precision) else None
+    overlap = calibration_overlap(items, options.calib, options.candidates)
+    return assemble(options, models, data, data_source, label_source, result, layers, overlap, notes)
 
 
 def write_report(document: dict, outdir: str | Path) -> dict[str, Path]:

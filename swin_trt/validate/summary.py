@@ -25,6 +25,36 @@ def _table(rows: list[list[str]]) -> list[str]:
             for row in rows]
 
 
+def calibration_overlap_text(overlap: dict | None) -> str:
+    if not overlap:
+        return "no calibration cache known (FP16/FP32 candidates, or pass --calib)"
+    verdict = "held out" if overlap["images"] == 0 else "OVERSTATES INT8 accuracy"
+    return (f"{overlap['images']} of {overlap['validation_images']} validation images are also among the "
+            f"{overlap['calibration_images']} calibration images (by content hash): {verdict}")
+
+
+def preprocessing_text(pre: dict | None) -> str:
+    if not pre:
+        return "-"
+    origin = {"defaults": "ASSUMED ImageNet defaults (the models record none)", "flags": "from the flags",
+              "sidecar": "from the model's sidecar", "arch": "from the arch"}.get(pre.get("origin"), pre.get("origin"))
+    fit = f"crop_pct {pre['crop_pct']}" if pre.get("fit", "crop") == "crop" else "stretched"
+    size = "x".join(map(str, pre["crop"])) if pre.get("crop") else "?"
+    return (f"{size}, mean {pre['mean']}, std {pre['std']}, {pre['interpolation']}, {fit}: {origin}")
+
+
+def _outputs(label: str, outputs: list[dict]) -> list[str]:
+    """Per-output lines where there is more to say than the first output's row (several outputs, maps)."""
+    if len(outputs) < 2 and all(o["kind"] == "logits" for o in outputs):
+        return []
+    lines = [f"{label}: per output"]
+    for o in outputs:
+        agreement = "" if o.get("top1_agreement") is None else f"  argmax agreement {_pct(o['top1_agreement'])}"
+        lines.append(f"  {o['name']} {o['kind']} {'x'.join(map(str, o['shape']))}: SNR {_db(o['snr_db'])} dB, "
+                     f"cosine {o['cosine']:.6f}, max abs {o['max_abs_err']:.2e}{agreement}")
+    return lines
+
+
 def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
     reference = document["reference_metrics"]
     labelled = "acc1" in reference
@@ -42,7 +72,13 @@ def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
                        f"{c['max_abs_err']:.2e}", f"{c['mean_abs_err']:.2e}", _latency(c.get("latency"))])
     dataset = document["dataset"]
     lines = [f"{dataset['images']} images ({dataset['labelled']} labelled) from {dataset['source']}; "
-             f"reference {document['reference']}", *_table(rows)]
+             f"reference {document['reference']}",
+             f"preprocessing: {preprocessing_text(dataset.get('preprocessing'))}"]
+    if dataset.get("calibration_overlap"):
+        lines.append(f"calibration overlap: {calibration_overlap_text(dataset['calibration_overlap'])}")
+    lines += _table(rows)
+    for c in document["candidates"]:
+        lines += _outputs(labels[c["name"]], c.get("outputs") or [])
     for c in document["candidates"]:
         info = c.get("layers")
         if not info:

@@ -1,0 +1,125 @@
+"""Flags that several commands share, each defined once, as argument groups (as Polygraphy's tools do).
+
+A group is a decorator that adds its flags to a command and folds them into one value before the command
+runs: ``@preprocess_options`` turns ``--preprocess``, ``--mean``, ... into ``preprocess=PreprocessOptions``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from ..data.model_input import PreprocessOptions
+from ..data.preprocess import INTERPOLATIONS, PRESETS, RESIZE_MODES
+from ..errors import UserError
+
+
+def parse_img_size(text: str | int | None):
+    """``"224"`` or ``"256x320"`` -> ``(H, W)``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    if isinstance(text, int):
+        return text, text
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) <= 0:
+        raise UserError(f"image size {text!r} is not N or HxW (e.g. 224 or 256x320)")
+    return tuple(values)
+
+
+def _triple(flag: str):
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            numbers = tuple(float(v) for v in value.replace(",", " ").split())
+        except ValueError:
+            numbers = ()
+        if len(numbers) != 3:
+            raise click.BadParameter(f"{flag} takes three numbers, one per RGB channel, e.g. 0.5,0.5,0.5")
+        return numbers
+
+    return convert
+
+
+def _group(options: list, fold):
+    """A decorator adding ``options`` (click.option decorators) and calling ``fold(kwargs)`` before the command."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            fold(kwargs)
+            return command(*args, **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
+
+
+IMG_SIZE_HELP = "Input size, N or HxW: for graphs with dynamic height/width (a fixed-size graph keeps its own)."
+
+
+def img_size_option(help: str = IMG_SIZE_HELP):
+    return click.option("--img-size", help=help)
+
+
+_PREPROCESS = [
+    click.option("--preprocess", "preset", type=click.Choice(list(PRESETS)),
+                 help="Normalisation preset: imagenet (every Swin checkpoint; the default when the model records "
+                      "nothing), inception (mean=std=0.5), unit (pixels/255), none (0-255 as they are, for graphs "
+                      "that normalise inside)."),
+    click.option("--mean", callback=_triple("--mean"), metavar="R,G,B",
+                 help="Per-channel mean on the 0..1 scale (overrides the preset)."),
+    click.option("--std", callback=_triple("--std"), metavar="R,G,B",
+                 help="Per-channel std on the 0..1 scale (overrides the preset)."),
+    click.option("--interpolation", type=click.Choice(INTERPOLATIONS), help="Resize filter [default: bicubic]."),
+    click.option("--crop-pct", type=click.FloatRange(0, 1, min_open=True),
+                 help="Centre crop covers this fraction of the resized image [default: 0.875]."),
+    click.option("--resize", type=click.Choice(RESIZE_MODES),
+                 help="crop: resize the shorter side and centre-crop (classifiers); stretch: resize the whole "
+                      "image to the input size (dense models) [default: by the model's outputs]."),
+]
+
+
+def preprocess_from(values: dict, img_size=None) -> PreprocessOptions:
+    """Pop the preprocessing flags out of ``values`` (a command's kwargs, or a recipe's keys)."""
+    def triple(value):
+        return tuple(float(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+    preset = values.pop("preset", None)
+    if isinstance(values.get("preprocess"), str):  # a recipe names the preset as the flag does
+        preset = values.pop("preprocess")
+    return PreprocessOptions(preset, triple(values.pop("mean", None)), triple(values.pop("std", None)),
+                             values.pop("interpolation", None), values.pop("crop_pct", None),
+                             values.pop("resize", None), img_size)
+
+
+def preprocess_options(command=None, *, img_size: bool = True, fold: bool = True):
+    """How images become inputs (``preprocess=PreprocessOptions``); overrides what the model records.
+
+    Without flags a model's sidecar decides, then the ImageNet defaults (announced on stderr).
+    ``fold=False`` adds the flags but leaves them as separate keyword arguments (compile merges a recipe
+    first, then calls :func:`preprocess_from`).
+    """
+    options = _PREPROCESS + ([img_size_option()] if img_size else [])
+
+    def folded(kwargs):
+        size = parse_img_size(kwargs.pop("img_size")) if img_size else None
+        kwargs["preprocess"] = preprocess_from(kwargs, size)
+
+    decorate = _group(options, folded if fold else lambda kwargs: None)
+    return decorate(command) if command is not None else decorate
+
+
+PREPROCESS_EPILOG = ("Preprocessing: the model's sidecar (written by export, carried by rewrite/quantize/build) "
+                     "says how images become inputs; a model without one gets the ImageNet recipe (mean/std, "
+                     "bicubic, crop_pct 0.875) at the graph's input size, said once on stderr. The flags above "
+                     "override either.")

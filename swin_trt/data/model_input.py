@@ -1,0 +1,238 @@
+"""What a model takes as input, and how images become that input, for any model a user brings.
+
+The recipe comes, in order of precedence, from the command's flags (``--preprocess`` preset, then
+``--mean``/``--std``/``--interpolation``/``--crop-pct``/``--resize``), from the model's sidecar (written by
+``export``, carried by ``rewrite``/``quantize``/``build``), from the arch of a ``torch:`` reference, and last
+from the ImageNet defaults every Swin checkpoint uses, which are then announced once on stderr. The size is
+the graph's own input size; a graph with dynamic height/width takes ``--img-size``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import onnx
+
+from ..errors import UserError
+from ..model_ref import ModelRef
+from .preprocess import PRESETS, Preprocessing, Preprocessor
+
+
+def note_on_stderr(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """The preprocessing flags of a command; ``None`` = not given."""
+
+    preset: str | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    interpolation: str | None = None
+    crop_pct: float | None = None
+    resize: str | None = None
+    img_size: tuple[int, int] | None = None
+
+    @property
+    def recipe_given(self) -> bool:
+        return any(v is not None for v in (self.preset, self.mean, self.std, self.interpolation, self.crop_pct,
+                                           self.resize))
+
+    def apply(self, base: Preprocessing) -> Preprocessing:
+        """``base`` with the preset, then the single-value flags, laid over it."""
+        recipe = base
+        if self.preset is not None:
+            if self.preset not in PRESETS:
+                raise UserError(f"--preprocess {self.preset!r}: choose one of {', '.join(PRESETS)}")
+            preset = PRESETS[self.preset]
+            recipe = replace(recipe, mean=preset.mean, std=preset.std)
+        changes = {name: value for name, value in (("mean", self.mean), ("std", self.std),
+                                                   ("interpolation", self.interpolation),
+                                                   ("crop_pct", self.crop_pct), ("resize", self.resize))
+                   if value is not None}
+        return replace(recipe, **changes).check("the preprocessing flags")
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    """A model's image input and its outputs' ranks, read without running it."""
+
+    input_name: str
+    input_shape: tuple  # (B, C, H, W); None where dynamic or unknown
+    output_ranks: tuple[int, ...] = ()
+
+    @property
+    def spatial(self) -> tuple[int, int] | None:
+        height, width = self.input_shape[2:4] if len(self.input_shape) == 4 else (None, None)
+        return (height, width) if isinstance(height, int) and isinstance(width, int) else None
+
+    @property
+    def dense(self) -> bool:
+        """Outputs are maps (features, class maps), not one vector per image."""
+        return bool(self.output_ranks) and min(self.output_ranks) >= 3
+
+
+def _dims(value_info) -> tuple:
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim)
+
+
+def onnx_io(model: onnx.ModelProto) -> GraphIO:
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if not inputs:
+        raise UserError("the ONNX graph has no input")
+    first = inputs[0]
+    return GraphIO(first.name, _dims(first), tuple(len(_dims(o)) for o in model.graph.output))
+
+
+def _engine_io(sidecar: dict | None) -> GraphIO | None:
+    io = (sidecar or {}).get("io") or []
+    inputs = [t for t in io if t.get("mode") == "input"]
+    if not inputs:
+        return None
+    shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in inputs[0]["shape"])
+    ranks = tuple(len(t["shape"]) for t in io if t.get("mode") == "output")
+    return GraphIO(inputs[0]["name"], shape, ranks)
+
+
+@dataclass
+class ModelInput:
+    """How to feed one model: its preprocessing at its input size, and what it says about its classes."""
+
+    preprocessor: Preprocessor
+    class_names: list[str]
+    io: GraphIO | None
+    origin: str  # "flags", "sidecar", "arch" or "defaults": where the recipe came from
+
+    @property
+    def dense(self) -> bool:
+        return bool(self.io and self.io.dense)
+
+
+@dataclass
+class ModelFacts:
+    """What a model records about its input, before any flag is applied."""
+
+    ref: ModelRef
+    io: GraphIO | None  # None: not known without running it (an engine without manifest, a torch spec)
+    recipe: Preprocessing
+    origin: str  # "sidecar", "arch" or "defaults"
+    recorded_size: tuple[int, int] | None
+    class_names: list[str]
+
+    @property
+    def static_size(self) -> tuple[int, int] | None:
+        return self.io.spatial if self.io else None
+
+
+def read_facts(ref: ModelRef | str, proto: onnx.ModelProto | None = None) -> ModelFacts:
+    ref = ModelRef.parse(ref) if not isinstance(ref, ModelRef) else ref
+    sidecar = ref.sidecar()
+    io = None
+    if ref.kind == "onnx":
+        if proto is None:
+            from ..backends.onnxruntime import load_onnx
+
+            proto = load_onnx(ref.text)
+        io = onnx_io(proto)
+    elif ref.kind == "engine":
+        io = _engine_io(sidecar)
+    if ref.kind == "torch":  # the reference is built at whatever size is asked: no static size
+        from ..models import get_arch
+
+        spec = get_arch(ref.arch)
+        return ModelFacts(ref, None, spec.preprocessing, "arch", tuple(spec.config.img_size),
+                          list(spec.config.class_names))
+    class_names = list(((sidecar or {}).get("config") or {}).get("class_names") or [])
+    recorded = (sidecar or {}).get("preprocessing")
+    if recorded:
+        crop = tuple(recorded["crop"]) if recorded.get("crop") else None
+        origin = "defaults" if recorded.get("assumed") else "sidecar"
+        return ModelFacts(ref, io, Preprocessing.from_dict(recorded), origin, crop, class_names)
+    recipe = Preprocessing(resize="stretch") if io is not None and io.dense else Preprocessing()
+    return ModelFacts(ref, io, recipe, "defaults", None, class_names)
+
+
+def _size(facts: list[ModelFacts], options: PreprocessOptions) -> tuple[int, int]:
+    """One input size for every model: --img-size, else the graphs' own, else what the models record."""
+    static = [(f, f.static_size) for f in facts if f.static_size is not None]
+    chosen = tuple(options.img_size) if options.img_size is not None else (static[0][1] if static else None)
+    for model, size in static:
+        if size != chosen:
+            flag = "--img-size " if options.img_size is not None else f"{static[0][0].ref} takes "
+            raise UserError(f"{model.ref} takes {size[0]}x{size[1]} images, but {flag}{chosen[0]}x{chosen[1]}: "
+                            f"models compared or fed together need the same input size; export them at one "
+                            f"--img-size (a graph with dynamic height/width takes any --img-size)")
+    if chosen is not None:
+        return chosen
+    recorded = next((f.recorded_size for f in facts if f.recorded_size), None)
+    if recorded is not None:
+        return recorded
+    first = facts[0]
+    name = f" {first.io.input_name!r}" if first.io else ""
+    shape = list(first.io.input_shape) if first.io else "unknown"
+    raise UserError(f"{first.ref}: input{name} has no fixed height and width ({shape}): pass --img-size HxW "
+                    f"(e.g. --img-size 512x640)")
+
+
+def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, protos: dict | None = None,
+                   note: Callable[[str], None] | None = note_on_stderr, need_size: bool = True) -> ModelInput:
+    """One preprocessing for models fed the same images (validate: reference and candidates).
+
+    The recipe is the first model's that records one (flags override it); the size is checked against every
+    model with a fixed size. ``note`` hears, once, when nothing but the defaults said what to do.
+    ``need_size=False`` (rewrite, quantize: they record the recipe, they read no image) leaves a dynamic
+    graph's size open instead of asking for ``--img-size``.
+    """
+    options = options or PreprocessOptions()
+    protos = protos or {}
+    facts = [read_facts(ref, protos.get(str(ref))) for ref in refs]
+    chosen = next((f for f in facts if f.origin != "defaults"), facts[0])
+    recipe, origin = options.apply(chosen.recipe), ("flags" if options.recipe_given else chosen.origin)
+    try:
+        size = _size(facts, options)
+    except UserError:
+        if need_size or options.img_size is not None:
+            raise
+        size = None
+    preprocessor = Preprocessor(size, recipe)
+    if origin == "defaults" and note is not None:
+        note(f"{chosen.ref} says nothing about its preprocessing: assuming the ImageNet recipe every Swin "
+             f"checkpoint uses ({preprocessor.describe()}); set it with --preprocess, --mean, --std, "
+             f"--interpolation, --crop-pct")
+    return ModelInput(preprocessor, chosen.class_names, chosen.io, origin)
+
+
+def resolve_input(ref: ModelRef | str, options: PreprocessOptions | None = None, *,
+                  proto: onnx.ModelProto | None = None, note: Callable[[str], None] | None = note_on_stderr,
+                  need_size: bool = True) -> ModelInput:
+    """The preprocessing and class names for one model (see :func:`resolve_inputs`)."""
+    return resolve_inputs([ref], options, protos={str(ref): proto} if proto is not None else None, note=note,
+                          need_size=need_size)
+
+
+def sidecar_preprocessing(model_input: ModelInput) -> dict:
+    """The sidecar form of what was used, marked ``assumed`` when nothing but the defaults said so."""
+    data = model_input.preprocessor.to_dict()
+    if model_input.origin == "defaults":
+        data["assumed"] = True
+    return data
+
+
+def carried_sidecar(source, options: PreprocessOptions | None = None,
+                    proto: onnx.ModelProto | None = None) -> dict:
+    """``source``'s sidecar for a stage's output, with the preprocessing the next stages should use.
+
+    A stage that reads no image (rewrite, quantize) still passes on what it was told: flags override the
+    recorded recipe; a model that records none gets the defaults, marked ``assumed``.
+    """
+    ref = ModelRef.parse(source)
+    sidecar = dict(ref.sidecar() or {})
+    options = options or PreprocessOptions()
+    if options.recipe_given or options.img_size is not None or not sidecar.get("preprocessing"):
+        sidecar["preprocessing"] = sidecar_preprocessing(
+            resolve_input(ref, options, proto=proto, note=None, need_size=False))
+    return sidecar

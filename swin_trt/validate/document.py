@@ -1,0 +1,112 @@
+"""The report document (report.json, schema in docs/report-schema.md) from one run's measurements."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+from ..backends.ort_int8 import has_qdq
+from ..io import read_sidecar, sha256_file
+from .gates import check
+from .latency import latency_stats
+from .model_precision import model_precision
+from .schema import SCHEMA_VERSION, json_safe
+
+
+def _machine() -> dict:
+    import onnxruntime
+
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None  # flags noisy latencies
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "load_average_1min": load, "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__}
+
+
+def _tool() -> dict:
+    from .. import __version__
+
+    return {"name": "swin-trt", "version": __version__}
+
+
+def _calibration_caches(calib: Path | None, candidates: list[str]) -> list[Path]:
+    """The cache given, else the caches the candidates' sidecars say they were quantized with."""
+    if calib is not None:
+        return [Path(calib)]
+    caches = []
+    for candidate in candidates:
+        section = (read_sidecar(candidate) or {}).get("quantize") or {} if Path(candidate).is_file() else {}
+        path = section.get("calib")
+        if path and Path(path).is_file() and Path(path) not in caches:
+            caches.append(Path(path))
+    return caches
+
+
+def calibration_overlap(items, calib: Path | None, candidates: list[str]) -> dict | None:
+    """How many validation images are also calibration images, compared by content (sha256).
+
+    A validation on calibration images overstates how well INT8 holds up; the report says how many there
+    were. ``None`` when no calibration cache is known (FP16/FP32 candidates, or caches without hashes).
+    """
+    caches = _calibration_caches(calib, candidates)
+    calibration: set[str] = set()
+    for cache in caches:
+        try:
+            calibration |= set(json.loads(cache.read_text()).get("data", {}).get("sha256") or [])
+        except (OSError, json.JSONDecodeError):
+            continue
+    if not calibration:
+        return None
+    shared = sum(sha256_file(item.path) in calibration for item in items if Path(item.path).is_file())
+    return {"images": shared, "validation_images": len(items), "calibration_images": len(calibration),
+            "caches": [str(c) for c in caches]}
+
+
+def assemble(options, models, data, data_source, label_source, result: dict, layers: dict,
+             overlap: dict | None, notes: list[str]) -> dict:
+    entries = []
+    for name, metrics in result["candidates"].items():
+        entries.append({"name": name, "backend": models.candidates[name].name,
+                        "precision": model_precision(name, models.protos.get(name)), **metrics,
+                        "latency": latency_stats(models.candidates[name].samples), "layers": layers[name]})
+    failures = [f for entry in entries for f in check(options.gates, entry)]
+    reference_metrics = {**result["reference"], "backend": models.reference.name,
+                         "precision": model_precision(options.reference, models.protos.get(options.reference)),
+                         "latency": latency_stats(models.reference.samples)}
+    images = result["reference"]["images"]
+    skipped = len(data.items) - images
+    if skipped:
+        notes.append(f"{skipped} unreadable image(s) skipped")
+    if overlap and overlap["images"]:
+        notes.append(f"{overlap['images']} of the {overlap['validation_images']} validation images are also "
+                     f"calibration images: accuracy on them overstates how well INT8 holds up; validate on "
+                     f"held-out images")
+    if any(has_qdq(models.protos[c]) for c in options.candidates if c in models.protos):
+        notes.append("INT8 (Q/DQ) ONNX candidates ran with ONNX Runtime's Q/DQ fusions off: exact INT8 "
+                     "arithmetic as TensorRT computes it (ORT's x86 integer kernels saturate); their CPU latency "
+                     "is that of fake quantization")
+    notes.append("latency: wall time of each backend's infer calls on this machine while validate ran, the "
+                 "first call dropped as warm-up; compare backends measured in the same run only")
+    preprocessor = models.model_input.preprocessor
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": _tool(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "reference": options.reference,
+        "reference_metrics": reference_metrics,
+        "data": str(options.data or "bundled demo images"),
+        "dataset": {"source": str(data_source), "images": images, "listed": len(data.items), "skipped": skipped,
+                    "labelled": int((data.labels >= 0).sum()),
+                    "label_source": label_source if (data.labels >= 0).any() else None,
+                    "label_mapping": data.mapping if (data.labels >= 0).any() else None,
+                    "batch": options.batch, "layer_images": options.layer_images,
+                    "calibration_overlap": overlap,
+                    "preprocessing": {**preprocessor.to_dict(), "origin": models.model_input.origin}},
+        "candidates": entries,
+        "gates": {"thresholds": options.gates.to_dict(), "passed": not failures, "failures": failures},
+        "notes": notes,
+    }
+    return json_safe(document)
