@@ -4,6 +4,7 @@
 #define SWIN_TRT_SWIN_WINDOW_REVERSE_PLUGIN_H
 
 #include "plugin_common.h"
+#include "swin_index.h"
 
 namespace swin_trt
 {
@@ -12,7 +13,7 @@ namespace plugin
 
 constexpr char const* kWindowReverseName = "SwinWindowReverse";
 
-class SwinWindowReversePlugin final : public SwinPluginBase
+class SwinWindowReversePlugin final : public SwinDataMovementPlugin
 {
 public:
     SwinWindowReversePlugin(int32_t const* window, int32_t const* shift, int32_t padFirst, int32_t height, int32_t width);
@@ -26,20 +27,19 @@ public:
         int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
 
-    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
-        int32_t nbOutputs) noexcept override;
-
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
 
-    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
-
 private:
+    //! Empty when (B * nW, N, C) dims fit this map (unknown dims, -1, pass), else the message.
+    std::string checkWindows(nvinfer1::Dims const& d) const;
+
     int32_t mWindow[2];
     int32_t mShift[2];
     int32_t mPadFirst;
     int32_t mHeight;
     int32_t mWidth;
+    WindowGeometry mGeometry; // checked by the creator (checkWindowGeometry): every count fits in int32
 };
 
 class SwinWindowReverseCreator final : public SwinPluginCreatorBase
