@@ -11,12 +11,14 @@ from ..errors import UserError
 from ..io import atomic_output, read_sidecar, sha256_file, sidecar_path, write_json
 from ..ops.schema import PluginAttributeError
 from .rewrite import RewriteReport, rewrite
+from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS
 
 
-def rewrite_file(source: Path, output: Path, fuse_attention: bool = True, strict: bool = False) -> RewriteReport:
+def rewrite_file(source: Path, output: Path, fuse_attention: bool = DEFAULT_FUSE_ATTENTION, strict: bool = False,
+                 window_ops: str = DEFAULT_WINDOW_OPS) -> RewriteReport:
     model = load_onnx(source)
     try:
-        rewritten, report = rewrite(model, fuse_attention=fuse_attention, strict=strict)
+        rewritten, report = rewrite(model, fuse_attention=fuse_attention, strict=strict, window_ops=window_ops)
     except PluginAttributeError as exc:
         raise UserError(f"{exc}: the graph cannot be expressed with the plugin ops") from None
     onnx.checker.check_model(rewritten)
