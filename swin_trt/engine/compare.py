@@ -143,11 +143,14 @@ def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, 
         for row in rows:
             row["chosen"] = row["name"] == chosen
         best = built[chosen]
-        record = {**best.manifest, "engine": output.name, "compare": {
+        record = {**best.manifest, "engine": output.name}
+        if source is not None:  # the variant's ONNX was a temporary file: compare.source reproduces it
+            record["source"] = {**record["source"], "path": None}
+        record["compare"] = {
             "chosen": chosen, "batch": _timed_batch(best.manifest), "runs": runs, "warmup": warmup,
             "statistic": "median GPU time of one execution (CUDA events around execute_async_v3)",
             "source": None if source is None else manifest.source_record(source, read_sidecar(source) or {}),
-            "variants": rows}}
+            "variants": rows}
         manifest_file = manifest.manifest_path(output)
         with atomic_output(output) as temporary:
             temporary.write_bytes(best.path.read_bytes())

@@ -108,14 +108,21 @@ def find_plugins(explicit: str | Path | None, needed: bool) -> Path | None:
     return Path(find_plugin_library(explicit))
 
 
+_LOADED_LIBRARIES: set[str] = set()  # the registry is per process: each library is registered once
+
+
 def load_plugins(trt, path: Path | None, required_ops=()) -> None:
-    """Load ``path`` into TensorRT's plugin registry and check it registers ``required_ops``."""
+    """Load ``path`` into TensorRT's plugin registry (once per process; a build followed by runs of the
+    engine, or ``build --compare``, would register the same creators again) and check it registers
+    ``required_ops``."""
     if path is None:
         return
     registry = trt.get_plugin_registry()
-    if registry.load_library(str(path)) is None:
+    key = str(Path(path).resolve())
+    if key not in _LOADED_LIBRARIES and registry.load_library(str(path)) is None:
         raise UserError(f"TensorRT could not load the plugin library {str(path)!r} (see the log above): rebuild "
                         f"it for this TensorRT and CUDA version (plugins/README.md)")
+    _LOADED_LIBRARIES.add(key)
     missing = [op for op in required_ops
                if registry.get_creator(op, schema.PLUGIN_VERSION, schema.PLUGIN_NAMESPACE) is None]
     if missing:
