@@ -73,69 +73,21 @@ int32_t SwinWindowPartitionPlugin::getOutputShapes(nvinfer1::DimsExprs const* in
     });
 }
 
-int32_t SwinWindowPartitionPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
+std::string SwinWindowPartitionPlugin::checkInput(nvinfer1::Dims const& d) const
 {
-    return guarded("configurePlugin", -1, [&]() -> int32_t {
-        if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
-        {
-            return fail("expects 1 input and 1 output");
-        }
-        nvinfer1::Dims const& d = in[0].desc.dims;
-        if (d.nbDims != 4 || d.d[1] < 1 || d.d[2] < 1)
-        {
-            return fail("input 'x' must be (B, H, W, C) with static H and W");
-        }
-        std::string why = checkMap(d.d[1], d.d[2]);
-        if (why.empty() && in[0].desc.type != out[0].desc.type)
-        {
-            why = "output type must equal the input type";
-        }
-        if (why.empty())
-        {
-            why = int8ScaleMismatch(in[0].desc, out[0].desc);
-        }
-        return why.empty() ? 0 : fail(why);
-    });
+    if (d.nbDims != 4 || d.d[1] < 1 || d.d[2] < 1)
+    {
+        return "input 'x' must be (B, H, W, C) with static H and W";
+    }
+    return checkMap(d.d[1], d.d[2]);
 }
 
-int32_t SwinWindowPartitionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
-    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs,
-    void* /*workspace*/, cudaStream_t stream) noexcept
+cudaError_t SwinWindowPartitionPlugin::launch(
+    nvinfer1::Dims const& d, DType type, void const* input, void* output, cudaStream_t stream) const
 {
-    return guarded("enqueue", -1, [&]() -> int32_t {
-        if (inputDesc == nullptr || outputDesc == nullptr || inputs == nullptr || outputs == nullptr)
-        {
-            return fail("enqueue: null descriptors or buffers");
-        }
-        nvinfer1::Dims const& d = inputDesc[0].dims;
-        DType type;
-        if (d.nbDims != 4 || !toKernelType(inputDesc[0].type, type))
-        {
-            return fail("enqueue: unsupported input (need 4-D float32/float16/int8)");
-        }
-        if (d.d[0] < 0 || d.d[0] > INT32_MAX || d.d[3] < 0 || d.d[3] > INT32_MAX)
-        {
-            return fail("enqueue: input dimension out of range");
-        }
-        std::string why = checkMap(d.d[1], d.d[2]);
-        if (why.empty())
-        {
-            why = int8ScaleMismatch(inputDesc[0], outputDesc[0]);
-        }
-        if (!why.empty())
-        {
-            return fail("enqueue: " + why);
-        }
-        cudaError_t const status = windowPartition(inputs[0], outputs[0], type, static_cast<int32_t>(d.d[0]),
-            static_cast<int32_t>(d.d[1]), static_cast<int32_t>(d.d[2]), static_cast<int32_t>(d.d[3]), mWindow[0],
-            mWindow[1], mShift[0], mShift[1], mPadFirst, stream);
-        if (status != cudaSuccess)
-        {
-            return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
-        }
-        return 0;
-    });
+    return windowPartition(input, output, type, static_cast<int32_t>(d.d[0]), static_cast<int32_t>(d.d[1]),
+        static_cast<int32_t>(d.d[2]), static_cast<int32_t>(d.d[3]), mWindow[0], mWindow[1], mShift[0], mShift[1],
+        mPadFirst, stream);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -19,15 +19,15 @@ public:
 
     nvinfer1::IPluginV3* clone() noexcept override;
 
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
         int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
 
-    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
+protected:
+    std::string checkInput(nvinfer1::Dims const& dims) const override;
+
+    cudaError_t launch(nvinfer1::Dims const& dims, DType type, void const* input, void* output,
+        cudaStream_t stream) const override;
 
 private:
     //! Empty when an H x W map fits the int32 geometry (swin_index.h), else the message.

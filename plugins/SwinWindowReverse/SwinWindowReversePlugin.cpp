@@ -65,7 +65,7 @@ int32_t SwinWindowReversePlugin::getOutputShapes(nvinfer1::DimsExprs const* inpu
     });
 }
 
-std::string SwinWindowReversePlugin::checkWindows(nvinfer1::Dims const& d) const
+std::string SwinWindowReversePlugin::checkInput(nvinfer1::Dims const& d) const
 {
     if (d.nbDims != 3)
     {
@@ -84,65 +84,11 @@ std::string SwinWindowReversePlugin::checkWindows(nvinfer1::Dims const& d) const
     return {};
 }
 
-int32_t SwinWindowReversePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
+cudaError_t SwinWindowReversePlugin::launch(
+    nvinfer1::Dims const& d, DType type, void const* input, void* output, cudaStream_t stream) const
 {
-    return guarded("configurePlugin", -1, [&]() -> int32_t {
-        if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
-        {
-            return fail("expects 1 input and 1 output");
-        }
-        std::string why = checkWindows(in[0].desc.dims);
-        if (why.empty() && in[0].desc.type != out[0].desc.type)
-        {
-            why = "output type must equal the input type";
-        }
-        if (why.empty())
-        {
-            why = int8ScaleMismatch(in[0].desc, out[0].desc);
-        }
-        return why.empty() ? 0 : fail(why);
-    });
-}
-
-int32_t SwinWindowReversePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
-    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs,
-    void* /*workspace*/, cudaStream_t stream) noexcept
-{
-    return guarded("enqueue", -1, [&]() -> int32_t {
-        if (inputDesc == nullptr || outputDesc == nullptr || inputs == nullptr || outputs == nullptr)
-        {
-            return fail("enqueue: null descriptors or buffers");
-        }
-        nvinfer1::Dims const& d = inputDesc[0].dims;
-        DType type;
-        if (d.nbDims != 3 || !toKernelType(inputDesc[0].type, type))
-        {
-            return fail("enqueue: unsupported input (need 3-D float32/float16/int8)");
-        }
-        std::string why = checkWindows(d);
-        if (why.empty() && (d.d[0] < 0 || d.d[1] < 0 || d.d[2] < 0 || d.d[2] > INT32_MAX
-                               || d.d[0] / mGeometry.nW > INT32_MAX))
-        {
-            why = "input dimension out of range";
-        }
-        if (why.empty())
-        {
-            why = int8ScaleMismatch(inputDesc[0], outputDesc[0]);
-        }
-        if (!why.empty())
-        {
-            return fail("enqueue: " + why);
-        }
-        cudaError_t const status = windowReverse(inputs[0], outputs[0], type,
-            static_cast<int32_t>(d.d[0] / mGeometry.nW), mHeight, mWidth, static_cast<int32_t>(d.d[2]), mWindow[0],
-            mWindow[1], mShift[0], mShift[1], mPadFirst, stream);
-        if (status != cudaSuccess)
-        {
-            return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
-        }
-        return 0;
-    });
+    return windowReverse(input, output, type, static_cast<int32_t>(d.d[0] / mGeometry.nW), mHeight, mWidth,
+        static_cast<int32_t>(d.d[2]), mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst, stream);
 }
 
 // ---------------------------------------------------------------------------------------------------------

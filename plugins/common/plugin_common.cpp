@@ -312,6 +312,23 @@ bool SwinDataMovementPlugin::supportsFormatCombination(
     return desc.type == inOut[0].desc.type;
 }
 
+int32_t SwinDataMovementPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
+{
+    return guarded("configurePlugin", -1, [&]() -> int32_t {
+        if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
+        {
+            return fail("expects 1 input and 1 output");
+        }
+        std::string why = checkInput(in[0].desc.dims);
+        if (why.empty())
+        {
+            why = checkTypes(in[0].desc, out[0].desc);
+        }
+        return why.empty() ? 0 : fail(why);
+    });
+}
+
 int32_t SwinDataMovementPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
@@ -320,15 +337,60 @@ int32_t SwinDataMovementPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* 
         {
             return fail("onShapeChange: expects 1 input and 1 output");
         }
-        std::string const why = int8ScaleMismatch(in[0], out[0]);
+        std::string const why = checkTypes(in[0], out[0]);
         return why.empty() ? 0 : fail("onShapeChange: " + why);
     });
 }
 
-std::string SwinDataMovementPlugin::int8ScaleMismatch(
+int32_t SwinDataMovementPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
+    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs,
+    void* /*workspace*/, cudaStream_t stream) noexcept
+{
+    return guarded("enqueue", -1, [&]() -> int32_t {
+        if (inputDesc == nullptr || outputDesc == nullptr || inputs == nullptr || outputs == nullptr)
+        {
+            return fail("enqueue: null descriptors or buffers");
+        }
+        nvinfer1::Dims const& d = inputDesc[0].dims;
+        DType type;
+        if (!toKernelType(inputDesc[0].type, type))
+        {
+            return fail(std::string("enqueue: unsupported input type ") + typeName(inputDesc[0].type)
+                + " (need float32, float16 or int8)");
+        }
+        std::string why = checkInput(d);
+        for (int32_t i = 0; why.empty() && i < d.nbDims; ++i)
+        {
+            if (d.d[i] < 0 || d.d[i] > INT32_MAX)
+            {
+                why = "input dimension " + std::to_string(i) + " (" + std::to_string(d.d[i]) + ") out of range";
+            }
+        }
+        if (why.empty())
+        {
+            why = checkTypes(inputDesc[0], outputDesc[0]);
+        }
+        if (!why.empty())
+        {
+            return fail("enqueue: " + why);
+        }
+        cudaError_t const status = launch(d, type, inputs[0], outputs[0], stream);
+        if (status != cudaSuccess)
+        {
+            return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
+        }
+        return 0;
+    });
+}
+
+std::string SwinDataMovementPlugin::checkTypes(
     nvinfer1::PluginTensorDesc const& in, nvinfer1::PluginTensorDesc const& out)
 {
-    if (in.type != nvinfer1::DataType::kINT8 || out.type != nvinfer1::DataType::kINT8)
+    if (in.type != out.type)
+    {
+        return "output type must equal the input type";
+    }
+    if (in.type != nvinfer1::DataType::kINT8)
     {
         return {};
     }

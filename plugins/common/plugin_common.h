@@ -175,6 +175,8 @@ private:
 //! Q/DQ graphs (strongly typed builds) put one scale around the op; a weakly typed TensorRT 10 build with a
 //! calibrator (`trtexec --int8`) may give the two tensors different scales. That case is refused with a
 //! message in configurePlugin, onShapeChange and enqueue, never computed wrongly.
+//!
+//! configurePlugin and enqueue are written here once; an op supplies checkInput (its shape rules) and launch.
 class SwinDataMovementPlugin : public SwinPluginBase
 {
 public:
@@ -183,12 +185,26 @@ public:
     bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
         int32_t nbOutputs) noexcept final;
 
+    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept final;
+
     int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
         nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept final;
 
+    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
+        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept final;
+
 protected:
-    //! Empty when `in` -> `out` can move the codes unchanged; otherwise why not (int8 with two scales).
-    static std::string int8ScaleMismatch(nvinfer1::PluginTensorDesc const& in, nvinfer1::PluginTensorDesc const& out);
+    //! Empty when the input dims fit the op (a dim of -1 is not known yet and passes), else the message.
+    virtual std::string checkInput(nvinfer1::Dims const& dims) const = 0;
+
+    //! Enqueues the kernel for checked input dims, all known and in [0, INT32_MAX].
+    virtual cudaError_t launch(nvinfer1::Dims const& dims, DType type, void const* input, void* output,
+        cudaStream_t stream) const = 0;
+
+private:
+    //! Empty when `in` -> `out` can move the codes unchanged; otherwise why not (type change, int8 scales).
+    static std::string checkTypes(nvinfer1::PluginTensorDesc const& in, nvinfer1::PluginTensorDesc const& out);
 };
 
 //! Base of the three creators: version "1", namespace "swin_trt", field list.
