@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Check that every TensorRT Python name swin-trt uses exists in TensorRT 10.3 (JetPack 6) and 11.4.
 
-A developer tool, not run by CI. TensorRT's builder libraries cannot be installed everywhere, but the
+A developer tool, not run by CI. It reads swin-trt's own calls; the parsing, builder config and build go
+through Polygraphy, which NVIDIA tests against each TensorRT release (>= 0.49.26 for TensorRT 11). TensorRT's builder libraries cannot be installed everywhere, but the
 bindings wheels can be downloaded; their extension module cannot be imported without libnvinfer, yet the
 names pybind11 registers sit in it as NUL-terminated strings. So:
 

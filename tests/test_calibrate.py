@@ -27,7 +27,7 @@ def pico_rewritten(tmp_path_factory) -> Path:
 
         folder = tmp_path_factory.mktemp("precision_pico")
         export_model("swin_pico_test", folder / "pico.onnx", check=False)
-        rewrite_file(folder / "pico.onnx", folder / "pico.rw.onnx")
+        rewrite_file(folder / "pico.onnx", folder / "pico.rw.onnx", fuse_attention=True)
         _PICO["model"] = folder / "pico.rw.onnx"
     return _PICO["model"]
 

@@ -5,8 +5,10 @@ Runs only with a CUDA GPU. The library is taken from ``$SWIN_TRT_CAPI`` / the bu
 temporary folder for this GPU's architecture.
 
 Covers every kernel and dtype: random shapes, non-square windows and padded maps, shift 0 and > 0, both pad
-orders, unaligned pointers (narrower vector paths), non-default streams; attention in float32 and float16
-(float16 within 2e-3 of the float32 reference, relative to the largest output).
+orders, batches up to 32 (Swin-T/Swin-B stage shapes), unaligned pointers (narrower vector paths), non-default
+streams; attention in float32 and float16 (float16 within 2e-3 of the float32 reference, relative to the
+largest output). Needs only torch, numpy and pytest (no conftest fixtures): ``scripts/gpu_check.sh`` runs it
+with ``--noconftest`` on a bare GPU machine.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ WINDOW_CASES = [  # (B, H, W, C, window, shift)
     (2, 5, 3, 3, (7, 7), (6, 2)),         # map smaller than the window
     (1, 24, 40, 36, (12, 12), (6, 6)),    # 12x12 windows
     (2, 10, 17, 1, (3, 2), (1, 1)),       # one channel (1-byte rows for int8)
+    (32, 56, 56, 96, (7, 7), (3, 3)),     # Swin-T stage 1 at batch 32
+    (32, 28, 28, 256, (7, 7), (3, 3)),    # Swin-B stage 2 at batch 32
 ] + [_random_window_case(seed) for seed in range(8)]
 
 

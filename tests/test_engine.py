@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-from swin_trt.engine.build import batch_profile, describe_parser_errors, inspect_onnx
+from swin_trt.engine.build import batch_profile, inspect_onnx, parse_failure
 from swin_trt.engine.environment import version_tuple
 from swin_trt.engine.manifest import manifest_path, precision_summary
-from swin_trt.engine.targets import resolve_target, target_for
+from swin_trt.engine.targets import FALLBACK_TARGET, TARGETS, dla_unsupported, resolve_target, target_for
 from swin_trt.errors import UserError
 from swin_trt.export import export_model
 
@@ -57,12 +57,36 @@ def tiny_graph(path: Path, op_type="Relu", input_shape=("batch", 3, 8, 8), funct
 # --- targets ---------------------------------------------------------------------------------------------
 
 def test_target_defaults_differ_where_the_hardware_does():
-    server, orin, xavier = (resolve_target(t) for t in ("server", "orin", "xavier"))
-    assert server.workspace_gib > orin.workspace_gib > xavier.workspace_gib
-    assert not any(s.version_compatible or s.hardware_compat for s in (server, orin, xavier))
-    assert orin.jetson and xavier.jetson and not server.jetson
-    assert orin.dla and not server.dla and not xavier.dla
+    server, thor, orin, xavier = (resolve_target(t) for t in ("server", "thor", "orin", "xavier"))
+    assert server.workspace_gib > thor.workspace_gib > orin.workspace_gib > xavier.workspace_gib
+    assert not any(s.version_compatible or s.hardware_compat for s in (server, thor, orin, xavier))
+    assert orin.jetson and thor.jetson and xavier.jetson and not server.jetson
+    assert orin.dla and not thor.dla and not server.dla and not xavier.dla  # DLA: AGX Orin only
     assert "8.5" in xavier.note  # Xavier's newest TensorRT cannot build strongly typed networks
+
+
+def test_jetson_targets_say_which_tensorrt_each_jetpack_carries():
+    assert dict(resolve_target("orin").tensorrt) == {"JetPack 6": "TensorRT 10.3",
+                                                     "JetPack 7.2.2+": "TensorRT 11.4.1 (SBSA build)"}
+    assert dict(resolve_target("thor").tensorrt) == {"JetPack 7.2.2+": "TensorRT 11.4.1 (SBSA build)"}
+    assert resolve_target("server").tensorrt == ()
+    assert resolve_target("orin").to_dict()["tensorrt"]  # and the manifest's target section records it
+
+
+@pytest.mark.parametrize("version, supported", [
+    ("10.3.0.30", True),    # JetPack 6
+    ("10.7.0", True),       # the last 10.x with DLA
+    ("10.8.0", False),
+    ("11.1.0", False),      # 11.0 to 11.4.0: no DLA on Jetson
+    ("11.4.0.106", False),
+    ("11.4.1.2", True),     # JetPack 7.2.2+, SBSA build: strongly typed DLA on AGX Orin
+    ("11.5.0", True),
+])
+def test_dla_needs_a_tensorrt_that_has_it_on_jetson(version, supported):
+    why = dla_unsupported(version)
+    assert (why is None) == supported
+    if not supported:
+        assert version in why and "11.4.1" in why and "10.3" in why
 
 
 def test_target_overrides_and_their_checks():
@@ -84,6 +108,9 @@ def test_target_overrides_and_their_checks():
 @pytest.mark.parametrize("tegra, capability, model, expected", [
     (True, "8.7", "NVIDIA Jetson AGX Orin Developer Kit", "orin"),
     (False, "8.7", None, "orin"),  # a container without /etc/nv_tegra_release
+    (True, "11.0", "NVIDIA Jetson AGX Thor Developer Kit", "thor"),
+    (False, "10.1", None, "thor"),  # Thor as CUDA 12.8/12.9 named it
+    (True, None, "NVIDIA Jetson AGX Thor Developer Kit", "thor"),
     (True, "7.2", None, "xavier"),
     (True, None, "NVIDIA Jetson Xavier NX Developer Kit", "xavier"),
     (True, None, None, "orin"),
@@ -94,8 +121,24 @@ def test_target_detection(tegra, capability, model, expected):
     assert target_for(tegra, capability, model) == expected
 
 
-def test_auto_target_on_this_machine_is_a_known_target():
-    assert resolve_target("auto").name in ("server", "orin", "xavier")
+def test_auto_target_on_this_machine():
+    """auto reads the real machine (no fakes): with no Jetson GPU and no Tegra board, the documented
+    fallback; on a Jetson, its family."""
+    from swin_trt.engine.device import gpu_info
+    from swin_trt.engine.targets import DEVICE_TREE_MODEL, JETSON_BY_CAPABILITY, TEGRA_RELEASE
+
+    info = gpu_info()
+    capability = info.compute_capability if info else None
+    board = DEVICE_TREE_MODEL.read_bytes().lower() if DEVICE_TREE_MODEL.is_file() else b""
+    tegra = TEGRA_RELEASE.is_file() or b"jetson" in board
+    resolved = resolve_target("auto").name
+    assert resolved in TARGETS and resolved != "auto"
+    if capability in JETSON_BY_CAPABILITY:
+        assert resolved == JETSON_BY_CAPABILITY[capability]
+    elif not tegra:
+        assert resolved == FALLBACK_TARGET == "server"  # e.g. this CPU-only machine, or an H200 server
+    else:
+        assert resolved in ("orin", "thor", "xavier")
 
 
 # --- build argument checks (before TensorRT) ----------------------------------------------------------
@@ -131,17 +174,32 @@ def test_inspect_onnx(pico, tmp_path):
         inspect_onnx(tiny_graph(tmp_path / "f.onnx", "SwinWindowPartition", functions=[shadow]))
 
 
-def test_parser_errors_name_node_op_and_reason(pico):
-    graph = inspect_onnx(pico / "static.onnx")
-    text = describe_parser_errors(Path("m.onnx"), [
-        {"node": 3, "name": "", "op": "", "desc": "unsupported", "code": "UNSUPPORTED_NODE"},
-        {"node": -1, "name": "", "op": "", "desc": "bad model", "code": "MODEL_DESERIALIZE_FAILED"}], graph)
-    assert f"node 3 {graph.node_names[3]!r} ({graph.node_ops[3]}): unsupported [UNSUPPORTED_NODE]" in text
-    assert "graph: bad model" in text
-    plugin = describe_parser_errors(Path("m.onnx"), [
-        {"node": 0, "name": "n0", "op": "SwinWindowAttention", "desc": "no creator", "code": "UNSUPPORTED_NODE"}],
-        graph)
-    assert "--plugins" in plugin
+def test_parse_failure_says_what_to_do(pico, tmp_path):
+    """TensorRT's parser errors are printed by Polygraphy, one per node; the UserError adds the fix."""
+    plain = parse_failure(Path("m.onnx"), inspect_onnx(pico / "static.onnx"), "Could not parse ONNX correctly")
+    assert "'m.onnx'" in str(plain) and "Could not parse" in str(plain) and "--opset" in str(plain)
+    plugin = parse_failure(Path("p.onnx"), inspect_onnx(tiny_graph(tmp_path / "p.onnx", "SwinWindowAttention")),
+                           "Could not parse ONNX correctly")
+    assert "--plugins" in str(plugin) and "plugins/README.md" in str(plugin)
+
+
+def test_polygraphy_takes_the_options_the_build_passes():
+    """The loaders and keyword arguments build.py uses exist in the Polygraphy installed here."""
+    import inspect
+
+    from swin_trt.engine.environment import MIN_POLYGRAPHY, import_polygraphy
+
+    pytest.importorskip("polygraphy", reason="Polygraphy is not installed (pip install 'swin-trt[trt]')")
+    pg = import_polygraphy()
+    assert version_tuple(pg.version) >= MIN_POLYGRAPHY
+    inspect.signature(pg.trt.CreateConfig).bind(
+        tf32=False, profiles=[pg.trt.Profile().add("input", (1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8))],
+        load_timing_cache="t.cache", memory_pool_limits={}, builder_optimization_level=3,
+        hardware_compatibility_level=None, version_compatible=False, progress_monitor=None)
+    inspect.signature(pg.trt.NetworkFromOnnxPath).bind("m.onnx", strongly_typed=True)
+    inspect.signature(pg.trt.EngineBytesFromNetwork).bind((None, None, None), config=None,
+                                                          save_timing_cache="t.cache")
+    assert issubclass(pg.PolygraphyException, Exception)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -190,10 +248,12 @@ def test_name_check_script_sees_the_tensorrt_names_we_use():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     names = module.collect_names(module.SOURCES)
-    for name in ("STRONGLY_TYPED", "parse_from_file", "node_name", "set_memory_pool_limit", "execute_async_v3",
-                 "set_tensor_address", "phase_start", "IProgressMonitor", "get_tensor_profile_shape"):
+    # Parsing, the config and the build are Polygraphy's now; these are the calls swin-trt still makes.
+    for name in ("MemoryPoolType", "WORKSPACE", "AMPERE_PLUS", "DLA_core", "GPU_FALLBACK", "num_DLA_cores",
+                 "plugins_to_serialize", "load_library", "get_creator", "execute_async_v3", "set_tensor_address",
+                 "phase_start", "IProgressMonitor", "get_tensor_profile_shape"):
         assert name in names, name
-    assert not {"FP16", "INT8"} & set(names)  # precision flags are never set
+    assert not {"FP16", "INT8", "PREFER_PRECISION_CONSTRAINTS"} & set(names)  # precision flags are never set
 
 
 # --- without TensorRT (this is the real path on machines that lack it) -----------------------------------
@@ -226,19 +286,72 @@ def test_no_gpu_is_a_clear_user_error():
         require_gpu()
 
 
+# --- build --compare: the bad input it refuses first, and its variants (CPU) --------------------------------
+
+def test_compare_variants_are_the_same_graph_rewritten_four_ways(pico, tmp_path):
+    from swin_trt.engine.compare import VARIANTS, make_variants
+    from swin_trt.ops import schema
+
+    paths = make_variants(pico / "static.onnx", tmp_path)
+    assert list(paths) == [v.name for v in VARIANTS] and len(paths) == 4
+    for variant in VARIANTS:
+        graph = inspect_onnx(paths[variant.name])
+        assert graph.inputs == inspect_onnx(pico / "static.onnx").inputs
+        windows = {schema.PARTITION, schema.REVERSE} & set(graph.plugin_ops)
+        assert bool(windows) == (variant.window_ops == "plugin")
+        assert (schema.ATTENTION in graph.plugin_ops) == variant.fuse_attention
+        sidecar = json.loads(paths[variant.name].with_name(paths[variant.name].name + ".json").read_text())
+        assert sidecar["rewrite"]["variant"] == variant.to_dict()
+    with pytest.raises(UserError, match="already has plugin nodes"):
+        make_variants(paths[VARIANTS[1].name], tmp_path / "again")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variant", "a={static}"], "add --compare"),
+    (["--compare", "--variant", "no-equals-sign"], "NAME=PATH"),
+    (["--compare", "--variant", "a={static}", "--variant", "a={static}"], "given twice"),
+    (["--compare", "--variant", "a={static}", "--variant", "b={dynamic}"], "the same graph"),
+    (["--compare", "--variant", "a=missing.onnx"], "does not exist"),
+    (["--compare", "--compare-runs", "0", "--variant", "a={static}"], "--compare-runs 0"),
+])
+def test_build_compare_rejects_bad_input_before_tensorrt(pico, tmp_path, args, message):
+    paths = {"dynamic": pico / "dynamic.onnx", "static": pico / "static.onnx"}
+    result = run_cli("build", pico / "static.onnx", *[a.format(**paths) for a in args], "-o", tmp_path / "m.engine")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not TRT_MISSING, reason="TensorRT is installed here")
+def test_build_compare_without_tensorrt_says_so_before_rewriting(pico, tmp_path):
+    result = run_cli("build", pico / "static.onnx", "-o", tmp_path / "m.engine", "--compare")
+    assert result.exit_code == 2 and "TensorRT is not installed" in result.output
+    assert "rewriting" not in result.output and list(tmp_path.iterdir()) == []
+
+
 # --- with TensorRT, pycuda and a GPU ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def gpu_stack():
     pytest.importorskip("tensorrt", reason="TensorRT is not installed")
     pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
+    pytest.importorskip("polygraphy", reason="Polygraphy is not installed (pip install 'swin-trt[trt]')")
     from swin_trt.engine.device import gpu_info
 
     if gpu_info() is None:
         pytest.skip("no CUDA GPU")
 
 
+def _plugin_library():
+    from swin_trt.plugin_library import find_plugin_library
+
+    try:
+        return find_plugin_library()
+    except UserError as exc:
+        pytest.skip(f"plugin library not built: {exc}")
+
+
 def _compare_with_onnxruntime(onnx_path, engine_path, batch_sizes, **backend_options):
+    """Runs both on random inputs; returns the batch sizes the engine holds CUDA graphs for."""
     from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
     from swin_trt.backends.tensorrt import TensorRTBackend
 
@@ -251,6 +364,7 @@ def _compare_with_onnxruntime(onnx_path, engine_path, batch_sizes, **backend_opt
                 got, want = engine.infer(x), reference.infer(x)
                 assert [g.shape for g in got] == [w.shape for w in want]
                 assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) <= 1e-3
+        return sorted(engine.graphs)
 
 
 @pytest.mark.tensorrt
@@ -264,9 +378,9 @@ def test_static_batch_engine_matches_onnxruntime(gpu_stack, pico, tmp_path):
     assert manifest["profile"] is None and manifest["precision"]["mode"].startswith("fp32")
     assert manifest["stage"] == "build" and manifest["source"]["stage"] == "export"
     assert manifest["arch"] == "swin_pico_test" and "preprocessing" in manifest  # what infer reads
-    assert (tmp_path / "timing.cache").is_file()
+    assert manifest["polygraphy"] and (tmp_path / "timing.cache").is_file()
     assert {t["mode"] for t in manifest["io"]} == {"input", "output"}
-    _compare_with_onnxruntime(pico / "static.onnx", result.path, [2])
+    assert _compare_with_onnxruntime(pico / "static.onnx", result.path, [2]) == []  # no graphs unless asked
 
 
 @pytest.mark.tensorrt
@@ -287,26 +401,108 @@ def test_cuda_graph_replay_matches_onnxruntime(gpu_stack, pico, tmp_path):
     from swin_trt.engine import build_engine
 
     result = build_engine(pico / "dynamic.onnx", tmp_path / "graph.engine", tf32=False, progress=False)
-    _compare_with_onnxruntime(pico / "dynamic.onnx", result.path, [2, 4], cuda_graph=True)
+    captured = _compare_with_onnxruntime(pico / "dynamic.onnx", result.path, [2, 4], cuda_graph=True)
+    assert captured == [2, 4]  # one graph captured per batch size, and replayed on the second run
 
 
 @pytest.mark.tensorrt
 @pytest.mark.gpu
 def test_plugin_graph_engine_matches_onnxruntime(gpu_stack, pico, tmp_path):
-    pytest.importorskip("swin_trt.surgery", reason="the rewrite module swin_trt.surgery is not there yet")
-    pytest.importorskip("swin_trt.cli.rewrite", reason="`swin-trt rewrite` is not there yet")
-    from swin_trt.plugin_library import find_plugin_library
-
-    try:
-        library = find_plugin_library()
-    except UserError as exc:
-        pytest.skip(f"plugin library not built: {exc}")
+    library = _plugin_library()
     rewritten = tmp_path / "plugins.onnx"
-    result = run_cli("rewrite", pico / "static.onnx", "-o", rewritten)
+    result = run_cli("rewrite", pico / "static.onnx", "-o", rewritten, "--fuse-attention")
     assert result.exit_code == 0, result.output
-    assert inspect_onnx(rewritten).plugin_ops, "the rewrite left no plugin nodes"
+    assert len(inspect_onnx(rewritten).plugin_ops) == 3, "every plugin family in the engine"
     from swin_trt.engine import build_engine
 
     built = build_engine(rewritten, tmp_path / "plugins.engine", plugins=library, tf32=False, progress=False)
     assert built.manifest["precision"]["plugin_layers"] > 0 and built.manifest["plugins"]["sha256"]
     _compare_with_onnxruntime(rewritten, built.path, [2])
+
+
+# --- every precision: FP32, FP16 and INT8 (Q/DQ) engines against the reference -------------------------
+
+# Cosine of the engine's logits with the FP32 export in ONNX Runtime (the reference), and with the very graph
+# the engine was built from, run in ONNX Runtime (plugins lowered, Q/DQ computed as TensorRT defines them).
+PRECISION_BOUNDS = {"fp32": (0.99999, 0.99999), "fp16": (0.999, 0.9995), "int8": (0.99, 0.995)}
+
+
+@pytest.fixture(scope="module")
+def precision_graphs(gpu_stack, pico, photo_dir, tmp_path_factory):
+    """The static pico export rewritten both ways (partition/reverse as plugins, or native) and quantized."""
+    from swin_trt.precision.calibrate_stage import calibrate_file
+    from swin_trt.precision.quantize_stage import QuantizeRequest, quantize_file
+    from swin_trt.surgery.rewrite_stage import rewrite_file
+
+    folder = tmp_path_factory.mktemp("precisions")
+    graphs = {}
+    for window_ops in ("plugin", "native"):
+        rewritten = folder / f"pico.{window_ops}.onnx"
+        rewrite_file(pico / "static.onnx", rewritten, window_ops=window_ops)
+        calib = folder / f"pico.{window_ops}.calib.json"
+        calibrate_file(rewritten, photo_dir, calib, min_images=1, progress=False)
+        graphs[window_ops, "fp32"] = rewritten
+        for precision in ("fp16", "int8"):
+            graphs[window_ops, precision] = folder / f"pico.{window_ops}.{precision}.onnx"
+            request = QuantizeRequest(precision, calib=calib if precision == "int8" else None)
+            quantize_file(rewritten, graphs[window_ops, precision], request, log=lambda line: None)
+    return graphs
+
+
+def _cosine(a, b) -> float:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("window_ops", ["plugin", "native"])
+def test_engine_of_every_precision_matches_the_reference(precision_graphs, pico, photo_dir, tmp_path, precision,
+                                                         window_ops):
+    from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
+    from swin_trt.backends.tensorrt import TensorRTBackend
+    from swin_trt.engine import build_engine
+    from swin_trt.precision.calibrate_stage import preprocessor_for
+    from swin_trt.precision.evaluate import load_pixels
+
+    plugins = _plugin_library() if window_ops == "plugin" else None
+    graph = precision_graphs[window_ops, precision]
+    built = build_engine(graph, tmp_path / f"{precision}.engine", plugins=plugins, tf32=False, progress=False)
+    summary = built.manifest["precision"]
+    if precision == "int8":
+        assert summary["mode"].startswith("int8 (Q/DQ)") and summary["quantize_layers"] > 0
+    else:
+        assert summary["quantize_layers"] == 0 and precision in summary["mode"]
+    assert (summary["plugin_layers"] > 0) == (window_ops == "plugin")
+    pixels = load_pixels(photo_dir, preprocessor_for(graph)[0], 6)
+    with TensorRTBackend(built.path, plugins=plugins) as engine:
+        logits = engine.infer(pixels)[0]
+    reference = OnnxRuntimeBackend(pico / "static.onnx").infer(pixels)[0]
+    same_graph = OnnxRuntimeBackend(graph).infer(pixels)[0]
+    vs_reference, vs_graph = PRECISION_BOUNDS[precision]
+    assert _cosine(logits, reference) >= vs_reference, precision
+    assert _cosine(logits, same_graph) >= vs_graph, precision
+    if precision == "fp32":
+        assert float(np.abs(logits - reference).max()) <= 1e-3
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_build_compare_keeps_the_fastest_variant_and_records_all(gpu_stack, pico, tmp_path):
+    from swin_trt.engine.compare import VARIANTS
+
+    _plugin_library()
+    result = run_cli("build", pico / "static.onnx", "-o", tmp_path / "best.engine", "--compare", "--no-progress",
+                     "--compare-runs", "5", "--compare-warmup", "2")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "best.engine.json").read_text())
+    section = manifest["compare"]
+    rows = section["variants"]
+    assert [r["name"] for r in rows] == [v.name for v in VARIANTS]
+    fastest = min(rows, key=lambda r: r["median_ms"])
+    assert section["chosen"] == fastest["name"] and [r["chosen"] for r in rows].count(True) == 1
+    assert all(r["min_ms"] <= r["median_ms"] <= r["max_ms"] for r in rows)
+    assert section["source"]["sha256"] and manifest["engine"] == "best.engine"
+    assert "compared 4 variants" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.engine", "best.engine.json"]

@@ -212,6 +212,58 @@ def test_emulated_capi_reports_bad_arguments(emulated):
     assert "shift" in emulated.swin_trt_capi_last_error().decode()
 
 
+@pytest.mark.parametrize("op", ["partition", "reverse"])
+@pytest.mark.parametrize("height, width, window", [
+    (1 << 24, 1 << 24, (1, 1)),        # 2^48 positions: nW * N overflows int32
+    (7, 7, (65536, 65536)),            # N = wh * ww overflows int32
+    (2**31 - 1, 7, (7, 7)),            # ceil(H / wh) * wh overflows int32
+])
+def test_emulated_capi_refuses_geometry_that_overflows_int32(emulated, op, height, width, window):
+    """Hostile sizes are refused before any index is computed (no buffer is touched: null pointers)."""
+    call = emulated.swin_trt_window_partition if op == "partition" else emulated.swin_trt_window_reverse
+    status = call(None, None, 0, 1, height, width, 4, *window, 0, 0, 1, None)
+    assert status == -1
+    assert "2^" in emulated.swin_trt_capi_last_error().decode()
+
+
+def test_emulated_attention_refuses_rows_that_are_not_whole_images(emulated):
+    """The mask of row r is that of window r % nW: 7 rows of a 4-window grid would be masked wrongly."""
+    heads, head_dim, rows = 1, 8, 7
+    qkv = np.zeros((rows, 49, 3 * heads * head_dim), np.float32)
+    table = np.zeros((169, heads), np.float32)
+    out = np.zeros((rows, 49, heads * head_dim), np.float32)
+    status = emulated.swin_trt_window_attention(_ptr(qkv), 0, _ptr(table), 0, _ptr(out), rows, heads, head_dim,
+                                                7, 7, 3, 3, 14, 14, 0.35, None)
+    assert status == -1
+    assert "multiple of the 4 windows" in emulated.swin_trt_capi_last_error().decode()
+
+
+def test_emulated_kernels_are_thread_safe(emulated):
+    """ctypes releases the GIL, so Python threads run the emulator at once: each must get its own result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        window, shift = (4, 3), (seed % 4, seed % 3)
+        x = rng.standard_normal((2, 9, 10, 6)).astype(np.float32)
+        windows = _emu_partition(emulated, x, window, shift, True)
+        heads, head_dim = 2, 4
+        grid = reference.padded_size(9, 10, window)
+        qkv = rng.standard_normal((len(windows), 12, 3 * heads * head_dim)).astype(np.float32)
+        table = rng.standard_normal(((2 * window[0] - 1) * (2 * window[1] - 1), heads)).astype(np.float32)
+        out = np.zeros((len(windows), 12, heads * head_dim), np.float32)
+        status = emulated.swin_trt_window_attention(_ptr(qkv), 0, _ptr(table), 0, _ptr(out), len(windows), heads,
+                                                    head_dim, *window, *shift, *grid, 0.5, None)
+        plugin_library.check_status(emulated, status, "attention")
+        np.testing.assert_array_equal(windows, reference.window_partition(x, window, shift, True))
+        expect = reference.window_attention(qkv, table, heads, window, shift, *grid, 0.5)
+        np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-5)
+        return seed
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sorted(pool.map(work, range(16))) == list(range(16))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Library lookup
 

@@ -111,7 +111,7 @@ def _demo_or_pico(tmp_path_factory, pico):
 
     folder = tmp_path_factory.mktemp("demo")
     export_model("swin_demo", folder / "demo.onnx", check=False)
-    rewrite_file(folder / "demo.onnx", folder / "demo.rw.onnx")
+    rewrite_file(folder / "demo.onnx", folder / "demo.rw.onnx", fuse_attention=True)
     return folder / "demo.rw.onnx"
 
 

@@ -77,7 +77,7 @@ CASES = [(impl, exporter, dynamic, shape)
 def test_rewrite_matrix(tmp_path, photo_dir, impl, exporter, dynamic, shape):
     size = SIZES[shape]
     original = export(build_peer(impl, size), size, exporter, dynamic, tmp_path / "m.onnx")
-    rewritten, report = rewrite(original)
+    rewritten, report = rewrite(original, fuse_attention=True)
     counts = report.counts()
     assert counts == {schema.PARTITION: 8, schema.REVERSE: 8, schema.ATTENTION: 8}, report.format()
     assert not report.unmatched
@@ -106,6 +106,41 @@ def test_no_fuse_attention_keeps_softmax(tmp_path):
     assert sum(n.op_type == "Softmax" for n in rewritten.graph.node) == 8
 
 
+@pytest.mark.parametrize("window_ops, fuse_attention", [("plugin", None), ("native", False), ("native", True)],
+                         ids=["default", "tensorrt-alone", "attention-plugin-only"])
+def test_variants_keep_the_graph_exact(tmp_path, photo_dir, window_ops, fuse_attention):
+    """Each plugin family is a choice; every combination computes what the original does. The default (no
+    arguments) is partition/reverse as plugins and attention left native."""
+    size = SIZES["nonsquare"]
+    original = export(build_peer("ours", size), size, "torchscript", False, tmp_path / "m.onnx")
+    options = {} if fuse_attention is None else {"fuse_attention": fuse_attention}
+    rewritten, report = rewrite(original, window_ops=window_ops, **options)
+    ops = [n.op_type for n in rewritten.graph.node]
+    windows = ops.count(schema.PARTITION) + ops.count(schema.REVERSE)
+    assert windows == (16 if window_ops == "plugin" else 0)
+    assert ops.count(schema.ATTENTION) == (8 if fuse_attention else 0)
+    assert ops.count("Softmax") == (0 if fuse_attention else 8)
+    assert report.variant == {"window_ops": window_ops, "fuse_attention": bool(fuse_attention)}
+    if window_ops == "native":
+        assert report.kept_native == {schema.PARTITION: 8, schema.REVERSE: 8}
+        assert "kept as native ops (--window-ops native): 8 SwinWindowPartition" in report.format()
+    assert report.format().startswith("found " + str(16 + (8 if fuse_attention else 0)) + " window ops")
+    has_domain = any(o.domain == schema.DOMAIN for o in rewritten.opset_import)
+    assert has_domain == bool(windows or fuse_attention)  # TensorRT alone: no trace of the plugin domain
+    initializers = {i.name for i in rewritten.graph.initializer}
+    assert all(n.input[1] in initializers for n in rewritten.graph.node if n.op_type == "Reshape")
+    reference = ort.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = photos(photo_dir, size, 2)
+    assert np.abs(run(reference, x) - run(create_session(rewritten), x)).max() <= 1e-4
+
+
+def test_unknown_window_ops_is_a_user_error(tmp_path):
+    from swin_trt.errors import UserError
+
+    with pytest.raises(UserError, match="plugin, native"):
+        rewrite(onnx.ModelProto(), window_ops="gather")
+
+
 def test_shrunk_windows_of_timm_are_matched(tmp_path):
     """At 96x112 the last stage is 3x4: timm shrinks the window to (3, 4) with no shift."""
     original = export(build_peer("timm", SIZES["nonsquare"]), SIZES["nonsquare"], "torchscript", False,
@@ -119,11 +154,16 @@ def test_cli_rewrite_prints_report_and_validate_agrees(cli, tmp_path, photo_dir)
     model = tmp_path / "m.onnx"
     cli("export", "--arch", "swin_pico_test", "-o", model)
     out = tmp_path / "m.rw.onnx"
-    result = cli("rewrite", model, "-o", out, "--strict")
+    result = cli("rewrite", model, "-o", out, "--strict", "--fuse-attention")
     assert "found 24 window ops" in result.output and "before  after" in result.output
     sidecar = json.loads((tmp_path / "m.rw.onnx.json").read_text())
     assert sidecar["stage"] == "rewrite" and sidecar["arch"] == "swin_pico_test"
     assert sidecar["rewrite"]["plugins"]["SwinWindowAttention"] == 8
+    assert sidecar["rewrite"]["variant"] == {"window_ops": "plugin", "fuse_attention": True}
+    native = cli("rewrite", model, "-o", tmp_path / "m.native.onnx", "--window-ops", "native")
+    assert "kept as native ops (--window-ops native): 8 SwinWindowPartition, 8 SwinWindowReverse" in native.output
+    assert "attention left to TensorRT" in native.output
+    assert json.loads((tmp_path / "m.native.onnx.json").read_text())["rewrite"]["plugins"] == {}
     checked = cli("validate", "--reference", model, "--candidate", out, "--data", photo_dir, "--json",
                   "--atol", "1e-4")
     document = json.loads(checked.output)

@@ -100,7 +100,7 @@ def pico_models(tmp_path_factory) -> dict:
     paths = {"fp32": folder / "pico.onnx", "rewritten": folder / "pico.rw.onnx",
              "fp16": folder / "pico.rw.fp16.onnx", "int8": folder / "pico.rw.int8.onnx"}
     export_model("swin_pico_test", paths["fp32"], check=False)
-    rewritten, _ = rewrite(onnx.load(paths["fp32"]))
+    rewritten, _ = rewrite(onnx.load(paths["fp32"]), fuse_attention=True)
     onnx.save(rewritten, paths["rewritten"])
     onnx.save(fp16_graph(rewritten), paths["fp16"])
     onnx.save(int8_graph(rewritten), paths["int8"])

@@ -4,6 +4,7 @@
 #define SWIN_TRT_SWIN_WINDOW_ATTENTION_PLUGIN_H
 
 #include "plugin_common.h"
+#include "swin_index.h"
 
 namespace swin_trt
 {
@@ -33,15 +34,17 @@ public:
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
 
-    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
-
 private:
+    //! Empty when the qkv dims (-1 = not known yet) fit this op, else the message.
+    std::string checkQkv(nvinfer1::Dims const& qkv) const;
+
     int32_t mNumHeads;
     int32_t mWindow[2];
     int32_t mShift[2];
     int32_t mHeight;
     int32_t mWidth;
     float mScale;
+    AttentionGeometry mGeometry; // checked by the creator (checkWindowGeometry): every count fits in int32
 };
 
 class SwinWindowAttentionCreator final : public SwinPluginCreatorBase

@@ -350,11 +350,16 @@ cudaError_t windowAttention(void const* qkv, DType qkvType, void const* biasTabl
 {
     if (qkv == nullptr || biasTable == nullptr || context == nullptr || rows < 0 || numHeads < 1
         || (qkvType != DType::kFLOAT32 && qkvType != DType::kFLOAT16)
-        || (biasType != DType::kFLOAT32 && biasType != DType::kFLOAT16) || checkWindowShift(wh, ww, sh, sw) != nullptr
-        || height < wh || width < ww || height % wh != 0 || width % ww != 0
-        || checkWindowAttentionSupport(wh * ww, headDim) != nullptr || !(scale > 0.0F))
+        || (biasType != DType::kFLOAT32 && biasType != DType::kFLOAT16)
+        || checkWindowGeometry(height, width, wh, ww) != nullptr || checkWindowShift(wh, ww, sh, sw) != nullptr
+        || height % wh != 0 || width % ww != 0 || checkWindowAttentionSupport(wh * ww, headDim) != nullptr
+        || !(scale > 0.0F))
     {
         return cudaErrorInvalidValue;
+    }
+    if (rows % ((height / wh) * (width / ww)) != 0)
+    {
+        return cudaErrorInvalidValue; // the mask of row r is window r % nW: rows must be whole images
     }
     if (rows == 0)
     {

@@ -3,7 +3,6 @@
 #include "swin_index.h"
 #include "swin_kernels.h"
 
-#include <exception>
 #include <string>
 
 namespace swin_trt
@@ -11,126 +10,84 @@ namespace swin_trt
 namespace plugin
 {
 
-using nvinfer1::DataType;
 using nvinfer1::PluginField;
 using nvinfer1::PluginFieldType;
 
 SwinWindowPartitionPlugin::SwinWindowPartitionPlugin(int32_t const* window, int32_t const* shift, int32_t padFirst)
-    : SwinPluginBase(kWindowPartitionName)
+    : SwinDataMovementPlugin(kWindowPartitionName)
     , mWindow{window[0], window[1]}
     , mShift{shift[0], shift[1]}
     , mPadFirst(padFirst)
 {
+    serializeField("window_size", mWindow, PluginFieldType::kINT32, 2);
+    serializeField("shift_size", mShift, PluginFieldType::kINT32, 2);
+    serializeField("pad_first", &mPadFirst, PluginFieldType::kINT32, 1);
 }
 
 nvinfer1::IPluginV3* SwinWindowPartitionPlugin::clone() noexcept
 {
-    try
-    {
-        return new SwinWindowPartitionPlugin(mWindow, mShift, mPadFirst);
-    }
-    catch (std::exception const& e)
-    {
-        fail(std::string("clone: ") + e.what());
-    }
-    return nullptr;
+    return guarded<nvinfer1::IPluginV3*>(
+        "clone", nullptr, [&] { return new SwinWindowPartitionPlugin(mWindow, mShift, mPadFirst); });
+}
+
+std::string SwinWindowPartitionPlugin::checkMap(int64_t H, int64_t W) const
+{
+    char const* why = checkWindowGeometry(H, W, mWindow[0], mWindow[1]);
+    return why == nullptr ? std::string() : "input 'x' is " + std::to_string(H) + " x " + std::to_string(W)
+            + " with window_size " + formatPair(mWindow) + ": " + why;
 }
 
 int32_t SwinWindowPartitionPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
     nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
     int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
 {
-    if (inputs == nullptr || outputs == nullptr || nbInputs != 1 || nbOutputs != 1)
-    {
-        return fail("expects 1 input and 1 output");
-    }
-    nvinfer1::DimsExprs const& x = inputs[0];
-    if (x.nbDims != 4)
-    {
-        return fail("input 'x' must be 4-D (B, H, W, C), got " + std::to_string(x.nbDims) + "-D");
-    }
-    if (!x.d[1]->isConstant() || !x.d[2]->isConstant())
-    {
-        return fail("H and W (dims 1 and 2 of input 'x') must be static; only the batch may be dynamic");
-    }
-    int64_t const H = x.d[1]->getConstantValue();
-    int64_t const W = x.d[2]->getConstantValue();
-    if (H < 1 || W < 1 || H > (1 << 24) || W > (1 << 24))
-    {
-        return fail("H and W must be in [1, 2^24], got " + std::to_string(H) + " x " + std::to_string(W));
-    }
-    WindowGeometry const g = makeWindowGeometry(static_cast<int32_t>(H), static_cast<int32_t>(W), mWindow[0],
-        mWindow[1], mShift[0], mShift[1], mPadFirst);
-    outputs[0].nbDims = 3;
-    outputs[0].d[0] = exprBuilder.operation(nvinfer1::DimensionOperation::kPROD, *x.d[0], *exprBuilder.constant(g.nW));
-    outputs[0].d[1] = exprBuilder.constant(g.N);
-    outputs[0].d[2] = x.d[3];
-    return 0;
+    return guarded("getOutputShapes", -1, [&]() -> int32_t {
+        if (inputs == nullptr || outputs == nullptr || nbInputs != 1 || nbOutputs != 1)
+        {
+            return fail("expects 1 input and 1 output");
+        }
+        nvinfer1::DimsExprs const& x = inputs[0];
+        if (x.nbDims != 4)
+        {
+            return fail("input 'x' must be 4-D (B, H, W, C), got " + std::to_string(x.nbDims) + "-D");
+        }
+        if (!x.d[1]->isConstant() || !x.d[2]->isConstant())
+        {
+            return fail("H and W (dims 1 and 2 of input 'x') must be static; only the batch may be dynamic");
+        }
+        int64_t const H = x.d[1]->getConstantValue();
+        int64_t const W = x.d[2]->getConstantValue();
+        std::string const why = checkMap(H, W);
+        if (!why.empty())
+        {
+            return fail(why);
+        }
+        WindowGeometry const g = makeWindowGeometry(static_cast<int32_t>(H), static_cast<int32_t>(W), mWindow[0],
+            mWindow[1], mShift[0], mShift[1], mPadFirst);
+        outputs[0].nbDims = 3;
+        outputs[0].d[0]
+            = exprBuilder.operation(nvinfer1::DimensionOperation::kPROD, *x.d[0], *exprBuilder.constant(g.nW));
+        outputs[0].d[1] = exprBuilder.constant(g.N);
+        outputs[0].d[2] = x.d[3];
+        return 0;
+    });
 }
 
-bool SwinWindowPartitionPlugin::supportsFormatCombination(
-    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
+std::string SwinWindowPartitionPlugin::checkInput(nvinfer1::Dims const& d) const
 {
-    return supportsDataMovementFormat(pos, inOut, nbInputs, nbOutputs);
-}
-
-int32_t SwinWindowPartitionPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
-    {
-        return fail("expects 1 input and 1 output");
-    }
-    nvinfer1::Dims const& d = in[0].desc.dims;
     if (d.nbDims != 4 || d.d[1] < 1 || d.d[2] < 1)
     {
-        return fail("input 'x' must be (B, H, W, C) with static H and W");
+        return "input 'x' must be (B, H, W, C) with static H and W";
     }
-    if (in[0].desc.type != out[0].desc.type)
-    {
-        return fail("output type must equal the input type");
-    }
-    return 0;
+    return checkMap(d.d[1], d.d[2]);
 }
 
-int32_t SwinWindowPartitionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
-    nvinfer1::PluginTensorDesc const* /*outputDesc*/, void const* const* inputs, void* const* outputs,
-    void* /*workspace*/, cudaStream_t stream) noexcept
+cudaError_t SwinWindowPartitionPlugin::launch(
+    nvinfer1::Dims const& d, DType type, void const* input, void* output, cudaStream_t stream) const
 {
-    if (inputDesc == nullptr || inputs == nullptr || outputs == nullptr)
-    {
-        return fail("enqueue: null descriptors or buffers");
-    }
-    nvinfer1::Dims const& d = inputDesc[0].dims;
-    DType type;
-    if (d.nbDims != 4 || !toKernelType(inputDesc[0].type, type))
-    {
-        return fail("enqueue: unsupported input (need 4-D float32/float16/int8)");
-    }
-    for (int32_t i = 0; i < 4; ++i)
-    {
-        if (d.d[i] < 0 || d.d[i] > INT32_MAX)
-        {
-            return fail("enqueue: input dimension out of range");
-        }
-    }
-    cudaError_t const status = windowPartition(inputs[0], outputs[0], type, static_cast<int32_t>(d.d[0]),
-        static_cast<int32_t>(d.d[1]), static_cast<int32_t>(d.d[2]), static_cast<int32_t>(d.d[3]), mWindow[0],
-        mWindow[1], mShift[0], mShift[1], mPadFirst, stream);
-    if (status != cudaSuccess)
-    {
-        return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
-    }
-    return 0;
-}
-
-nvinfer1::PluginFieldCollection const* SwinWindowPartitionPlugin::getFieldsToSerialize() noexcept
-{
-    mSerialFields.clear();
-    mSerialFields.emplace_back("window_size", mWindow, PluginFieldType::kINT32, 2);
-    mSerialFields.emplace_back("shift_size", mShift, PluginFieldType::kINT32, 2);
-    mSerialFields.emplace_back("pad_first", &mPadFirst, PluginFieldType::kINT32, 1);
-    return exposeFields();
+    return windowPartition(input, output, type, static_cast<int32_t>(d.d[0]), static_cast<int32_t>(d.d[1]),
+        static_cast<int32_t>(d.d[2]), static_cast<int32_t>(d.d[3]), mWindow[0], mWindow[1], mShift[0], mShift[1],
+        mPadFirst, stream);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -146,8 +103,7 @@ SwinWindowPartitionCreator::SwinWindowPartitionCreator()
 nvinfer1::IPluginV3* SwinWindowPartitionCreator::createPlugin(
     char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase /*phase*/) noexcept
 {
-    try
-    {
+    return guardedCreate([&]() -> nvinfer1::IPluginV3* {
         FieldReader reader(fc, context(name));
         int32_t window[2];
         int32_t shift[2];
@@ -162,12 +118,7 @@ nvinfer1::IPluginV3* SwinWindowPartitionCreator::createPlugin(
             return nullptr;
         }
         return new SwinWindowPartitionPlugin(window, shift, padFirst);
-    }
-    catch (std::exception const& e)
-    {
-        logError(context(name) + ": " + e.what());
-    }
-    return nullptr;
+    });
 }
 
 } // namespace plugin

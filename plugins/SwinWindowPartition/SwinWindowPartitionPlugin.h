@@ -12,29 +12,27 @@ namespace plugin
 
 constexpr char const* kWindowPartitionName = "SwinWindowPartition";
 
-class SwinWindowPartitionPlugin final : public SwinPluginBase
+class SwinWindowPartitionPlugin final : public SwinDataMovementPlugin
 {
 public:
     SwinWindowPartitionPlugin(int32_t const* window, int32_t const* shift, int32_t padFirst);
 
     nvinfer1::IPluginV3* clone() noexcept override;
 
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
         int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
 
-    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
-        int32_t nbOutputs) noexcept override;
+protected:
+    std::string checkInput(nvinfer1::Dims const& dims) const override;
 
-    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-
-    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
+    cudaError_t launch(nvinfer1::Dims const& dims, DType type, void const* input, void* output,
+        cudaStream_t stream) const override;
 
 private:
+    //! Empty when an H x W map fits the int32 geometry (swin_index.h), else the message.
+    std::string checkMap(int64_t H, int64_t W) const;
+
     int32_t mWindow[2];
     int32_t mShift[2];
     int32_t mPadFirst;

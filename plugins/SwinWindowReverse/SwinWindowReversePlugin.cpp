@@ -3,7 +3,6 @@
 #include "swin_index.h"
 #include "swin_kernels.h"
 
-#include <exception>
 #include <string>
 
 namespace swin_trt
@@ -11,140 +10,85 @@ namespace swin_trt
 namespace plugin
 {
 
-using nvinfer1::DataType;
 using nvinfer1::PluginField;
 using nvinfer1::PluginFieldType;
 
 SwinWindowReversePlugin::SwinWindowReversePlugin(
     int32_t const* window, int32_t const* shift, int32_t padFirst, int32_t height, int32_t width)
-    : SwinPluginBase(kWindowReverseName)
+    : SwinDataMovementPlugin(kWindowReverseName)
     , mWindow{window[0], window[1]}
     , mShift{shift[0], shift[1]}
     , mPadFirst(padFirst)
     , mHeight(height)
     , mWidth(width)
+    , mGeometry(makeWindowGeometry(height, width, window[0], window[1], shift[0], shift[1], padFirst))
 {
+    serializeField("window_size", mWindow, PluginFieldType::kINT32, 2);
+    serializeField("shift_size", mShift, PluginFieldType::kINT32, 2);
+    serializeField("pad_first", &mPadFirst, PluginFieldType::kINT32, 1);
+    serializeField("height", &mHeight, PluginFieldType::kINT32, 1);
+    serializeField("width", &mWidth, PluginFieldType::kINT32, 1);
 }
 
 nvinfer1::IPluginV3* SwinWindowReversePlugin::clone() noexcept
 {
-    try
-    {
-        return new SwinWindowReversePlugin(mWindow, mShift, mPadFirst, mHeight, mWidth);
-    }
-    catch (std::exception const& e)
-    {
-        fail(std::string("clone: ") + e.what());
-    }
-    return nullptr;
+    return guarded<nvinfer1::IPluginV3*>(
+        "clone", nullptr, [&] { return new SwinWindowReversePlugin(mWindow, mShift, mPadFirst, mHeight, mWidth); });
 }
 
 int32_t SwinWindowReversePlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
     nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
     int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
 {
-    if (inputs == nullptr || outputs == nullptr || nbInputs != 1 || nbOutputs != 1)
-    {
-        return fail("expects 1 input and 1 output");
-    }
-    nvinfer1::DimsExprs const& windows = inputs[0];
-    if (windows.nbDims != 3)
-    {
-        return fail("input 'windows' must be 3-D (B * nW, N, C), got " + std::to_string(windows.nbDims) + "-D");
-    }
-    WindowGeometry const g
-        = makeWindowGeometry(mHeight, mWidth, mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst);
-    if (windows.d[1]->isConstant() && windows.d[1]->getConstantValue() != g.N)
-    {
-        return fail("dim 1 of input 'windows' is " + std::to_string(windows.d[1]->getConstantValue())
-            + ", expected N = window_size[0] * window_size[1] = " + std::to_string(g.N));
-    }
-    outputs[0].nbDims = 4;
-    outputs[0].d[0]
-        = exprBuilder.operation(nvinfer1::DimensionOperation::kFLOOR_DIV, *windows.d[0], *exprBuilder.constant(g.nW));
-    outputs[0].d[1] = exprBuilder.constant(mHeight);
-    outputs[0].d[2] = exprBuilder.constant(mWidth);
-    outputs[0].d[3] = windows.d[2];
-    return 0;
+    return guarded("getOutputShapes", -1, [&]() -> int32_t {
+        if (inputs == nullptr || outputs == nullptr || nbInputs != 1 || nbOutputs != 1)
+        {
+            return fail("expects 1 input and 1 output");
+        }
+        nvinfer1::DimsExprs const& windows = inputs[0];
+        if (windows.nbDims != 3)
+        {
+            return fail("input 'windows' must be 3-D (B * nW, N, C), got " + std::to_string(windows.nbDims) + "-D");
+        }
+        if (windows.d[1]->isConstant() && windows.d[1]->getConstantValue() != mGeometry.N)
+        {
+            return fail("dim 1 of input 'windows' is " + std::to_string(windows.d[1]->getConstantValue())
+                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(mGeometry.N));
+        }
+        outputs[0].nbDims = 4;
+        outputs[0].d[0] = exprBuilder.operation(
+            nvinfer1::DimensionOperation::kFLOOR_DIV, *windows.d[0], *exprBuilder.constant(mGeometry.nW));
+        outputs[0].d[1] = exprBuilder.constant(mHeight);
+        outputs[0].d[2] = exprBuilder.constant(mWidth);
+        outputs[0].d[3] = windows.d[2];
+        return 0;
+    });
 }
 
-bool SwinWindowReversePlugin::supportsFormatCombination(
-    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
+std::string SwinWindowReversePlugin::checkInput(nvinfer1::Dims const& d) const
 {
-    return supportsDataMovementFormat(pos, inOut, nbInputs, nbOutputs);
-}
-
-int32_t SwinWindowReversePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
-    {
-        return fail("expects 1 input and 1 output");
-    }
-    nvinfer1::Dims const& d = in[0].desc.dims;
-    WindowGeometry const g
-        = makeWindowGeometry(mHeight, mWidth, mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst);
     if (d.nbDims != 3)
     {
-        return fail("input 'windows' must be 3-D (B * nW, N, C)");
+        return "input 'windows' must be 3-D (B * nW, N, C)";
     }
-    if (d.d[1] >= 0 && d.d[1] != g.N)
+    if (d.d[1] >= 0 && d.d[1] != mGeometry.N)
     {
-        return fail("dim 1 of input 'windows' is " + std::to_string(d.d[1]) + ", expected N = " + std::to_string(g.N));
+        return "dim 1 of input 'windows' is " + std::to_string(d.d[1]) + ", expected N = " + std::to_string(mGeometry.N);
     }
-    if (d.d[0] >= 0 && d.d[0] % g.nW != 0)
+    if (d.d[0] >= 0 && d.d[0] % mGeometry.nW != 0)
     {
-        return fail("dim 0 of input 'windows' (" + std::to_string(d.d[0]) + ") is not a multiple of the "
-            + std::to_string(g.nW) + " windows of a " + std::to_string(mHeight) + "x" + std::to_string(mWidth) + " map");
+        return "dim 0 of input 'windows' (" + std::to_string(d.d[0]) + ") is not a multiple of the "
+            + std::to_string(mGeometry.nW) + " windows of a " + std::to_string(mHeight) + "x" + std::to_string(mWidth)
+            + " map";
     }
-    if (in[0].desc.type != out[0].desc.type)
-    {
-        return fail("output type must equal the input type");
-    }
-    return 0;
+    return {};
 }
 
-int32_t SwinWindowReversePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
-    nvinfer1::PluginTensorDesc const* /*outputDesc*/, void const* const* inputs, void* const* outputs,
-    void* /*workspace*/, cudaStream_t stream) noexcept
+cudaError_t SwinWindowReversePlugin::launch(
+    nvinfer1::Dims const& d, DType type, void const* input, void* output, cudaStream_t stream) const
 {
-    if (inputDesc == nullptr || inputs == nullptr || outputs == nullptr)
-    {
-        return fail("enqueue: null descriptors or buffers");
-    }
-    nvinfer1::Dims const& d = inputDesc[0].dims;
-    DType type;
-    if (d.nbDims != 3 || !toKernelType(inputDesc[0].type, type))
-    {
-        return fail("enqueue: unsupported input (need 3-D float32/float16/int8)");
-    }
-    WindowGeometry const g
-        = makeWindowGeometry(mHeight, mWidth, mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst);
-    if (d.d[0] < 0 || d.d[0] % g.nW != 0 || d.d[1] != g.N || d.d[2] < 0 || d.d[2] > INT32_MAX
-        || d.d[0] / g.nW > INT32_MAX)
-    {
-        return fail("enqueue: input shape does not match (B * nW, N, C) with nW = " + std::to_string(g.nW)
-            + ", N = " + std::to_string(g.N));
-    }
-    cudaError_t const status = windowReverse(inputs[0], outputs[0], type, static_cast<int32_t>(d.d[0] / g.nW),
-        mHeight, mWidth, static_cast<int32_t>(d.d[2]), mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst,
-        stream);
-    if (status != cudaSuccess)
-    {
-        return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
-    }
-    return 0;
-}
-
-nvinfer1::PluginFieldCollection const* SwinWindowReversePlugin::getFieldsToSerialize() noexcept
-{
-    mSerialFields.clear();
-    mSerialFields.emplace_back("window_size", mWindow, PluginFieldType::kINT32, 2);
-    mSerialFields.emplace_back("shift_size", mShift, PluginFieldType::kINT32, 2);
-    mSerialFields.emplace_back("pad_first", &mPadFirst, PluginFieldType::kINT32, 1);
-    mSerialFields.emplace_back("height", &mHeight, PluginFieldType::kINT32, 1);
-    mSerialFields.emplace_back("width", &mWidth, PluginFieldType::kINT32, 1);
-    return exposeFields();
+    return windowReverse(input, output, type, static_cast<int32_t>(d.d[0] / mGeometry.nW), mHeight, mWidth,
+        static_cast<int32_t>(d.d[2]), mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst, stream);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -162,8 +106,7 @@ SwinWindowReverseCreator::SwinWindowReverseCreator()
 nvinfer1::IPluginV3* SwinWindowReverseCreator::createPlugin(
     char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase /*phase*/) noexcept
 {
-    try
-    {
+    return guardedCreate([&]() -> nvinfer1::IPluginV3* {
         FieldReader reader(fc, context(name));
         int32_t window[2];
         int32_t shift[2];
@@ -180,19 +123,14 @@ nvinfer1::IPluginV3* SwinWindowReverseCreator::createPlugin(
             reader.error("attribute 'pad_first' = " + std::to_string(padFirst) + " out of range: must be 0 or 1");
             return nullptr;
         }
-        if (height < 1 || width < 1 || height > (1 << 24) || width > (1 << 24))
+        if (char const* why = checkWindowGeometry(height, width, window[0], window[1]))
         {
             reader.error("attributes 'height' = " + std::to_string(height) + ", 'width' = " + std::to_string(width)
-                + " out of range: each must be in [1, 2^24] (the unpadded output size)");
+                + " (the unpadded output size) with window_size " + formatPair(window) + " out of range: " + why);
             return nullptr;
         }
         return new SwinWindowReversePlugin(window, shift, padFirst, height, width);
-    }
-    catch (std::exception const& e)
-    {
-        logError(context(name) + ": " + e.what());
-    }
-    return nullptr;
+    });
 }
 
 } // namespace plugin

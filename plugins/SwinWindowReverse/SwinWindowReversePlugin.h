@@ -4,6 +4,7 @@
 #define SWIN_TRT_SWIN_WINDOW_REVERSE_PLUGIN_H
 
 #include "plugin_common.h"
+#include "swin_index.h"
 
 namespace swin_trt
 {
@@ -12,34 +13,32 @@ namespace plugin
 
 constexpr char const* kWindowReverseName = "SwinWindowReverse";
 
-class SwinWindowReversePlugin final : public SwinPluginBase
+class SwinWindowReversePlugin final : public SwinDataMovementPlugin
 {
 public:
     SwinWindowReversePlugin(int32_t const* window, int32_t const* shift, int32_t padFirst, int32_t height, int32_t width);
 
     nvinfer1::IPluginV3* clone() noexcept override;
 
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
         int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
 
-    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
-        int32_t nbOutputs) noexcept override;
+protected:
+    //! (B * nW, N, C) with N and nW of this map.
+    std::string checkInput(nvinfer1::Dims const& dims) const override;
 
-    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-
-    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
+    cudaError_t launch(nvinfer1::Dims const& dims, DType type, void const* input, void* output,
+        cudaStream_t stream) const override;
 
 private:
+
     int32_t mWindow[2];
     int32_t mShift[2];
     int32_t mPadFirst;
     int32_t mHeight;
     int32_t mWidth;
+    WindowGeometry mGeometry; // checked by the creator (checkWindowGeometry): every count fits in int32
 };
 
 class SwinWindowReverseCreator final : public SwinPluginCreatorBase

@@ -23,7 +23,7 @@ struct ReverseMap
 cudaError_t windowReverse(void const* windows, void* y, DType type, int32_t B, int32_t H, int32_t W, int32_t C,
     int32_t wh, int32_t ww, int32_t sh, int32_t sw, int32_t padFirst, cudaStream_t stream)
 {
-    if (B < 0 || H < 1 || W < 1 || C < 0 || checkWindowShift(wh, ww, sh, sw) != nullptr
+    if (B < 0 || C < 0 || checkWindowGeometry(H, W, wh, ww) != nullptr || checkWindowShift(wh, ww, sh, sw) != nullptr
         || !isValidDType(static_cast<int32_t>(type)))
     {
         return cudaErrorInvalidValue;

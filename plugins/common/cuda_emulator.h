@@ -5,6 +5,10 @@
 // CUDA's block/warp semantics on the CPU, deterministically, with host pointers, so the kernels' index math,
 // tiling and reductions are tested on machines without a GPU. It does not model memory spaces, alignment
 // faults, races inside a barrier interval or performance. POSIX only (Linux, macOS).
+//
+// Thread safety: the block being run, its fibers and every `__shared__` variable are thread_local, so
+// host threads (e.g. Python threads calling libswin_trt_capi_emu through ctypes, which releases the GIL)
+// each emulate their own launches; fibers never leave the thread that created them.
 #ifndef SWIN_TRT_CUDA_EMULATOR_H
 #define SWIN_TRT_CUDA_EMULATOR_H
 
@@ -38,7 +42,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+#define __shared__ static thread_local
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
 
@@ -78,7 +82,7 @@ struct BlockRun
 
 inline BlockRun& run()
 {
-    static BlockRun sRun;
+    static thread_local BlockRun sRun;
     return sRun;
 }
 

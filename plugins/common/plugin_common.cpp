@@ -2,6 +2,7 @@
 
 #include "swin_index.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,20 @@ void log(nvinfer1::ILogger::Severity severity, std::string const& message) noexc
     }
     catch (...)
     {
+    }
+}
+
+void logCaught(char const* what, char const* method, char const* message) noexcept
+{
+    try
+    {
+        logError(std::string(what) + " (" + kPluginNamespace + ", version " + kPluginVersion + "): "
+            + (*method != '\0' ? std::string(method) + ": " : std::string()) + message);
+    }
+    catch (...)
+    {
+        // No memory left for a string: straight to stderr.
+        fprintf(stderr, "[swin_trt plugins] %s: %s%s%s\n", what, method, *method != '\0' ? ": " : "", message);
     }
 }
 
@@ -162,9 +177,10 @@ bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift)
     {
         return false;
     }
-    if (window[0] < 1 || window[1] < 1)
+    if (window[0] < 1 || window[1] < 1 || window[0] > kMaxSide || window[1] > kMaxSide)
     {
-        return reader.error("attribute 'window_size' = " + formatPair(window) + " out of range: each must be >= 1");
+        return reader.error("attribute 'window_size' = " + formatPair(window)
+            + " out of range: each must be in [1, 2^24]");
     }
     if (shift[0] < 0 || shift[0] >= window[0] || shift[1] < 0 || shift[1] >= window[1])
     {
@@ -172,26 +188,6 @@ bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift)
             + " out of range: need 0 <= shift < window (window_size = " + formatPair(window) + ")");
     }
     return true;
-}
-
-bool supportsDataMovementFormat(
-    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
-{
-    if (inOut == nullptr || nbInputs != 1 || nbOutputs != 1 || pos < 0 || pos > 1)
-    {
-        return false;
-    }
-    nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
-    if (desc.format != nvinfer1::TensorFormat::kLINEAR)
-    {
-        return false;
-    }
-    if (pos == 0)
-    {
-        using nvinfer1::DataType;
-        return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF || desc.type == DataType::kINT8;
-    }
-    return desc.type == inOut[0].desc.type;
 }
 
 bool toKernelType(nvinfer1::DataType type, DType& out)
@@ -272,21 +268,142 @@ std::string SwinPluginBase::describe() const
 
 int32_t SwinPluginBase::fail(std::string const& message) const noexcept
 {
+    return fail(message.c_str());
+}
+
+int32_t SwinPluginBase::fail(char const* message) const noexcept
+{
     try
     {
         logError(describe() + ": " + message);
     }
     catch (...)
     {
+        logCaught(mName, "", message);
     }
     return -1;
 }
 
-nvinfer1::PluginFieldCollection const* SwinPluginBase::exposeFields() noexcept
+void SwinPluginBase::serializeField(
+    char const* name, void const* data, nvinfer1::PluginFieldType type, int32_t length)
 {
+    mSerialFields.emplace_back(name, data, type, length);
     mSerialFC.nbFields = static_cast<int32_t>(mSerialFields.size());
     mSerialFC.fields = mSerialFields.data();
-    return &mSerialFC;
+}
+
+bool SwinDataMovementPlugin::supportsFormatCombination(
+    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
+{
+    if (inOut == nullptr || nbInputs != 1 || nbOutputs != 1 || pos < 0 || pos > 1)
+    {
+        return false;
+    }
+    nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
+    if (desc.format != nvinfer1::TensorFormat::kLINEAR)
+    {
+        return false;
+    }
+    if (pos == 0)
+    {
+        using nvinfer1::DataType;
+        return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF || desc.type == DataType::kINT8;
+    }
+    return desc.type == inOut[0].desc.type;
+}
+
+int32_t SwinDataMovementPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
+{
+    return guarded("configurePlugin", -1, [&]() -> int32_t {
+        if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
+        {
+            return fail("expects 1 input and 1 output");
+        }
+        std::string why = checkInput(in[0].desc.dims);
+        if (why.empty())
+        {
+            why = checkTypes(in[0].desc, out[0].desc);
+        }
+        return why.empty() ? 0 : fail(why);
+    });
+}
+
+int32_t SwinDataMovementPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
+    nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept
+{
+    return guarded("onShapeChange", -1, [&]() -> int32_t {
+        if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
+        {
+            return fail("onShapeChange: expects 1 input and 1 output");
+        }
+        std::string const why = checkTypes(in[0], out[0]);
+        return why.empty() ? 0 : fail("onShapeChange: " + why);
+    });
+}
+
+int32_t SwinDataMovementPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
+    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs,
+    void* /*workspace*/, cudaStream_t stream) noexcept
+{
+    return guarded("enqueue", -1, [&]() -> int32_t {
+        if (inputDesc == nullptr || outputDesc == nullptr || inputs == nullptr || outputs == nullptr)
+        {
+            return fail("enqueue: null descriptors or buffers");
+        }
+        nvinfer1::Dims const& d = inputDesc[0].dims;
+        DType type;
+        if (!toKernelType(inputDesc[0].type, type))
+        {
+            return fail(std::string("enqueue: unsupported input type ") + typeName(inputDesc[0].type)
+                + " (need float32, float16 or int8)");
+        }
+        std::string why = checkInput(d);
+        for (int32_t i = 0; why.empty() && i < d.nbDims; ++i)
+        {
+            if (d.d[i] < 0 || d.d[i] > INT32_MAX)
+            {
+                why = "input dimension " + std::to_string(i) + " (" + std::to_string(d.d[i]) + ") out of range";
+            }
+        }
+        if (why.empty())
+        {
+            why = checkTypes(inputDesc[0], outputDesc[0]);
+        }
+        if (!why.empty())
+        {
+            return fail("enqueue: " + why);
+        }
+        cudaError_t const status = launch(d, type, inputs[0], outputs[0], stream);
+        if (status != cudaSuccess)
+        {
+            return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
+        }
+        return 0;
+    });
+}
+
+std::string SwinDataMovementPlugin::checkTypes(
+    nvinfer1::PluginTensorDesc const& in, nvinfer1::PluginTensorDesc const& out)
+{
+    if (in.type != out.type)
+    {
+        return "output type must equal the input type";
+    }
+    if (in.type != nvinfer1::DataType::kINT8)
+    {
+        return {};
+    }
+    // TensorRT sets a scale to -1 where it has none (explicit Q/DQ): only two known scales can disagree.
+    float const a = in.scale;
+    float const b = out.scale;
+    if (!(a > 0.0F) || !(b > 0.0F) || fabsf(a - b) <= 1e-6F * fmaxf(a, b))
+    {
+        return {};
+    }
+    return "int8 input scale " + std::to_string(a) + " differs from the output scale " + std::to_string(b)
+        + ": the op moves int8 codes unchanged, so both must share one scale. Quantize with explicit Q/DQ "
+          "(swin-trt quantize --precision int8) and build strongly typed, or keep this op in float";
 }
 
 SwinPluginCreatorBase::SwinPluginCreatorBase(char const* name, std::vector<nvinfer1::PluginField> fields)

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -66,7 +67,14 @@ private:
 //! Window/shift attributes shared by the three ops, validated. Returns false (logged) when out of range.
 bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift);
 
+//! Logs "<what>: <method>: <message>" as an error; never throws (used from catch handlers).
+void logCaught(char const* what, char const* method, char const* message) noexcept;
+
 //! Code shared by the three plugins. Derived classes implement the op-specific methods.
+//!
+//! Every IPluginV3 method is noexcept, and building an error message allocates: method bodies that can
+//! allocate run inside guarded(), which turns any exception (std::bad_alloc included) into a logged error
+//! and the method's failure value, as NVIDIA's own plugins do.
 class SwinPluginBase : public nvinfer1::IPluginV3,
                        public nvinfer1::IPluginV3OneCore,
                        public nvinfer1::IPluginV3OneBuild,
@@ -77,6 +85,10 @@ public:
         : mName(name)
     {
     }
+
+    // The serialized fields point into the object's members: copies would point into the original.
+    SwinPluginBase(SwinPluginBase const&) = delete;
+    SwinPluginBase& operator=(SwinPluginBase const&) = delete;
 
     ~SwinPluginBase() override = default;
 
@@ -114,21 +126,85 @@ public:
 
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
 
+    //! The fields registered with serializeField() by the constructor: nothing is allocated here.
+    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept final
+    {
+        return &mSerialFC;
+    }
+
 protected:
     //! "<OpName> (swin_trt, version 1)"
     std::string describe() const;
 
-    //! Returns -1 after logging "<describe()>: <message>".
+    //! Returns -1 after logging "<describe()>: <message>". Build `message` only inside guarded().
     int32_t fail(std::string const& message) const noexcept;
+    int32_t fail(char const* message) const noexcept;
 
-    //! Fields returned by getFieldsToSerialize(); the data pointers point into the plugin's members.
-    std::vector<nvinfer1::PluginField> mSerialFields;
-    nvinfer1::PluginFieldCollection mSerialFC{};
+    //! Registers one serialized field; `data` points to a member of the plugin (constructors only).
+    void serializeField(char const* name, void const* data, nvinfer1::PluginFieldType type, int32_t length);
 
-    nvinfer1::PluginFieldCollection const* exposeFields() noexcept;
+    //! Runs `body` (which returns the method's result); an exception becomes a logged error and `onError`.
+    template <typename Result, typename Body>
+    Result guarded(char const* method, Result onError, Body&& body) const noexcept
+    {
+        try
+        {
+            return body();
+        }
+        catch (std::exception const& e)
+        {
+            logCaught(mName, method, e.what());
+        }
+        catch (...)
+        {
+            logCaught(mName, method, "unknown exception");
+        }
+        return onError;
+    }
 
 private:
     char const* mName;
+    std::vector<nvinfer1::PluginField> mSerialFields;
+    nvinfer1::PluginFieldCollection mSerialFC{};
+};
+
+//! Base of SwinWindowPartition and SwinWindowReverse: one input, one output of the same type, the codes
+//! moved unchanged (linear float32, float16 or int8).
+//!
+//! Moving int8 codes unchanged is only right when input and output share one quantization scale. Explicit
+//! Q/DQ graphs (strongly typed builds) put one scale around the op; a weakly typed TensorRT 10 build with a
+//! calibrator (`trtexec --int8`) may give the two tensors different scales. That case is refused with a
+//! message in configurePlugin, onShapeChange and enqueue, never computed wrongly.
+//!
+//! configurePlugin and enqueue are written here once; an op supplies checkInput (its shape rules) and launch.
+class SwinDataMovementPlugin : public SwinPluginBase
+{
+public:
+    using SwinPluginBase::SwinPluginBase;
+
+    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
+        int32_t nbOutputs) noexcept final;
+
+    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept final;
+
+    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
+        nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept final;
+
+    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
+        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept final;
+
+protected:
+    //! Empty when the input dims fit the op (a dim of -1 is not known yet and passes), else the message.
+    virtual std::string checkInput(nvinfer1::Dims const& dims) const = 0;
+
+    //! Enqueues the kernel for checked input dims, all known and in [0, INT32_MAX].
+    virtual cudaError_t launch(nvinfer1::Dims const& dims, DType type, void const* input, void* output,
+        cudaStream_t stream) const = 0;
+
+private:
+    //! Empty when `in` -> `out` can move the codes unchanged; otherwise why not (type change, int8 scales).
+    static std::string checkTypes(nvinfer1::PluginTensorDesc const& in, nvinfer1::PluginTensorDesc const& out);
 };
 
 //! Base of the three creators: version "1", namespace "swin_trt", field list.
@@ -161,6 +237,25 @@ protected:
     //! "<OpName> (swin_trt, version 1) '<node name>'"
     std::string context(char const* nodeName) const;
 
+    //! createPlugin's body: an exception becomes a logged error and nullptr.
+    template <typename Body>
+    nvinfer1::IPluginV3* guardedCreate(Body&& body) const noexcept
+    {
+        try
+        {
+            return body();
+        }
+        catch (std::exception const& e)
+        {
+            logCaught(mName, "createPlugin", e.what());
+        }
+        catch (...)
+        {
+            logCaught(mName, "createPlugin", "unknown exception");
+        }
+        return nullptr;
+    }
+
 private:
     char const* mName;
     std::vector<nvinfer1::PluginField> mFields;
@@ -172,11 +267,6 @@ bool toKernelType(nvinfer1::DataType type, DType& out);
 
 //! Readable name of a TensorRT type (for messages).
 char const* typeName(nvinfer1::DataType type);
-
-//! supportsFormatCombination of a one-in, one-out data-movement op (partition, reverse): linear format,
-//! float32, float16 or int8 in, the same type out.
-bool supportsDataMovementFormat(
-    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept;
 
 //! True when every dimension of `dims` at index >= `first` is known (>= 0).
 bool allKnown(nvinfer1::Dims const& dims, int32_t first);

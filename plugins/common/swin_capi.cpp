@@ -66,6 +66,11 @@ bool checkWindowArgs(char const* op, int32_t dtype, int32_t B, int32_t H, int32_
             + " H=" + std::to_string(H) + " W=" + std::to_string(W) + " C=" + std::to_string(C));
         return false;
     }
+    if (char const* why = swin_trt::checkWindowGeometry(H, W, wh, ww))
+    {
+        status = fail(std::string(op) + ": " + why + "; got map " + pair(H, W) + ", window " + pair(wh, ww));
+        return false;
+    }
     if (char const* why = swin_trt::checkWindowShift(wh, ww, sh, sw))
     {
         status = fail(std::string(op) + ": " + why + "; got window " + pair(wh, ww) + ", shift " + pair(sh, sw));
@@ -143,6 +148,10 @@ SWIN_CAPI_EXPORT int32_t swin_trt_window_attention(void const* qkv, int32_t qkv_
     {
         return fail(std::string(op) + ": need rows >= 0 and num_heads >= 1");
     }
+    if (char const* why = swin_trt::checkWindowGeometry(height, width, wh, ww))
+    {
+        return fail(std::string(op) + ": " + why + "; got grid " + pair(height, width) + ", window " + pair(wh, ww));
+    }
     if (char const* why = swin_trt::checkWindowShift(wh, ww, sh, sw))
     {
         return fail(std::string(op) + ": " + why + "; got window " + pair(wh, ww) + ", shift " + pair(sh, sw));
@@ -152,10 +161,16 @@ SWIN_CAPI_EXPORT int32_t swin_trt_window_attention(void const* qkv, int32_t qkv_
         return fail(std::string(op) + ": " + why + "; got N=" + std::to_string(wh * ww)
             + ", head_dim=" + std::to_string(head_dim));
     }
-    if (height < wh || width < ww || height % wh != 0 || width % ww != 0)
+    if (height % wh != 0 || width % ww != 0)
     {
         return fail(std::string(op) + ": height/width must be the padded grid, positive multiples of the window "
             + pair(wh, ww) + "; got " + pair(height, width));
+    }
+    int32_t const windows = (height / wh) * (width / ww);
+    if (rows % windows != 0)
+    {
+        return fail(std::string(op) + ": rows (" + std::to_string(rows) + ") must be a multiple of the "
+            + std::to_string(windows) + " windows of the " + pair(height, width) + " grid (whole images)");
     }
     if (!(scale > 0.0F))
     {

@@ -24,9 +24,10 @@ namespace swin_trt
 //! Mask value added between tokens of different shifted-window regions (as in the original Swin).
 constexpr float kMaskValue = -100.0F;
 
+//! ceil(a / b) for a >= 0, b > 0, without the overflow of (a + b - 1) / b near INT32_MAX.
 SWIN_HD int32_t ceilDiv(int32_t a, int32_t b)
 {
-    return (a + b - 1) / b;
+    return a / b + (a % b != 0 ? 1 : 0);
 }
 
 //! Mathematical modulo: result in [0, m) for any a (m > 0).
@@ -79,6 +80,32 @@ SWIN_HD char const* checkWindowShift(int32_t wh, int32_t ww, int32_t sh, int32_t
     if (sh < 0 || sh >= wh || sw < 0 || sw >= ww)
     {
         return "shift_size must satisfy 0 <= shift < window in both dimensions";
+    }
+    return nullptr;
+}
+
+//! Largest map side, window side and padded side the ops accept (attributes come from untrusted files).
+constexpr int64_t kMaxSide = int64_t{1} << 24;
+
+//! Bounds that keep every count of the geometry in int32: returns nullptr when H x W (unpadded map, or
+//! the padded grid for attention) with window (wh, ww) is valid, else a static description. Computed in
+//! int64, so hostile attributes cannot overflow here: with Hp >= wh and Wp >= ww, N = wh * ww,
+//! nW = nWh * nWw and the positions per image (nW * N = Hp * Wp) are all <= Hp * Wp <= INT32_MAX.
+SWIN_HD char const* checkWindowGeometry(int64_t H, int64_t W, int64_t wh, int64_t ww)
+{
+    if (H < 1 || W < 1 || wh < 1 || ww < 1)
+    {
+        return "the map (H, W) and the window must be >= 1 in both dimensions";
+    }
+    if (H > kMaxSide || W > kMaxSide || wh > kMaxSide || ww > kMaxSide)
+    {
+        return "the map (H, W) and the window must be <= 2^24 in both dimensions";
+    }
+    int64_t const Hp = (H + wh - 1) / wh * wh;
+    int64_t const Wp = (W + ww - 1) / ww * ww;
+    if (Hp * Wp > INT32_MAX)
+    {
+        return "the padded map (Hp * Wp positions) must hold at most 2^31 - 1 positions";
     }
     return nullptr;
 }

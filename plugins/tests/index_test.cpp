@@ -152,6 +152,19 @@ int main()
     check(checkWindowShift(7, 7, 7, 0) != nullptr, "shift == window");
     check(checkWindowShift(7, 7, -1, 0) != nullptr, "negative shift");
     check(posMod(-1, 5) == 4 && posMod(-10, 5) == 0 && posMod(7, 5) == 2, "posMod");
+    check(ceilDiv(INT32_MAX, 7) == INT32_MAX / 7 + 1 && ceilDiv(14, 7) == 2 && ceilDiv(0, 7) == 0,
+        "ceilDiv near INT32_MAX does not overflow");
+
+    // Geometry bounds: every count (N, nW, Hp * Wp) must fit in int32, whatever the attributes say.
+    check(checkWindowGeometry(56, 56, 7, 7) == nullptr, "Swin-T stage 1 geometry");
+    check(checkWindowGeometry(5, 3, 7, 7) == nullptr, "map smaller than the window");
+    check(checkWindowGeometry(46340, 46340, 1, 1) == nullptr, "46340^2 < 2^31 positions");
+    check(checkWindowGeometry(46341, 46341, 1, 1) != nullptr, "46341^2 > 2^31 - 1 positions");
+    check(checkWindowGeometry(7, 7, 65536, 65536) != nullptr, "window product 2^32");
+    check(checkWindowGeometry(1 << 24, 1 << 24, 1, 1) != nullptr, "2^48 positions");
+    check(checkWindowGeometry(INT32_MAX, 7, 7, 7) != nullptr, "H beyond 2^24");
+    check(checkWindowGeometry(int64_t{1} << 40, 7, 7, 7) != nullptr, "H as int64 beyond int32");
+    check(checkWindowGeometry(0, 7, 7, 7) != nullptr && checkWindowGeometry(7, 7, 0, 7) != nullptr, "zero sizes");
 
     // Partition/reverse: square and non-square windows, divisible and padded maps, maps smaller than the
     // window, shift 0 and > 0 (also shifts larger than the map), both pad orders.

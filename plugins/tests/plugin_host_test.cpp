@@ -2,15 +2,83 @@
 // uses (getCreators, setLoggerFinder, IPluginCreatorV3One, IPluginV3 capabilities), without TensorRT's
 // libraries or a GPU: creator field lists and validation, serialization round trip, clone/attachToContext,
 // supportsFormatCombination, getOutputDataTypes, configurePlugin, and getOutputShapes with a dynamic batch
-// through a mock IExprBuilder. enqueue needs a GPU (tests/test_cuda_kernels.py covers the kernels).
+// through a mock IExprBuilder. enqueue's kernels need a GPU (tests/test_cuda_kernels.py covers them); its
+// argument checks, which run before any launch, are tested here.
+//
+// The review's findings each have a test: int8 partition/reverse with two different scales is refused;
+// every noexcept method survives failing allocations (operator new is replaced below and made to throw);
+// sizes whose window products overflow int32 are refused; attention refuses a batch of partial images.
 #include "NvInferRuntime.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
+
+// ---- allocation failure injection: while gFailAllocations is set, every operator new throws -------------
+// (The plugin library resolves operator new to this definition: the executable's symbol interposes.)
+namespace
+{
+bool gFailAllocations = false;
+int gFailedAllocations = 0;
+
+void* allocate(size_t size)
+{
+    if (gFailAllocations)
+    {
+        ++gFailedAllocations;
+        throw std::bad_alloc();
+    }
+    void* p = malloc(size == 0 ? 1 : size);
+    if (p == nullptr)
+    {
+        throw std::bad_alloc();
+    }
+    return p;
+}
+
+//! Allocations fail inside the scope (test code must not allocate there: build strings outside).
+struct FailingAllocations
+{
+    FailingAllocations()
+    {
+        gFailAllocations = true;
+    }
+    ~FailingAllocations()
+    {
+        gFailAllocations = false;
+    }
+};
+} // namespace
+
+void* operator new(size_t size)
+{
+    return allocate(size);
+}
+void* operator new[](size_t size)
+{
+    return allocate(size);
+}
+void operator delete(void* p) noexcept
+{
+    free(p);
+}
+void operator delete[](void* p) noexcept
+{
+    free(p);
+}
+void operator delete(void* p, size_t) noexcept
+{
+    free(p);
+}
+void operator delete[](void* p, size_t) noexcept
+{
+    free(p);
+}
 
 using namespace nvinfer1;
 
@@ -38,7 +106,7 @@ class CaptureLogger : public ILogger
 public:
     void log(Severity severity, AsciiChar const* msg) noexcept override
     {
-        if (severity <= Severity::kWARNING)
+        if (severity <= Severity::kWARNING && !gFailAllocations) // (no memory: the message is dropped)
         {
             messages.emplace_back(msg);
         }
@@ -505,6 +573,232 @@ void testAttention()
     }
 }
 
+PluginTensorDesc plainDesc(DataType type, std::vector<int64_t> dims, float scale = -1.0F)
+{
+    PluginTensorDesc d = desc(type, std::move(dims)).desc;
+    d.scale = scale;
+    return d;
+}
+
+//! Finding: int8 partition/reverse copied codes unchanged even when a weakly typed 10.x build gave input and
+//! output different scales. Now refused in configurePlugin, onShapeChange and enqueue.
+void testInt8Scales()
+{
+    Fields pf;
+    pf.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1});
+    Fields rf;
+    rf.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1}).i("height", {14}).i("width", {14});
+    IPluginV3* partition = creator("SwinWindowPartition")->createPlugin("p", pf.get(), TensorRTPhase::kBUILD);
+    IPluginV3* reverse = creator("SwinWindowReverse")->createPlugin("r", rf.get(), TensorRTPhase::kBUILD);
+    check(partition != nullptr && reverse != nullptr, "int8 scales: plugins created");
+    if (partition == nullptr || reverse == nullptr)
+    {
+        return;
+    }
+    struct
+    {
+        IPluginV3* plugin;
+        std::vector<int64_t> in, out;
+        char const* name;
+    } const ops[] = {{partition, {2, 14, 14, 8}, {8, 49, 8}, "partition"}, {reverse, {8, 49, 8}, {2, 14, 14, 8}, "reverse"}};
+    int8_t buffer[2 * 14 * 14 * 8] = {};
+    void const* inputs[] = {buffer};
+    void* outputs[] = {buffer};
+    for (auto const& op : ops)
+    {
+        std::string const name = op.name;
+        struct
+        {
+            DataType type;
+            float inScale, outScale;
+            bool ok;
+        } const cases[] = {{DataType::kINT8, 0.1F, 0.2F, false}, {DataType::kINT8, 0.1F, 0.1F, true},
+            {DataType::kINT8, -1.0F, -1.0F, true}, {DataType::kINT8, 0.1F, -1.0F, true},
+            {DataType::kHALF, 0.1F, 0.2F, true}};
+        for (auto const& c : cases)
+        {
+            std::string const what = name + " type " + std::to_string(static_cast<int>(c.type)) + " scales "
+                + std::to_string(c.inScale) + " -> " + std::to_string(c.outScale);
+            DynamicPluginTensorDesc in = desc(c.type, op.in);
+            DynamicPluginTensorDesc out = desc(c.type, op.out);
+            in.desc.scale = c.inScale;
+            out.desc.scale = c.outScale;
+            gLogger.messages.clear();
+            int32_t const configured = build(op.plugin)->configurePlugin(&in, 1, &out, 1);
+            check((configured == 0) == c.ok && (c.ok || gLogger.saw("differs from the output scale")),
+                what + ": configurePlugin");
+            check((runtime(op.plugin)->onShapeChange(&in.desc, 1, &out.desc, 1) == 0) == c.ok,
+                what + ": onShapeChange");
+            if (!c.ok) // (the accepted cases would launch a kernel: no GPU here)
+            {
+                check(runtime(op.plugin)->enqueue(&in.desc, &out.desc, inputs, outputs, nullptr, nullptr) != 0,
+                    what + ": enqueue refuses before launching");
+            }
+        }
+    }
+    delete partition;
+    delete reverse;
+}
+
+//! Finding: noexcept methods allocated outside try (getFieldsToSerialize's emplace_back, error strings in
+//! getOutputShapes/configurePlugin/enqueue), so std::bad_alloc would call std::terminate. With every
+//! allocation failing, each method must return its failure value (or its fields) and the test survive.
+void testNoexceptMethodsSurviveFailingAllocations()
+{
+    Fields pf;
+    pf.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1});
+    Fields af;
+    af.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {3, 3}).i("height", {14}).i("width", {14});
+    af.f("scale", 0.17677669F);
+    IPluginCreatorV3One* partitionCreator = creator("SwinWindowPartition");
+    IPluginCreatorV3One* attentionCreator = creator("SwinWindowAttention");
+    IPluginV3* partition = partitionCreator->createPlugin("p", pf.get(), TensorRTPhase::kBUILD);
+    IPluginV3* attention = attentionCreator->createPlugin("a", af.get(), TensorRTPhase::kBUILD);
+    check(partition != nullptr && attention != nullptr, "allocation failure: plugins created");
+    if (partition == nullptr || attention == nullptr)
+    {
+        return;
+    }
+    MockBuilder eb;
+    DimsExprs bad3d{};
+    bad3d.nbDims = 3;
+    bad3d.d[0] = eb.constant(2);
+    bad3d.d[1] = eb.constant(14);
+    bad3d.d[2] = eb.constant(8);
+    DimsExprs out{};
+    DynamicPluginTensorDesc badIn = desc(DataType::kFLOAT, {2, 0, 14, 8});
+    DynamicPluginTensorDesc badOut = desc(DataType::kFLOAT, {8, 49, 8});
+    PluginTensorDesc badQkv[2] = {plainDesc(DataType::kFLOAT, {7, 49, 288}), plainDesc(DataType::kFLOAT, {169, 3})};
+    PluginTensorDesc badX = plainDesc(DataType::kFLOAT, {2, 14, 14});
+    PluginTensorDesc outDesc = plainDesc(DataType::kFLOAT, {8, 49, 8});
+    float buffer[16] = {};
+    void const* inputs[] = {buffer, buffer};
+    void* outputs[] = {buffer};
+    Fields missing;
+    missing.i("window_size", {7, 7});
+
+    int32_t shapes = 0;
+    int32_t configured = 0;
+    int32_t partitionEnqueued = 0;
+    int32_t attentionEnqueued = 0;
+    int32_t dataTypes = 0;
+    PluginFieldCollection const* fields = nullptr;
+    IPluginV3* created = nullptr;
+    IPluginV3* cloned = nullptr;
+    DataType outType = DataType::kFLOAT;
+    DataType const inType = DataType::kFLOAT;
+    gFailedAllocations = 0;
+    {
+        FailingAllocations guard;
+        fields = runtime(partition)->getFieldsToSerialize();
+        shapes = build(partition)->getOutputShapes(&bad3d, 1, nullptr, 0, &out, 1, eb);
+        configured = build(partition)->configurePlugin(&badIn, 1, &badOut, 1);
+        partitionEnqueued = runtime(partition)->enqueue(&badX, &outDesc, inputs, outputs, nullptr, nullptr);
+        attentionEnqueued = runtime(attention)->enqueue(badQkv, &outDesc, inputs, outputs, nullptr, nullptr);
+        dataTypes = build(partition)->getOutputDataTypes(&outType, 2, &inType, 1);
+        created = partitionCreator->createPlugin("missing", missing.get(), TensorRTPhase::kBUILD);
+        cloned = partition->clone();
+    }
+    check(gFailedAllocations > 0, "allocation failure: allocations were attempted and failed");
+    check(fields != nullptr && fields->nbFields == 3 && strcmp(fields->fields[0].name, "window_size") == 0,
+        "allocation failure: getFieldsToSerialize allocates nothing");
+    check(shapes == -1, "allocation failure: getOutputShapes returns -1");
+    check(configured == -1, "allocation failure: configurePlugin returns -1");
+    check(partitionEnqueued == -1 && attentionEnqueued == -1, "allocation failure: enqueue returns -1");
+    check(dataTypes == -1, "allocation failure: getOutputDataTypes returns -1");
+    check(created == nullptr && cloned == nullptr, "allocation failure: createPlugin and clone return nullptr");
+    delete partition;
+    delete attention;
+}
+
+//! Finding: window[0] * window[1] and nWh * nWw could overflow int32 on hostile attributes.
+void testHostileSizes()
+{
+    IPluginCreatorV3One* attention = creator("SwinWindowAttention");
+    struct
+    {
+        int32_t wh, ww, height, width;
+    } const attentionCases[] = {{46341, 46341, 46341, 46341}, {65536, 65536, 65536, 65536}, {7, 7, 1 << 24, 1 << 24}};
+    for (auto const& c : attentionCases)
+    {
+        Fields f;
+        f.i("num_heads", {1}).i("window_size", {c.wh, c.ww}).i("shift_size", {0, 0}).i("height", {c.height});
+        f.i("width", {c.width}).f("scale", 0.1F);
+        gLogger.messages.clear();
+        IPluginV3* p = attention->createPlugin("hostile", f.get(), TensorRTPhase::kBUILD);
+        check(p == nullptr && gLogger.saw("2^"), "attention: refuses window " + std::to_string(c.wh) + " over grid "
+                + std::to_string(c.height) + " with a bound in the message");
+        delete p;
+    }
+    Fields rf;
+    rf.i("window_size", {1, 1}).i("shift_size", {0, 0}).i("pad_first", {1}).i("height", {1 << 24}).i("width", {1 << 24});
+    gLogger.messages.clear();
+    IPluginV3* q = creator("SwinWindowReverse")->createPlugin("hostile", rf.get(), TensorRTPhase::kBUILD);
+    check(q == nullptr && gLogger.saw("2^31 - 1 positions"), "reverse: refuses a 2^24 x 2^24 map");
+    delete q;
+
+    // Partition learns H and W from its input: getOutputShapes, configurePlugin and enqueue refuse them.
+    Fields pf;
+    pf.i("window_size", {65536, 65536}).i("shift_size", {0, 0}).i("pad_first", {1});
+    IPluginV3* p = creator("SwinWindowPartition")->createPlugin("big window", pf.get(), TensorRTPhase::kBUILD);
+    check(p != nullptr, "partition: a large window alone is accepted");
+    if (p == nullptr)
+    {
+        return;
+    }
+    MockBuilder eb;
+    DimsExprs in{};
+    in.nbDims = 4;
+    in.d[0] = eb.mImplObject.make(false, 1);
+    in.d[1] = eb.constant(7);
+    in.d[2] = eb.constant(7);
+    in.d[3] = eb.constant(4);
+    DimsExprs out{};
+    gLogger.messages.clear();
+    check(build(p)->getOutputShapes(&in, 1, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("2^31 - 1 positions"),
+        "partition: getOutputShapes refuses a window whose padded map overflows int32");
+    DynamicPluginTensorDesc cin = desc(DataType::kFLOAT, {1, 7, 7, 4});
+    DynamicPluginTensorDesc cout = desc(DataType::kFLOAT, {1, 1, 4});
+    check(build(p)->configurePlugin(&cin, 1, &cout, 1) != 0, "partition: configurePlugin refuses it too");
+    float buffer[4] = {};
+    void const* inputs[] = {buffer};
+    void* outputs[] = {buffer};
+    check(runtime(p)->enqueue(&cin.desc, &cout.desc, inputs, outputs, nullptr, nullptr) != 0,
+        "partition: enqueue refuses it before launching");
+    delete p;
+}
+
+//! Finding: attention's enqueue did not check dim0 % nW == 0, so a batch of partial images got wrong masks.
+void testAttentionNeedsWholeImages()
+{
+    Fields f;
+    f.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {3, 3}).i("height", {14}).i("width", {14});
+    f.f("scale", 0.17677669F);
+    IPluginV3* p = creator("SwinWindowAttention")->createPlugin("attn", f.get(), TensorRTPhase::kBUILD);
+    check(p != nullptr, "attention batch: created");
+    if (p == nullptr)
+    {
+        return;
+    }
+    DynamicPluginTensorDesc io[3]
+        = {desc(DataType::kHALF, {7, 49, 288}), desc(DataType::kHALF, {169, 3}), desc(DataType::kHALF, {7, 49, 96})};
+    gLogger.messages.clear();
+    check(build(p)->configurePlugin(io, 2, io + 2, 1) != 0 && gLogger.saw("not a multiple of the 4 windows"),
+        "attention batch: configurePlugin refuses 7 rows of a 4-window grid");
+    PluginTensorDesc in[2] = {io[0].desc, io[1].desc};
+    uint16_t buffer[8] = {};
+    void const* inputs[] = {buffer, buffer};
+    void* outputs[] = {buffer};
+    gLogger.messages.clear();
+    check(runtime(p)->enqueue(in, &io[2].desc, inputs, outputs, nullptr, nullptr) != 0
+            && gLogger.saw("not a multiple of the 4 windows"),
+        "attention batch: enqueue refuses 7 rows before launching");
+    DynamicPluginTensorDesc whole[3]
+        = {desc(DataType::kHALF, {8, 49, 288}), desc(DataType::kHALF, {169, 3}), desc(DataType::kHALF, {8, 49, 96})};
+    check(build(p)->configurePlugin(whole, 2, whole + 2, 1) == 0, "attention batch: 8 rows (2 images) accepted");
+    delete p;
+}
+
 } // namespace
 
 int main()
@@ -514,6 +808,10 @@ int main()
     testPartition();
     testReverse();
     testAttention();
+    testInt8Scales();
+    testNoexceptMethodsSurviveFailingAllocations();
+    testHostileSizes();
+    testAttentionNeedsWholeImages();
     printf("swin_trt_plugin_host_test (TensorRT %d.%d headers): %d checks, %d failures\n", NV_TENSORRT_MAJOR,
         NV_TENSORRT_MINOR, gChecks, gFailures);
     return gFailures == 0 ? 0 : 1;

@@ -1,6 +1,13 @@
 """A TensorRT engine on pycuda: page-locked host buffers, device buffers sized for the profile's max batch,
 ``execute_async_v3`` on one stream, and optionally one CUDA graph per batch size.
 
+Why a runner of our own rather than Polygraphy's ``TrtRunner`` (the build uses Polygraphy,
+:mod:`swin_trt.engine.build`): ``TrtRunner`` cannot capture CUDA graphs, and it stages every batch through
+buffers of its own, while video inference needs page-locked host buffers that stay put for the whole stream
+(the decode thread fills them while the GPU runs the previous batch) and CUDA graph replay to cut the launch
+overhead of small batches. Deserialization is ours too: Polygraphy's ``EngineFromBytes`` allows host code in
+every plan, this runner only where the manifest says the plan was built version compatible.
+
 pycuda has no stream-capture API, so ``cuda_graph=True`` captures through cuda-python's runtime bindings.
 The CUDA context is the device's primary context (the one TensorRT's runtime API calls use), made current
 around every call so the backend works from any thread.
@@ -162,6 +169,29 @@ class TensorRTBackend(Backend):
             self.stream.synchronize()
         return [self.host[name][:int(np.prod(shapes[name]))].reshape(shapes[name]).astype(np.float32)
                 for name in self.output_names]
+
+    def time_gpu(self, batch: int, warmup: int = 10, runs: int = 50) -> list[float]:
+        """GPU milliseconds of ``runs`` executions at ``batch`` after ``warmup`` ones (CUDA events around
+        ``execute_async_v3``; copies are not timed): what ``build --compare`` ranks engines by."""
+        if not self.min_batch <= batch <= self.max_batch:
+            raise ValueError(f"batch of {batch}: this engine runs {self.min_batch} to {self.max_batch} images")
+        cuda, stream, name = self.cuda, self.stream, self.input_name
+        times = []
+        with self._active():
+            self.context.set_input_shape(name, (batch, *self.input_shape[1:]))
+            count = batch * int(np.prod(self.input_shape[1:]))
+            self.host[name][:count] = np.random.default_rng(0).standard_normal(count)
+            cuda.memcpy_htod_async(self.device[name], self.host[name][:count], stream)
+            start, end = cuda.Event(), cuda.Event()
+            for index in range(warmup + runs):
+                start.record(stream)
+                if not self.context.execute_async_v3(stream.handle):
+                    raise RuntimeError("TensorRT execute_async_v3 failed; see the log above")
+                end.record(stream)
+                end.synchronize()
+                if index >= warmup:
+                    times.append(start.time_till(end))
+        return times
 
     def close(self) -> None:
         if getattr(self, "cuda_context", None) is None:

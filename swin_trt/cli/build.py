@@ -5,6 +5,8 @@ from pathlib import Path
 import click
 
 from ..engine import TARGETS, build_engine
+from ..engine.compare import DEFAULT_RUNS, DEFAULT_WARMUP, compare_model, format_comparison
+from ..errors import UserError
 
 
 @click.command()
@@ -15,9 +17,10 @@ from ..engine import TARGETS, build_engine
               help="The swin-trt plugin library (.so). Default: the one built from plugins/, loaded when the "
                    "graph has plugin nodes.")
 @click.option("--target", type=click.Choice(TARGETS), default="auto", show_default=True,
-              help="Where the engine runs; auto detects Jetson Orin/Xavier or a server GPU.")
+              help="Where the engine runs; auto detects Jetson Orin/Thor/Xavier, else server (also without "
+                   "a GPU).")
 @click.option("--workspace", "workspace_gib", type=float, metavar="GiB",
-              help="Builder workspace limit (default: server 8, Orin 2, Xavier 1).")
+              help="Builder workspace limit (default: server 8, Thor 4, Orin 2, Xavier 1).")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path),
               help="Read and update this timing cache: rebuilds on the same GPU get much faster.")
 @click.option("--opt-batch", type=int, help="Batch size TensorRT tunes for (dynamic batch; default: max).")
@@ -29,13 +32,26 @@ from ..engine import TARGETS, build_engine
               help="Engine also runs on later TensorRT versions (slower; plugins are packed into the plan).")
 @click.option("--hardware-compat", is_flag=True, default=None,
               help="Engine runs on every Ampere+ GPU (slower; not on Jetson).")
-@click.option("--dla-core", type=int, help="Run on this DLA core, GPU fallback for the rest (Jetson Orin).")
+@click.option("--dla-core", type=int,
+              help="Run on this DLA core of a Jetson AGX Orin, GPU fallback for the rest (strongly typed; "
+                   "TensorRT 10.3 on JetPack 6 or 11.4.1+ on JetPack 7.2.2+).")
+@click.option("--compare", is_flag=True,
+              help="Build every plugin variant of MODEL (partition/reverse and attention each as plugin or "
+                   "native), time each on this GPU and keep the fastest; every time goes to the manifest.")
+@click.option("--variant", "variants", multiple=True, metavar="NAME=PATH",
+              help="With --compare: compare these ONNX files (the same graph rewritten and quantized "
+                   "differently) instead of rewriting MODEL. Repeatable.")
+@click.option("--compare-runs", type=int, default=DEFAULT_RUNS, show_default=True,
+              help="Timed runs per variant; the median ranks them.")
+@click.option("--compare-warmup", type=int, default=DEFAULT_WARMUP, show_default=True,
+              help="Untimed runs before them.")
 @click.option("--no-tf32", is_flag=True,
               help="FP32 layers in full FP32 (TensorRT uses TF32 on Ampere+ by default, ~1e-3 relative error).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="TensorRT's verbose log.")
 def build(model, output, plugins, target, workspace_gib, timing_cache, opt_batch, max_batch, builder_opt_level,
-          version_compatible, hardware_compat, dla_core, no_tf32, no_progress, verbose):
+          version_compatible, hardware_compat, dla_core, compare, variants, compare_runs, compare_warmup, no_tf32,
+          no_progress, verbose):
     """Build a TensorRT engine from MODEL (.onnx) on this machine's GPU.
 
     The network is strongly typed: FP16/INT8 come from the graph (export, quantize), never from builder
@@ -51,10 +67,20 @@ def build(model, output, plugins, target, workspace_gib, timing_cache, opt_batch
       # Jetson Orin (JetPack 6), graph rewritten with plugin nodes
       swin-trt build out/swin_t.plugins.onnx -o out/swin_t.orin.engine --target orin \\
           --plugins build/libswin_trt_plugins.so --workspace 2
+      # plugins or TensorRT alone: build the four variants of the export, keep the fastest
+      swin-trt build out/swin_t.onnx -o out/swin_t.engine --compare
     """
-    result = build_engine(model, output, plugins=plugins, target=target, workspace_gib=workspace_gib,
-                          timing_cache=timing_cache, opt_batch=opt_batch, max_batch=max_batch,
-                          builder_opt_level=builder_opt_level, version_compatible=version_compatible,
-                          hardware_compat=hardware_compat, progress=not no_progress, dla_core=dla_core,
-                          tf32=not no_tf32, verbose=verbose)
+    options = dict(plugins=plugins, target=target, workspace_gib=workspace_gib, timing_cache=timing_cache,
+                   opt_batch=opt_batch, max_batch=max_batch, builder_opt_level=builder_opt_level,
+                   version_compatible=version_compatible, hardware_compat=hardware_compat,
+                   progress=not no_progress, dla_core=dla_core, tf32=not no_tf32, verbose=verbose)
+    if variants and not compare:
+        raise UserError("--variant picks what --compare compares: add --compare")
+    if compare:
+        result = compare_model(model, output, variants, runs=compare_runs, warmup=compare_warmup, echo=click.echo,
+                               **options)
+    else:
+        result = build_engine(model, output, **options)
     click.echo(result.describe())
+    if compare:
+        click.echo(format_comparison(result.manifest))

@@ -9,18 +9,24 @@ import click
 
 from ..errors import UserError
 from .options import preprocess_options
+from ..surgery.variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, WINDOW_OPS
 
 
 @click.command()
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The rewritten ONNX file (its sidecar goes to OUTPUT.json).")
-@click.option("--fuse-attention/--no-fuse-attention", default=True, show_default=True,
-              help="Also replace the attention core by SwinWindowAttention.")
+@click.option("--fuse-attention/--no-fuse-attention", default=DEFAULT_FUSE_ATTENTION, show_default=True,
+              help="Also replace the attention core by SwinWindowAttention. Off by default: TensorRT fuses "
+                   "window attention itself, and the plugin is kept only where `swin-trt build --compare` "
+                   "measures it faster.")
+@click.option("--window-ops", type=click.Choice(WINDOW_OPS), default=DEFAULT_WINDOW_OPS, show_default=True,
+              help="Partition/reverse as plugin nodes, or as the native ops with only the shape arithmetic "
+                   "folded (TensorRT alone).")
 @click.option("--strict", is_flag=True, help="Fail when a window op was found but could not be replaced.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @preprocess_options
-def rewrite(source, output, fuse_attention, strict, as_json, preprocess):
+def rewrite(source, output, fuse_attention, window_ops, strict, as_json, preprocess):
     """Replace window partition, cyclic shift, window reverse (and attention) by plugin nodes.
 
     Works on exports of swin-trt, timm and torchvision, from either torch exporter. The rewritten graph
@@ -29,14 +35,19 @@ def rewrite(source, output, fuse_attention, strict, as_json, preprocess):
     set it for a graph that has none.
 
     \b
-    Example:
+    Examples:
       swin-trt rewrite out/model.onnx -o out/model.rewritten.onnx
+      # every plugin family: partition/reverse and attention
+      swin-trt rewrite out/model.onnx -o out/model.plugins.onnx --fuse-attention
+      # TensorRT alone: no plugin node, shape arithmetic folded
+      swin-trt rewrite out/model.onnx -o out/model.native.onnx --window-ops native
     """
     from ..surgery.rewrite_stage import rewrite_file
 
     if output.resolve() == source.resolve():
         raise UserError("the output must differ from the input: nothing is overwritten in place")
-    report = rewrite_file(source, output, fuse_attention=fuse_attention, strict=strict, preprocess=preprocess)
+    report = rewrite_file(source, output, fuse_attention=fuse_attention, strict=strict, window_ops=window_ops,
+                          preprocess=preprocess)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     if not as_json:
         click.echo(f"wrote {output}")

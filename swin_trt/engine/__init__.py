@@ -1,6 +1,9 @@
-"""TensorRT engines: targets, the strongly typed build and its manifest. TensorRT is imported lazily."""
+"""TensorRT engines: targets, the strongly typed build (Polygraphy), its manifest, and the comparison of
+plugin variants. TensorRT and Polygraphy are imported lazily."""
 
 from .build import BuildResult, build_engine
+from .compare import VARIANTS, Variant, compare_variants, make_variants
 from .targets import TARGETS, TargetSettings, resolve_target
 
-__all__ = ["BuildResult", "TARGETS", "TargetSettings", "build_engine", "resolve_target"]
+__all__ = ["BuildResult", "TARGETS", "TargetSettings", "VARIANTS", "Variant", "build_engine", "compare_variants",
+           "make_variants", "resolve_target"]

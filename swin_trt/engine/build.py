@@ -3,6 +3,21 @@
 FP16 comes from the graph's tensor types and INT8 from its QuantizeLinear/DequantizeLinear nodes;
 ``BuilderFlag.FP16``/``INT8`` are never set (TensorRT 11 removed them, and in a strongly typed TensorRT 10
 network they are ignored). Everything that can be checked without TensorRT is checked before importing it.
+
+Polygraphy (NVIDIA's tool, tested against every TensorRT release) does the TensorRT work: the network parsed
+from ONNX (``NetworkFromOnnxPath(strongly_typed=True)``), the builder config (``CreateConfig``: workspace,
+timing cache, optimization profile, builder level, compatibility, TF32, progress monitor) and the build
+(``EngineBytesFromNetwork``, which also merges and saves the timing cache under a lock file). Written here
+is only what Polygraphy does not do for this project:
+
+* the plugin library is registered with ``IPluginRegistry.load_library`` (:mod:`.environment`): Polygraphy's
+  ``LoadPlugins`` only ``dlopen``s a library, which registers nothing for one like ours that exports
+  ``getCreators`` (the interface of ``trtexec --dynamicPlugins``) instead of linking libnvinfer;
+* DLA and the plugins packed into version-compatible plans are set on the config (:func:`_finish_config`):
+  Polygraphy's ``use_dla`` always picks core 0 and, before TensorRT 11, sets PREFER_PRECISION_CONSTRAINTS,
+  which strongly typed DLA builds refuse;
+* the plan is written together with its manifest through ``atomic_output`` (``SaveEngine`` writes in place,
+  so a failure could leave half a plan behind).
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ from ..io import atomic_output, read_sidecar, write_json
 from ..ops import schema
 from . import environment, manifest
 from .progress import make_progress_monitor
-from .targets import TargetSettings, resolve_target
+from .targets import TargetSettings, dla_unsupported, resolve_target
 
 DEFAULT_MAX_BATCH = 8  # where neither --max-batch nor the export's --dynamic-batch says
 
@@ -119,82 +134,30 @@ def batch_profile(batch_dims: list[int | None], opt_batch: int | None = None, ma
     return 1, opt_batch, max_batch
 
 
-def parser_errors(parser) -> list[dict]:
-    """TensorRT's ONNX parser errors as plain dicts (node index, name, op, reason)."""
-    errors = []
-    for index in range(parser.num_errors):
-        error = parser.get_error(index)
-        errors.append({"node": error.node(), "name": error.node_name(), "op": error.node_operator(),
-                       "desc": error.desc(), "code": manifest.enum_name(error.code())})
-    return errors
-
-
-def describe_parser_errors(path: Path, errors: list[dict], graph: GraphInfo) -> str:
-    """One line per parser error; plugin ops get the hint that fixes them."""
-    lines = [f"TensorRT's ONNX parser rejected {str(path)!r} ({len(errors)} error(s)):"]
-    for error in errors:
-        node, name, op = error["node"], error["name"], error["op"]
-        if 0 <= node < len(graph.node_names):  # fill in what older parsers leave empty
-            name, op = name or graph.node_names[node], op or graph.node_ops[node]
-        where = f"node {node} {name!r} ({op})" if node >= 0 else "graph"
-        lines.append(f"  {where}: {error['desc']} [{error['code']}]")
-    if any(error["op"] in schema.OP_TYPES for error in errors) or graph.plugin_ops:
-        lines.append("  plugin ops need the swin-trt plugin library built for this TensorRT: build plugins/ "
-                     "or pass --plugins PATH.so")
+def parse_failure(path: Path, graph: GraphInfo, detail: str) -> UserError:
+    """The parser's errors are printed above (one line per node); this says what to do about them."""
+    if graph.plugin_ops:
+        hint = ("the graph has swin-trt plugin nodes: the plugin library must be built for this TensorRT "
+                "(plugins/README.md) and passed with --plugins PATH.so")
     else:
-        lines.append("  an op TensorRT cannot import: re-export with another --opset, or rewrite the graph")
-    return "\n".join(lines)
+        hint = "an op TensorRT cannot import: re-export with another --opset, or rewrite the graph"
+    return UserError(f"TensorRT's ONNX parser rejected {str(path)!r} ({detail}; each node's error is printed "
+                     f"above): {hint}")
 
 
-def _apply_settings(trt, builder, config, settings: TargetSettings, dla_core, gpu, plugin_path):
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace_gib * 2**30))
-    config.builder_optimization_level = settings.builder_opt_level
-    if settings.hardware_compat:
-        if environment.version_tuple(gpu.compute_capability) < (8, 0):
-            raise UserError(f"--hardware-compat builds Ampere+ engines; this GPU ({gpu.name}, "
-                            f"sm_{gpu.compute_capability}) is older: drop the flag")
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
-    if settings.version_compatible:
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-        if plugin_path is not None:  # ship the plugins inside the plan; the runner must allow host code
-            config.plugins_to_serialize = [str(plugin_path)]
+def _finish_config(trt, builder, config, settings: TargetSettings, dla_core: int | None, plugin_path):
+    """What CreateConfig does not set for us (see the module docstring): DLA core N, packed plugins."""
+    if settings.version_compatible and plugin_path is not None:
+        config.plugins_to_serialize = [str(plugin_path)]  # the runner must then allow host code
     if dla_core is not None:
         if dla_core >= builder.num_DLA_cores:
             raise UserError(f"--dla-core {dla_core}: TensorRT {trt.__version__} sees {builder.num_DLA_cores} "
-                            f"DLA core(s) here: DLA needs a Jetson AGX/NX Orin and a TensorRT that supports "
-                            f"DLA there (JetPack 6's 10.3 does)")
+                            f"DLA core(s) here. DLA needs a Jetson AGX Orin (Orin Nano and Thor have none) with "
+                            f"JetPack 6 (TensorRT 10.3) or JetPack 7.2.2+ (TensorRT 11.4.1)")
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run go to the GPU
-
-
-def _load_timing_cache(config, path: Path | None):
-    data = path.read_bytes() if path is not None and path.is_file() else b""
-    try:
-        cache = config.create_timing_cache(data)
-    except Exception:  # a corrupt file: some versions raise, others return None
-        cache = None
-    if cache is None:
-        raise UserError(f"timing cache {str(path)!r} is not a TensorRT timing cache: delete it or pass another")
-    config.set_timing_cache(cache, False)  # False: a cache from another GPU/version is rejected, not used
-
-
-def _parse(trt, logger, onnx_path: Path, graph: GraphInfo):
-    """A strongly typed network parsed from ``onnx_path``; parser errors become one UserError.
-
-    The parser is returned too: it owns weights the network points to until the engine is built.
-    """
-    try:
-        builder = trt.Builder(logger)
-    except Exception as exc:  # TensorRT could not initialise CUDA
-        raise UserError(f"TensorRT could not start on this GPU ({exc}): check the driver with nvidia-smi") from None
-    # TensorRT 10 needs the flag; TensorRT 11 networks are always strongly typed and accept (and ignore)
-    # it. EXPLICIT_BATCH is implied since TensorRT 10 and gone in 11.
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):  # from the file, so external weights next to it load
-        raise UserError(describe_parser_errors(onnx_path, parser_errors(parser), graph))
-    return builder, network, parser
+    return config
 
 
 def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=None, timing_cache=None,
@@ -219,38 +182,67 @@ def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=N
 
     trt = environment.import_tensorrt()
     gpu = environment.require_gpu()
+    pg = environment.import_polygraphy()
+    if settings.hardware_compat and environment.version_tuple(gpu.compute_capability) < (8, 0):
+        raise UserError(f"--hardware-compat builds Ampere+ engines; this GPU ({gpu.name}, "
+                        f"sm_{gpu.compute_capability}) is older: drop the flag")
+    if dla_core is not None and (why := dla_unsupported(trt.__version__)):
+        raise UserError(f"--dla-core {dla_core}: {why}")
     plugin_path = environment.find_plugins(plugins, needed=bool(graph.plugin_ops))
-    logger = environment.make_logger(trt, verbose)
     environment.load_plugins(trt, plugin_path, graph.plugin_ops)
-    builder, network, _parser = _parse(trt, logger, onnx_path, graph)  # _parser: kept alive
 
-    config = builder.create_builder_config()
-    _apply_settings(trt, builder, config, settings, dla_core, gpu, plugin_path)
-    if not tf32:
-        config.clear_flag(trt.BuilderFlag.TF32)
+    profiles = None  # a static graph: Polygraphy's default profile holds its fixed shapes
     if profile_batch is not None:
-        profile = builder.create_optimization_profile()
+        shapes = pg.trt.Profile()  # Polygraphy's: (min, opt, max) per dynamic input
         for name, dims in graph.inputs:
             if dims[0] is None:
-                profile.set_shape(name, *[(batch, *dims[1:]) for batch in profile_batch])
-        config.add_optimization_profile(profile)
-    _load_timing_cache(config, timing_cache)
-    monitor = make_progress_monitor(trt) if progress else None
-    if monitor is not None:
-        config.progress_monitor = monitor
+                shapes.add(name, *[(batch, *dims[1:]) for batch in profile_batch])
+        profiles = [shapes]
+    create_config = pg.trt.CreateConfig(
+        tf32=tf32, profiles=profiles, load_timing_cache=str(timing_cache) if timing_cache else None,
+        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(settings.workspace_gib * 2**30)},
+        builder_optimization_level=settings.builder_opt_level,
+        hardware_compatibility_level=(trt.HardwareCompatibilityLevel.AMPERE_PLUS if settings.hardware_compat
+                                      else None),
+        version_compatible=settings.version_compatible,
+        progress_monitor=make_progress_monitor(trt) if progress else None)
 
-    started = time.perf_counter()
-    plan = builder.build_serialized_network(network, config)
-    seconds = time.perf_counter() - started
-    if plan is None:
-        raise UserError(f"TensorRT could not build an engine from {str(onnx_path)!r}; its log above says why "
-                        f"(too small a --workspace, an unsupported layer on DLA, a plugin failing ...)")
+    def config(builder, network):
+        try:
+            created = create_config(builder, network)
+        except pg.PolygraphyException:
+            raise
+        except Exception as exc:  # TensorRT refusing a timing cache's bytes (some versions raise)
+            if timing_cache is None or not timing_cache.is_file():
+                raise
+            raise UserError(f"timing cache {str(timing_cache)!r} cannot be read ({exc}): delete it or pass "
+                            f"another") from None
+        return _finish_config(trt, builder, created, settings, dla_core, plugin_path)
+
+    with pg.G_LOGGER.verbosity(pg.G_LOGGER.EXTRA_VERBOSE if verbose else pg.G_LOGGER.WARNING):
+        try:  # from the file, so external weights next to it load
+            builder, network, parser = pg.trt.NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)()
+        except pg.PolygraphyException as exc:
+            raise parse_failure(onnx_path, graph, str(exc)) from None
+        except Exception as exc:  # trt.Builder could not initialise CUDA
+            raise UserError(f"TensorRT could not start on this GPU ({type(exc).__name__}: {exc}): check the "
+                            f"driver with nvidia-smi") from None
+        started = time.perf_counter()
+        try:  # the tuple, not the loader: the network (and the parser owning its weights) stays ours
+            plan = pg.trt.EngineBytesFromNetwork((builder, network, parser), config=config,
+                                                 save_timing_cache=str(timing_cache) if timing_cache else None)()
+        except pg.PolygraphyException as exc:
+            raise UserError(f"TensorRT could not build an engine from {str(onnx_path)!r} ({exc}); its log above "
+                            f"says why (too small a --workspace, an unsupported layer on DLA, a plugin failing "
+                            f"...)") from None
+        seconds = time.perf_counter() - started
 
     record = {
         **sidecar,  # the model's provenance (arch, config, preprocessing): what infer and validate read
         "stage": "build",
         "engine": output.name,
         "tensorrt": trt.__version__,
+        "polygraphy": pg.version,
         "gpu": gpu.to_dict(),
         "target": {**settings.to_dict(), "dla_core": dla_core, "tf32": tf32},
         "precision": manifest.precision_summary(manifest.network_layers(network)),
@@ -266,7 +258,4 @@ def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=N
     with atomic_output(output) as temporary:  # the plan appears only once its manifest is written
         temporary.write_bytes(plan)
         write_json(manifest_file, record)
-    if timing_cache is not None:
-        with atomic_output(timing_cache) as temporary:
-            temporary.write_bytes(config.get_timing_cache().serialize())
     return BuildResult(output, manifest_file, record)

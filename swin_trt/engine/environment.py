@@ -15,6 +15,9 @@ INSTALL_TENSORRT = ("Jetson: TensorRT comes with JetPack 6 (sudo apt install pyt
 INSTALL_PYCUDA = ("pip install pycuda (Jetson: needs the CUDA toolkit of JetPack on PATH, "
                   "e.g. export PATH=/usr/local/cuda/bin:$PATH)")
 MIN_TENSORRT = (10, 0)  # strongly typed networks and IPluginV3; JetPack 6 ships 10.3
+# Polygraphy < 0.49.26 reads IBuilderConfig.int8_calibrator, which TensorRT 11 removed.
+MIN_POLYGRAPHY = (0, 49, 26)
+INSTALL_POLYGRAPHY = "pip install 'swin-trt[trt]' (or pip install 'polygraphy>=0.49.26')"
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -39,6 +42,29 @@ def import_tensorrt():
         raise UserError(f"TensorRT {trt.__version__} is too old: swin-trt needs TensorRT >= 10 (strongly typed "
                         f"networks, IPluginV3). {INSTALL_TENSORRT}")
     return trt
+
+
+def import_polygraphy():
+    """Polygraphy's TensorRT loaders, logger and exception, or a UserError that says how to get them.
+
+    Returns a namespace: ``trt`` (``polygraphy.backend.trt``), ``G_LOGGER``, ``PolygraphyException`` and
+    ``version``. Import after :func:`import_tensorrt`: Polygraphy imports tensorrt lazily, on first use.
+    """
+    from types import SimpleNamespace
+
+    try:
+        import polygraphy
+        from polygraphy.backend import trt as loaders
+        from polygraphy.exception import PolygraphyException
+        from polygraphy.logger import G_LOGGER
+    except ImportError as exc:
+        raise UserError(f"Polygraphy is not installed ({exc}): {INSTALL_POLYGRAPHY}") from None
+    if version_tuple(polygraphy.__version__) < MIN_POLYGRAPHY:
+        raise UserError(f"Polygraphy {polygraphy.__version__} is too old: swin-trt needs >= "
+                        f"{'.'.join(map(str, MIN_POLYGRAPHY))} (older ones break on TensorRT 11). "
+                        f"{INSTALL_POLYGRAPHY}")
+    return SimpleNamespace(trt=loaders, G_LOGGER=G_LOGGER, PolygraphyException=PolygraphyException,
+                           version=polygraphy.__version__)
 
 
 def import_pycuda():
@@ -82,14 +108,21 @@ def find_plugins(explicit: str | Path | None, needed: bool) -> Path | None:
     return Path(find_plugin_library(explicit))
 
 
+_LOADED_LIBRARIES: set[str] = set()  # the registry is per process: each library is registered once
+
+
 def load_plugins(trt, path: Path | None, required_ops=()) -> None:
-    """Load ``path`` into TensorRT's plugin registry and check it registers ``required_ops``."""
+    """Load ``path`` into TensorRT's plugin registry (once per process; a build followed by runs of the
+    engine, or ``build --compare``, would register the same creators again) and check it registers
+    ``required_ops``."""
     if path is None:
         return
     registry = trt.get_plugin_registry()
-    if registry.load_library(str(path)) is None:
+    key = str(Path(path).resolve())
+    if key not in _LOADED_LIBRARIES and registry.load_library(str(path)) is None:
         raise UserError(f"TensorRT could not load the plugin library {str(path)!r} (see the log above): rebuild "
                         f"it for this TensorRT and CUDA version (plugins/README.md)")
+    _LOADED_LIBRARIES.add(key)
     missing = [op for op in required_ops
                if registry.get_creator(op, schema.PLUGIN_VERSION, schema.PLUGIN_NAMESPACE) is None]
     if missing:

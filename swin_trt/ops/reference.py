@@ -9,8 +9,12 @@ multiple of the window; ``nW`` windows per image, numbered row-major over ``(Hp 
 
 ``pad_first`` picks the order of padding and cyclic shift:
 
-* ``True`` (torchvision, Hugging Face): pad to ``Hp x Wp``, then roll the *padded* grid by ``(-sh, -sw)``.
-* ``False`` (timm, Microsoft's original code): roll the *unpadded* image by ``(-sh, -sw)``, then pad.
+* ``True`` (torchvision, Hugging Face, and Microsoft's detection backbone in Swin-Transformer-Object-Detection):
+  pad to ``Hp x Wp``, then roll the *padded* grid by ``(-sh, -sw)``.
+* ``False`` (timm): roll the *unpadded* image by ``(-sh, -sw)``, then pad.
+
+Microsoft's classification code (Swin-Transformer) does not pad at all: its feature maps are multiples of
+the window (or smaller than it, and then the window shrinks with no shift), where both orders agree.
 
 The two agree whenever the window divides the feature map; otherwise they differ (padding ends up inside
 the shifted windows in one order and at the border in the other).

@@ -1,4 +1,7 @@
-"""The rewrite pipeline: simplify, match, replace, clean up; and the report of what it did."""
+"""The rewrite pipeline: simplify, match, replace, clean up; and the report of what it did.
+
+Which plugin families replace their native ops is a choice (:mod:`swin_trt.surgery.variant`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from ..errors import UserError
 from ..ops import schema
 from . import attention, windows
 from .cleanup import simplify
+from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, WINDOW_OPS
 
 
 @dataclass
@@ -36,6 +40,8 @@ class RewriteReport:
     ops_before: dict = field(default_factory=dict)
     ops_after: dict = field(default_factory=dict)
     cleanup: dict = field(default_factory=dict)
+    kept_native: dict = field(default_factory=dict)  # op -> count found but left as native ops (by choice)
+    variant: dict = field(default_factory=dict)  # {"window_ops": ..., "fuse_attention": ...}
 
     def counts(self) -> dict:
         return dict(collections.Counter(r.op for r in self.replacements))
@@ -45,14 +51,21 @@ class RewriteReport:
                                                          for k, v in r.attrs.items()}}
                                  for r in self.replacements],
                 "unmatched": [{"node": n, "op": o, "reason": r} for n, o, r in self.unmatched],
-                "plugins": self.counts(), "ops_before": self.ops_before, "ops_after": self.ops_after,
-                "cleanup": self.cleanup}
+                "plugins": self.counts(), "kept_native": self.kept_native, "variant": self.variant,
+                "ops_before": self.ops_before, "ops_after": self.ops_after, "cleanup": self.cleanup}
 
     def format(self) -> str:
         total_before, total_after = sum(self.ops_before.values()), sum(self.ops_after.values())
-        lines = [f"found {len(self.replacements)} window ops: "
-                 + ", ".join(f"{n} {op}" for op, n in sorted(self.counts().items()))]
+        found = collections.Counter(self.counts()) + collections.Counter(self.kept_native)
+        lines = [f"found {sum(found.values())} window ops: "
+                 + ", ".join(f"{n} {op}" for op, n in sorted(found.items()))]
         lines += ["  " + r.describe() for r in self.replacements]
+        if self.kept_native:
+            lines.append("kept as native ops (--window-ops native): "
+                         + ", ".join(f"{n} {op}" for op, n in sorted(self.kept_native.items())))
+        if not self.variant.get("fuse_attention", True):
+            lines.append("attention left to TensorRT (the default; --fuse-attention replaces it by "
+                         "SwinWindowAttention)")
         if self.unmatched:
             lines.append(f"left as they were ({len(self.unmatched)}):")
             lines += [f"  {node} ({op}): {reason}" for node, op, reason in self.unmatched]
@@ -69,9 +82,17 @@ def _op_counts(model: onnx.ModelProto) -> dict:
     return dict(collections.Counter(n.op_type for n in model.graph.node))
 
 
-def rewrite(model: onnx.ModelProto, fuse_attention: bool = True, strict: bool = False):
-    """Replace every Swin window op in ``model``. Returns ``(rewritten model, RewriteReport)``."""
-    report = RewriteReport(ops_before=_op_counts(model))
+def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTION, strict: bool = False,
+            window_ops: str = DEFAULT_WINDOW_OPS):
+    """Replace the Swin window ops of ``model`` by plugin nodes. Returns ``(rewritten model, RewriteReport)``.
+
+    ``window_ops="native"`` keeps partition/reverse as the exporter wrote them (shape arithmetic folded);
+    ``fuse_attention`` also replaces each attention core by SwinWindowAttention.
+    """
+    if window_ops not in WINDOW_OPS:
+        raise UserError(f"--window-ops {window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
+    report = RewriteReport(ops_before=_op_counts(model),
+                           variant={"window_ops": window_ops, "fuse_attention": bool(fuse_attention)})
     model, report.cleanup = simplify(model)
     graph = gs.import_onnx(model)
     window_matches, unmatched_windows = windows.find_window_ops(graph)
@@ -85,6 +106,9 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = True, strict: bool = 
     report.unmatched += [(n.name, n.op, "window transpose that is neither a partition nor a reverse")
                          for n in unmatched_windows]
     report.unmatched += [(n.name, n.op, reason) for n, reason in unmatched_attention]
+    if window_ops == "native":
+        report.kept_native = dict(collections.Counter(m.op for m in window_matches))
+        window_matches = []
     counters = collections.Counter()
     for match in window_matches + attention_matches:
         op = match.op if isinstance(match, windows.WindowMatch) else schema.ATTENTION
@@ -104,7 +128,7 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = True, strict: bool = 
                         f"Drop --strict to keep them as ordinary ONNX ops.")
     graph.cleanup().toposort()
     rewritten = gs.export_onnx(graph)
-    if not any(o.domain == schema.DOMAIN for o in rewritten.opset_import):
+    if report.replacements and not any(o.domain == schema.DOMAIN for o in rewritten.opset_import):
         rewritten.opset_import.extend([onnx.helper.make_opsetid(schema.DOMAIN, schema.OPSET_VERSION)])
     report.ops_after = _op_counts(rewritten)
     return rewritten, report

@@ -12,15 +12,16 @@ from ..errors import UserError
 from ..io import atomic_output, sha256_file, sidecar_path, write_json
 from ..ops.schema import PluginAttributeError
 from .rewrite import RewriteReport, rewrite
+from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS
 
 
-def rewrite_file(source: Path, output: Path, fuse_attention: bool = True, strict: bool = False,
-                 preprocess: PreprocessOptions | None = None) -> RewriteReport:
+def rewrite_file(source: Path, output: Path, fuse_attention: bool = DEFAULT_FUSE_ATTENTION, strict: bool = False,
+                 window_ops: str = DEFAULT_WINDOW_OPS, preprocess: PreprocessOptions | None = None) -> RewriteReport:
     """Rewrite ``source`` into ``output``; the sidecar passes on the preprocessing (``preprocess`` overrides it)."""
     model = load_onnx(source)
     sidecar = carried_sidecar(source, preprocess, model)
     try:
-        rewritten, report = rewrite(model, fuse_attention=fuse_attention, strict=strict)
+        rewritten, report = rewrite(model, fuse_attention=fuse_attention, strict=strict, window_ops=window_ops)
     except PluginAttributeError as exc:
         raise UserError(f"{exc}: the graph cannot be expressed with the plugin ops") from None
     onnx.checker.check_model(rewritten)
