@@ -105,7 +105,7 @@ def test_mismatch_names_keys_and_shapes(tmp_path, reference_state):
 def test_unknown_layout(tmp_path):
     path = tmp_path / "w.safetensors"
     save_file({"encoder.weight": torch.zeros(2)}, path)
-    with pytest.raises(UserError, match="not a Swin v1 layout"):
+    with pytest.raises(UserError, match="not a Swin V1 or V2 layout"):
         load_checkpoint(path)
 
 
