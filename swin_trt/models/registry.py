@@ -162,11 +162,11 @@ def family_mismatch(checkpoint, spec: ArchSpec) -> UserError:
     from .checkpoint import FAMILY_NAMES, describe_architecture
 
     found = describe_architecture(checkpoint.tensors)
-    matches = [name for name in arch_names() if _ARCHS[name].family == checkpoint.family
-               and _ARCHS[name].config.embed_dim == found["embed_dim"]
-               and _ARCHS[name].config.depths == found["depths"]
-               and _ARCHS[name].config.num_heads == found["num_heads"]
-               and found["window_size"] in (None, _ARCHS[name].config.window_size)]
+    _register_demo()
+    matches = [name for name, candidate in _ARCHS.items()  # registration order: the common window first
+               if candidate.family == checkpoint.family and candidate.config.embed_dim == found["embed_dim"]
+               and candidate.config.depths == found["depths"] and candidate.config.num_heads == found["num_heads"]
+               and found["window_size"] in (None, candidate.config.window_size)]
     shape = (f"embed_dim {found['embed_dim']}, depths {list(found['depths'])}, heads "
              f"{list(found['num_heads'])}")
     if matches:
