@@ -107,18 +107,14 @@ register(ArchSpec("swinv2_base_window8_256", _swinv2(128, _S, _B_HEADS, 8, 256),
          "swinv2_base", "swin_v2_b")
 register(ArchSpec("swinv2_base_window16_256", _swinv2(128, _S, _B_HEADS, 16, 256), "Swin-B V2, window 16",
                   _V2_256))
-register(ArchSpec("swinv2_base_window12_192", _swinv2(128, _S, _B_HEADS, 12, 192, classes=21841),
-                  "Swin-B V2 at 192, window 12, ImageNet-22k head", _V2_256))
-register(ArchSpec("swinv2_base_window12to16_192to256", _swinv2(128, _S, _B_HEADS, 16, 256, pretrained=_FROM_12),
-                  "Swin-B V2, window 12 -> 16, 192 -> 256", _V2_256))
-register(ArchSpec("swinv2_base_window12to24_192to384", _swinv2(128, _S, _B_HEADS, 24, 384, pretrained=_FROM_12),
-                  "Swin-B V2, window 12 -> 24, 192 -> 384", _V2_384))
-register(ArchSpec("swinv2_large_window12_192", _swinv2(192, _S, _L_HEADS, 12, 192, classes=21841),
-                  "Swin-L V2 at 192, window 12, ImageNet-22k head", _V2_256))
-register(ArchSpec("swinv2_large_window12to16_192to256", _swinv2(192, _S, _L_HEADS, 16, 256, pretrained=_FROM_12),
-                  "Swin-L V2, window 12 -> 16, 192 -> 256", _V2_256))
-register(ArchSpec("swinv2_large_window12to24_192to384", _swinv2(192, _S, _L_HEADS, 24, 384, pretrained=_FROM_12),
-                  "Swin-L V2, window 12 -> 24, 192 -> 384", _V2_384))
+# ImageNet-22k models at 192 px and the ones fine-tuned from them to a larger window and image.
+for _size, _letter, _embed, _heads in (("base", "B", 128, _B_HEADS), ("large", "L", 192, _L_HEADS)):
+    register(ArchSpec(f"swinv2_{_size}_window12_192", _swinv2(_embed, _S, _heads, 12, 192, classes=21841),
+                      f"Swin-{_letter} V2 at 192, window 12, ImageNet-22k head", _V2_256))
+    for _window, _img, _preprocessing in ((16, 256, _V2_256), (24, 384, _V2_384)):
+        register(ArchSpec(f"swinv2_{_size}_window12to{_window}_192to{_img}",
+                          _swinv2(_embed, _S, _heads, _window, _img, pretrained=_FROM_12),
+                          f"Swin-{_letter} V2, window 12 -> {_window}, 192 -> {_img}", _preprocessing))
 # Test-sized V2: 4 stages, shifted blocks, a last stage as small as the window (where conventions differ).
 register(ArchSpec("swinv2_nano_test", _swinv2(32, (2, 2, 2, 2), (1, 2, 4, 8), 8, 256, classes=10),
                   "test-sized Swin V2 (embed 32, depths 2-2-2-2), random weights"))
