@@ -339,7 +339,7 @@ class SwinTransformer(nn.Module):
     as NCHW tensors instead (for detection/segmentation heads).
     """
 
-    family = "swin_v1"
+    family = SwinConfig.family
     block: type[SwinBlock] = SwinBlock
     merge_norm_after = False  # V1 patch merging normalises before its reduction
 
