@@ -120,6 +120,7 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
     result.sidecar = {
         "stage": "export",
         "arch": spec.name,
+        "family": spec.family,
         "config": config.to_dict(),
         "features": features,
         "weights": ({"source": "checkpoint", "format": report.format, "path": report.path,

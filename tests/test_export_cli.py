@@ -86,3 +86,69 @@ def test_every_subcommand_help_has_an_example(cli, command):
 def test_top_level_help(cli):
     result = cli("--help")
     assert "export" in result.output and "Pipeline" in result.output
+
+
+# --- Swin V2: a peer's own checkpoint -> swin-trt export -> ONNX Runtime reproduces the peer ----------------
+
+V2_PEER_MODULE = {"timm": "timm", "torchvision": "torchvision", "hf": "transformers"}
+
+
+def save_v2_peer(name, size, folder):
+    """swinv2_pico_test's shape built and saved by the peer's own code, with random weights."""
+    pytest.importorskip(V2_PEER_MODULE[name])
+    from swin_trt.models import get_arch
+    from swin_trt.models.peers import build_peer, randomize
+
+    peer = randomize(build_peer(name, get_arch("swinv2_pico_test").config.with_(img_size=size)), seed=1)
+    if name == "hf":
+        peer.save_pretrained(folder / "hf")
+        return peer, folder / "hf" / "model.safetensors"
+    torch.save(peer.state_dict(), folder / "peer.pth")
+    return peer, folder / "peer.pth"
+
+
+# 64x64 is the default (last stage 2x2, smaller than the window 4); at 72x88 the stages are 18x22, 9x11, 5x6, 3x3.
+@pytest.mark.parametrize("name,size,exporter", [(name, size, "torchscript") for name in V2_PEER_MODULE
+                                                for size in ("64x64", "72x88")]
+                         + [(name, "72x88", "dynamo") for name in V2_PEER_MODULE])
+def test_v2_peer_checkpoint_exports_and_reproduces_the_peer(cli, tmp_path, name, size, exporter):
+    from swin_trt.models.peers import peer_logits
+
+    size_text, size = size, tuple(int(side) for side in size.split("x"))
+    peer, weights = save_v2_peer(name, size, tmp_path)
+    out = tmp_path / "v2.onnx"
+    cli("export", "--arch", "swinv2_pico_test", "--checkpoint", weights, "--img-size", size_text,
+        "--exporter", exporter, "-o", out)
+    sidecar = json.loads((tmp_path / "v2.onnx.json").read_text())
+    assert sidecar["family"] == "swin_v2" and sidecar["weights"]["format"] == name
+    assert sidecar["config"]["convention"] == name
+    x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
+    assert np.abs(run_onnx(out, x) - peer_logits(peer, torch.from_numpy(x)).numpy()).max() <= 1e-4
+    # The CPB MLP and the clamped logit scale are folded: per block one cosine-attention chain.
+    ops = [node.op_type for node in onnx.load(out).graph.node]
+    assert not {"Relu", "Sigmoid", "Exp"} & set(ops)
+    assert ops.count("Softmax") == 8 and ops.count("ReduceL2") == 16
+
+
+def test_v2_features_export_reproduces_timm(cli, tmp_path):
+    from swin_trt.models.peers import peer_features
+
+    peer, weights = save_v2_peer("timm", (72, 88), tmp_path)
+    out = tmp_path / "f.onnx"
+    cli("export", "--arch", "swinv2_pico_test", "--checkpoint", weights, "--img-size", "72x88", "--features",
+        "-o", out)
+    x = np.random.default_rng(0).standard_normal((1, 3, 72, 88)).astype(np.float32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x})
+    expected = peer_features("timm", peer, torch.from_numpy(x))
+    assert [g.shape for g in got] == [tuple(e.shape) for e in expected]
+    assert max(np.abs(g - e.numpy()).max() for g, e in zip(got, expected)) <= 1e-4
+
+
+def test_v1_checkpoint_for_a_v2_arch_exits_2(cli, tmp_path):
+    weights = tmp_path / "w.pth"
+    torch.save(create_model("swin_pico_test")[0].state_dict(), weights)
+    result = cli("export", "--arch", "swinv2_pico_test", "--checkpoint", weights, "-o", tmp_path / "x.onnx",
+                 expect=2)
+    assert "is a Swin V1 checkpoint" in result.output and "pass --arch swin_pico_test" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]

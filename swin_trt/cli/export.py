@@ -19,7 +19,7 @@ def warn_if_random_weights(arch: str, checkpoint) -> None:
 
 
 @click.command()
-@click.option("--arch", required=True, help="Named config (see `swin-trt archs`), e.g. swin_tiny or swin_demo.")
+@click.option("--arch", required=True, help="Named config (see `swin-trt archs`), e.g. swin_tiny, swin_demo or swinv2_tiny_window8_256.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="Weights: timm, Microsoft, torchvision or Hugging Face layout (.pth/.safetensors). "
                    "Without it: the arch's bundled weights, or random weights with a warning.")

@@ -1,6 +1,7 @@
-"""Checkpoint import: every common Swin v1 layout onto the reference model's (timm) keys.
+"""Checkpoint import: every common Swin V1 and V2 layout onto the reference model's (timm) keys.
 
-Formats are detected from the keys, never from the file name:
+The family (V1 or V2) and the format are detected from the keys, never from the file name. V2 checkpoints
+carry ``logit_scale`` and the CPB MLP (``cpb_mlp`` / ``continuous_position_bias_mlp``) in every block.
 
 ============== ====================================================== ======================
 format         keys                                                   convention
@@ -10,8 +11,13 @@ format         keys                                                   convention
                ``head.weight``; often wrapped in ``{"model": ...}``
 ``torchvision`` ``features.{k}...`` (``swin_t/s/b``)                  ``torchvision``
 ``hf``         transformers ``SwinForImageClassification`` /        ``hf``
-               ``SwinModel``: separate query/key/value
+               ``SwinModel``: separate query/key/value (V2:
+               ``Swinv2ForImageClassification`` / ``Swinv2Model``)
 ============== ====================================================== ======================
+
+V2 biases: the reference model has ``q_bias`` and ``v_bias`` (timm, Microsoft). torchvision stores one
+``qkv.bias`` whose k third its forward zeroes, so only the q and v thirds are taken; Hugging Face's key
+projection has no bias.
 
 ``.pth``/``.pt``/``.bin`` files load with ``torch.load(weights_only=True)`` and ``.safetensors`` with
 safetensors: a checkpoint never runs code. Every key is accounted for: missing, unexpected and mis-shaped
@@ -34,6 +40,14 @@ from ..errors import UserError
 # Buffers that some layouts store and the reference model recomputes from the config.
 RECOMPUTED_BUFFERS = ("relative_position_index", "attn_mask", "relative_coords_table")
 _WRAPPERS = ("model", "state_dict", "model_ema", "module")
+FAMILY_NAMES = {"swin_v1": "Swin V1", "swin_v2": "Swin V2"}
+# Key fragments only a V2 checkpoint has, in every layout (timm, Microsoft, torchvision, Hugging Face).
+_V2_MARKERS = ("logit_scale", "cpb_mlp.", "continuous_position_bias_mlp.")
+
+
+def detect_family(keys) -> str:
+    """``"swin_v2"`` when the keys carry V2's cosine-attention scale or CPB MLP, else ``"swin_v1"``."""
+    return "swin_v2" if any(marker in key for key in keys for marker in _V2_MARKERS) else "swin_v1"
 
 
 @dataclass
@@ -43,6 +57,10 @@ class LoadedCheckpoint:
     format: str
     tensors: dict[str, torch.Tensor]  # already in the reference (timm) layout
     recomputed: list[str] = field(default_factory=list)
+
+    @property
+    def family(self) -> str:
+        return detect_family(self.tensors)
 
 
 @dataclass
@@ -111,15 +129,15 @@ def detect_format(keys) -> str:
     keys = list(keys)
     if any(k.startswith("features.0.0.") for k in keys):
         return "torchvision"
-    if any(k.startswith(("swin.embeddings.", "embeddings.patch_embeddings.")) for k in keys):
+    if any(k.startswith(("swin.embeddings.", "swinv2.embeddings.", "embeddings.patch_embeddings.")) for k in keys):
         return "hf"
     if "layers.0.downsample.reduction.weight" in keys or "head.weight" in keys:
         return "microsoft"
     if any(k.startswith("patch_embed.proj.") for k in keys):
         return "timm"
     shown = ", ".join(keys[:5])
-    raise UserError(f"the checkpoint's keys ({shown}, ...) are not a Swin v1 layout swin-trt knows (timm, "
-                    f"Microsoft's original, torchvision, Hugging Face transformers)")
+    raise UserError(f"the checkpoint's keys ({shown}, ...) are not a Swin V1 or V2 layout swin-trt knows "
+                    f"(timm, Microsoft's original, torchvision, Hugging Face transformers)")
 
 
 def _from_microsoft(key: str) -> str:
@@ -139,7 +157,8 @@ def _from_torchvision(key: str) -> str:
             return f"layers.{index // 2}.downsample.{rest}"
         block = re.match(r"^(\d+)\.(.*)$", rest)
         if block:
-            rest = block.group(2).replace("mlp.0.", "mlp.fc1.").replace("mlp.3.", "mlp.fc2.")
+            rest = re.sub(r"^mlp\.0\.", "mlp.fc1.", block.group(2))  # not V2's attn.cpb_mlp.0
+            rest = re.sub(r"^mlp\.3\.", "mlp.fc2.", rest)
             return f"layers.{index // 2}.blocks.{block.group(1)}.{rest}"
     if key.startswith("head."):
         return key.replace("head.", "head.fc.")
@@ -159,13 +178,16 @@ _HF_RENAMES = (
     ("attention.output.dense.", "attn.proj."),
     ("intermediate.dense.", "mlp.fc1."),
     ("output.dense.", "mlp.fc2."),
+    ("attention.self.continuous_position_bias_mlp.", "attn.cpb_mlp."),  # V2
+    ("attention.self.logit_scale", "attn.logit_scale"),
+    ("attention.self.relative_coords_table", "attn.relative_coords_table"),
 )
 
 
-def _from_hf(tensors: dict) -> dict:
+def _from_hf(tensors: dict, family: str) -> dict:
     out, qkv_parts = {}, {}
     for key, value in tensors.items():
-        key = re.sub(r"^swin\.", "", key)
+        key = re.sub(r"^swin(v2)?\.", "", key)
         key = re.sub(r"^encoder\.layers\.(\d+)\.downsample",
                      lambda m: f"layers.{int(m.group(1)) + 1}.downsample", key)
         key = re.sub(r"^encoder\.layers\.", "layers.", key)
@@ -180,6 +202,11 @@ def _from_hf(tensors: dict) -> dict:
             continue
         out[key] = value
     for (prefix, kind), parts in qkv_parts.items():
+        if family == "swin_v2" and kind == "bias":  # V2: q and v biases, the key projection has none
+            for part, name in (("query", "q_bias"), ("key", "k_bias"), ("value", "v_bias")):
+                if part in parts:  # a key bias stays under its name and is reported as unexpected
+                    out[f"{prefix}.attn.{name}"] = parts[part]
+            continue
         if set(parts) != {"query", "key", "value"}:
             missing = {"query", "key", "value"} - set(parts)
             raise UserError(f"Hugging Face checkpoint: {prefix} lacks attention {kind} of "
@@ -188,15 +215,59 @@ def _from_hf(tensors: dict) -> dict:
     return out
 
 
+def _split_torchvision_qkv_bias(tensors: dict) -> dict:
+    """torchvision V2 keeps one ``qkv.bias``; its forward zeroes the k third, so q and v are the weights."""
+    out = {}
+    for key, value in tensors.items():
+        if key.endswith(".attn.qkv.bias"):
+            q_bias, _, v_bias = value.chunk(3)
+            out[key.replace(".qkv.bias", ".q_bias")] = q_bias
+            out[key.replace(".qkv.bias", ".v_bias")] = v_bias
+        else:
+            out[key] = value
+    return out
+
+
 def to_reference_layout(tensors: dict, fmt: str) -> tuple[dict, list[str]]:
+    family = detect_family(tensors)
     if fmt == "hf":
-        converted = _from_hf(tensors)
+        converted = _from_hf(tensors, family)
     else:
         rename = {"timm": lambda k: k, "microsoft": _from_microsoft, "torchvision": _from_torchvision}[fmt]
         converted = {rename(key): value for key, value in tensors.items()}
+        if fmt == "torchvision" and family == "swin_v2":
+            converted = _split_torchvision_qkv_bias(converted)
     recomputed = sorted(k for k in converted if k.rsplit(".", 1)[-1] in RECOMPUTED_BUFFERS)
     weights = {k: v for k, v in converted.items() if k not in set(recomputed)}
     return weights, recomputed
+
+
+def describe_architecture(tensors: dict) -> dict:
+    """What a reference-layout state dict fixes of its network.
+
+    ``embed_dim``, ``depths``, ``num_heads``, ``num_classes`` and (V1 only: its bias table has one row per
+    relative offset) ``window_size``; a V2 checkpoint's continuous position bias fits any window (``None``).
+    """
+    depths: dict[int, int] = {}
+    for key in tensors:
+        match = re.match(r"^layers\.(\d+)\.blocks\.(\d+)\.", key)
+        if match:
+            stage, block = int(match.group(1)), int(match.group(2))
+            depths[stage] = max(depths.get(stage, 0), block + 1)
+    heads, window = [], None
+    for stage in sorted(depths):
+        attn = f"layers.{stage}.blocks.0.attn."
+        if attn + "logit_scale" in tensors:
+            heads.append(tensors[attn + "logit_scale"].shape[0])
+        elif attn + "relative_position_bias_table" in tensors:
+            table = tensors[attn + "relative_position_bias_table"]
+            heads.append(table.shape[1])
+            if window is None:  # (2w - 1)^2 rows
+                window = round((table.shape[0] ** 0.5 + 1) / 2)
+    embed, head = tensors.get("patch_embed.proj.weight"), tensors.get("head.fc.weight")
+    return {"embed_dim": None if embed is None else embed.shape[0],
+            "depths": tuple(depths[stage] for stage in sorted(depths)), "num_heads": tuple(heads),
+            "window_size": window, "num_classes": None if head is None else head.shape[0]}
 
 
 def load_checkpoint(source: str | Path) -> LoadedCheckpoint:

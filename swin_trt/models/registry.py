@@ -1,4 +1,5 @@
-"""Named Swin configs, as timm names them, plus short aliases, test-sized configs and the bundled demo.
+"""Named Swin V1 and V2 configs, as timm names them, plus short aliases (torchvision's among them),
+test-sized configs and the bundled demo. Each records its family (``spec.family``: ``swin_v1``/``swin_v2``).
 
 ``create_model(name, checkpoint=None, **overrides)`` is the one way the rest of the package builds a model.
 """
@@ -12,6 +13,10 @@ from pathlib import Path
 from ..data.preprocess import Preprocessing
 from ..errors import UserError
 from .swin import SwinConfig, SwinTransformer
+from .swin_v2 import SwinTransformerV2, SwinV2Config
+
+# The model class that builds each family's config.
+MODEL_CLASSES = {SwinTransformer.family: SwinTransformer, SwinTransformerV2.family: SwinTransformerV2}
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -21,10 +26,19 @@ class ArchSpec:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     weights: str | None = None  # file name under swin_trt/assets: weights that ship with the package
 
+    @property
+    def family(self) -> str:
+        return self.config.family
+
 
 def _swin(embed_dim, depths, heads, window, img, classes=1000):
     return SwinConfig(img_size=(img, img), embed_dim=embed_dim, depths=depths, num_heads=heads,
                       window_size=window, num_classes=classes)
+
+
+def _swinv2(embed_dim, depths, heads, window, img, classes=1000, pretrained=()):
+    return SwinV2Config(img_size=(img, img), embed_dim=embed_dim, depths=depths, num_heads=heads,
+                        window_size=window, num_classes=classes, pretrained_window_sizes=pretrained)
 
 
 _T, _S = (2, 2, 6, 2), (2, 2, 18, 2)
@@ -58,6 +72,37 @@ register(ArchSpec("swin_pico_test", _swin(16, (2, 2, 2, 2), (1, 1, 2, 2), 4, 64,
                   "smallest test Swin (embed 16, window 4, 64 px), random weights"))
 
 
+# Swin V2 (timm's names; torchvision's swin_v2_t/s/b are window 8 at 256). Evaluated at crop_pct 0.9 as timm
+# does (1.0 at 384); the "12toN" models were fine-tuned from window 12 (6 in the last stage) at 192 px.
+_V2_256, _V2_384 = Preprocessing(crop_pct=0.9), Preprocessing(crop_pct=1.0)
+_B_HEADS, _L_HEADS, _FROM_12 = (4, 8, 16, 32), (6, 12, 24, 48), (12, 12, 12, 6)
+register(ArchSpec("swinv2_tiny_window8_256", _swinv2(96, _T, (3, 6, 12, 24), 8, 256), "Swin-T V2, 28M", _V2_256),
+         "swinv2_tiny", "swin_v2_t")
+register(ArchSpec("swinv2_tiny_window16_256", _swinv2(96, _T, (3, 6, 12, 24), 16, 256),
+                  "Swin-T V2, window 16", _V2_256))
+register(ArchSpec("swinv2_small_window8_256", _swinv2(96, _S, (3, 6, 12, 24), 8, 256), "Swin-S V2, 50M",
+                  _V2_256), "swinv2_small", "swin_v2_s")
+register(ArchSpec("swinv2_small_window16_256", _swinv2(96, _S, (3, 6, 12, 24), 16, 256),
+                  "Swin-S V2, window 16", _V2_256))
+register(ArchSpec("swinv2_base_window8_256", _swinv2(128, _S, _B_HEADS, 8, 256), "Swin-B V2, 88M", _V2_256),
+         "swinv2_base", "swin_v2_b")
+register(ArchSpec("swinv2_base_window16_256", _swinv2(128, _S, _B_HEADS, 16, 256), "Swin-B V2, window 16",
+                  _V2_256))
+# ImageNet-22k models at 192 px and the ones fine-tuned from them to a larger window and image.
+for _size, _letter, _embed, _heads in (("base", "B", 128, _B_HEADS), ("large", "L", 192, _L_HEADS)):
+    register(ArchSpec(f"swinv2_{_size}_window12_192", _swinv2(_embed, _S, _heads, 12, 192, classes=21841),
+                      f"Swin-{_letter} V2 at 192, window 12, ImageNet-22k head", _V2_256))
+    for _window, _img, _preprocessing in ((16, 256, _V2_256), (24, 384, _V2_384)):
+        register(ArchSpec(f"swinv2_{_size}_window12to{_window}_192to{_img}",
+                          _swinv2(_embed, _S, _heads, _window, _img, pretrained=_FROM_12),
+                          f"Swin-{_letter} V2, window 12 -> {_window}, 192 -> {_img}", _preprocessing))
+# Test-sized V2: 4 stages, shifted blocks, a last stage as small as the window (where conventions differ).
+register(ArchSpec("swinv2_nano_test", _swinv2(32, (2, 2, 2, 2), (1, 2, 4, 8), 8, 256, classes=10),
+                  "test-sized Swin V2 (embed 32, depths 2-2-2-2), random weights"))
+register(ArchSpec("swinv2_pico_test", _swinv2(16, (2, 2, 2, 2), (1, 1, 2, 2), 4, 64, classes=5),
+                  "smallest test Swin V2 (embed 16, window 4, 64 px), random weights"))
+
+
 def _register_demo() -> None:
     """The demo model trained here (scripts/train_demo.py); its config travels with its weights."""
     if "swin_demo" in _ARCHS:
@@ -89,6 +134,30 @@ def bundled_weights(spec: ArchSpec) -> Path | None:
     return Path(str(resources.files("swin_trt") / "assets" / spec.weights))
 
 
+def family_mismatch(checkpoint, spec: ArchSpec) -> UserError:
+    """The error for a V1 checkpoint given a V2 arch or the reverse, naming the archs that fit it."""
+    from .checkpoint import FAMILY_NAMES, describe_architecture
+
+    found = describe_architecture(checkpoint.tensors)
+    _register_demo()
+    matches = [name for name, candidate in _ARCHS.items()  # registration order: the common window first
+               if candidate.family == checkpoint.family and candidate.config.embed_dim == found["embed_dim"]
+               and candidate.config.depths == found["depths"] and candidate.config.num_heads == found["num_heads"]
+               and found["window_size"] in (None, candidate.config.window_size)]
+    shape = (f"embed_dim {found['embed_dim']}, depths {list(found['depths'])}, heads "
+             f"{list(found['num_heads'])}")
+    if matches:
+        advice = "pass " + " or ".join(f"--arch {name}" for name in matches)
+        if len(matches) > 1 and found["window_size"] is None:
+            advice += " (its weights do not fix the window: take the one it was trained with)"
+    else:
+        config_class = "SwinV2Config" if checkpoint.family == "swin_v2" else "SwinConfig"
+        advice = f"no named {FAMILY_NAMES[checkpoint.family]} config has that shape; build one with {config_class}"
+    return UserError(f"checkpoint {str(checkpoint.path)!r} is a {FAMILY_NAMES[checkpoint.family]} checkpoint "
+                     f"({checkpoint.format} layout, {shape}), but --arch {spec.name} is a "
+                     f"{FAMILY_NAMES[spec.family]} arch: {advice}")
+
+
 def create_model(name: str, checkpoint: str | Path | None = None, *, img_size=None, num_classes=None,
                  convention=None, features: bool = False, config_overrides: dict | None = None):
     """Build ``name`` (with optional overrides) and load ``checkpoint`` or the arch's bundled weights.
@@ -107,6 +176,8 @@ def create_model(name: str, checkpoint: str | Path | None = None, *, img_size=No
     state = None
     if source is not None:
         state = load_checkpoint(source)
+        if state.family != spec.family:
+            raise family_mismatch(state, spec)
         head = state.tensors.get("head.fc.weight")
         if num_classes is None and head is not None and checkpoint is not None:
             changes["num_classes"] = head.shape[0]  # a fine-tuned head decides the class count
@@ -121,7 +192,7 @@ def create_model(name: str, checkpoint: str | Path | None = None, *, img_size=No
         config.validate()
     except ValueError as exc:
         raise UserError(f"arch {spec.name}: {exc}") from None
-    model = SwinTransformer(config, features=features)
+    model = MODEL_CLASSES[config.family](config, features=features)
     report = None
     if state is not None:
         from .checkpoint import apply_state

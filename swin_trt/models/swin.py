@@ -1,4 +1,8 @@
-"""Reference Swin Transformer (v1) for inference, built for one input size.
+"""Reference Swin Transformer (v1) for inference, built for one input size, and what V2 shares with it.
+
+V2 (:mod:`swin_trt.models.swin_v2`) reuses the patch embedding, the pad/shift/partition/reverse around the
+window attention (:class:`SwinBlock`), the attention core (:class:`WindowAttentionCore`), patch merging,
+the stages, the head and the features mode; it brings its own attention, block geometry and norm order.
 
 The state-dict layout is timm's current one (``patch_embed``, ``layers.{i}.downsample`` at the *start* of
 stage i, ``layers.{i}.blocks.{j}``, ``norm``, ``head.fc``); :mod:`swin_trt.models.checkpoint` maps the other
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +43,7 @@ CONVENTIONS = ("timm", "torchvision", "hf")
 class SwinConfig:
     """Everything that shapes the network. ``img_size`` is ``(H, W)``."""
 
+    family: ClassVar[str] = "swin_v1"  # which model class builds it (registry.MODEL_CLASSES)
     img_size: tuple[int, int] = (224, 224)
     patch_size: int = 4
     in_chans: int = 3
@@ -144,32 +149,43 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-class WindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a relative position bias."""
+class WindowAttentionCore(nn.Module):
+    """What V1 and V2 window attention share, on ``(B * nW, N, C)`` windows.
 
-    def __init__(self, dim: int, num_heads: int, window_size: tuple[int, int], qkv_bias: bool = True):
+    ``qkv(x) -> logits(q, k) + relative position bias (+ shift mask) -> softmax -> @ v -> proj``; a family
+    supplies ``logits`` and ``bias_table`` (the ``((2wh-1)(2ww-1), heads)`` table the relative position index
+    gathers from), and may override ``project_qkv``.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: tuple[int, int], qkv: nn.Linear):
         super().__init__()
         self.num_heads = num_heads
         self.window_size = window_size
-        self.scale = (dim // num_heads) ** -0.5
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv = qkv  # created before proj: the order random initialisation draws in
         self.proj = nn.Linear(dim, dim)
-        table_size = (2 * window_size[0] - 1) * (2 * window_size[1] - 1)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros(table_size, num_heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         index = torch.from_numpy(reference.relative_position_index(window_size).astype("int64"))
         self.register_buffer("relative_position_index", index, persistent=False)
 
+    def project_qkv(self, x: torch.Tensor) -> torch.Tensor:
+        return self.qkv(x)
+
+    def logits(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def bias_table(self) -> torch.Tensor:
+        raise NotImplementedError
+
     def relative_position_bias(self) -> torch.Tensor:
+        """``(heads, N, N)``: the table gathered by the relative position index."""
         tokens = self.window_size[0] * self.window_size[1]
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = self.bias_table()[self.relative_position_index.view(-1)]
         return bias.view(tokens, tokens, -1).permute(2, 0, 1).contiguous()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         windows, tokens, channels = x.shape
-        qkv = self.qkv(x).reshape(windows, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = self.project_qkv(x).reshape(windows, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        attn = (q * self.scale) @ k.transpose(-2, -1)
+        attn = self.logits(q, k)
         attn = attn + self.relative_position_bias().unsqueeze(0)
         if mask is not None:
             n_windows = mask.shape[0]
@@ -180,23 +196,55 @@ class WindowAttention(nn.Module):
         return self.proj(x)
 
 
-class SwinBlock(nn.Module):
-    """(Shifted-)window attention and MLP, each with a pre-norm residual. Works on NHWC maps."""
+class WindowAttention(WindowAttentionCore):
+    """V1: multi-head self-attention inside windows, ``q k^T / sqrt(d)`` plus a learned bias table."""
 
-    def __init__(self, dim: int, num_heads: int, feature_size: tuple[int, int], window: int, shift: int,
-                 config: SwinConfig):
+    def __init__(self, dim: int, num_heads: int, window_size: tuple[int, int], qkv_bias: bool = True):
+        super().__init__(dim, num_heads, window_size, nn.Linear(dim, 3 * dim, bias=qkv_bias))
+        self.scale = (dim // num_heads) ** -0.5
+        table_size = (2 * window_size[0] - 1) * (2 * window_size[1] - 1)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(table_size, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def logits(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return (q * self.scale) @ k.transpose(-2, -1)
+
+    def bias_table(self) -> torch.Tensor:
+        return self.relative_position_bias_table
+
+
+class SwinBlock(nn.Module):
+    """V1 block: (shifted-)window attention and MLP, each with a pre-norm residual. Works on NHWC maps.
+
+    A family's block overrides ``geometry``, ``make_attention``, ``shift_mask`` and ``forward``; the pad,
+    shift, partition and reverse around the attention are the same for every family.
+    """
+
+    def __init__(self, dim: int, num_heads: int, feature_size: tuple[int, int], shift: int, config: SwinConfig,
+                 stage: int):
         super().__init__()
         self.feature_size = feature_size
-        self.window_size, self.shift_size = block_geometry(config.convention, feature_size, window, shift)
+        self.window_size, self.shift_size = self.geometry(config, stage, feature_size, shift)
         self.pad_first = config.convention != "timm"
         eps = config.layer_norm_eps
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = WindowAttention(dim, num_heads, self.window_size, config.qkv_bias)
+        self.attn = self.make_attention(dim, num_heads, config, stage)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * config.mlp_ratio))
-        padded = reference.padded_size(*feature_size, self.window_size)
-        mask = reference.attention_mask(self.window_size, self.shift_size, *padded)
+        mask = self.shift_mask(config)
         self.register_buffer("attn_mask", None if mask is None else torch.from_numpy(mask), persistent=False)
+
+    def geometry(self, config: SwinConfig, stage: int, feature_size: tuple[int, int], shift: int):
+        """Effective ``(window, shift)`` of this block (module docstring: it depends on the convention)."""
+        return block_geometry(config.convention, feature_size, config.window_size, shift)
+
+    def make_attention(self, dim: int, num_heads: int, config: SwinConfig, stage: int) -> WindowAttentionCore:
+        return WindowAttention(dim, num_heads, self.window_size, config.qkv_bias)
+
+    def shift_mask(self, config: SwinConfig):
+        """``(nW, N, N)`` additive mask of the shifted windows over the padded map (numpy), or ``None``."""
+        padded = reference.padded_size(*self.feature_size, self.window_size)
+        return reference.attention_mask(self.window_size, self.shift_size, *padded)
 
     def _roll(self, x: torch.Tensor, sign: int) -> torch.Tensor:
         if not any(self.shift_size):
@@ -227,11 +275,13 @@ class SwinBlock(nn.Module):
 
 
 class PatchMerging(nn.Module):
-    """2x2 neighbours -> 4C channels -> LayerNorm -> Linear to 2C. Odd sizes are zero-padded first."""
+    """2x2 neighbours -> 4C channels -> Linear to 2C, with a LayerNorm before (V1) or after (V2) the
+    reduction. Odd sizes are zero-padded first."""
 
-    def __init__(self, dim: int, eps: float):
+    def __init__(self, dim: int, eps: float, norm_after: bool = False):
         super().__init__()
-        self.norm = nn.LayerNorm(4 * dim, eps=eps)
+        self.norm_after = norm_after
+        self.norm = nn.LayerNorm(2 * dim if norm_after else 4 * dim, eps=eps)
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -241,6 +291,8 @@ class PatchMerging(nn.Module):
         # Channel order (0,0), (1,0), (0,1), (1,1) as in the original x0..x3 concatenation.
         x = x.reshape(-1, height // 2, 2, width // 2, 2, channels).permute(0, 1, 3, 4, 2, 5)
         x = x.reshape(-1, height // 2, width // 2, 4 * channels)
+        if self.norm_after:
+            return self.norm(self.reduction(x))
         return self.reduction(self.norm(x))
 
 
@@ -255,14 +307,15 @@ class PatchEmbed(nn.Module):
 
 
 class SwinStage(nn.Module):
-    def __init__(self, stage: int, config: SwinConfig, feature_size: tuple[int, int]):
+    def __init__(self, stage: int, config: SwinConfig, feature_size: tuple[int, int], block: type[SwinBlock],
+                 merge_norm_after: bool):
         super().__init__()
         dim = config.embed_dim * 2 ** stage
-        self.downsample = PatchMerging(dim // 2, config.layer_norm_eps) if stage > 0 else nn.Identity()
-        window = config.window_size
+        self.downsample = (PatchMerging(dim // 2, config.layer_norm_eps, merge_norm_after) if stage > 0
+                           else nn.Identity())
         self.blocks = nn.Sequential(*[
-            SwinBlock(dim, config.num_heads[stage], feature_size, window, 0 if j % 2 == 0 else window // 2,
-                      config)
+            block(dim, config.num_heads[stage], feature_size, 0 if j % 2 == 0 else config.window_size // 2,
+                  config, stage)
             for j in range(config.depths[stage])
         ])
 
@@ -286,14 +339,22 @@ class SwinTransformer(nn.Module):
     as NCHW tensors instead (for detection/segmentation heads).
     """
 
+    family = SwinConfig.family
+    block: type[SwinBlock] = SwinBlock
+    merge_norm_after = False  # V1 patch merging normalises before its reduction
+
     def __init__(self, config: SwinConfig, features: bool = False):
         super().__init__()
+        if config.family != self.family:
+            raise TypeError(f"{type(self).__name__} builds {self.family} models, not {config.family} "
+                            f"({type(config).__name__})")
         config.validate()
         self.config = config
         self.features = features
         self.patch_embed = PatchEmbed(config)
         sizes = config.stage_sizes()
-        self.layers = nn.Sequential(*[SwinStage(i, config, sizes[i]) for i in range(len(config.depths))])
+        self.layers = nn.Sequential(*[SwinStage(i, config, sizes[i], self.block, self.merge_norm_after)
+                                      for i in range(len(config.depths))])
         self.norm = nn.LayerNorm(config.num_features, eps=config.layer_norm_eps)
         self.head = ClassifierHead(config.num_features, config.num_classes)
 
