@@ -17,7 +17,8 @@ from PIL import Image
 
 from swin_trt.data.preprocess import Preprocessor
 from swin_trt.models import SwinConfig, SwinTransformer, create_model, get_arch
-from swin_trt.models.checkpoint import apply_state, file_sha256, load_checkpoint
+from swin_trt.io import sha256_file as file_sha256
+from swin_trt.models.checkpoint import apply_state, load_checkpoint
 from swin_trt.models.demo import DEMO_CONFIG, DEMO_WEIGHTS, assets_dir, demo_images_dir
 
 ROOT = Path(__file__).resolve().parents[1]

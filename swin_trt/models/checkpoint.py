@@ -26,7 +26,6 @@ weights are errors that name them, and recomputed buffers are listed in the repo
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..io import sha256_file
 
 # Buffers that some layouts store and the reference model recomputes from the config.
 RECOMPUTED_BUFFERS = ("relative_position_index", "attn_mask", "relative_coords_table")
@@ -83,14 +83,6 @@ class ImportReport:
 
 def origin_convention(fmt: str) -> str:
     return {"timm": "timm", "microsoft": "timm", "torchvision": "torchvision", "hf": "hf"}[fmt]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_tensors(path: Path) -> dict:
@@ -282,7 +274,7 @@ def load_checkpoint(source: str | Path) -> LoadedCheckpoint:
                         f" save a plain state dict")
     fmt = detect_format(raw)
     tensors, recomputed = to_reference_layout(raw, fmt)
-    return LoadedCheckpoint(path, file_sha256(path), fmt, tensors, recomputed)
+    return LoadedCheckpoint(path, sha256_file(path), fmt, tensors, recomputed)
 
 
 def _resize_bias_table(table: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:

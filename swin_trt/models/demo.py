@@ -39,5 +39,5 @@ def demo_spec():
     data = json.loads(config_path.read_text())
     preprocessing = Preprocessing.from_dict(data.get("preprocessing", {}))
     return ArchSpec(DEMO_NAME, SwinConfig.from_dict(data["config"]),
-                    "demo Swin trained here on scikit-image's photos (bundled weights)",
+                    "demo Swin trained here on scikit-image's photos",
                     preprocessing, weights=DEMO_WEIGHTS)
