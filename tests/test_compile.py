@@ -104,7 +104,8 @@ def test_build_key_follows_the_plugin_library_content(tmp_path, crops_dir):
     options = CompileOptions(tmp_path / "out", arch="swin_pico_test", precision="fp32", plugins=library)
     files = Artifacts(options.outdir, options.precision)
     files.rewritten.parent.mkdir(parents=True)
-    files.rewritten.write_bytes(b"graph")  # the build key reads the final graph's content
+    files.rewritten.write_bytes(b"graph")  # the build key reads the final graph's content ...
+    files.exported.write_bytes(b"export")  # ... and the export its variants are made from (--compare)
 
     def build_key():
         stage = next(s for s in plan(options, files, None, crops_dir) if s.name == "build")

@@ -13,6 +13,7 @@ from ..export import EXPORTERS
 from ..models import CONVENTIONS
 from ..precision import COMPILE_PRECISIONS
 from ..precision.methods import METHODS
+from ..surgery.variant import WINDOW_OPS
 from .options import PREPROCESS_EPILOG, parse_img_size, preprocess_from, preprocess_options
 
 _PATH = click.Path(path_type=Path)
@@ -46,6 +47,14 @@ _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
 @click.option("--target", type=click.Choice(TARGETS), help="Engine target [default: auto].")
 @click.option("--workspace", "workspace_gib", type=float, help="Builder workspace in GiB.")
 @click.option("--no-build", is_flag=True, default=None, help="Stop before the TensorRT build.")
+@click.option("--fuse-attention/--no-fuse-attention", default=None,
+              help="Attention as the SwinWindowAttention plugin in the CPU artifacts [default: no: TensorRT "
+                   "fuses window attention itself].")
+@click.option("--window-ops", type=click.Choice(WINDOW_OPS),
+              help="Partition/reverse as plugin nodes or native ops in the CPU artifacts [default: plugin].")
+@click.option("--compare/--no-compare", default=None,
+              help="With TensorRT and a GPU: build every plugin variant, time each, keep the fastest engine "
+                   "[default: compare].")
 @click.option("--min-agreement", type=float, help="Gate: fail (exit 1) under this top-1 agreement.")
 @click.option("--min-cosine", type=float, help="Gate: fail (exit 1) under this cosine similarity.")
 @click.option("--max-acc-drop", type=float, help="Gate: fail (exit 1) when accuracy drops by more (a fraction).")

@@ -115,7 +115,8 @@ def _data_sources(options: CompileOptions, outdir: Path, echo) -> tuple[Path | N
     return options.calib_data, (demo_images_dir() if bundled else options.calib_data or demo_images_dir())
 
 
-def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val_data: Path) -> list[Stage]:
+def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val_data: Path,
+         echo: Callable[[str], None] = print) -> list[Stage]:
     """The stages this compile runs, in order."""
     version = _version()
     pre = asdict(options.preprocess)
@@ -138,11 +139,13 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
     def rewrite() -> str:
         from ..surgery.rewrite_stage import rewrite_file
 
-        report = rewrite_file(files.exported, files.rewritten, strict=True, preprocess=options.preprocess)
-        return ", ".join(f"{n} {op}" for op, n in sorted(report.counts().items()))
+        report = rewrite_file(files.exported, files.rewritten, fuse_attention=options.fuse_attention, strict=True,
+                              window_ops=options.window_ops, preprocess=options.preprocess)
+        return ", ".join(f"{n} {op}" for op, n in sorted(report.counts().items())) or "no plugin node"
 
     stages.append(Stage("rewrite", [files.rewritten, sidecar_path(files.rewritten)], lambda: {
-        "input": sha256_file(files.exported), "preprocess": pre, "swin_trt": version}, rewrite))
+        "input": sha256_file(files.exported), "fuse_attention": options.fuse_attention,
+        "window_ops": options.window_ops, "preprocess": pre, "swin_trt": version}, rewrite))
 
     if options.needs_calibration:
         from ..precision.sources import CalibrationSource
@@ -179,16 +182,22 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
     no_engine = _tensorrt_missing() if options.build else "--no-build was given"
 
     def build() -> str:
+        build_options = dict(plugins=options.plugins, target=options.target, workspace_gib=options.workspace_gib,
+                             max_batch=options.dynamic_batch)
+        if options.compare:
+            from .variants import build_fastest
+
+            return build_fastest(options, files, calib_data, val_data, build_options, echo)
         from ..engine.build import build_engine
 
-        result = build_engine(files.final, files.engine, plugins=options.plugins, target=options.target,
-                              workspace_gib=options.workspace_gib, max_batch=options.dynamic_batch)
+        result = build_engine(files.final, files.engine, **build_options)
         return f"TensorRT {result.manifest['tensorrt']} on {result.manifest['gpu']['name']}"
 
     stages.append(Stage("build", [files.engine, sidecar_path(files.engine)], lambda: {
-        "input": sha256_file(files.final), "plugins": _plugin_library_sha(options.plugins), "target": options.target,
-        "workspace": options.workspace_gib, "swin_trt": version}, build, unavailable=lambda: no_engine,
-        note="no engine: TensorRT or a GPU is missing (see above)"))
+        "input": sha256_file(files.final), "export": sha256_file(files.exported) if options.compare else None,
+        "plugins": _plugin_library_sha(options.plugins), "target": options.target,
+        "workspace": options.workspace_gib, "compare": options.compare, "swin_trt": version}, build,
+        unavailable=lambda: no_engine, note="no engine: TensorRT or a GPU is missing (see above)"))
 
     def candidates() -> list[Path]:
         engine = [] if no_engine else [files.engine]
@@ -221,7 +230,7 @@ def compile_model(options: CompileOptions, echo: Callable[[str], None] = print) 
     files = Artifacts(outdir, options.precision, Path(options.onnx) if options.onnx else None)
     calib_data, val_data = _data_sources(options, outdir, echo)
     runner = StageRunner(outdir, echo, force=options.force)
-    results = runner.run_all(plan(options, files, calib_data, val_data))
+    results = runner.run_all(plan(options, files, calib_data, val_data, echo))
     echo("")
     echo(runner.table())
     report_json, report_html = files.report

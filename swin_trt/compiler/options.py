@@ -10,6 +10,7 @@ from ..data.model_input import PreprocessOptions
 from ..errors import UserError
 from ..precision import CALIBRATION_NUM, COMPILE_PRECISIONS
 from ..precision.methods import DEFAULT_METHOD
+from ..surgery.variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, WINDOW_OPS
 
 
 @dataclass
@@ -36,6 +37,9 @@ class CompileOptions:
     force: bool = False
     gates: dict = field(default_factory=dict)  # min_agreement, min_cosine, max_acc_drop
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
+    fuse_attention: bool = DEFAULT_FUSE_ATTENTION  # the plugin variant the CPU artifacts are made with
+    window_ops: str = DEFAULT_WINDOW_OPS
+    compare: bool = True  # with TensorRT and a GPU: build every plugin variant, keep the fastest engine
 
     @property
     def needs_calibration(self) -> bool:
@@ -51,6 +55,8 @@ class CompileOptions:
                             "exported; drop them")
         if self.precision not in COMPILE_PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}: choose one of {', '.join(COMPILE_PRECISIONS)}")
+        if self.window_ops not in WINDOW_OPS:
+            raise UserError(f"--window-ops {self.window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
         if self.needs_calibration and self.calib_data is None:
             raise UserError(f"--precision {self.precision} needs --calib-data (a folder of images, a video or a "
                             f"list of paths) to calibrate INT8 ranges on")

@@ -64,13 +64,26 @@ def calibration_overlap(items, calib: Path | None, candidates: list[str]) -> dic
             "caches": [str(c) for c in caches]}
 
 
+def engine_variants(name: str) -> list[dict] | None:
+    """An engine candidate's plugin variants as timed by ``build --compare`` (None: not compared)."""
+    from ..model_ref import ModelRef
+
+    ref = ModelRef.parse(name)
+    if ref.kind != "engine":
+        return None
+    from ..engine.compare import comparison_rows
+
+    return comparison_rows(ref.sidecar() or {}) or None
+
+
 def assemble(options, models, data, data_source, label_source, result: dict, layers: dict,
              overlap: dict | None, notes: list[str]) -> dict:
     entries = []
     for name, metrics in result["candidates"].items():
         entries.append({"name": name, "backend": models.candidates[name].name,
                         "precision": model_precision(name, models.protos.get(name)), **metrics,
-                        "latency": latency_stats(models.candidates[name].samples), "layers": layers[name]})
+                        "latency": latency_stats(models.candidates[name].samples), "layers": layers[name],
+                        "engine_variants": engine_variants(name)})
     failures = [f for entry in entries for f in check(options.gates, entry)]
     reference_metrics = {**result["reference"], "backend": models.reference.name,
                          "precision": model_precision(options.reference, models.protos.get(options.reference)),

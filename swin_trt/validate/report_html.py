@@ -125,6 +125,24 @@ def _outputs_table(document: dict, labels: dict) -> str:
             f"<div class=scroll><table>{head}{''.join(rows)}</table></div>")
 
 
+def _variants_table(document: dict, labels: dict) -> str:
+    """The plugin variants `build --compare` timed for an engine candidate, fastest kept."""
+    parts = []
+    for c in document["candidates"]:
+        rows = c.get("engine_variants") or []
+        if not rows:
+            continue
+        body = "".join(f"<tr><td class=text>{escape(r['variant'])}{' (kept)' if r['chosen'] else ''}</td>"
+                       f"<td>{r['median_ms']:.3f}</td><td>{r['vs_fastest']:.3f}&times;</td>"
+                       f"<td>{r['plugin_layers']}</td></tr>" for r in rows)
+        parts.append(f"<h3>{escape(labels[c['name']])}</h3><table><tr><th class=text>variant</th><th>GPU ms "
+                     f"(median)</th><th>vs fastest</th><th>plugin layers</th></tr>{body}</table>")
+    if not parts:
+        return ""
+    return ("<h2>Plugin variants timed on the GPU</h2><p class=muted>Each variant of the same graph built and timed "
+            "by <code>build --compare</code>; the fastest is the engine.</p>" + "".join(parts))
+
+
 def _layer_row(t: dict) -> str:
     cells = [str(t["index"]), f"<code>{escape(t['name'])}</code>", escape(t["op"]),
              "&times;".join(map(str, t["shape"])), _db(t["snr_in_db"]), _db(t["snr_db"]), _db(t["snr_lost_db"]),
@@ -204,6 +222,7 @@ def render_html(document: dict, plots: dict[str, bytes] | None = None) -> str:
 maps). SNR: the reference output's energy over the error's, in dB (&infin; = identical); the first output's here.
 Latency: per batch of the backend, this machine.</p>
 {_outputs_table(document, labels)}
+{_variants_table(document, labels)}
 <h2>Figures</h2>
 {figures}
 {_layers(document, labels)}
