@@ -7,7 +7,9 @@ same graph, which lets every precision choice be checked without a GPU.
 * :mod:`.histogram`, :mod:`.methods`: streaming |x| histograms and the four ways to pick ``amax``.
 * :mod:`.points`: which tensors get quantized (inputs of MatMul/Gemm/Conv and of the window plugins).
 * :mod:`.sources`, :mod:`.calibration`, :mod:`.cache`: calibration images -> ranges -> the JSON cache.
-* :mod:`.fp16`, :mod:`.int8`, :mod:`.mixed` (with :mod:`.probe`): the three ``quantize --precision`` modes.
+* :mod:`.fp16`, :mod:`.int8`, :mod:`.mixed` (with :mod:`.switchable`): the three ``quantize --precision`` modes.
 * :mod:`.evaluate`: running graphs on ONNX Runtime's CPU provider (``swin_trt.backends.onnxruntime``).
-* :mod:`.pipeline`: the calibrate and quantize stages on files (what the CLI commands call).
+* :mod:`.calibrate_stage`, :mod:`.quantize_stage`: the two stages on files (what the CLI commands call).
+
+Graphs are edited with onnx-graphsurgeon through :mod:`swin_trt.graph`.
 """

@@ -1,7 +1,7 @@
 """``--precision best``: INT8 where it is harmless, FP16 elsewhere, under an accuracy budget against FP32.
 
 1. Sensitivity: each layer quantized alone (everything else float32), on the held-out images, through the
-   switchable probe graph (:mod:`.probe`): output cosine and top-1 agreement against FP32. A layer's
+   switchable probe graph (:mod:`.switchable`): output cosine and top-1 agreement against FP32. A layer's
    sensitivity is ``1 - cosine`` (continuous, so it ranks even when top-1 does not move).
 2. Fallback search: the k most sensitive layers stay unquantized; the smallest k whose all-but-k INT8
    probe meets ``min_cosine`` and ``min_agreement`` is found by bisection (error grows with the set of

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .. import graph as graphs
 from ..backends.onnxruntime import create_session, load_onnx
 from ..errors import UserError
 from ..io import atomic_output, read_sidecar, sha256_file, sidecar_path, write_json
@@ -100,7 +101,7 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
 
 
 def _op_counts(model: onnx.ModelProto) -> dict:
-    kinds = ("QuantizeLinear", "DequantizeLinear", "Cast")
+    kinds = (*graphs.QDQ_OPS, "Cast")
     counts = {kind: sum(n.op_type == kind for n in model.graph.node) for kind in kinds}
     elem = {init.name: init.data_type for init in model.graph.initializer}
     counts["float16_initializers"] = sum(t == onnx.TensorProto.FLOAT16 for t in elem.values())
