@@ -10,12 +10,10 @@ import torch
 
 from swin_trt.validate.schema import SCHEMA_VERSION, missing_keys
 
-from test_validate_graphs import pico_models
-
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return pico_models(tmp_path_factory)
+def models(pico_models):
+    return pico_models
 
 
 @pytest.fixture(scope="module")
