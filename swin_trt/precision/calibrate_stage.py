@@ -16,7 +16,8 @@ from ..errors import UserError
 from ..io import atomic_output, read_sidecar, sha256_file
 from . import cache as cache_io
 from .calibration import collect
-from .methods import DEFAULT_METHOD, METHODS, compute_amax
+from .defaults import DEFAULT_CALIB_BATCH, DEFAULT_CALIB_IMAGES
+from .methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, compute_amax
 from .sources import CalibrationSource
 
 DEFAULT_MIN_IMAGES = 16
@@ -31,8 +32,9 @@ def preprocessor_for(model_path: Path) -> tuple[Preprocessor, dict]:
     return Preprocessor.from_sidecar(sidecar), sidecar
 
 
-def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = 512, batch: int = 8,
-                   method: str = DEFAULT_METHOD, percentile: float = 99.99, min_images: int | None = None,
+def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = DEFAULT_CALIB_IMAGES,
+                   batch: int = DEFAULT_CALIB_BATCH, method: str = DEFAULT_METHOD,
+                   percentile: float = DEFAULT_PERCENTILE, min_images: int | None = None,
                    progress: bool = True) -> dict:
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
