@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from swin_trt.validate.gates import Gates, check
-from swin_trt.validate.metrics import Agreement, ErrorHistogram, capped
+from swin_trt.validate.metrics import Agreement, ErrorHistogram, capped, cosine_rows
 from swin_trt.validate.model_precision import onnx_precision
 from swin_trt.validate.schema import json_safe
 
@@ -53,6 +53,24 @@ def test_agreement_and_histogram_stream():
     histogram.update(reference, candidate)
     counts = histogram.result()["counts"]
     assert sum(counts) == reference.size and len(counts) == len(histogram.EDGES) + 1
+
+
+def test_cosine_of_zero_vectors_follows_one_rule_everywhere():
+    """Two zero vectors are identical (1), a zero vector against another has nothing in common (0): in the
+    logits metric and in the per-layer statistics alike."""
+    from swin_trt.validate.layers import _Stats
+
+    zero, ones = np.zeros((1, 4)), np.ones((1, 4))
+    assert cosine_rows(zero, zero)[0] == 1.0 and cosine_rows(zero, ones)[0] == cosine_rows(ones, zero)[0] == 0.0
+    assert cosine_rows(ones, -ones)[0] == pytest.approx(-1.0)
+    metric = Agreement()
+    metric.update(np.zeros((2, 5)), np.zeros((2, 5)))
+    metric.update(np.zeros((2, 5)), np.ones((2, 5)))
+    assert metric.result()["cosine"] == 0.5 and metric.result()["cosine_min"] == 0.0
+    stats = _Stats([4])
+    stats.update(zero, zero)
+    stats.update(zero, ones)
+    assert stats.cosine_sum / stats.count == 0.5
 
 
 def test_identical_outputs_have_infinite_snr_written_as_null():

@@ -23,7 +23,7 @@ from ..backends.onnxruntime import create_session
 from ..graph import QUANTIZE_OPS, SHAPE_OPS, with_outputs
 from ..ops.lowering import lower_plugins
 from ..ops.schema import MOVE_OPS
-from .metrics import capped, snr_db
+from .metrics import capped, cosine_rows, snr_db
 
 # Ops that only move, slice or re-type values: their outputs repeat an upstream tensor's error, so listing
 # them would bury the layers that compute.
@@ -123,8 +123,7 @@ class _Stats:
         self.max_abs = max(self.max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0)
         self.sum_abs += float(np.sum(np.abs(diff)))
         self.elements += diff.size
-        norm = float(np.linalg.norm(ref) * np.linalg.norm(cand))
-        self.cosine_sum += float(np.sum(ref * cand)) / norm if norm else 1.0
+        self.cosine_sum += float(cosine_rows(ref.reshape(1, -1), cand.reshape(1, -1))[0])
         self.count += 1
 
 
