@@ -19,7 +19,7 @@ class TorchBackend(Backend):
         self.output_names = ["logits"]
 
     @classmethod
-    def from_spec(cls, spec: str, img_size=None, **_):
+    def from_spec(cls, spec: str, img_size=None):
         parts = spec.split(":", 2)
         arch = parts[1]
         checkpoint = parts[2] if len(parts) > 2 and parts[2] else None
