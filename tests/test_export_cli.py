@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from swin_trt.cli.main import _COMMANDS
+from swin_trt.export import export_model, seeded_model
 from swin_trt.models import create_model
 
 
@@ -30,12 +31,27 @@ def test_export_matches_pytorch_and_writes_sidecar(cli, tmp_path, exporter):
     assert sidecar["weights"] == {"source": "random", "seed": 0}
     assert set(sidecar["preprocessing"]) >= {"resize", "crop", "mean", "std"}
     assert sidecar["dynamic_batch_max"] == 4 and "torch" in sidecar["versions"]
-    torch.manual_seed(0)
-    model = create_model("swin_pico_test", img_size=(64, 96))[0]
+    model = seeded_model("swin_pico_test", sidecar["weights"]["seed"], img_size=(64, 96))[0]
     x = np.random.default_rng(0).standard_normal((3, 3, 64, 96)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     assert np.abs(run_onnx(out, x) - expected).max() <= 1e-4
+
+
+def test_random_weights_come_from_the_seed_alone(tmp_path):
+    """The same seed gives the same weights whatever state torch's global generator is in, and export leaves
+    that state as it found it."""
+    weights = []
+    for index, global_seed in enumerate((1, 2)):
+        torch.manual_seed(global_seed)
+        expected_next = torch.rand(3)
+        torch.manual_seed(global_seed)
+        export_model("swin_pico_test", tmp_path / f"m{index}.onnx", check=False, seed=5)
+        assert torch.equal(torch.rand(3), expected_next)  # the caller's random stream is untouched
+        graph = onnx.load(tmp_path / f"m{index}.onnx").graph
+        weights.append({i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer})
+    assert weights[0].keys() == weights[1].keys()
+    assert all(np.array_equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
 def test_export_features(cli, tmp_path):
