@@ -103,6 +103,8 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
     if exporter == "dynamo" and opset < DEFAULT_OPSET["dynamo"]:
         raise UserError(f"the dynamo exporter needs --opset >= {DEFAULT_OPSET['dynamo']} (got {opset}): use "
                         f"--opset 18, or --exporter torchscript for opset {opset}")
+    if exporter == "dynamo":
+        _require_onnxscript()
     if batch < 1 or (dynamic_batch is not None and dynamic_batch < 1):
         raise UserError("--batch and --dynamic-batch must be >= 1")
     model, spec, report = seeded_model(arch, seed, checkpoint=checkpoint, img_size=img_size,
@@ -166,6 +168,16 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
     }
     write_json(sidecar_path(output), result.sidecar)
     return result
+
+
+def _require_onnxscript() -> None:
+    """torch's dynamo exporter builds its graph with onnxscript, an optional dependency (the default
+    TorchScript exporter does not need it)."""
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise UserError("--exporter dynamo needs onnxscript: pip install 'swin-trt[dynamo]', or use "
+                        "--exporter torchscript (the default)") from None
 
 
 def _check_with_onnxruntime(path: Path, example: torch.Tensor, expected) -> float:

@@ -1,6 +1,7 @@
 """`swin-trt export` end to end, its errors, and every subcommand's --help."""
 
 import json
+import sys
 
 import numpy as np
 import onnx
@@ -102,3 +103,13 @@ def test_every_subcommand_help_has_an_example(cli, command):
 def test_top_level_help(cli):
     result = cli("--help")
     assert "export" in result.output and "Pipeline" in result.output
+
+
+def test_dynamo_without_onnxscript_is_a_user_error(tmp_path, monkeypatch):
+    """onnxscript is optional (the dynamo exporter's): without it, --exporter dynamo says how to get it."""
+    from swin_trt.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if it were not installed
+    with pytest.raises(UserError, match=r"pip install 'swin-trt\[dynamo\]'"):
+        export_model("swin_pico_test", tmp_path / "m.onnx", exporter="dynamo")
+    assert list(tmp_path.iterdir()) == []

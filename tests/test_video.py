@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import av
@@ -87,6 +88,13 @@ def test_synth_video_is_real_footage(clip):
     assert frames[0].std() > 20  # a photo, not a flat test pattern
     assert np.abs(frames[1].astype(int) - frames[0]).mean() > 0.5  # the camera moves
     assert np.abs(frames[1].astype(int) - frames[0]).mean() < 40  # ... smoothly
+
+
+def test_sample_photos_without_scikit_image_say_how_to_get_them(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)  # as if it were not installed (the synth extra)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    with pytest.raises(UserError, match=r"pip install 'swin-trt\[synth\]'"):
+        sample_images()
 
 
 def test_classify_sources(tmp_path):
