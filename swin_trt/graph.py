@@ -1,8 +1,11 @@
 """Editing ONNX graphs: onnx-graphsurgeon, and the few helpers and op sets that every stage shares.
 
-Everything in swin-trt that changes a graph (surgery, plugin lowering, FP16 and INT8 insertion, the
-switchable probe, the ONNX Runtime CPU copy, exposing intermediate tensors) goes through onnx-graphsurgeon
-and this module. Why onnx-graphsurgeon rather than onnx-ir (both are installed):
+Everything in swin-trt that restructures a graph (surgery, plugin lowering, FP16 and INT8 insertion, the
+switchable probe, the ONNX Runtime CPU copy) does it with onnx-graphsurgeon and the helpers here. Only
+copies made to be evaluated, which just gain extra graph outputs (:func:`with_outputs`; surgery's
+shape-folding probe, which also appends the Shape nodes it reads), are appended to as protobuf.
+
+Why onnx-graphsurgeon rather than onnx-ir (both are installed):
 
 * surgery and plugin lowering were already written in it, and it is NVIDIA's tool for preparing graphs
   for TensorRT, the target here: one graph layer, not two;
@@ -32,18 +35,13 @@ def copy(model: onnx.ModelProto) -> onnx.ModelProto:
     return duplicate
 
 
-def export(graph: gs.Graph, like: onnx.ModelProto | None = None, *, cleanup: bool = False,
-           toposort: bool = False) -> onnx.ModelProto:
-    """``graph`` as a model, optionally after ``cleanup`` (dead nodes, unused tensors) and ``toposort``.
+def export(graph: gs.Graph, like: onnx.ModelProto | None = None) -> onnx.ModelProto:
+    """``graph`` as a model. Initializers no node reads are not written (a graph's tensors are the ones its
+    nodes use); dead nodes go with ``graph.cleanup()`` and ``graph.toposort()`` orders nodes, before this.
 
-    Initializers no node reads are never written (a graph's tensors are the ones its nodes use). ``like``:
-    the model ``graph`` was imported from, whose model-level fields onnx-graphsurgeon does not carry
+    ``like``: the model ``graph`` was imported from, whose model-level fields onnx-graphsurgeon does not carry
     (doc string, domain, version, metadata) are kept.
     """
-    if cleanup:
-        graph.cleanup()
-    if toposort:
-        graph.toposort()
     model = gs.export_onnx(graph)
     if like is not None:
         model.doc_string, model.domain, model.model_version = like.doc_string, like.domain, like.model_version

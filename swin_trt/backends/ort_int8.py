@@ -52,7 +52,8 @@ def float_data_movement(model: onnx.ModelProto) -> onnx.ModelProto:
         node.outputs[0] = float_out
         q.inputs[0] = float_out
         q.outputs[0] = yq
-    return graphs.export(graph, like=model, toposort=True)  # each Q now follows its plugin
+    graph.toposort()  # each moved Q now follows its plugin
+    return graphs.export(graph, like=model)
 
 
 def uint8_weights(model: onnx.ModelProto) -> onnx.ModelProto:

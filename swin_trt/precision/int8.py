@@ -182,10 +182,8 @@ def quantize_int8(model: onnx.ModelProto, scales: dict[str, float], options: Int
             if node.op in MOVE_OPS:
                 _int8_plugin(node, edit, before, after)
             else:
-                for point in node_points:
-                    tensor = node.inputs[point.index]
-                    shared = edit.dequantized.get(tensor.name)
-                    node.inputs[point.index] = shared if shared is not None else edit.fake_quantize(tensor, before)
+                for point in node_points:  # a tensor already dequantized (a plugin's output) is taken as it is
+                    node.inputs[point.index] = edit.fake_quantize(node.inputs[point.index], before)
                 if is_weight(node):
                     node.inputs[1] = edit.weight(node, node.inputs[1], before)
             edit.report.quantized.append(name)
