@@ -257,7 +257,7 @@ def main(argv=None) -> dict:
     from swin_trt.precision.fp16 import to_fp16
     from swin_trt.precision.int8 import Int8Options, quantize_int8
     from swin_trt.precision.methods import compute_amax
-    from swin_trt.precision.mixed import Budget, mixed_precision
+    from swin_trt.precision.mixed import Budget, Built, mixed_precision
     from swin_trt.backends.onnxruntime import create_session
     from swin_trt.data.model_input import resolve_input
     from swin_trt.precision.sources import CalibrationSource
@@ -330,11 +330,12 @@ def main(argv=None) -> dict:
 
     def build(base, options):
         quantized, report = quantize_int8(base, scales_by_method["entropy"], options)
-        return to_fp16(quantized, int8_nodes=report.quantized)[0]
+        return Built(to_fp16(quantized, int8_nodes=report.quantized)[0])
 
     start = time.perf_counter()
-    best, mixed = mixed_precision(model, scales_by_method["entropy"], held_out, options=Int8Options(),
-                                  budget=Budget(), build=build, log=log)
+    built, mixed = mixed_precision(model, scales_by_method["entropy"], held_out, options=Int8Options(),
+                                   budget=Budget(), build=build, log=log)
+    best = built.model
     row = accuracy_row(reference, run_logits(create_session(best, int8="exact"), pixels), labels, fp32_acc)
     row.update(on_600(create_session(best, int8="exact")))
     row.update(fallback_layers=mixed.fallback, budget_met_on_held_out=mixed.met,

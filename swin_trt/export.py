@@ -60,6 +60,15 @@ def _output_names(features: bool, stages: int) -> list[str]:
     return [f"stage{i + 1}" for i in range(stages)] if features else [LOGITS_NAME]
 
 
+def seeded_model(arch: str, seed: int, **options):
+    """``create_model(arch, **options)`` with any random initialisation drawn from ``seed``: the weights
+    :func:`export_model` exports when there is no checkpoint. torch's global generator is left as it was
+    (the model code draws from it, so it is forked for the call, not reseeded for the caller)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_model(arch, **options)
+
+
 def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None = None, img_size=None,
                  batch: int = 1, dynamic_batch: int | None = None, opset: int | None = None, features: bool = False,
                  convention: str | None = None, exporter: str = "torchscript", num_classes: int | None = None,
@@ -76,11 +85,12 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
     if exporter == "dynamo" and opset < DEFAULT_OPSET["dynamo"]:
         raise UserError(f"the dynamo exporter needs --opset >= {DEFAULT_OPSET['dynamo']} (got {opset}): use "
                         f"--opset 18, or --exporter torchscript for opset {opset}")
+    if exporter == "dynamo":
+        _require_onnxscript()
     if batch < 1 or (dynamic_batch is not None and dynamic_batch < 1):
         raise UserError("--batch and --dynamic-batch must be >= 1")
-    torch.manual_seed(seed)
-    model, spec, report = create_model(arch, checkpoint, img_size=img_size, convention=convention,
-                                       features=features, num_classes=num_classes)
+    model, spec, report = seeded_model(arch, seed, checkpoint=checkpoint, img_size=img_size,
+                                       convention=convention, features=features, num_classes=num_classes)
     config = model.config
     example_batch = min(2, dynamic_batch) if dynamic_batch else batch
     example = torch.randn(example_batch, config.in_chans, *config.img_size, generator=torch.Generator().manual_seed(seed))
@@ -141,6 +151,16 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
     }
     write_json(sidecar_path(output), result.sidecar)
     return result
+
+
+def _require_onnxscript() -> None:
+    """torch's dynamo exporter builds its graph with onnxscript, an optional dependency (the default
+    TorchScript exporter does not need it)."""
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise UserError("--exporter dynamo needs onnxscript: pip install 'swin-trt[dynamo]', or use "
+                        "--exporter torchscript (the default)") from None
 
 
 def _check_with_onnxruntime(path: Path, example: torch.Tensor, expected) -> float:

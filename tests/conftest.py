@@ -1,14 +1,40 @@
-"""Shared fixtures: tiny configs, real photos from scikit-image, and a CLI runner."""
+"""Shared fixtures: tiny configs, real photos from scikit-image, a CLI runner, and the pico test model exported
+once per session in the forms several modules need (an export costs tens of seconds on a loaded CI machine)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=7, num_classes=10)
+
+
+def finishes_within(seconds: float, call):
+    """``call()``'s result (its exception is raised again), failing the test if it has not returned within
+    ``seconds``: a guard against hangs, set far above the expected time so that a loaded machine cannot trip it
+    (a test that measures how fast something is belongs in benchmarks/, not here)."""
+    import threading
+
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still running after {seconds} s: it hangs"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @pytest.fixture
@@ -53,3 +79,112 @@ def crops_dir(tmp_path_factory, photo_dir) -> Path:
         for i, (x, y) in enumerate(((0, 0), (w // 2, 0), (0, h // 2), (w // 2, h // 2))):
             image.crop((x, y, x + w // 2, y + h // 2)).save(folder / f"{path.stem}_{i}.png")
     return folder
+
+
+@pytest.fixture(scope="session")
+def pico_dynamic(tmp_path_factory) -> Path:
+    """The 64 px random-weight test Swin with its sidecar, with a dynamic batch (up to 8)."""
+    from swin_trt.export import export_model
+
+    path = tmp_path_factory.mktemp("pico_dynamic") / "pico.onnx"
+    export_model("swin_pico_test", path, dynamic_batch=8, check=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pico_rewritten(tmp_path_factory) -> Path:
+    """swin_pico_test exported and rewritten (plugin nodes), with both sidecars."""
+    from swin_trt.export import export_model
+    from swin_trt.surgery.rewrite_stage import rewrite_file
+
+    folder = tmp_path_factory.mktemp("precision_pico")
+    export_model("swin_pico_test", folder / "pico.onnx", check=False)
+    rewrite_file(folder / "pico.onnx", folder / "pico.rw.onnx", fuse_attention=True)  # every plugin family
+    return folder / "pico.rw.onnx"
+
+
+@pytest.fixture(scope="session")
+def pico_models(tmp_path_factory) -> dict:
+    """The pico model as fp32, rewritten, rewritten+fp16 and rewritten+int8 (paths; only fp32 has a sidecar).
+    The FP16 and INT8 graphs are made here, not by `swin-trt quantize`: validate is tested on its own."""
+    from swin_trt.export import export_model
+    from swin_trt.surgery.rewrite import rewrite
+
+    folder = tmp_path_factory.mktemp("pico")
+    paths = {"fp32": folder / "pico.onnx", "rewritten": folder / "pico.rw.onnx",
+             "fp16": folder / "pico.rw.fp16.onnx", "int8": folder / "pico.rw.int8.onnx"}
+    export_model("swin_pico_test", paths["fp32"], check=False)
+    rewritten, _ = rewrite(onnx.load(paths["fp32"]), fuse_attention=True)
+    onnx.save(rewritten, paths["rewritten"])
+    onnx.save(fp16_graph(rewritten), paths["fp16"])
+    onnx.save(int8_graph(rewritten), paths["int8"])
+    return paths
+
+
+# ---- self-made FP16 and INT8 graphs (validate's tests must not depend on `swin-trt quantize`) -----------
+
+WEIGHT_OPS = {"MatMul", "Gemm", "Conv"}
+ROUNDED_OPS = {"MatMul", "Gemm", "Conv", "LayerNormalization", "Softmax", "SwinWindowAttention"}
+
+
+def _with_nodes_after(model: onnx.ModelProto, extra: dict[str, list]) -> None:
+    """Insert ``extra[node name]`` right after each node: keeps the graph topologically sorted."""
+    nodes = []
+    for node in model.graph.node:
+        nodes.append(node)
+        nodes.extend(extra.get(node.name, []))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def fp16_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """FP16 as a deployment sees it, runnable by ONNX Runtime's CPU kernels: weights stored as float16, and
+    every compute output rounded to float16 and back under its original name (so tensor names match)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    weights = {n.input[i] for n in graph.node if n.op_type in WEIGHT_OPS for i in range(1, len(n.input))}
+    casts = []
+    for init in list(graph.initializer):
+        if init.name in weights and init.data_type == TensorProto.FLOAT:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}__fp16")
+            graph.initializer.remove(init)
+            graph.initializer.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                          name=f"{init.name}__cast"))
+    extra = {}
+    for node in graph.node:
+        if node.op_type in ROUNDED_OPS:
+            out = node.output[0]
+            node.output[0] = f"{out}__raw"
+            extra[node.name] = [
+                helper.make_node("Cast", [f"{out}__raw"], [f"{out}__h"], to=TensorProto.FLOAT16, name=f"{out}__to16"),
+                helper.make_node("Cast", [f"{out}__h"], [out], to=TensorProto.FLOAT, name=f"{out}__to32")]
+    _with_nodes_after(model, extra)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+def int8_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """INT8 weights through QuantizeLinear/DequantizeLinear (symmetric, per tensor), as Q/DQ graphs carry them."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    extra = []
+    for node in graph.node:
+        if node.op_type in WEIGHT_OPS and len(node.input) > 1 and node.input[1] in inits:
+            weight = numpy_helper.to_array(inits[node.input[1]])
+            name = node.input[1]
+            scale = numpy_helper.from_array(np.array(max(np.abs(weight).max(), 1e-8) / 127, np.float32), f"{name}__s")
+            zero = numpy_helper.from_array(np.array(0, np.int8), f"{name}__z")
+            graph.initializer.extend([scale, zero])
+            extra += [helper.make_node("QuantizeLinear", [name, scale.name, zero.name], [f"{name}__q"],
+                                       name=f"{name}__Q"),
+                      helper.make_node("DequantizeLinear", [f"{name}__q", scale.name, zero.name], [f"{name}__dq"],
+                                       name=f"{name}__DQ")]
+            node.input[1] = f"{name}__dq"
+    nodes = extra + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model

@@ -16,25 +16,6 @@ from swin_trt.precision.histogram import AbsHistogram
 from swin_trt.precision.methods import compute_amax, kl_divergences
 
 ROOT = Path(__file__).resolve().parents[1]
-_PICO: dict = {}
-
-
-def pico_rewritten(tmp_path_factory) -> Path:
-    """swin_pico_test exported and rewritten once per session, with its sidecar (shared with test_precision)."""
-    if "model" not in _PICO:
-        from swin_trt.export import export_model
-        from swin_trt.surgery.rewrite_stage import rewrite_file
-
-        folder = tmp_path_factory.mktemp("precision_pico")
-        export_model("swin_pico_test", folder / "pico.onnx", check=False)
-        rewrite_file(folder / "pico.onnx", folder / "pico.rw.onnx", fuse_attention=True)
-        _PICO["model"] = folder / "pico.rw.onnx"
-    return _PICO["model"]
-
-
-@pytest.fixture(scope="module")
-def pico(tmp_path_factory):
-    return pico_rewritten(tmp_path_factory)
 
 
 def _hist(values, parts=4) -> AbsHistogram:
@@ -129,20 +110,20 @@ def _calibrate(cli, model, data, out, *extra, expect=0):
     return cli("calibrate", model, "--data", data, "--min-images", 2, "--quiet", "-o", out, *extra, expect=expect)
 
 
-def test_calibrate_folder_is_deterministic(cli, pico, photo_dir, tmp_path):
+def test_calibrate_folder_is_deterministic(cli, pico_rewritten, photo_dir, tmp_path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
-    result = _calibrate(cli, pico, photo_dir, first, "--batch", 4)
-    _calibrate(cli, pico, photo_dir, second, "--batch", 4)
+    result = _calibrate(cli, pico_rewritten, photo_dir, first, "--batch", 4)
+    _calibrate(cli, pico_rewritten, photo_dir, second, "--batch", 4)
     assert first.read_bytes() == second.read_bytes()
     assert "6 images (folder)" in result.output
     cache = json.loads(first.read_text())
     from swin_trt.io import sha256_file
 
-    assert cache["model_sha256"] == sha256_file(pico) and cache["method"] == "percentile"
+    assert cache["model_sha256"] == sha256_file(pico_rewritten) and cache["method"] == "percentile"
     assert cache["data"]["images"] == 6 and len(cache["data"]["fingerprint"]) == 64
     import onnx
 
-    graph = onnx.load(pico).graph
+    graph = onnx.load(pico_rewritten).graph
     matmul_inputs = {n.input[0] for n in graph.node if n.op_type == "MatMul"}
     partition_inputs = {n.input[0] for n in graph.node if n.op_type == "SwinWindowPartition"}
     reverse_inputs = {n.input[0] for n in graph.node if n.op_type == "SwinWindowReverse"}
@@ -151,21 +132,21 @@ def test_calibrate_folder_is_deterministic(cli, pico, photo_dir, tmp_path):
         assert entry["amax"] > 0 and entry["scale"] == pytest.approx(entry["amax"] / 127, rel=1e-6)
 
 
-def test_methods_order_on_real_activations(cli, pico, photo_dir, tmp_path):
+def test_methods_order_on_real_activations(cli, pico_rewritten, photo_dir, tmp_path):
     amax = {}
     for method in ("max", "entropy", "mse"):
-        _calibrate(cli, pico, photo_dir, tmp_path / f"{method}.json", "--method", method)
+        _calibrate(cli, pico_rewritten, photo_dir, tmp_path / f"{method}.json", "--method", method)
         amax[method] = {k: v["amax"] for k, v in json.loads((tmp_path / f"{method}.json").read_text())["tensors"].items()}
     for name, top in amax["max"].items():
         assert amax["entropy"][name] <= top * (1 + 1e-6) and amax["mse"][name] <= top * (1 + 1e-6)
 
 
-def test_text_file_source(cli, pico, photo_dir, tmp_path):
+def test_text_file_source(cli, pico_rewritten, photo_dir, tmp_path):
     listing = tmp_path / "list.txt"
     names = sorted(p.name for p in photo_dir.iterdir())
     listing.write_text("# calibration images\n" + "\n".join(str(photo_dir / n) for n in names[:4]) + "\n")
     out = tmp_path / "calib.json"
-    _calibrate(cli, pico, listing, out)
+    _calibrate(cli, pico_rewritten, listing, out)
     data = json.loads(out.read_text())["data"]
     assert data["kind"] == "list" and data["images"] == 4
 
@@ -184,7 +165,7 @@ def _write_video(path: Path, photo_dir: Path, frames: int = 24) -> None:
         container.mux(stream.encode(None))
 
 
-def test_video_source_samples_frames_evenly(cli, pico, photo_dir, tmp_path):
+def test_video_source_samples_frames_evenly(cli, pico_rewritten, photo_dir, tmp_path):
     from swin_trt.data.video_frames import sample_frames
 
     video = tmp_path / "clip.mp4"
@@ -195,12 +176,12 @@ def test_video_source_samples_frames_evenly(cli, pico, photo_dir, tmp_path):
     assert [f.time for f in sample_frames(video, 6)] == times  # deterministic
     assert len(sample_frames(video, 100)) == 24  # a short video gives each frame once
     out = tmp_path / "calib.json"
-    result = _calibrate(cli, pico, video, out, "--num", 6)
+    result = _calibrate(cli, pico_rewritten, video, out, "--num", 6)
     assert "6 images (video)" in result.output
     assert json.loads(out.read_text())["data"]["kind"] == "video"
 
 
-def test_unreadable_files_are_named_and_skipped(cli, pico, photo_dir, tmp_path):
+def test_unreadable_files_are_named_and_skipped(cli, pico_rewritten, photo_dir, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     for photo in sorted(photo_dir.iterdir())[:3]:
@@ -209,23 +190,23 @@ def test_unreadable_files_are_named_and_skipped(cli, pico, photo_dir, tmp_path):
     (folder / "notes.txt").write_text("not an image")
     out = tmp_path / "calib.json"
     with pytest.warns(UserWarning) as caught:
-        _calibrate(cli, pico, folder, out)
+        _calibrate(cli, pico_rewritten, folder, out)
     messages = " ".join(str(w.message) for w in caught)
     assert "broken.jpg" in messages and "notes.txt" in messages
     data = json.loads(out.read_text())["data"]
     assert data["images"] == 3 and data["skipped"] == ["broken.jpg"]
 
 
-def test_too_few_images_is_exit_2_and_writes_nothing(cli, pico, photo_dir, tmp_path):
+def test_too_few_images_is_exit_2_and_writes_nothing(cli, pico_rewritten, photo_dir, tmp_path):
     out = tmp_path / "calib.json"
-    result = cli("calibrate", pico, "--data", photo_dir, "--quiet", "-o", out, expect=2)  # default min: 16
+    result = cli("calibrate", pico_rewritten, "--data", photo_dir, "--quiet", "-o", out, expect=2)  # default min: 16
     assert "fewer than --min-images 16" in result.output and not out.exists()
     assert not list(tmp_path.iterdir())
 
 
-def test_model_without_sidecar_is_exit_2(cli, pico, photo_dir, tmp_path):
+def test_model_without_sidecar_is_exit_2(cli, pico_rewritten, photo_dir, tmp_path):
     bare = tmp_path / "bare.onnx"
-    bare.write_bytes(pico.read_bytes())
+    bare.write_bytes(pico_rewritten.read_bytes())
     result = cli("calibrate", bare, "--data", photo_dir, "-o", tmp_path / "c.json", expect=2)
     assert "sidecar" in result.output and not (tmp_path / "c.json").exists()
 

@@ -1,6 +1,7 @@
 """`swin-trt export` end to end, its errors, and every subcommand's --help."""
 
 import json
+import sys
 
 import numpy as np
 import onnx
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from swin_trt.cli.main import _COMMANDS
+from swin_trt.export import export_model, seeded_model
 from swin_trt.models import create_model
 
 
@@ -30,12 +32,27 @@ def test_export_matches_pytorch_and_writes_sidecar(cli, tmp_path, exporter):
     assert sidecar["weights"] == {"source": "random", "seed": 0}
     assert set(sidecar["preprocessing"]) >= {"resize", "crop", "mean", "std"}
     assert sidecar["dynamic_batch_max"] == 4 and "torch" in sidecar["versions"]
-    torch.manual_seed(0)
-    model = create_model("swin_pico_test", img_size=(64, 96))[0]
+    model = seeded_model("swin_pico_test", sidecar["weights"]["seed"], img_size=(64, 96))[0]
     x = np.random.default_rng(0).standard_normal((3, 3, 64, 96)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     assert np.abs(run_onnx(out, x) - expected).max() <= 1e-4
+
+
+def test_random_weights_come_from_the_seed_alone(tmp_path):
+    """The same seed gives the same weights whatever state torch's global generator is in, and export leaves
+    that state as it found it."""
+    weights = []
+    for index, global_seed in enumerate((1, 2)):
+        torch.manual_seed(global_seed)
+        expected_next = torch.rand(3)
+        torch.manual_seed(global_seed)
+        export_model("swin_pico_test", tmp_path / f"m{index}.onnx", check=False, seed=5)
+        assert torch.equal(torch.rand(3), expected_next)  # the caller's random stream is untouched
+        graph = onnx.load(tmp_path / f"m{index}.onnx").graph
+        weights.append({i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer})
+    assert weights[0].keys() == weights[1].keys()
+    assert all(np.array_equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
 def test_export_features(cli, tmp_path):
@@ -152,3 +169,13 @@ def test_v1_checkpoint_for_a_v2_arch_exits_2(cli, tmp_path):
                  expect=2)
     assert "is a Swin V1 checkpoint" in result.output and "pass --arch swin_pico_test" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]
+
+
+def test_dynamo_without_onnxscript_is_a_user_error(tmp_path, monkeypatch):
+    """onnxscript is optional (the dynamo exporter's): without it, --exporter dynamo says how to get it."""
+    from swin_trt.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if it were not installed
+    with pytest.raises(UserError, match=r"pip install 'swin-trt\[dynamo\]'"):
+        export_model("swin_pico_test", tmp_path / "m.onnx", exporter="dynamo")
+    assert list(tmp_path.iterdir()) == []

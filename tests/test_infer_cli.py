@@ -12,17 +12,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from swin_trt.cli.main import main
-from swin_trt.export import export_model
 from swin_trt.video.synth import make_pan_zoom_video, sample_images
 
+from conftest import finishes_within
+
 FRAMES, FPS = 40, 25
-
-
-@pytest.fixture(scope="module")
-def pico(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "pico.onnx"
-    export_model("swin_pico_test", path, dynamic_batch=8, check=False)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +38,9 @@ def assert_no_output(directory, name):
     assert not [p for p in directory.iterdir() if name in p.name]
 
 
-def test_video_file_to_jsonl(tmp_path, clip, pico):
+def test_video_file_to_jsonl(tmp_path, clip, pico_dynamic):
     out = tmp_path / "preds.jsonl"
-    result = infer(clip, "--model", pico, "--batch", 8, "--topk", 3, "--out", out)
+    result = infer(clip, "--model", pico_dynamic, "--batch", 8, "--topk", 3, "--out", out)
     assert result.exit_code == 0, result.output
     lines = read_lines(out)
     assert [line["index"] for line in lines] == list(range(FRAMES))
@@ -61,9 +55,9 @@ def test_video_file_to_jsonl(tmp_path, clip, pico):
         assert word in result.output
 
 
-def test_every_second_frame(tmp_path, clip, pico):
+def test_every_second_frame(tmp_path, clip, pico_dynamic):
     out = tmp_path / "preds.jsonl"
-    result = infer(clip, "--model", pico, "--every", 2, "--threads", 1, "--out", out)
+    result = infer(clip, "--model", pico_dynamic, "--every", 2, "--threads", 1, "--out", out)
     assert result.exit_code == 0, result.output
     lines = read_lines(out)
     assert [line["index"] for line in lines] == list(range(0, FRAMES, 2))
@@ -71,20 +65,20 @@ def test_every_second_frame(tmp_path, clip, pico):
     assert all(len(line["classes"]) == 5 for line in lines)  # --topk 5 (default) of 5 classes
 
 
-def test_jsonl_on_stdout_without_out(clip, pico):
-    result = CliRunner().invoke(main, ["infer", str(clip), "--model", str(pico), "--max-frames", "6"])
+def test_jsonl_on_stdout_without_out(clip, pico_dynamic):
+    result = CliRunner().invoke(main, ["infer", str(clip), "--model", str(pico_dynamic), "--max-frames", "6"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["index"] for line in lines] == list(range(6))
 
 
-def test_folder_source(tmp_path, pico):
+def test_folder_source(tmp_path, pico_dynamic):
     folder = tmp_path / "photos"
     folder.mkdir()
     for name, image in zip(("astronaut.png", "chelsea.jpg", "coffee.png"), sample_images()):
         Image.fromarray(image).save(folder / name)
     out = tmp_path / "preds.jsonl"
-    result = infer(folder, "--model", pico, "--batch", 2, "--out", out)
+    result = infer(folder, "--model", pico_dynamic, "--batch", 2, "--out", out)
     assert result.exit_code == 0, result.output
     lines = read_lines(out)
     assert [line["name"] for line in lines] == ["astronaut.png", "chelsea.jpg", "coffee.png"]
@@ -101,17 +95,17 @@ def test_single_image_with_torch_spec(tmp_path):
     assert len(line["classes"]) == 2
 
 
-def test_labels_from_file_and_from_sidecar(tmp_path, clip, pico):
+def test_labels_from_file_and_from_sidecar(tmp_path, clip, pico_dynamic):
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(["cat", "coffee", "rocket", "astronaut", "coin"]) + "\n")
     out = tmp_path / "preds.jsonl"
-    result = infer(clip, "--model", pico, "--labels", labels, "--max-frames", 4, "--out", out)
+    result = infer(clip, "--model", pico_dynamic, "--labels", labels, "--max-frames", 4, "--out", out)
     assert result.exit_code == 0, result.output
     assert all(set(line["classes"]) == {"cat", "coffee", "rocket", "astronaut", "coin"} for line in read_lines(out))
     # Names in the sidecar's config are the default.
     named = tmp_path / "named.onnx"
-    shutil.copy(pico, named)
-    sidecar = json.loads(pico.with_name(pico.name + ".json").read_text())
+    shutil.copy(pico_dynamic, named)
+    sidecar = json.loads(pico_dynamic.with_name(pico_dynamic.name + ".json").read_text())
     sidecar["config"]["class_names"] = ["a", "b", "c", "d", "e"]
     named.with_name(named.name + ".json").write_text(json.dumps(sidecar))
     result = infer(clip, "--model", named, "--max-frames", 2, "--out", out)
@@ -119,18 +113,18 @@ def test_labels_from_file_and_from_sidecar(tmp_path, clip, pico):
     assert set(read_lines(out)[0]["classes"]) == {"a", "b", "c", "d", "e"}
 
 
-def test_wrong_number_of_labels_is_exit_2(tmp_path, clip, pico):
+def test_wrong_number_of_labels_is_exit_2(tmp_path, clip, pico_dynamic):
     labels = tmp_path / "labels.txt"
     labels.write_text("cat\ndog\n")
-    result = infer(clip, "--model", pico, "--labels", labels, "--out", tmp_path / "preds.jsonl")
+    result = infer(clip, "--model", pico_dynamic, "--labels", labels, "--out", tmp_path / "preds.jsonl")
     assert result.exit_code == 2
     assert "2 labels for a model with 5 classes" in result.output
     assert_no_output(tmp_path, "preds.jsonl")
 
 
-def test_save_video_is_decodable_with_one_frame_per_prediction(tmp_path, clip, pico):
+def test_save_video_is_decodable_with_one_frame_per_prediction(tmp_path, clip, pico_dynamic):
     out, video = tmp_path / "preds.jsonl", tmp_path / "annotated.mp4"
-    result = infer(clip, "--model", pico, "--every", 3, "--out", out, "--save-video", video)
+    result = infer(clip, "--model", pico_dynamic, "--every", 3, "--out", out, "--save-video", video)
     assert result.exit_code == 0, result.output
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
@@ -142,33 +136,34 @@ def test_save_video_is_decodable_with_one_frame_per_prediction(tmp_path, clip, p
     assert label_box.mean() < 40  # the dark box the label is drawn on
 
 
-def test_realtime_flag_paces_a_file(tmp_path, clip, pico):
+def test_realtime_flag_paces_a_file(tmp_path, clip, pico_dynamic):
     start = time.monotonic()
-    result = infer(clip, "--model", pico, "--realtime", "--out", tmp_path / "preds.jsonl")
+    result = infer(clip, "--model", pico_dynamic, "--realtime", "--out", tmp_path / "preds.jsonl")
     assert result.exit_code == 0, result.output
     assert time.monotonic() - start > (FRAMES - 1) / FPS * 0.9  # decoded at 25 fps, not faster
     assert "dropped" in result.output
 
 
-def test_corrupted_file_is_skipped_not_fatal(tmp_path, pico):
+def test_corrupted_file_is_skipped_not_fatal(tmp_path, pico_dynamic):
     path = make_pan_zoom_video(tmp_path / "damaged.mp4", frames=200, size=(160, 120), fps=FPS)
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
     data[middle:middle + 4000] = bytes((i * 131 + 7) % 256 for i in range(4000))
     path.write_bytes(bytes(data))
     out = tmp_path / "preds.jsonl"
-    result = infer(path, "--model", pico, "--batch", 8, "--out", out)
+    result = infer(path, "--model", pico_dynamic, "--batch", 8, "--out", out)
     assert result.exit_code == 0, result.output
     frames = len(read_lines(out))
     corrupt = int(result.output.split("corrupt ")[1].split()[0])
-    assert 100 < frames and (corrupt > 0 or frames < 200)
+    assert corrupt > 0  # the damaged frames were noticed and counted in the summary
+    assert 100 < frames and frames + corrupt <= 200 and f"frames {frames}" in result.output
 
 
-def test_truncated_file_ends_cleanly(tmp_path, pico):
+def test_truncated_file_ends_cleanly(tmp_path, pico_dynamic):
     path = make_pan_zoom_video(tmp_path / "cut.mp4", frames=100, size=(160, 120), fps=FPS)
     path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
     out = tmp_path / "preds.jsonl"
-    result = infer(path, "--model", pico, "--out", out)
+    result = infer(path, "--model", pico_dynamic, "--out", out)
     assert result.exit_code == 0, result.output
     assert 10 < len(read_lines(out)) < 100
 
@@ -178,37 +173,36 @@ def test_truncated_file_ends_cleanly(tmp_path, pico):
     ("rtsp://127.0.0.1:9/x", "cannot open stream 'rtsp://127.0.0.1:9/x'"),
     ("/dev/video97", "camera '/dev/video97' does not exist"),
 ])
-def test_unopenable_source_is_exit_2_without_output(tmp_path, pico, source, message):
+def test_unopenable_source_is_exit_2_without_output(tmp_path, pico_dynamic, source, message):
     source = str(tmp_path / source) if source == "missing.mp4" else source
-    start = time.monotonic()
-    result = infer(source, "--model", pico, "--timeout", 2, "--out", tmp_path / "preds.jsonl",
-                   "--save-video", tmp_path / "annotated.mp4")
+    result = finishes_within(60, lambda: infer(source, "--model", pico_dynamic, "--timeout", 2,
+                                               "--out", tmp_path / "preds.jsonl",
+                                               "--save-video", tmp_path / "annotated.mp4"))
     assert result.exit_code == 2
     assert message in result.output and "error:" in result.output
     assert "Traceback" not in result.output
-    assert time.monotonic() - start < 10
     assert_no_output(tmp_path, "preds.jsonl")
     assert_no_output(tmp_path, "annotated.mp4")
 
 
-def test_mp4_cut_before_its_index_is_exit_2(tmp_path, pico):
+def test_mp4_cut_before_its_index_is_exit_2(tmp_path, pico_dynamic):
     path = make_pan_zoom_video(tmp_path / "cut.mp4", frames=50, size=(160, 120), fps=FPS, faststart=False)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    result = infer(path, "--model", pico, "--out", tmp_path / "preds.jsonl")
+    result = infer(path, "--model", pico_dynamic, "--out", tmp_path / "preds.jsonl")
     assert result.exit_code == 2 and "cannot open file" in result.output
     assert_no_output(tmp_path, "preds.jsonl")
 
 
-def test_bad_model_and_video_suffix_are_exit_2(tmp_path, clip, pico):
+def test_bad_model_and_video_suffix_are_exit_2(tmp_path, clip, pico_dynamic):
     result = infer(clip, "--model", tmp_path / "nope.onnx")
     assert result.exit_code == 2 and "does not exist" in result.output
-    result = infer(clip, "--model", pico, "--save-video", tmp_path / "annotated.gif")
+    result = infer(clip, "--model", pico_dynamic, "--save-video", tmp_path / "annotated.gif")
     assert result.exit_code == 2 and "cannot write video" in result.output
 
 
-def test_model_without_sidecar_runs_on_the_imagenet_defaults(tmp_path, clip, pico):
+def test_model_without_sidecar_runs_on_the_imagenet_defaults(tmp_path, clip, pico_dynamic):
     bare = tmp_path / "bare.onnx"
-    shutil.copy(pico, bare)  # what a user brings: an ONNX file and nothing else
+    shutil.copy(pico_dynamic, bare)  # what a user brings: an ONNX file and nothing else
     out = tmp_path / "preds.jsonl"
     result = infer(clip, "--model", bare, "--max-frames", "5", "--out", out)
     assert result.exit_code == 0, result.output
@@ -216,7 +210,7 @@ def test_model_without_sidecar_runs_on_the_imagenet_defaults(tmp_path, clip, pic
     assert len(read_lines(out)) == 5
 
 
-def test_http_stream_source(tmp_path, clip, pico):
+def test_http_stream_source(tmp_path, clip, pico_dynamic):
     """A stream URL goes through PyAV's network input (here a loopback HTTP server, nothing external)."""
     import functools
     import http.server
@@ -229,7 +223,7 @@ def test_http_stream_source(tmp_path, clip, pico):
         try:
             out = tmp_path / "preds.jsonl"
             url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}"
-            result = infer(url, "--model", pico, "--batch", 8, "--timeout", 5, "--out", out)
+            result = infer(url, "--model", pico_dynamic, "--batch", 8, "--timeout", 5, "--out", out)
         finally:
             server.shutdown()
     assert result.exit_code == 0, result.output

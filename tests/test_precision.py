@@ -16,27 +16,20 @@ from swin_trt.ops.lowering import lower_plugins
 from swin_trt.precision.calibration import with_outputs
 from swin_trt.precision.evaluate import agreement, load_pixels, run_logits
 
-from test_calibrate import pico_rewritten
-
 
 @pytest.fixture(scope="module")
-def pico(tmp_path_factory):
-    return pico_rewritten(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def calib(pico, photo_dir, tmp_path_factory):
+def calib(pico_rewritten, photo_dir, tmp_path_factory):
     from swin_trt.precision.calibrate_stage import calibrate_file
 
     out = tmp_path_factory.mktemp("calib") / "calib.json"
-    calibrate_file(pico, photo_dir, out, min_images=1, progress=False)
+    calibrate_file(pico_rewritten, photo_dir, out, min_images=1, progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def int8(cli, pico, calib, tmp_path_factory):
+def int8(cli, pico_rewritten, calib, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "pico.int8.onnx"
-    result = cli("quantize", pico, "--precision", "int8", "--calib", calib, "-o", out)
+    result = cli("quantize", pico_rewritten, "--precision", "int8", "--calib", calib, "-o", out)
     return out, result.output
 
 
@@ -61,9 +54,9 @@ def _pixels(model_path, photo_dir, num=6):
 # ---- FP16 ----------------------------------------------------------------------------------------------
 
 
-def test_fp16_graph_types_and_run(cli, pico, photo_dir, tmp_path):
+def test_fp16_graph_types_and_run(cli, pico_rewritten, photo_dir, tmp_path):
     out = tmp_path / "pico.fp16.onnx"
-    cli("quantize", pico, "--precision", "fp16", "-o", out)
+    cli("quantize", pico_rewritten, "--precision", "fp16", "-o", out)
     model = onnx.load(out)
     onnx.checker.check_model(model, full_check=True)
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT  # io kept float32
@@ -72,7 +65,7 @@ def test_fp16_graph_types_and_run(cli, pico, photo_dir, tmp_path):
     assert len(plugins) == 24
     islands = [n for n in model.graph.node if n.op_type in ("LayerNormalization", "Erf", "ReduceMean")]
     gelu = [n for n in model.graph.node if n.op_type == "Mul" and "/mlp/act/" in n.name]
-    pixels = _pixels(pico, photo_dir, 1)
+    pixels = _pixels(pico_rewritten, photo_dir, 1)
     names = [n.output[0] for n in plugins] + [n.input[0] for n in plugins]
     names += [n.input[0] for n in islands] + [n.output[0] for n in islands + gelu]
     types = _runtime_types(model, sorted(set(names)), pixels)
@@ -87,25 +80,25 @@ def test_fp16_graph_types_and_run(cli, pico, photo_dir, tmp_path):
     assert table.data_type == TensorProto.FLOAT  # the bias table stays float32 (the plugin accepts it)
     sidecar = json.loads((tmp_path / "pico.fp16.onnx.json").read_text())
     assert sidecar["quantize"]["precision"] == "fp16" and sidecar["preprocessing"]
-    reference = run_logits(create_session(onnx.load(pico)), pixels)
+    reference = run_logits(create_session(onnx.load(pico_rewritten)), pixels)
     assert agreement(reference, run_logits(create_session(model), pixels))["cosine"] > 0.9999
 
 
-def test_fp16_io(cli, pico, tmp_path):
+def test_fp16_io(cli, pico_rewritten, tmp_path):
     out = tmp_path / "io.onnx"
-    cli("quantize", pico, "--precision", "fp16", "--io-fp16", "-o", out)
+    cli("quantize", pico_rewritten, "--precision", "fp16", "--io-fp16", "-o", out)
     model = onnx.load(out)
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT16
     outputs = create_session(model).run(None, {"input": np.zeros((1, 3, 64, 64), np.float16)})
     assert outputs[0].dtype == np.float16
 
 
-def _demo_or_pico(tmp_path_factory, pico):
+def _demo_or_pico(tmp_path_factory, pico_rewritten):
     """The trained demo model when it is bundled (meaningful activations), else pico."""
     from swin_trt.models.registry import arch_names
 
     if "swin_demo" not in arch_names():
-        return pico
+        return pico_rewritten
     from swin_trt.export import export_model
     from swin_trt.surgery.rewrite_stage import rewrite_file
 
@@ -115,13 +108,13 @@ def _demo_or_pico(tmp_path_factory, pico):
     return folder / "demo.rw.onnx"
 
 
-def test_fp32_islands_reduce_fp16_error(pico, photo_dir, tmp_path_factory):
+def test_fp32_islands_reduce_fp16_error(pico_rewritten, photo_dir, tmp_path_factory):
     """FP16 error against FP32 on a real-image batch, with and without LayerNorm/Softmax/reductions/erf in
     float32: the islands must lower it."""
     from swin_trt.models.demo import demo_images_dir
     from swin_trt.precision.fp16 import to_fp16
 
-    path = _demo_or_pico(tmp_path_factory, pico)
+    path = _demo_or_pico(tmp_path_factory, pico_rewritten)
     data = demo_images_dir() if demo_images_dir().is_dir() else photo_dir
     pixels = _pixels(path, data, 32)
     model = onnx.load(path)
@@ -140,7 +133,7 @@ def test_fp32_islands_reduce_fp16_error(pico, photo_dir, tmp_path_factory):
 # ---- INT8 ----------------------------------------------------------------------------------------------
 
 
-def test_int8_graph_structure(int8, pico):
+def test_int8_graph_structure(int8, pico_rewritten):
     path, output = int8
     model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
@@ -172,26 +165,26 @@ def test_int8_graph_structure(int8, pico):
     assert section["int8"]["int8_plugins"] == 16
 
 
-def test_int8_runs_with_int8_plugins(int8, pico, photo_dir):
+def test_int8_runs_with_int8_plugins(int8, pico_rewritten, photo_dir):
     from swin_trt.backends.onnxruntime import create_session
 
     path, _ = int8
     model = onnx.load(path)
-    pixels = _pixels(pico, photo_dir)
+    pixels = _pixels(pico_rewritten, photo_dir)
     plugins = [n for n in model.graph.node if n.op_type in ("SwinWindowPartition", "SwinWindowReverse")]
     types = _runtime_types(model, [n.output[0] for n in plugins], pixels[:1])
     assert all(types[n.output[0]] == np.int8 for n in plugins)  # the data movement runs on int8
     create_session(model).run(None, {"input": pixels[:1]})
-    reference = run_logits(create_session(onnx.load(pico)), pixels)
+    reference = run_logits(create_session(onnx.load(pico_rewritten)), pixels)
     exact = agreement(reference, run_logits(create_session(model, int8="exact"), pixels))
     fast = agreement(reference, run_logits(create_session(model, int8="fast"), pixels))
     assert exact["cosine"] > 0.999 and exact["top1_agreement"] == 1.0, exact
     assert abs(fast["cosine"] - exact["cosine"]) < 1e-4, (fast, exact)  # u8u8 kernels: no saturation
 
 
-def test_int8_options(cli, pico, calib, tmp_path):
+def test_int8_options(cli, pico_rewritten, calib, tmp_path):
     out = tmp_path / "q.onnx"
-    cli("quantize", pico, "--precision", "int8", "--calib", calib, "--exclude", "SwinWindowReverse_*",
+    cli("quantize", pico_rewritten, "--precision", "int8", "--calib", calib, "--exclude", "SwinWindowReverse_*",
         "--exclude", "*/mlp/fc2/*", "--quantize-first", "--quantize-last", "--int8-base", "fp16", "-o", out)
     model = onnx.load(out)
     onnx.checker.check_model(model)
@@ -206,20 +199,20 @@ def test_int8_options(cli, pico, calib, tmp_path):
     create_session(model).run(None, {"input": np.zeros((1, 3, 64, 64), np.float32)})
 
 
-def test_cache_for_another_model_is_exit_2(cli, pico, calib, tmp_path):
+def test_cache_for_another_model_is_exit_2(cli, pico_rewritten, calib, tmp_path):
     other = tmp_path / "other.onnx"
-    model = onnx.load(pico)
+    model = onnx.load(pico_rewritten)
     model.doc_string = "changed"
     onnx.save(model, other)
-    (tmp_path / "other.onnx.json").write_text(pico.with_name(pico.name + ".json").read_text())
+    (tmp_path / "other.onnx.json").write_text(pico_rewritten.with_name(pico_rewritten.name + ".json").read_text())
     out = tmp_path / "q.onnx"
     result = cli("quantize", other, "--precision", "int8", "--calib", calib, "-o", out, expect=2)
     assert "made for another model" in result.output
     assert not out.exists() and not (tmp_path / "q.onnx.json").exists()
 
 
-def test_int8_needs_a_cache(cli, pico, tmp_path):
-    result = cli("quantize", pico, "--precision", "int8", "-o", tmp_path / "q.onnx", expect=2)
+def test_int8_needs_a_cache(cli, pico_rewritten, tmp_path):
+    result = cli("quantize", pico_rewritten, "--precision", "int8", "-o", tmp_path / "q.onnx", expect=2)
     assert "--calib" in result.output
 
 
@@ -242,44 +235,59 @@ def test_float_data_movement_is_exact(int8):
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
-def test_probe_switches_match_real_graphs(int8, pico, calib, photo_dir):
+def test_probe_switches_match_real_graphs(int8, pico_rewritten, calib, photo_dir):
     """The switchable probe with every flag off is FP32, with every flag on it is the INT8 graph."""
     from swin_trt.precision.int8 import quantizable_nodes
     from swin_trt.backends.onnxruntime import create_session
     from swin_trt.precision.switchable import build_probe, flags, probe_layers
 
-    model = onnx.load(pico)
+    model = onnx.load(pico_rewritten)
     scales = {k: v["scale"] for k, v in json.loads(calib.read_text())["tensors"].items()}
     layers = [n for n in quantizable_nodes(model) if not n.startswith(("/patch_embed", "/head"))]
     probe = build_probe(model, scales, layers)
     assert len(probe_layers(probe)) == 51
     session = create_session(probe, int8="exact")
-    pixels = _pixels(pico, photo_dir, 3)
+    pixels = _pixels(pico_rewritten, photo_dir, 3)
     fp32 = run_logits(create_session(model), pixels)
     int8 = run_logits(create_session(onnx.load(int8[0]), int8="exact"), pixels)
     np.testing.assert_allclose(run_logits(session, pixels, feeds=flags(probe, set())), fp32, atol=1e-5)
     np.testing.assert_allclose(run_logits(session, pixels, feeds=flags(probe, set(layers))), int8, atol=2e-3)
 
 
-def test_best_prints_fallbacks(cli, pico, calib, photo_dir, tmp_path):
+def test_best_meets_its_budget(cli, pico_rewritten, calib, int8, photo_dir, tmp_path):
+    """On a budget all-INT8 misses, best names the layers that fall back, and the graph it writes, measured
+    here on the same held-out images, meets the budget."""
+    min_cosine, min_agreement = 0.99999, 1.0
+    pixels = _pixels(pico_rewritten, photo_dir, 6)  # the images --eval-num 6 takes
+    reference = run_logits(create_session(onnx.load(pico_rewritten)), pixels)
+    all_int8 = agreement(reference, run_logits(create_session(onnx.load(int8[0]), int8="exact"), pixels))
+    assert all_int8["cosine"] < min_cosine  # without fallbacks the budget is missed
     out = tmp_path / "best.onnx"
-    result = cli("quantize", pico, "--precision", "best", "--calib", calib, "--data", photo_dir,
-                 "--eval-num", 6, "--min-cosine", 0.99999, "--min-agreement", 1.0, "-o", out)
+    result = cli("quantize", pico_rewritten, "--precision", "best", "--calib", calib, "--data", photo_dir,
+                 "--eval-num", 6, "--min-cosine", min_cosine, "--min-agreement", min_agreement, "-o", out)
     assert "fell back:" in result.output and "alone in INT8 it gives cosine" in result.output
     model = onnx.load(out)
     onnx.checker.check_model(model)
-    create_session(model).run(None, {"input": np.zeros((1, 3, 64, 64), np.float32)})
+    measured = agreement(reference, run_logits(create_session(model, int8="exact"), pixels))
+    assert measured["cosine"] >= min_cosine and measured["top1_agreement"] >= min_agreement, measured
     best = json.loads((tmp_path / "best.onnx.json").read_text())["quantize"]["best"]
+    assert best["budget_met"] and best["final"]["cosine"] == pytest.approx(measured["cosine"], abs=1e-6)
     assert best["fallback"] and all({"layer", "cosine", "top1_agreement"} <= set(e) for e in best["fallback"])
-    assert best["budget_met"] == (best["final"]["cosine"] >= 0.99999)
+    nodes, producers = {n.name: n for n in model.graph.node}, _producers(model)
+    for entry in best["fallback"]:  # a layer that fell back reads no int8 weight or int8 input
+        node = nodes[entry["layer"]]
+        fed = {producers[name].op_type for name in node.input[1:2] if name in producers}
+        if node.op_type in ("SwinWindowPartition", "SwinWindowReverse"):
+            fed = {producers[node.input[0]].op_type}
+        assert not fed & {"QuantizeLinear", "DequantizeLinear"}, entry
     # the most sensitive layer falls back first
     cosines = [e["cosine"] for e in best["fallback"]]
     assert cosines == sorted(cosines)
 
 
-def test_best_max_drop_sets_the_agreement_budget(cli, pico, calib, photo_dir, tmp_path):
+def test_best_max_drop_sets_the_agreement_budget(cli, pico_rewritten, calib, photo_dir, tmp_path):
     out = tmp_path / "best.onnx"
-    cli("quantize", pico, "--precision", "best", "--calib", calib, "--data", photo_dir, "--eval-num", 6,
+    cli("quantize", pico_rewritten, "--precision", "best", "--calib", calib, "--data", photo_dir, "--eval-num", 6,
         "--max-drop", 0.25, "-o", out)
     budget = json.loads((tmp_path / "best.onnx.json").read_text())["quantize"]["best"]["budget"]
     assert budget["min_agreement"] == pytest.approx(0.75)

@@ -12,8 +12,6 @@ from PIL import Image
 
 from swin_trt.validate.run import Options, run_validation, write_report
 
-from test_validate_graphs import pico_models
-
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)
 # The page itself has no script; this one is added to a copy only, to ask the browser whether every
@@ -23,8 +21,8 @@ PROBE = ("<script>addEventListener('load', () => document.body.setAttribute('dat
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, photo_dir):
-    models = pico_models(tmp_path_factory)
+def report(tmp_path_factory, photo_dir, pico_models):
+    models = pico_models
     document = run_validation(Options(str(models["fp32"]), [str(models["rewritten"]), str(models["fp16"])],
                                       data=photo_dir, layer_images=2, progress=False))
     return write_report(document, tmp_path_factory.mktemp("html"))

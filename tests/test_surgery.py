@@ -3,6 +3,7 @@ static and dynamic batch, square and non-square inputs. Every rewritten graph ru
 plugins' CPU implementation and must equal the original on real photos."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -141,6 +142,29 @@ def test_unknown_window_ops_is_a_user_error(tmp_path):
         rewrite(onnx.ModelProto(), window_ops="gather")
 
 
+def test_attention_with_heads_wider_than_the_plugin_is_left_with_the_reason(tmp_path, photo_dir):
+    """Heads of 256 channels (the plugin runs at most MAX_HEAD_DIM): the windows are replaced, the attention
+    stays ordinary ONNX ops with the reason in the report, the graph still computes the same, --strict fails."""
+    from swin_trt.errors import UserError
+    from swin_trt.models import SwinConfig, SwinTransformer
+
+    assert schema.MAX_HEAD_DIM < 256
+    torch.manual_seed(0)
+    size = (32, 32)
+    model = SwinTransformer(SwinConfig(img_size=size, embed_dim=256, depths=(2,), num_heads=(1,), window_size=4,
+                                       num_classes=10))
+    original = export(model, size, "torchscript", False, tmp_path / "m.onnx")
+    rewritten, report = rewrite(original, fuse_attention=True)
+    assert schema.ATTENTION not in report.counts() and report.counts()[schema.PARTITION] == 2
+    assert [op for _, op, _ in report.unmatched] == ["Softmax", "Softmax"]
+    assert all(reason == "head dim 256: the SwinWindowAttention plugin runs head dims 1 to 128"
+               for _, _, reason in report.unmatched)
+    x = photos(photo_dir, size, 2)
+    np.testing.assert_allclose(run(create_session(rewritten), x), run(create_session(original), x), atol=1e-4)
+    with pytest.raises(UserError, match="--strict: 2 window op.*head dim 256"):
+        rewrite(original, fuse_attention=True, strict=True)
+
+
 def test_shrunk_windows_of_timm_are_matched(tmp_path):
     """At 96x112 the last stage is 3x4: timm shrinks the window to (3, 4) with no shift."""
     original = export(build_peer("timm", SIZES["nonsquare"]), SIZES["nonsquare"], "torchscript", False,
@@ -174,13 +198,13 @@ def test_cli_rewrite_prints_report_and_validate_agrees(cli, tmp_path, photo_dir)
 def test_validate_gate_fails_with_exit_1(cli, tmp_path, photo_dir):
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
     cli("export", "--arch", "swin_pico_test", "-o", a)
-    torch.manual_seed(1)
     from swin_trt.export import export_model
 
-    export_model("swin_pico_test", b, seed=1)
+    export_model("swin_pico_test", b, seed=1)  # other random weights: far from a
     result = cli("validate", "--reference", a, "--candidate", b, "--data", photo_dir, "--min-cosine", "0.999999",
                  expect=1)
-    assert "cosine" in result.output
+    assert "gates: 1 FAILED" in result.output
+    assert re.search(rf"FAILED: {re.escape(str(b))}: cosine -?[0-9.]+ < --min-cosine 0.999999", result.output)
 
 
 @pytest.mark.parametrize("content,message", [(b"not an onnx file at all", "is not an ONNX model")])

@@ -8,14 +8,14 @@ import shutil
 import pytest
 import torch
 
+from swin_trt.export import seeded_model
+from swin_trt.io import read_sidecar
 from swin_trt.validate.schema import SCHEMA_VERSION, missing_keys
-
-from test_validate_graphs import pico_models
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return pico_models(tmp_path_factory)
+def models(pico_models):
+    return pico_models
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +119,11 @@ def test_labels_file(cli, models, photo_dir, tmp_path):
     assert document["dataset"]["label_mapping"] == "index" and document["candidates"][0]["labelled"] == 4
 
 
-def test_torch_reference_with_fp32_graph_for_layers(cli, models, photo_dir):
-    torch.manual_seed(0)  # the random weights export_model drew (it seeds 0 before building the model)
-    result = cli("validate", "--reference", "torch:swin_pico_test", "--candidate", models["fp32"],
+def test_torch_reference_with_fp32_graph_for_layers(cli, models, photo_dir, tmp_path):
+    seed = read_sidecar(models["fp32"])["weights"]["seed"]  # the random weights export_model drew
+    weights = tmp_path / "pico.pth"
+    torch.save(seeded_model("swin_pico_test", seed)[0].state_dict(), weights)
+    result = cli("validate", "--reference", f"torch:swin_pico_test:{weights}", "--candidate", models["fp32"],
                  "--candidate", models["fp16"], "--data", photo_dir, "--limit", 3, "--layer-images", 2,
                  "--fp32", models["fp32"], "--json")
     document = json.loads(result.output)

@@ -1,9 +1,5 @@
-"""Self-made FP16 and INT8 graphs for the validate tests (no dependency on `swin-trt quantize`), and the
-tests of the pieces of validate that need no model: precision detection, metrics, gates, the schema.
-
-The other test_validate*/test_report* modules import ``pico_models`` from here: it exports the pico model
-once per test session (an export costs tens of seconds on a loaded CI machine).
-"""
+"""The pieces of validate that need no model: precision detection, metrics, gates, the schema, and INT8
+arithmetic on ONNX Runtime. (The self-made FP16 and INT8 graphs the validate tests use are in conftest.py.)"""
 
 from __future__ import annotations
 
@@ -15,98 +11,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from swin_trt.validate.gates import Gates, check
-from swin_trt.validate.metrics import Agreement, ErrorHistogram, capped
+from swin_trt.validate.metrics import Agreement, ErrorHistogram, capped, cosine_rows
 from swin_trt.validate.model_precision import onnx_precision
 from swin_trt.validate.schema import json_safe
 
-WEIGHT_OPS = {"MatMul", "Gemm", "Conv"}
-ROUNDED_OPS = {"MatMul", "Gemm", "Conv", "LayerNormalization", "Softmax", "SwinWindowAttention"}
-
-
-def _with_nodes_after(model: onnx.ModelProto, extra: dict[str, list]) -> None:
-    """Insert ``extra[node name]`` right after each node: keeps the graph topologically sorted."""
-    nodes = []
-    for node in model.graph.node:
-        nodes.append(node)
-        nodes.extend(extra.get(node.name, []))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-
-
-def fp16_graph(model: onnx.ModelProto) -> onnx.ModelProto:
-    """FP16 as a deployment sees it, runnable by ONNX Runtime's CPU kernels: weights stored as float16, and
-    every compute output rounded to float16 and back under its original name (so tensor names match)."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = model.graph
-    weights = {n.input[i] for n in graph.node if n.op_type in WEIGHT_OPS for i in range(1, len(n.input))}
-    casts = []
-    for init in list(graph.initializer):
-        if init.name in weights and init.data_type == TensorProto.FLOAT:
-            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}__fp16")
-            graph.initializer.remove(init)
-            graph.initializer.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
-                                          name=f"{init.name}__cast"))
-    extra = {}
-    for node in graph.node:
-        if node.op_type in ROUNDED_OPS:
-            out = node.output[0]
-            node.output[0] = f"{out}__raw"
-            extra[node.name] = [
-                helper.make_node("Cast", [f"{out}__raw"], [f"{out}__h"], to=TensorProto.FLOAT16, name=f"{out}__to16"),
-                helper.make_node("Cast", [f"{out}__h"], [out], to=TensorProto.FLOAT, name=f"{out}__to32")]
-    _with_nodes_after(model, extra)
-    nodes = casts + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return model
-
-
-def int8_graph(model: onnx.ModelProto) -> onnx.ModelProto:
-    """INT8 weights through QuantizeLinear/DequantizeLinear (symmetric, per tensor), as Q/DQ graphs carry them."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    extra = []
-    for node in graph.node:
-        if node.op_type in WEIGHT_OPS and len(node.input) > 1 and node.input[1] in inits:
-            weight = numpy_helper.to_array(inits[node.input[1]])
-            name = node.input[1]
-            scale = numpy_helper.from_array(np.array(max(np.abs(weight).max(), 1e-8) / 127, np.float32), f"{name}__s")
-            zero = numpy_helper.from_array(np.array(0, np.int8), f"{name}__z")
-            graph.initializer.extend([scale, zero])
-            extra += [helper.make_node("QuantizeLinear", [name, scale.name, zero.name], [f"{name}__q"],
-                                       name=f"{name}__Q"),
-                      helper.make_node("DequantizeLinear", [f"{name}__q", scale.name, zero.name], [f"{name}__dq"],
-                                       name=f"{name}__DQ")]
-            node.input[1] = f"{name}__dq"
-    nodes = extra + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return model
-
-
-_PICO: dict = {}
-
-
-def pico_models(tmp_path_factory) -> dict:
-    """The pico model exported once per session: fp32, rewritten, rewritten+fp16, rewritten+int8 (paths)."""
-    if _PICO:
-        return _PICO
-    from swin_trt.export import export_model
-    from swin_trt.surgery.rewrite import rewrite
-
-    folder = tmp_path_factory.mktemp("pico")
-    paths = {"fp32": folder / "pico.onnx", "rewritten": folder / "pico.rw.onnx",
-             "fp16": folder / "pico.rw.fp16.onnx", "int8": folder / "pico.rw.int8.onnx"}
-    export_model("swin_pico_test", paths["fp32"], check=False)
-    rewritten, _ = rewrite(onnx.load(paths["fp32"]), fuse_attention=True)
-    onnx.save(rewritten, paths["rewritten"])
-    onnx.save(fp16_graph(rewritten), paths["fp16"])
-    onnx.save(int8_graph(rewritten), paths["int8"])
-    _PICO.update(paths)
-    return _PICO
-
+from conftest import fp16_graph, int8_graph
 
 # ---- the pieces that need no model --------------------------------------------------------------------
 
@@ -144,6 +53,24 @@ def test_agreement_and_histogram_stream():
     histogram.update(reference, candidate)
     counts = histogram.result()["counts"]
     assert sum(counts) == reference.size and len(counts) == len(histogram.EDGES) + 1
+
+
+def test_cosine_of_zero_vectors_follows_one_rule_everywhere():
+    """Two zero vectors are identical (1), a zero vector against another has nothing in common (0): in the
+    logits metric and in the per-layer statistics alike."""
+    from swin_trt.validate.layers import _Stats
+
+    zero, ones = np.zeros((1, 4)), np.ones((1, 4))
+    assert cosine_rows(zero, zero)[0] == 1.0 and cosine_rows(zero, ones)[0] == cosine_rows(ones, zero)[0] == 0.0
+    assert cosine_rows(ones, -ones)[0] == pytest.approx(-1.0)
+    metric = Agreement()
+    metric.update(np.zeros((2, 5)), np.zeros((2, 5)))
+    metric.update(np.zeros((2, 5)), np.ones((2, 5)))
+    assert metric.result()["cosine"] == 0.5 and metric.result()["cosine_min"] == 0.0
+    stats = _Stats([4])
+    stats.update(zero, zero)
+    stats.update(zero, ones)
+    assert stats.cosine_sum / stats.count == 0.5
 
 
 def test_identical_outputs_have_infinite_snr_written_as_null():

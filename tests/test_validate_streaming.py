@@ -16,8 +16,6 @@ from swin_trt.validate.compare import compare
 from swin_trt.validate.labels import label_items
 from swin_trt.validate.latency import TimedBackend, latency_stats
 
-from test_validate_graphs import pico_models
-
 
 @pytest.fixture(scope="module")
 def crops(tmp_path_factory, photo_dir):
@@ -53,8 +51,8 @@ def _peak(reference, candidates, data, preprocessor) -> tuple[int, dict]:
         tracemalloc.stop()
 
 
-def test_memory_does_not_grow_with_image_count(tmp_path_factory, crops):
-    models = pico_models(tmp_path_factory)
+def test_memory_does_not_grow_with_image_count(crops, pico_models):
+    models = pico_models
     preprocessor = Preprocessor((64, 64))
     reference = Widened(OnnxRuntimeBackend(models["fp32"]))
     candidates = {"rw": TimedBackend(Widened(OnnxRuntimeBackend(models["rewritten"])))}

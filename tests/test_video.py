@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import av
@@ -14,7 +15,6 @@ from swin_trt.backends.base import Backend
 from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
 from swin_trt.data.preprocess import Preprocessor
 from swin_trt.errors import UserError
-from swin_trt.export import export_model
 from swin_trt.io import read_sidecar
 from swin_trt.video.classes import read_labels, top_k
 from swin_trt.video.inference_loop import Pipeline, PipelineOptions
@@ -22,23 +22,17 @@ from swin_trt.video.sources import classify, open_source
 from swin_trt.video.stats import LatencyHistogram
 from swin_trt.video.synth import make_pan_zoom_video, sample_images
 
-
-@pytest.fixture(scope="module")
-def pico(tmp_path_factory):
-    """The 64 px random-weight test Swin, with a dynamic batch so that --batch 8 is one call."""
-    path = tmp_path_factory.mktemp("model") / "pico.onnx"
-    export_model("swin_pico_test", path, dynamic_batch=8, check=False)
-    return path
+from conftest import finishes_within
 
 
 @pytest.fixture(scope="module")
-def preprocessor(pico):
-    return Preprocessor.from_sidecar(read_sidecar(pico))
+def preprocessor(pico_dynamic):
+    return Preprocessor.from_sidecar(read_sidecar(pico_dynamic))
 
 
 @pytest.fixture(scope="module")
-def backend(pico):
-    with OnnxRuntimeBackend(pico, threads=1) as opened:
+def backend(pico_dynamic):
+    with OnnxRuntimeBackend(pico_dynamic, threads=1) as opened:
         yield opened
 
 
@@ -48,17 +42,22 @@ def clip(tmp_path_factory):
 
 
 class SlowBackend(Backend):
-    """A real backend that takes ``delay`` seconds longer per call: a model too slow for the source."""
+    """A real backend that takes ``delay`` seconds longer per call: a model too slow for the source. It
+    records how long its slowest call took, the yardstick for latencies on a machine of any speed."""
 
     name = "slow"
 
     def __init__(self, inner: Backend, delay: float):
         self.inner, self.delay = inner, delay
         self.input_shape, self.output_names = inner.input_shape, inner.output_names
+        self.slowest_call = 0.0
 
     def infer(self, batch):
+        start = time.perf_counter()
         time.sleep(self.delay)
-        return self.inner.infer(batch)
+        outputs = self.inner.infer(batch)
+        self.slowest_call = max(self.slowest_call, time.perf_counter() - start)
+        return outputs
 
 
 class FailingBackend(SlowBackend):
@@ -91,6 +90,13 @@ def test_synth_video_is_real_footage(clip):
     assert np.abs(frames[1].astype(int) - frames[0]).mean() < 40  # ... smoothly
 
 
+def test_sample_photos_without_scikit_image_say_how_to_get_them(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)  # as if it were not installed (the synth extra)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    with pytest.raises(UserError, match=r"pip install 'swin-trt\[synth\]'"):
+        sample_images()
+
+
 def test_classify_sources(tmp_path):
     (tmp_path / "a.png").touch()
     assert classify(str(tmp_path)) == "folder"
@@ -118,10 +124,9 @@ def test_max_frames_counts_source_frames(clip):
 @pytest.mark.parametrize("spec, message", [("missing.mp4", "does not exist"), ("/dev/video97", "camera"),
                                            ("rtsp://127.0.0.1:9/x", "cannot open stream")])
 def test_unopenable_sources_are_user_errors(tmp_path, spec, message):
-    start = time.monotonic()
+    spec = spec if "://" in spec or spec.startswith("/dev") else str(tmp_path / spec)
     with pytest.raises(UserError, match=message):
-        open_source(spec if "://" in spec or spec.startswith("/dev") else str(tmp_path / spec), timeout=2)
-    assert time.monotonic() - start < 5
+        finishes_within(60, lambda: open_source(spec, timeout=2))
 
 
 def test_silent_server_times_out():
@@ -130,10 +135,9 @@ def test_silent_server_times_out():
     with socket.socket() as server:  # accepts connections, never answers
         server.bind(("127.0.0.1", 0))
         server.listen(4)
-        start = time.monotonic()
-        with pytest.raises(UserError, match="no answer within 1 s"):
-            open_source(f"http://127.0.0.1:{server.getsockname()[1]}/live", timeout=1)
-        assert time.monotonic() - start < 5
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/live"
+        with pytest.raises(UserError, match="no answer within 1 s"):  # the timeout, not a refusal, ended it
+            finishes_within(30, lambda: open_source(url, timeout=1))
 
 
 def test_not_a_video_is_a_user_error(tmp_path):
@@ -169,15 +173,17 @@ def test_pipeline_matches_direct_inference(clip, backend, preprocessor):
 
 
 def test_realtime_drops_frames_when_inference_is_slow(clip, backend, preprocessor):
-    """50 frames at 25 fps (2 s) against a model that needs 100 ms a frame: most are dropped, none pile up."""
+    """50 frames at 25 fps (2 s) against a model that needs 100 ms a frame: frames are dropped, none pile up."""
     slow = SlowBackend(backend, delay=0.1)
     stats, predictions = run(open_source(str(clip)), slow, preprocessor, batch=1, realtime=True)
-    assert stats.dropped > 10
+    assert stats.dropped > 0
     assert stats.frames + stats.dropped == 50  # each frame is predicted or counted as dropped
     assert stats.wall_s > 1.8  # decoded at the file's own rate, not as fast as possible
     indices = [p.index for p in predictions]
-    assert indices == sorted(indices) and indices[-1] >= 45  # always the newest frame, up to the end
-    assert stats.latency.percentile(99) < 0.5  # bounded: no queue of stale frames
+    assert indices == sorted(indices) and indices[-1] == 49  # always the newest frame, up to the last
+    # No queue of stale frames: a frame waits for at most the call in progress, then takes its own. Measured
+    # against this run's own calls, so a loaded machine (slower calls) moves both sides.
+    assert stats.latency.percentile(99) < 3 * slow.slowest_call
 
 
 def test_without_realtime_slow_inference_drops_nothing(clip, backend, preprocessor):
@@ -199,9 +205,9 @@ def test_corrupted_video_skips_and_counts_bad_frames(tmp_path, backend, preproce
     data[middle:middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
     stats, predictions = run(open_source(str(path)), backend, preprocessor, batch=8)
-    assert stats.corrupt > 0 or stats.frames < 200
+    assert stats.corrupt > 0  # the damaged frames were noticed and counted, not passed on
     assert stats.frames > 100  # the frames before and after the damage still count
-    assert stats.frames == len(predictions)
+    assert stats.frames + stats.corrupt <= 200 and stats.frames == len(predictions)
 
 
 def test_truncated_video_ends_with_what_was_decoded(tmp_path, backend, preprocessor):

@@ -58,10 +58,36 @@ class Backend(abc.ABC):
 
 BACKENDS = ("auto", "trt", "ort", "torch")
 BACKEND_OF_KIND = {"onnx": "ort", "engine": "trt", "torch": "torch"}  # what --backend auto picks
+# The options each backend honours, and what they set. ``spinning`` (whether idle worker threads busy-wait)
+# is a hint for sharing the CPU with other work: a backend without such threads has nothing to tune, so it
+# ignores the hint (said here, once). Any other option a backend cannot honour is an error that names it.
+OPTIONS = {
+    "ort": {"threads": "ONNX Runtime's intra-op threads (infer --threads)",
+            "spinning": "whether ONNX Runtime's idle threads spin",
+            "int8": "how ONNX Runtime runs Q/DQ graphs (fast or exact)"},
+    "trt": {"plugins": "the TensorRT plugin library", "cuda_graph": "CUDA graph capture"},
+    "torch": {"img_size": "the input size of a torch:<arch> reference"},
+}
+HINTS = ("spinning",)
+
+
+def check_options(kind: str, options: dict) -> dict:
+    """The ``options`` the ``kind`` backend takes: hints it has no use for are dropped; an unknown option, or
+    one only another backend honours, is a :class:`UserError` naming it."""
+    meaning = {name: (owner, what) for owner, table in OPTIONS.items() for name, what in table.items()}
+    for name, value in options.items():
+        if name not in meaning:
+            raise UserError(f"unknown backend option {name!r}: the options are {', '.join(sorted(meaning))}")
+        owner, what = meaning[name]
+        if name not in OPTIONS[kind] and name not in HINTS:
+            raise UserError(f"the {kind} backend cannot honour {name}={value!r}: it sets {what}, which only the "
+                            f"{owner} backend has; drop it")
+    return {name: value for name, value in options.items() if name in OPTIONS[kind]}
 
 
 def open_backend(model: str | Path, kind: str = "auto", **options) -> Backend:
-    """Open ``model`` (an .onnx file, a TensorRT .engine/.plan, or ``torch:<arch>[:<checkpoint>]``)."""
+    """Open ``model`` (an .onnx file, a TensorRT .engine/.plan, or ``torch:<arch>[:<checkpoint>]``) with
+    ``options`` (see :data:`OPTIONS`)."""
     from ..model_ref import ModelRef
 
     if kind not in BACKENDS:
@@ -69,6 +95,7 @@ def open_backend(model: str | Path, kind: str = "auto", **options) -> Backend:
     ref = ModelRef.parse(model)
     if kind == "auto":
         kind = BACKEND_OF_KIND[ref.kind]
+    options = check_options(kind, options)
     if kind == "torch":
         from .torch_ref import TorchBackend
 

@@ -56,7 +56,7 @@ class OnnxRuntimeBackend(Backend):
     name = "ort"
 
     def __init__(self, model: str | Path | onnx.ModelProto, threads: int | None = None, spinning: bool = True,
-                 int8: str = "fast", **_):
+                 int8: str = "fast"):
         proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
         threads = threads or int(os.environ.get("SWIN_TRT_ORT_THREADS", 0)) or None
         self.session = create_session(proto, threads, spinning, int8)

@@ -21,107 +21,60 @@ float rounding; validation uses it, so its numbers are what a deployment compute
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
+import onnx_graphsurgeon as gs
 
+from .. import graph as graphs
 from ..ops.schema import MOVE_OPS
 
 DISABLED = {"fast": ["MatMulAddFusion"],
             "exact": ["MatMulAddFusion", "QDQSelectorActionTransformer", "QDQS8ToU8Transformer"]}
 
 
-def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    out: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            out.setdefault(name, []).append(node)
-    return out
-
-
 def float_data_movement(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy with every ``Q -> plugin -> DQ`` of one scale turned into ``plugin -> Q -> DQ`` (exact)."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    producers = {out: node for node in copy.graph.node for out in node.output}
-    consumers = _consumers(copy)
-    for node in copy.graph.node:
-        if node.op_type not in MOVE_OPS:
+    graph = gs.import_onnx(model)
+    for node in [n for n in graph.nodes if n.op in MOVE_OPS]:
+        q = graphs.producer(node.inputs[0])
+        users = node.outputs[0].outputs
+        if q is None or q.op != "QuantizeLinear" or len(users) != 1 or users[0].op != "DequantizeLinear":
             continue
-        q = producers.get(node.input[0])
-        users = consumers.get(node.output[0], [])
-        if q is None or q.op_type != "QuantizeLinear" or len(users) != 1 or users[0].op_type != "DequantizeLinear":
-            continue
-        if len(consumers.get(q.output[0], [])) != 1:
+        if len(q.outputs[0].outputs) != 1:
             continue  # the int8 tensor feeds something else too: leave it
         dq = users[0]
-        if list(q.input[1:]) != list(dq.input[1:]):
+        if [t.name for t in q.inputs[1:]] != [t.name for t in dq.inputs[1:]]:
             continue
         # x -> Q -> xq -> plugin -> yq -> DQ -> y   becomes   x -> plugin -> yf -> Q -> yq -> DQ -> y
-        x, float_out = q.input[0], node.output[0] + "/float"
-        node.input[0] = x
-        node.output[0] = float_out
-        q.input[0] = float_out
-        q.output[0] = dq.input[0]
-    _toposort(copy)
-    return copy
-
-
-def _toposort(model: onnx.ModelProto) -> None:
-    """Kahn's algorithm, keeping the original order among ready nodes."""
-    import heapq
-
-    nodes = list(model.graph.node)
-    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
-    waiting = [0] * len(nodes)
-    users: dict[int, list[int]] = {}
-    for i, node in enumerate(nodes):
-        for name in set(node.input):
-            if name in producer:
-                waiting[i] += 1
-                users.setdefault(producer[name], []).append(i)
-    ready = [i for i, count in enumerate(waiting) if count == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for j in users.get(i, []):
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(ready, j)
-    if len(order) != len(nodes):
-        raise ValueError("graph has a cycle")
-    sorted_nodes = [nodes[i] for i in order]
-    copies = [onnx.NodeProto() for _ in sorted_nodes]
-    for target, source in zip(copies, sorted_nodes):
-        target.CopyFrom(source)
-    del model.graph.node[:]
-    model.graph.node.extend(copies)
+        x, yq = q.inputs[0], node.outputs[0]
+        float_out = gs.Variable(f"{yq.name}/float")
+        node.inputs[0] = x
+        node.outputs[0] = float_out
+        q.inputs[0] = float_out
+        q.outputs[0] = yq
+    graph.toposort()  # each moved Q now follows its plugin
+    return graphs.export(graph, like=model)
 
 
 def uint8_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     """int8 weights (zero point 0) -> uint8 (zero point 128): the same dequantized values, but ORT's x86
     integer kernels then run u8u8, which does not saturate, instead of u8s8, which does."""
-    import numpy as np
-    from onnx import numpy_helper
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    inits = {i.name: i for i in copy.graph.initializer}
-    for node in copy.graph.node:
-        if node.op_type != "DequantizeLinear" or node.input[0] not in inits or len(node.input) < 3:
+    graph = gs.import_onnx(model)
+    for node in graph.nodes:
+        if node.op != "DequantizeLinear" or len(node.inputs) < 3:
             continue
-        weight, zero = inits[node.input[0]], inits.get(node.input[2])
-        if weight.data_type != onnx.TensorProto.INT8 or zero is None or zero.data_type != onnx.TensorProto.INT8:
+        weight, zero = node.inputs[0], node.inputs[2]
+        if not (isinstance(weight, gs.Constant) and isinstance(zero, gs.Constant)):
             continue
-        shifted = numpy_helper.to_array(weight).astype(np.int16) + 128
-        zp = numpy_helper.to_array(zero).astype(np.int16) + 128
-        weight.CopyFrom(numpy_helper.from_array(shifted.astype(np.uint8), weight.name))
-        zero.CopyFrom(numpy_helper.from_array(zp.astype(np.uint8), zero.name))
-    return copy
+        if weight.dtype != np.int8 or zero.dtype != np.int8:
+            continue
+        weight.values = (weight.values.astype(np.int16) + 128).astype(np.uint8)
+        zero.values = (zero.values.astype(np.int16) + 128).astype(np.uint8)
+    return graphs.export(graph, like=model)
 
 
 def has_qdq(model: onnx.ModelProto) -> bool:
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    return any(n.op_type in graphs.QDQ_OPS for n in model.graph.node)
 
 
 def cpu_copy(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -50,7 +50,7 @@ def _check(result, what: str):
 class TensorRTBackend(Backend):
     name = "trt"
 
-    def __init__(self, engine_path, plugins=None, cuda_graph=False, **_):
+    def __init__(self, engine_path, plugins=None, cuda_graph=False):
         path = Path(engine_path)
         if not path.is_file():
             raise UserError(f"{str(path)!r} does not exist: build it with `swin-trt build`")

@@ -19,7 +19,7 @@ class TorchBackend(Backend):
         self.output_names = ["logits"]
 
     @classmethod
-    def from_spec(cls, ref, img_size=None, **_):
+    def from_spec(cls, ref, img_size=None):
         """``ref``: a :class:`~swin_trt.model_ref.ModelRef` of kind torch (``torch:<arch>[:<checkpoint>]``)."""
         model, _, _ = create_model(ref.arch, ref.checkpoint, img_size=img_size)
         return cls(model)

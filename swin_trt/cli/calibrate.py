@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from ..precision.defaults import DEFAULT_CALIB_BATCH, DEFAULT_CALIB_IMAGES
 from ..precision.methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
 from .options import PREPROCESS_EPILOG, preprocess_options
 
@@ -13,9 +14,9 @@ from .options import PREPROCESS_EPILOG, preprocess_options
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="A folder of images (recursive; jpg, png, webp, bmp), a video file (frames sampled evenly) "
                    "or a .txt file with one image path per line.")
-@click.option("--num", type=int, default=512, show_default=True,
+@click.option("--num", type=int, default=DEFAULT_CALIB_IMAGES, show_default=True,
               help="Images (or video frames) to use, spread evenly over the source.")
-@click.option("--batch", type=int, default=8, show_default=True,
+@click.option("--batch", type=int, default=DEFAULT_CALIB_BATCH, show_default=True,
               help="Images per ONNX Runtime run (a model exported with a fixed batch uses that).")
 @click.option("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
               help="How a range is picked from each histogram: a percentile of |x|, KL divergence as TensorRT's "

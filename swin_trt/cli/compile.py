@@ -11,8 +11,8 @@ from ..compiler.options import CompileOptions, load_recipe
 from ..engine.targets import TARGETS
 from ..export import EXPORTERS
 from ..models import CONVENTIONS
-from ..precision import COMPILE_PRECISIONS
-from ..precision.methods import METHODS
+from ..precision.defaults import COMPILE_PRECISIONS, DEFAULT_CALIB_IMAGES
+from ..precision.methods import DEFAULT_METHOD, METHODS
 from ..surgery.variant import WINDOW_OPS
 from .options import PREPROCESS_EPILOG, parse_img_size, preprocess_from, preprocess_options
 
@@ -33,8 +33,8 @@ _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
 @click.option("--precision", type=click.Choice(COMPILE_PRECISIONS), help="Precision of the final graph "
                                                                         "[default: fp16].")
 @click.option("--calib-data", type=_PATH, help="Images, a video, or a .txt of paths to calibrate INT8 on.")
-@click.option("--calib-method", type=click.Choice(METHODS), help="INT8 range method [default: percentile].")
-@click.option("--calib-num", type=int, help="Calibration images/frames to use [default: 512].")
+@click.option("--calib-method", type=click.Choice(METHODS), help=f"INT8 range method [default: {DEFAULT_METHOD}].")
+@click.option("--calib-num", type=int, help=f"Calibration images/frames to use [default: {DEFAULT_CALIB_IMAGES}].")
 @click.option("--val-data", type=_PATH, help="Images to validate on [default: for int8/best, every 4th image of "
                                              "--calib-data, held out of calibration; else the bundled demo images "
                                              "for swin_demo, or the calibration data].")

@@ -5,12 +5,14 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
+from ..precision.defaults import (DEFAULT_EVAL_IMAGES, DEFAULT_INT8_BASE, DEFAULT_MIN_AGREEMENT, DEFAULT_MIN_COSINE,
+                                   INT8_BASES, PRECISIONS)
 from .options import preprocess_options
 
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--precision", required=True, type=click.Choice(["fp16", "int8", "best"]),
+@click.option("--precision", required=True, type=click.Choice(PRECISIONS),
               help="fp16: float16 graph with float32 islands; int8: Q/DQ from a calibration cache; best: INT8 "
                    "where the accuracy budget allows, FP16 elsewhere.")
 @click.option("--calib", type=click.Path(dir_okay=False, path_type=Path),
@@ -19,7 +21,7 @@ from .options import preprocess_options
 @click.option("--no-fp32-islands", "no_islands", is_flag=True,
               help="Cast LayerNorm, Softmax, reductions and the GELU's erf to float16 as well (for measuring "
                    "what the islands buy; hurts accuracy).")
-@click.option("--int8-base", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+@click.option("--int8-base", type=click.Choice(INT8_BASES), default=DEFAULT_INT8_BASE, show_default=True,
               help="Precision of the ops between INT8 layers for --precision int8 (best always uses fp16).")
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Node names (fnmatch globs) to leave unquantized, e.g. '*/mlp/fc2/*' or 'SwinWindowReverse_*'. "
@@ -31,10 +33,11 @@ from .options import preprocess_options
 @click.option("--data", type=click.Path(path_type=Path),
               help="best: held-out images (folder, video or .txt list) to measure sensitivity and the budget on; "
                    "preferably not the calibration images.")
-@click.option("--eval-num", type=int, default=64, show_default=True, help="best: held-out images to use.")
-@click.option("--min-agreement", type=float, default=0.995, show_default=True,
+@click.option("--eval-num", type=int, default=DEFAULT_EVAL_IMAGES, show_default=True,
+              help="best: held-out images to use.")
+@click.option("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, show_default=True,
               help="best: top-1 agreement with FP32 the result must keep.")
-@click.option("--min-cosine", type=float, default=0.999, show_default=True,
+@click.option("--min-cosine", type=float, default=DEFAULT_MIN_COSINE, show_default=True,
               help="best: mean cosine similarity of the logits with FP32 the result must keep.")
 @click.option("--max-drop", type=click.FloatRange(0, 1),
               help="best: the share of top-1 predictions allowed to change vs FP32 (sets --min-agreement to "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..data.model_input import PreprocessOptions
 from ..errors import UserError
-from ..precision import CALIBRATION_NUM, COMPILE_PRECISIONS
+from ..precision.defaults import COMPILE_PRECISIONS, DEFAULT_CALIB_IMAGES
 from ..precision.methods import DEFAULT_METHOD
 from ..surgery.variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, WINDOW_OPS
 
@@ -27,7 +27,7 @@ class CompileOptions:
     dynamic_batch: int | None = None
     calib_data: Path | None = None
     calib_method: str = DEFAULT_METHOD  # as `swin-trt calibrate`: entropy clips GELU outputs of trained Swins
-    calib_num: int = CALIBRATION_NUM
+    calib_num: int = DEFAULT_CALIB_IMAGES
     val_data: Path | None = None
     val_limit: int | None = None
     plugins: Path | None = None

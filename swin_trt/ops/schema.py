@@ -25,11 +25,21 @@ REQUIRED = {
                 "width": "int", "scale": "float"},
 }
 MAX_TOKENS = 256  # N = wh * ww the CUDA attention kernel supports
-MAX_HEAD_DIM = 128
+MAX_HEAD_DIM = 128  # C / num_heads the CUDA attention kernel supports (plugins/common/swin_kernels.h)
 
 
 class PluginAttributeError(ValueError):
     """An attribute is missing or out of range; the message names node, attribute and allowed range."""
+
+
+def attention_unsupported(tokens: int, head_dim: int) -> str:
+    """Why the attention plugin cannot run windows of ``tokens`` tokens with heads of ``head_dim`` channels,
+    or ``""`` when it can."""
+    if tokens > MAX_TOKENS:
+        return f"{tokens} tokens per window: the {ATTENTION} plugin runs at most {MAX_TOKENS}"
+    if not 1 <= head_dim <= MAX_HEAD_DIM:
+        return f"head dim {head_dim}: the {ATTENTION} plugin runs head dims 1 to {MAX_HEAD_DIM}"
+    return ""
 
 
 def plugin_attributes(op_type: str, **fields) -> dict:

@@ -15,14 +15,16 @@ from ..errors import UserError
 from ..io import atomic_output, sha256_file
 from . import cache as cache_io
 from .calibration import collect
-from .methods import DEFAULT_METHOD, METHODS, compute_amax
+from .defaults import DEFAULT_CALIB_BATCH, DEFAULT_CALIB_IMAGES
+from .methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, compute_amax
 from .sources import CalibrationSource
 
 DEFAULT_MIN_IMAGES = 16
 
 
-def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = 512, batch: int = 8,
-                   method: str = DEFAULT_METHOD, percentile: float = 99.99, min_images: int | None = None,
+def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = DEFAULT_CALIB_IMAGES,
+                   batch: int = DEFAULT_CALIB_BATCH, method: str = DEFAULT_METHOD,
+                   percentile: float = DEFAULT_PERCENTILE, min_images: int | None = None,
                    progress: bool = True, preprocess: PreprocessOptions | None = None,
                    note: Callable[[str], None] | None = note_on_stderr) -> dict:
     """Write the calibration cache of ``model_path`` measured on ``data``; returns the cache."""

@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 import onnx
 
+from .. import graph as graphs
 from ..backends.onnxruntime import create_session
 from ..data.preprocess import Preprocessor
 from ..errors import UserError
@@ -31,14 +32,7 @@ def static_batch(model: onnx.ModelProto) -> int | None:
 
 def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     """The lowered model with ``names`` appended as graph outputs (typed from shape inference)."""
-    lowered = onnx.shape_inference.infer_shapes(lower_plugins(model))
-    types = {v.name: v.type.tensor_type.elem_type for v in lowered.graph.value_info}
-    existing = {o.name for o in lowered.graph.output} | {i.name for i in lowered.graph.input}
-    for name in names:
-        if name not in existing:
-            elem = types.get(name, onnx.TensorProto.FLOAT)
-            lowered.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
-    return lowered
+    return graphs.with_outputs(lower_plugins(model), names, default_type=onnx.TensorProto.FLOAT)[0]
 
 
 def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: Preprocessor, batch: int = 8,

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+import onnx_graphsurgeon as gs
 
+from .. import graph as graphs
 from ..errors import UserError
-from .points import COMPUTE_OPS, MOVE_OPS, Point, constant_names, node_name, quant_points
+from .methods import LEVELS
+from .points import COMPUTE_OPS, MOVE_OPS, Point, node_name, point_nodes, quant_points
 
 MIN_OPSET = 13  # per-channel DequantizeLinear (axis)
 
@@ -52,12 +54,7 @@ def opset_of(model: onnx.ModelProto) -> int:
 
 def quantizable_nodes(model: onnx.ModelProto) -> list[str]:
     """Node names with quantization points, in graph order (the 'layers' of mixed precision)."""
-    seen, names = set(), []
-    for point in quant_points(model):
-        if point.node not in seen:
-            seen.add(point.node)
-            names.append(point.node)
-    return names
+    return point_nodes(quant_points(gs.import_onnx(model)))
 
 
 def _left_float(options: Int8Options, points: list[Point]) -> dict[str, str]:
@@ -75,12 +72,12 @@ def _left_float(options: Int8Options, points: list[Point]) -> dict[str, str]:
     return reasons
 
 
-def _weight_axis(node: onnx.NodeProto, rank: int) -> int:
-    if node.op_type == "Conv":
+def weight_axis(node: gs.Node, rank: int) -> int:
+    """The output-channel axis of ``node``'s weight: one scale per output channel."""
+    if node.op == "Conv":
         return 0
-    if node.op_type == "Gemm":
-        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-        return 0 if trans_b else 1
+    if node.op == "Gemm":
+        return 0 if node.attrs.get("transB", 0) else 1
     return rank - 1  # MatMul: (..., K, N), one scale per output column
 
 
@@ -88,70 +85,70 @@ def quantize_weight(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarr
     """Symmetric per-channel int8: ``(int8 weight, float32 scale per channel)``."""
     reduce = tuple(i for i in range(weight.ndim) if i != axis)
     amax = np.max(np.abs(weight), axis=reduce) if reduce else np.abs(weight)
-    scale = (np.maximum(amax, 1e-12) / 127.0).astype(np.float32)
+    scale = (np.maximum(amax, 1e-12) / LEVELS).astype(np.float32)
     shape = [1] * weight.ndim
     shape[axis] = -1
-    q = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)
+    q = np.clip(np.round(weight / scale.reshape(shape)), -LEVELS, LEVELS).astype(np.int8)
     return q, scale
 
 
-class _Inserter:
-    """Collects new nodes and initializers; remembers tensors already quantized so pairs are shared."""
+def is_weight(node: gs.Node) -> bool:
+    """``node`` is a MatMul/Gemm/Conv whose second input is an initializer (quantized per channel)."""
+    return node.op in COMPUTE_OPS and len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant)
 
-    def __init__(self, model: onnx.ModelProto, scales: dict[str, float]):
-        self.model, self.scales = model, scales
-        self.inits = {i.name: i for i in model.graph.initializer}
-        self.new_inits: list[TensorProto] = []
-        self.value_info: list[onnx.ValueInfoProto] = []
-        self.dequantized: dict[str, str] = {}  # float tensor -> its Q/DQ'd copy
-        self.quantized: dict[str, str] = {}  # float tensor -> its int8 tensor
-        self.weights: dict[str, str] = {}
+
+class _Inserter:
+    """Makes the Q/DQ nodes and their constants; remembers tensors already quantized so pairs are shared."""
+
+    def __init__(self, scales: dict[str, float]):
+        self.scales = scales
+        self.constants: dict[str, tuple[gs.Constant, gs.Constant]] = {}  # tensor -> (scale, zero point)
+        self.dequantized: dict[str, gs.Variable] = {}  # float tensor -> its Q/DQ'd copy
+        self.quantized: dict[str, gs.Variable] = {}  # float tensor -> its int8 tensor
+        self.weights: dict[str, gs.Variable] = {}
         self.report = Int8Report()
 
-    def _scale_inits(self, tensor: str) -> tuple[str, str]:
-        scale, zero = f"{tensor}/scale", f"{tensor}/zero_point"
-        if scale not in {i.name for i in self.new_inits}:
-            self.new_inits += [numpy_helper.from_array(np.array(self.scales[tensor], np.float32), scale),
-                               numpy_helper.from_array(np.array(0, np.int8), zero)]
-        return scale, zero
+    def _scale(self, tensor: str) -> tuple[gs.Constant, gs.Constant]:
+        if tensor not in self.constants:
+            self.constants[tensor] = (gs.Constant(f"{tensor}/scale", np.array(self.scales[tensor], np.float32)),
+                                      gs.Constant(f"{tensor}/zero_point", np.array(0, np.int8)))
+        return self.constants[tensor]
 
-    def quantize(self, tensor: str, before: list) -> str:
+    def quantize(self, tensor: gs.Variable, before: list) -> gs.Variable:
         """The int8 copy of ``tensor`` (a QuantizeLinear appended to ``before``)."""
-        if tensor not in self.quantized:
-            scale, zero = self._scale_inits(tensor)
-            out = f"{tensor}/int8"
-            before.append(helper.make_node("QuantizeLinear", [tensor, scale, zero], [out],
-                                           name=f"{tensor}/QuantizeLinear"))
-            self.value_info.append(helper.make_tensor_value_info(out, TensorProto.INT8, None))
-            self.quantized[tensor] = out
-        return self.quantized[tensor]
+        if tensor.name not in self.quantized:
+            out = gs.Variable(f"{tensor.name}/int8", dtype=np.int8)
+            before.append(gs.Node("QuantizeLinear", f"{tensor.name}/QuantizeLinear",
+                                  inputs=[tensor, *self._scale(tensor.name)], outputs=[out]))
+            self.quantized[tensor.name] = out
+        return self.quantized[tensor.name]
 
-    def dequantize(self, int8: str, tensor: str, out: str, before: list) -> None:
-        scale, zero = self._scale_inits(tensor)
-        before.append(helper.make_node("DequantizeLinear", [int8, scale, zero], [out],
-                                       name=f"{out}/DequantizeLinear"))
+    def dequantize(self, int8: gs.Variable, tensor: str, out: gs.Variable, before: list) -> None:
+        before.append(gs.Node("DequantizeLinear", f"{out.name}/DequantizeLinear",
+                              inputs=[int8, *self._scale(tensor)], outputs=[out]))
 
-    def fake_quantize(self, tensor: str, before: list) -> str:
-        """``tensor`` through a shared Q/DQ pair; returns the dequantized name."""
-        if tensor not in self.dequantized:
+    def fake_quantize(self, tensor: gs.Variable, before: list) -> gs.Variable:
+        """``tensor`` through a shared Q/DQ pair; returns the dequantized tensor."""
+        if tensor.name not in self.dequantized:
             int8 = self.quantize(tensor, before)
-            out = f"{tensor}/dequantized"
-            self.dequantize(int8, tensor, out, before)
-            self.dequantized[tensor] = out
+            out = gs.Variable(f"{tensor.name}/dequantized")
+            self.dequantize(int8, tensor.name, out, before)
+            self.dequantized[tensor.name] = out
             self.report.activation_pairs += 1
-        return self.dequantized[tensor]
+        return self.dequantized[tensor.name]
 
-    def weight(self, node: onnx.NodeProto, name: str, before: list) -> str:
+    def weight(self, node: gs.Node, weight: gs.Constant, before: list) -> gs.Variable:
+        name = weight.name
         if name not in self.weights:
-            array = numpy_helper.to_array(self.inits[name])
-            axis = _weight_axis(node, array.ndim)
+            array = weight.values
+            axis = weight_axis(node, array.ndim)
             q, scale = quantize_weight(array, axis)
-            names = (f"{name}/int8", f"{name}/scale", f"{name}/zero_point", f"{name}/dequantized")
-            self.new_inits += [numpy_helper.from_array(q, names[0]), numpy_helper.from_array(scale, names[1]),
-                               numpy_helper.from_array(np.zeros(scale.shape, np.int8), names[2])]
-            before.append(helper.make_node("DequantizeLinear", list(names[:3]), [names[3]],
-                                           name=f"{name}/DequantizeLinear", axis=axis))
-            self.weights[name] = names[3]
+            inputs = [gs.Constant(f"{name}/int8", q), gs.Constant(f"{name}/scale", scale),
+                      gs.Constant(f"{name}/zero_point", np.zeros(scale.shape, np.int8))]
+            out = gs.Variable(f"{name}/dequantized")
+            before.append(gs.Node("DequantizeLinear", f"{name}/DequantizeLinear", attrs={"axis": axis},
+                                  inputs=inputs, outputs=[out]))
+            self.weights[name] = out
             self.report.weight_dq += 1
         return self.weights[name]
 
@@ -165,65 +162,44 @@ def quantize_int8(model: onnx.ModelProto, scales: dict[str, float], options: Int
     if opset_of(model) < MIN_OPSET:
         raise UserError(f"the model has ONNX opset {opset_of(model)}; INT8 with per-channel weights needs opset "
                         f">= {MIN_OPSET}: re-export with `swin-trt export --opset 17`")
-    model = _copy(model)
-    points = quant_points(model)
+    graph = gs.import_onnx(model)
+    points = quant_points(graph)
     reasons = _left_float(options, points)
     by_node: dict[str, list[Point]] = {}
     for point in points:
         by_node.setdefault(point.node, []).append(point)
-    constants = constant_names(model)
-    edit = _Inserter(model, scales)
+    edit = _Inserter(scales)
     nodes = []
-    for position, node in enumerate(model.graph.node):
+    for position, node in enumerate(graph.nodes):
         name = node.name = node_name(node, position)  # unnamed nodes get one: reports and FP16 blocks use it
-        before: list[onnx.NodeProto] = []
-        after: list[onnx.NodeProto] = []
+        before: list[gs.Node] = []
+        after: list[gs.Node] = []
         node_points = by_node.get(name, [])
         missing = [p.tensor for p in node_points if p.tensor not in scales and p.tensor not in edit.dequantized]
         if node_points and name not in reasons and missing:
             reasons[name] = f"no range in the calibration cache for {missing[0]}"
         if node_points and name not in reasons:
-            if node.op_type in MOVE_OPS:
+            if node.op in MOVE_OPS:
                 _int8_plugin(node, edit, before, after)
             else:
-                for point in node_points:
-                    tensor = node.input[point.index]
-                    node.input[point.index] = edit.dequantized.get(tensor) or edit.fake_quantize(tensor, before)
-                if len(node.input) > 1 and node.input[1] in edit.inits and node.input[1] in constants:
-                    node.input[1] = edit.weight(node, node.input[1], before)
+                for point in node_points:  # a tensor already dequantized (a plugin's output) is taken as it is
+                    node.inputs[point.index] = edit.fake_quantize(node.inputs[point.index], before)
+                if is_weight(node):
+                    node.inputs[1] = edit.weight(node, node.inputs[1], before)
             edit.report.quantized.append(name)
         nodes += before + [node] + after
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    model.graph.initializer.extend(edit.new_inits)
-    model.graph.value_info.extend(edit.value_info)
-    _drop_unused_initializers(model)
-    edit.report.left_float = {name: reasons[name] for name in quantizable_nodes(model) if name in reasons}
-    return model, edit.report
+    graph.nodes = nodes
+    edit.report.left_float = {name: reasons[name] for name in point_nodes(points) if name in reasons}
+    return graphs.export(graph, like=model), edit.report
 
 
-def _int8_plugin(node: onnx.NodeProto, edit: _Inserter, before: list, after: list) -> None:
-    """Q -> plugin (int8 in, int8 out) -> DQ: the output name stays, so consumers are untouched."""
-    tensor, out = node.input[0], node.output[0]
-    node.input[0] = edit.quantize(tensor, before)
-    int8_out = f"{out}/int8"
-    node.output[0] = int8_out
-    edit.value_info.append(helper.make_tensor_value_info(int8_out, TensorProto.INT8, None))
-    edit.dequantize(int8_out, tensor, out, after)
-    edit.dequantized[out] = out  # already dequantized: its MatMul consumer takes it as it is
+def _int8_plugin(node: gs.Node, edit: _Inserter, before: list, after: list) -> None:
+    """Q -> plugin (int8 in, int8 out) -> DQ: the output tensor stays, so consumers are untouched."""
+    tensor, out = node.inputs[0], node.outputs[0]
+    node.inputs[0] = edit.quantize(tensor, before)
+    int8_out = gs.Variable(f"{out.name}/int8", dtype=np.int8)
+    node.outputs[0] = int8_out
+    edit.dequantize(int8_out, tensor.name, out, after)
+    edit.dequantized[out.name] = out  # already dequantized: its MatMul consumer takes it as it is
     edit.report.activation_pairs += 1
     edit.report.int8_plugins.append(node.name)
-
-
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    return copy
-
-
-def _drop_unused_initializers(model: onnx.ModelProto) -> None:
-    used = {name for node in model.graph.node for name in node.input}
-    used |= {o.name for o in model.graph.output}
-    kept = [i for i in model.graph.initializer if i.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)

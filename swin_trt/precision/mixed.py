@@ -1,7 +1,7 @@
 """``--precision best``: INT8 where it is harmless, FP16 elsewhere, under an accuracy budget against FP32.
 
 1. Sensitivity: each layer quantized alone (everything else float32), on the held-out images, through the
-   switchable probe graph (:mod:`.probe`): output cosine and top-1 agreement against FP32. A layer's
+   switchable probe graph (:mod:`.switchable`): output cosine and top-1 agreement against FP32. A layer's
    sensitivity is ``1 - cosine`` (continuous, so it ranks even when top-1 does not move).
 2. Fallback search: the k most sensitive layers stay unquantized; the smallest k whose all-but-k INT8
    probe meets ``min_cosine`` and ``min_agreement`` is found by bisection (error grows with the set of
@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
+from .defaults import DEFAULT_MIN_AGREEMENT, DEFAULT_MIN_COSINE
 from .evaluate import agreement, run_logits
 from .int8 import Int8Options, quantizable_nodes, quantize_int8
 from ..backends.onnxruntime import create_session
@@ -25,11 +26,18 @@ from .switchable import build_probe, flags, probe_layers
 
 @dataclass
 class Budget:
-    min_agreement: float = 0.995
-    min_cosine: float = 0.999
+    min_agreement: float = DEFAULT_MIN_AGREEMENT
+    min_cosine: float = DEFAULT_MIN_COSINE
 
     def holds(self, metrics: dict) -> bool:
         return metrics["top1_agreement"] >= self.min_agreement and metrics["cosine"] >= self.min_cosine
+
+
+@dataclass(frozen=True)
+class Built:
+    """A graph ``build`` made, with the reports that describe it (handed back to the caller as they are)."""
+    model: onnx.ModelProto
+    reports: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -51,9 +59,9 @@ def _summary(metrics: dict) -> dict:
 
 
 def mixed_precision(model: onnx.ModelProto, scales: dict[str, float], pixels: np.ndarray, *,
-                    options: Int8Options, budget: Budget, build: Callable[[onnx.ModelProto, Int8Options], onnx.ModelProto],
-                    log: Callable[[str], None] = print):
-    """Returns ``(final model, MixedReport)``. ``build(model, options)`` makes the real mixed graph
+                    options: Int8Options, budget: Budget, build: Callable[[onnx.ModelProto, Int8Options], Built],
+                    log: Callable[[str], None] = print) -> tuple[Built, MixedReport]:
+    """Returns ``(the final Built, MixedReport)``. ``build(model, options)`` makes the real mixed graph
     (INT8 QDQ + FP16 base) for a set of fallbacks in ``options.skip``."""
     report = MixedReport()
     reference = run_logits(create_session(model), pixels)
@@ -87,7 +95,7 @@ def mixed_precision(model: onnx.ModelProto, scales: dict[str, float], pixels: np
     while True:
         skip = frozenset(order[:k])
         final = build(model, Int8Options(options.exclude, options.keep_first, options.keep_last, skip))
-        report.final = _summary(agreement(reference, run_logits(create_session(final, int8="exact"), pixels)))
+        report.final = _summary(agreement(reference, run_logits(create_session(final.model, int8="exact"), pixels)))
         report.met = budget.holds(report.final)
         if report.met:
             break

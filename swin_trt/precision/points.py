@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import onnx
+import onnx_graphsurgeon as gs
 
+from ..graph import is_constant
 from ..ops import schema
 
 COMPUTE_OPS = ("MatMul", "Gemm", "Conv")
@@ -26,35 +28,33 @@ class Point:
     tensor: str  # the activation tensor's name
 
 
-def constant_names(model: onnx.ModelProto) -> set[str]:
-    names = {init.name for init in model.graph.initializer}
-    names |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
-    return names
-
-
-def node_name(node: onnx.NodeProto, index: int) -> str:
+def node_name(node: gs.Node, index: int) -> str:
     """The node's name, or ``<op>_<index>`` for an unnamed node (names key exclusions and fallbacks)."""
-    return node.name or f"{node.op_type}_{index}"
+    return node.name or f"{node.op}_{index}"
 
 
-def quant_points(model: onnx.ModelProto) -> list[Point]:
+def quant_points(graph: gs.Graph) -> list[Point]:
     """Every activation input to quantize, in graph order."""
-    constants = constant_names(model)
     points = []
-    for position, node in enumerate(model.graph.node):
-        if node.op_type == "MatMul":
+    for position, node in enumerate(graph.nodes):
+        if node.op == "MatMul":
             indices = (0, 1)
-        elif node.op_type in ("Gemm", "Conv") or node.op_type in MOVE_OPS:
+        elif node.op in ("Gemm", "Conv") or node.op in MOVE_OPS:
             indices = (0,)
         else:
             continue
         for index in indices:
-            if index < len(node.input) and node.input[index] and node.input[index] not in constants:
-                points.append(Point(node_name(node, position), node.op_type, index, node.input[index]))
+            if index < len(node.inputs) and node.inputs[index].name and not is_constant(node.inputs[index]):
+                points.append(Point(node_name(node, position), node.op, index, node.inputs[index].name))
     return points
+
+
+def point_nodes(points: list[Point]) -> list[str]:
+    """The names of the nodes ``points`` belong to, each once, in graph order."""
+    return list(dict.fromkeys(point.node for point in points))
 
 
 def calibration_tensors(model: onnx.ModelProto) -> list[str]:
     """The tensors whose ranges the cache holds. A partition's output is also its MatMul's input, so an
     excluded partition still leaves that MatMul a range of its own."""
-    return sorted({p.tensor for p in quant_points(model)})
+    return sorted({p.tensor for p in quant_points(gs.import_onnx(model))})

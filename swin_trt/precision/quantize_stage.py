@@ -12,18 +12,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .. import graph as graphs
 from ..backends.onnxruntime import create_session, load_onnx
 from ..data.model_input import PreprocessOptions, carried_sidecar, resolve_input
 from ..errors import UserError
 from ..io import atomic_output, sha256_file, sidecar_path, write_json
 from . import cache as cache_io
+from .defaults import DEFAULT_EVAL_IMAGES, DEFAULT_INT8_BASE, INT8_BASES, PRECISIONS
 from .evaluate import load_pixels
 from .fp16 import to_fp16
 from .int8 import Int8Options, quantize_int8
-from .mixed import Budget, mixed_precision
-
-PRECISIONS = ("fp16", "int8", "best")
-
+from .mixed import Budget, Built, mixed_precision
 
 @dataclass
 class QuantizeRequest:
@@ -31,12 +30,12 @@ class QuantizeRequest:
     calib: Path | None = None
     io_fp16: bool = False
     islands: bool = True
-    int8_base: str = "fp32"  # float ops around INT8 layers: fp32, or fp16 (always fp16 for best)
+    int8_base: str = DEFAULT_INT8_BASE  # float ops around INT8 layers: fp32, or fp16 (always fp16 for best)
     exclude: tuple[str, ...] = ()
     keep_first: bool = True
     keep_last: bool = True
     data: Path | None = None  # held-out images for best
-    eval_num: int = 64
+    eval_num: int = DEFAULT_EVAL_IMAGES
     budget: Budget = field(default_factory=Budget)
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)  # best's held-out images
 
@@ -49,8 +48,8 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
     """Write OUTPUT (and OUTPUT.json); returns the sidecar's "quantize" section."""
     if request.precision not in PRECISIONS:
         raise UserError(f"unknown precision {request.precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if request.int8_base not in ("fp32", "fp16"):
-        raise UserError(f"--int8-base {request.int8_base!r}: choose fp32 or fp16")
+    if request.int8_base not in INT8_BASES:
+        raise UserError(f"--int8-base {request.int8_base!r}: choose {' or '.join(INT8_BASES)}")
     model = load_onnx(model_path)
     sidecar = carried_sidecar(model_path, request.preprocess, model)
     section: dict = {"precision": request.precision, "io_types": "float16" if request.io_fp16 else "float32"}
@@ -65,26 +64,30 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
     options = Int8Options(tuple(request.exclude), request.keep_first, request.keep_last)
     fp16_base = request.precision == "best" or request.int8_base == "fp16"
 
-    def build(base_model, opts: Int8Options):
+    def build(base_model: onnx.ModelProto, opts: Int8Options) -> Built:
+        """The INT8 graph for ``opts`` (on an FP16 base when asked) and its reports for the sidecar."""
         quantized, int8_report = quantize_int8(base_model, scales, opts)
-        section["int8"] = int8_report.to_dict()
-        if fp16_base:
-            quantized, fp16_report = to_fp16(quantized, keep_io_types=not request.io_fp16, islands=request.islands,
-                                             int8_nodes=int8_report.quantized)
-            section["fp16"] = fp16_report
-        return quantized
+        if not fp16_base:
+            return Built(quantized, {"int8": int8_report.to_dict()})
+        quantized, fp16_report = to_fp16(quantized, keep_io_types=not request.io_fp16, islands=request.islands,
+                                         int8_nodes=int8_report.quantized)
+        return Built(quantized, {"int8": int8_report.to_dict(), "fp16": fp16_report})
 
     if request.precision == "fp16":
         result, section["fp16"] = to_fp16(model, keep_io_types=not request.io_fp16, islands=request.islands)
     elif request.precision == "int8":
-        result = build(model, options)
+        built = build(model, options)
+        result = built.model
+        section.update(built.reports)
     else:
         if request.data is None:
             raise UserError("--precision best needs --data: held-out images to measure each layer's sensitivity")
         preprocessor = resolve_input(model_path, request.preprocess, proto=model).preprocessor
         pixels = load_pixels(request.data, preprocessor, request.eval_num, min_images=1)
-        result, mixed = mixed_precision(model, scales, pixels, options=options, budget=request.budget,
-                                        build=build, log=log)
+        built, mixed = mixed_precision(model, scales, pixels, options=options, budget=request.budget,
+                                       build=build, log=log)
+        result = built.model
+        section.update(built.reports)
         section["best"] = mixed.to_dict()
         section["best"]["budget"] = {"min_agreement": request.budget.min_agreement,
                                      "min_cosine": request.budget.min_cosine, "eval_images": len(pixels)}
@@ -101,7 +104,7 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
 
 
 def _op_counts(model: onnx.ModelProto) -> dict:
-    kinds = ("QuantizeLinear", "DequantizeLinear", "Cast")
+    kinds = (*graphs.QDQ_OPS, "Cast")
     counts = {kind: sum(n.op_type == kind for n in model.graph.node) for kind in kinds}
     elem = {init.name: init.data_type for init in model.graph.initializer}
     counts["float16_initializers"] = sum(t == onnx.TensorProto.FLOAT16 for t in elem.values())

@@ -11,72 +11,67 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+import onnx_graphsurgeon as gs
 
-from .int8 import _weight_axis, quantize_weight
-from .points import COMPUTE_OPS, MOVE_OPS, constant_names, node_name, quant_points
+from .. import graph as graphs
+from .int8 import is_weight, quantize_weight, weight_axis
+from .points import MOVE_OPS, node_name, quant_points
 
 FLAG_PREFIX = "precision_probe/"
 
 
 def build_probe(model: onnx.ModelProto, scales: dict[str, float], layers: list[str]) -> onnx.ModelProto:
     """``model`` with a switch per layer in ``layers`` (node names); layers lacking a range are left out."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
+    graph = gs.import_onnx(model)
     wanted = set(layers)
     scales = dict(scales)
-    for node in probe.graph.node:  # as in the INT8 graph, a plugin's output carries its input's scale
-        if node.op_type in MOVE_OPS and node.input[0] in scales:
-            scales[node.output[0]] = scales[node.input[0]]
-    points = [p for p in quant_points(probe) if p.node in wanted]
-    constants = constant_names(probe)
-    inits = {i.name: i for i in probe.graph.initializer}
-    new_inits, fake = [], {}
+    for node in graph.nodes:  # as in the INT8 graph, a plugin's output carries its input's scale
+        if node.op in MOVE_OPS and node.inputs[0].name in scales:
+            scales[node.outputs[0].name] = scales[node.inputs[0].name]
+    by_node: dict[str, list] = {}
+    for point in quant_points(graph):
+        if point.node in wanted:
+            by_node.setdefault(point.node, []).append(point)
+    fake: dict[str, gs.Variable] = {}
     nodes = []
 
-    def fake_quant(tensor: str, before: list) -> str:
-        if tensor not in fake:
-            s, z = f"{tensor}/probe_scale", f"{tensor}/probe_zero"
-            new_inits.extend([numpy_helper.from_array(np.array(scales[tensor], np.float32), s),
-                              numpy_helper.from_array(np.array(0, np.int8), z)])
-            before.append(helper.make_node("QuantizeLinear", [tensor, s, z], [f"{tensor}/probe_q"]))
-            before.append(helper.make_node("DequantizeLinear", [f"{tensor}/probe_q", s, z], [f"{tensor}/probe_dq"]))
-            fake[tensor] = f"{tensor}/probe_dq"
-        return fake[tensor]
+    def fake_quant(tensor: gs.Variable, before: list) -> gs.Variable:
+        if tensor.name not in fake:
+            scale = gs.Constant(f"{tensor.name}/probe_scale", np.array(scales[tensor.name], np.float32))
+            zero = gs.Constant(f"{tensor.name}/probe_zero", np.array(0, np.int8))
+            quantized, dequantized = gs.Variable(f"{tensor.name}/probe_q"), gs.Variable(f"{tensor.name}/probe_dq")
+            before.append(gs.Node("QuantizeLinear", inputs=[tensor, scale, zero], outputs=[quantized]))
+            before.append(gs.Node("DequantizeLinear", inputs=[quantized, scale, zero], outputs=[dequantized]))
+            fake[tensor.name] = dequantized
+        return fake[tensor.name]
 
-    by_node: dict[str, list] = {}
-    for point in points:
-        by_node.setdefault(point.node, []).append(point)
-    for position, node in enumerate(probe.graph.node):
+    for position, node in enumerate(graph.nodes):
         before = []
         name = node_name(node, position)
         node_points = by_node.get(name, [])
         if node_points and all(p.tensor in scales for p in node_points):
-            flag = FLAG_PREFIX + name
-            probe.graph.input.append(helper.make_tensor_value_info(flag, TensorProto.BOOL, []))
+            flag = gs.Variable(FLAG_PREFIX + name, dtype=np.bool_, shape=[])
+            graph.inputs.append(flag)
             for point in node_points:
-                switched = f"{point.tensor}/probe/{name}/{point.index}"
-                before.append(helper.make_node("Where", [flag, fake_quant(point.tensor, before), point.tensor],
-                                               [switched]))
-                node.input[point.index] = switched
-            if node.op_type in COMPUTE_OPS and len(node.input) > 1 and node.input[1] in inits \
-                    and node.input[1] in constants:
-                weight = numpy_helper.to_array(inits[node.input[1]])
-                axis = _weight_axis(node, weight.ndim)
-                q, scale = quantize_weight(weight, axis)
-                shape = [1] * weight.ndim
+                tensor = node.inputs[point.index]
+                switched = gs.Variable(f"{point.tensor}/probe/{name}/{point.index}")
+                before.append(gs.Node("Where", inputs=[flag, fake_quant(tensor, before), tensor], outputs=[switched]))
+                node.inputs[point.index] = switched
+            if is_weight(node):
+                weight = node.inputs[1]
+                array = weight.values
+                axis = weight_axis(node, array.ndim)
+                q, scale = quantize_weight(array, axis)
+                shape = [1] * array.ndim
                 shape[axis] = -1
-                dq = (q.astype(np.float32) * scale.reshape(shape)).astype(np.float32)
-                dq_name = f"{node.input[1]}/probe_dq/{name}"
-                new_inits.append(numpy_helper.from_array(dq, dq_name))
-                switched = f"{dq_name}/switched"
-                before.append(helper.make_node("Where", [flag, dq_name, node.input[1]], [switched]))
-                node.input[1] = switched
+                dq = gs.Constant(f"{weight.name}/probe_dq/{name}",
+                                 (q.astype(np.float32) * scale.reshape(shape)).astype(np.float32))
+                switched = gs.Variable(f"{dq.name}/switched")
+                before.append(gs.Node("Where", inputs=[flag, dq, weight], outputs=[switched]))
+                node.inputs[1] = switched
         nodes += before + [node]
-    del probe.graph.node[:]
-    probe.graph.node.extend(nodes)
-    probe.graph.initializer.extend(new_inits)
-    return probe
+    graph.nodes = nodes
+    return graphs.export(graph, like=model)
 
 
 def flags(probe: onnx.ModelProto, on: set[str] | frozenset[str]) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from ..graph import producer
 from ..ops import reference, schema
 from .region import Region
 from .windows import WindowMatch
@@ -34,17 +35,13 @@ class AttentionMatch:
     reason: str = ""
 
 
-def _producer(tensor):
-    return tensor.inputs[0] if tensor.inputs else None
-
-
 def _variable_inputs(node):
     return [t for t in node.inputs if isinstance(t, gs.Variable)]
 
 
 def _qk_matmul(softmax: gs.Node):
     tensor = softmax.inputs[0]
-    while (node := _producer(tensor)) is not None:
+    while (node := producer(tensor)) is not None:
         if node.op == "MatMul" and len(_variable_inputs(node)) == 2:
             return node
         variables = _variable_inputs(node)
@@ -69,7 +66,7 @@ def _context_end(softmax: gs.Node):
 
 def _qkv_start(pv: gs.Node, channels: int):
     tensor = pv.inputs[1]
-    while (node := _producer(tensor)) is not None:
+    while (node := producer(tensor)) is not None:
         shape = tensor.shape
         if shape is not None and len(shape) == 3 and shape[-1] == 3 * channels:
             return tensor
@@ -87,7 +84,7 @@ def _feeding_partition(start: gs.Variable, partitions: dict) -> WindowMatch | No
     for _ in range(4):  # MatMul + Add (bias), maybe a Reshape around them
         if tensor.name in partitions:
             return partitions[tensor.name]
-        node = _producer(tensor)
+        node = producer(tensor)
         if node is None:
             return None
         variables = _variable_inputs(node)
@@ -152,6 +149,9 @@ def _match(graph, softmax, partitions):
     rows = start.shape[0] if isinstance(start.shape[0], int) else n_windows
     if tokens != window[0] * window[1] or channels % heads:
         return None, f"token count {tokens} does not fit window {window}"
+    unsupported = schema.attention_unsupported(tokens, channels // heads)
+    if unsupported:
+        return None, unsupported
     table, reason = _recover_table(graph, qk, softmax, rows, heads, window, shift, grid)
     if table is None:
         return None, reason

@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-# Ops whose output depends only on the *shape* of their data input, not on its values.
-_SHAPE_OPS = {"Shape", "Size"}
+from .. import graph as graphs
+
 # Ops that cannot be folded (random) or that we never want to treat as shape arithmetic.
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
 PROBE_BATCHES = (1, 2)
@@ -26,7 +26,7 @@ def _data_independent(graph: gs.Graph) -> set[str]:
     for node in graph.toposort().nodes:  # toposort so producers come first
         if node.op in _NEVER_FOLD:
             continue
-        if node.op in _SHAPE_OPS:
+        if node.op in graphs.SHAPE_OPS:
             ok = True
         else:
             ok = all(isinstance(t, gs.Constant) or t.name in independent or t.name == "" for t in node.inputs)
@@ -44,8 +44,7 @@ def _evaluate(model: onnx.ModelProto, names: list[str], batch: int, shapes_of=()
     (as ``"<name>.shape"``)."""
     import onnxruntime as ort
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
+    probe = graphs.copy(model)
     for name in shapes_of:
         probe.graph.node.append(onnx.helper.make_node("Shape", [name], [f"{name}.shape"]))
     names = list(names) + [f"{name}.shape" for name in shapes_of]
@@ -73,7 +72,7 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]
     # Frontier: data-independent tensors that feed data-dependent nodes. Only they need values.
     frontier = {}
     for node in graph.nodes:
-        if node.op in _SHAPE_OPS or all(t.name in independent or isinstance(t, gs.Constant) for t in node.inputs):
+        if node.op in graphs.SHAPE_OPS or all(t.name in independent or isinstance(t, gs.Constant) for t in node.inputs):
             continue
         for index, tensor in enumerate(node.inputs):
             if isinstance(tensor, gs.Variable) and tensor.name in independent and tensor not in graph.inputs:

@@ -123,7 +123,7 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTIO
                                                {k: v for k, v in node.attrs.items()}))
         graph.nodes.append(node)
     if strict and report.unmatched:
-        names = ", ".join(f"{n} ({o})" for n, o, _ in report.unmatched)
+        names = "; ".join(f"{n} ({o}): {reason}" for n, o, reason in report.unmatched)
         raise UserError(f"--strict: {len(report.unmatched)} window op(s) were not matched: {names}. "
                         f"Drop --strict to keep them as ordinary ONNX ops.")
     graph.cleanup().toposort()

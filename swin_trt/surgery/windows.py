@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from ..graph import producer
 from ..ops import reference, schema
 from .region import Region
 
@@ -37,17 +38,13 @@ def window_anchors(graph: gs.Graph) -> list[gs.Node]:
     return [n for n in graph.nodes if n.op == "Transpose" and list(n.attrs.get("perm", [])) == WINDOW_PERM]
 
 
-def _producer(tensor: gs.Variable):
-    return tensor.inputs[0] if tensor.inputs else None
-
-
 def _single_consumer(tensor: gs.Variable):
     return tensor.outputs[0] if len(tensor.outputs) == 1 else None
 
 
 def _roll_source(concat: gs.Node):
     """If ``concat`` joins slices of one tensor (how exporters spell torch.roll), return that tensor."""
-    producers = [_producer(t) for t in concat.inputs]
+    producers = [producer(t) for t in concat.inputs]
     if len(producers) < 2 or any(p is None or p.op != "Slice" for p in producers):
         return None
     sources = {p.inputs[0].name for p in producers}
@@ -64,12 +61,12 @@ def _probe_batch(tensor: gs.Variable) -> int:
 
 
 def _match_partition(anchor: gs.Node) -> WindowMatch | None:
-    reshape = _producer(anchor.inputs[0])
+    reshape = producer(anchor.inputs[0])
     if reshape is None or reshape.op != "Reshape":
         return None
     source = reshape.inputs[0]
     nodes = [reshape, anchor]
-    while (node := _producer(source)) is not None:  # walk up through pads and rolls
+    while (node := producer(source)) is not None:  # walk up through pads and rolls
         if node.op == "Pad":
             source = node.inputs[0]
         elif node.op == "Concat" and (rolled := _roll_source(node)) is not None:
@@ -92,11 +89,11 @@ def _match_partition(anchor: gs.Node) -> WindowMatch | None:
 
 
 def _match_reverse(anchor: gs.Node) -> WindowMatch | None:
-    reshape = _producer(anchor.inputs[0])
+    reshape = producer(anchor.inputs[0])
     if reshape is None or reshape.op != "Reshape":
         return None
     start = reshape.inputs[0]
-    while (node := _producer(start)) is not None and node.op == "Reshape" and len(start.shape or []) != 3:
+    while (node := producer(start)) is not None and node.op == "Reshape" and len(start.shape or []) != 3:
         start = node.inputs[0]
     merged = _single_consumer(anchor.outputs[0])
     if merged is None or merged.op != "Reshape":

@@ -19,20 +19,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..ops.lowering import lower_plugins
 from ..backends.onnxruntime import create_session
-from .metrics import capped, snr_db
+from ..graph import QUANTIZE_OPS, SHAPE_OPS, with_outputs
+from ..ops.lowering import lower_plugins
+from ..ops.schema import MOVE_OPS
+from .metrics import capped, cosine_rows, snr_db
 
 # Ops that only move, slice or re-type values: their outputs repeat an upstream tensor's error, so listing
 # them would bury the layers that compute.
 LAYOUT_OPS = {
     "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast", "CastLike", "Slice", "Concat",
-    "Gather", "GatherElements", "Pad", "Expand", "Split", "Tile", "Shape", "Size", "Constant", "ConstantOfShape",
-    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "SwinWindowPartition", "SwinWindowReverse",
+    "Gather", "GatherElements", "Pad", "Expand", "Split", "Tile", "Constant", "ConstantOfShape",
+    *SHAPE_OPS, *QUANTIZE_OPS, *MOVE_OPS,
 }
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
                onnx.TensorProto.DOUBLE}
-SHAPE_OPS = {"Shape", "Size"}  # what follows them is shape arithmetic or masks built from it, not data
 INPUT = "<input>"
 
 
@@ -52,6 +53,7 @@ def compute_tensors(model: onnx.ModelProto) -> LayerGraph:
     live = {i.name for i in graph.input if i.name not in initializers}
     order, ops = [], {}
     for node in graph.node:
+        # What follows Shape/Size is shape arithmetic or masks built from it, not data.
         if node.op_type in SHAPE_OPS or not any(name in live for name in node.input):
             continue
         live.update(o for o in node.output if o)
@@ -89,18 +91,7 @@ def expose(model: onnx.ModelProto, names: list[str]) -> tuple[onnx.ModelProto, d
     Returns the model and {exposed name: element type}. Types come from ONNX shape inference on the lowered
     graph (plugin nodes would stop it on the original one).
     """
-    lowered = onnx.shape_inference.infer_shapes(lower_plugins(model))
-    graph = lowered.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.output, *graph.input]}
-    present = {o for node in graph.node for o in node.output}
-    outputs = {o.name for o in graph.output}
-    exposed = {}
-    for name in names:
-        if name in present and types.get(name) in FLOAT_TYPES:
-            exposed[name] = types[name]
-            if name not in outputs:
-                graph.output.append(onnx.helper.make_tensor_value_info(name, types[name], None))
-    return lowered, exposed
+    return with_outputs(lower_plugins(model), names, keep=FLOAT_TYPES.__contains__)
 
 
 class _Runner:
@@ -132,8 +123,7 @@ class _Stats:
         self.max_abs = max(self.max_abs, float(np.max(np.abs(diff))) if diff.size else 0.0)
         self.sum_abs += float(np.sum(np.abs(diff)))
         self.elements += diff.size
-        norm = float(np.linalg.norm(ref) * np.linalg.norm(cand))
-        self.cosine_sum += float(np.sum(ref * cand)) / norm if norm else 1.0
+        self.cosine_sum += float(cosine_rows(ref.reshape(1, -1), cand.reshape(1, -1))[0])
         self.count += 1
 
 

@@ -25,6 +25,19 @@ def capped(snr: float) -> float:
     return max(min(snr, SNR_CEILING_DB), -SNR_CEILING_DB)
 
 
+def cosine_rows(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """The cosine similarity of each row of ``reference`` with the same row of ``candidate`` (2-D arrays).
+
+    Zero vectors have no direction, so the formula alone is undefined for them; the rule here is that two
+    all-zero rows are identical (1.0), and an all-zero row against a non-zero one has nothing in common (0.0).
+    """
+    dots = np.sum(reference * candidate, axis=1)
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
+    cosine = dots / np.where(norms > 0, norms, 1.0)  # 0 where a row is all zeros: its dot product is 0
+    both_zero = ~np.any(reference, axis=1) & ~np.any(candidate, axis=1)
+    return np.where(both_zero, 1.0, cosine)
+
+
 class Agreement:
     """Candidate outputs against reference outputs (and labels when known), accumulated per batch.
 
@@ -60,8 +73,7 @@ class Agreement:
         self.max_abs_err = max(self.max_abs_err, float(diff.max()))
         self.sum_abs_err += float(diff.sum())
         self.elements += diff.size
-        norms = np.linalg.norm(flat_ref, axis=1) * np.linalg.norm(flat_cand, axis=1)
-        cosine = np.sum(flat_ref * flat_cand, axis=1) / np.maximum(norms, 1e-30)
+        cosine = cosine_rows(flat_ref, flat_cand)
         self.cosine_sum += float(cosine.sum())
         self.cosine_min = min(self.cosine_min, float(cosine.min()))
         self.signal += float(np.sum(flat_ref ** 2))

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import onnx
 
+from ..graph import QUANTIZE_OPS
 from ..model_ref import ModelRef
 
 FLOAT16 = onnx.TensorProto.FLOAT16
-QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 
 
 def _has_float16(model: onnx.ModelProto) -> bool:
@@ -30,7 +30,7 @@ def _has_float16(model: onnx.ModelProto) -> bool:
 
 def onnx_precision(model: onnx.ModelProto) -> str:
     """``"int8"`` (Q/DQ nodes), ``"int8+fp16"``, ``"fp16"`` (float16 tensors) or ``"fp32"``."""
-    quantized = any(node.op_type in QDQ_OPS for node in model.graph.node)
+    quantized = any(node.op_type in QUANTIZE_OPS for node in model.graph.node)
     half = _has_float16(model)
     if quantized:
         return "int8+fp16" if half else "int8"

@@ -1,7 +1,8 @@
 """Real-looking test videos: slow pans and zooms over real photos (scikit-image's sample images).
 
 Used by the tests, the pipeline benchmark and users' smoke tests; nothing is downloaded. Every frame is one
-crop and one resize (Pillow) of a photo, so a 10,000-frame clip takes seconds.
+crop and one resize (Pillow) of a photo, so a 10,000-frame clip takes seconds. The default photos need
+scikit-image (``pip install 'swin-trt[synth]'``); with ``images=`` nothing beyond the core is needed.
 
 Example::
 
@@ -18,6 +19,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from ..errors import UserError
 from ..io import atomic_output
 from .codecs import add_video_stream, muxer_for
 
@@ -26,7 +28,11 @@ DEFAULT_IMAGES = ("astronaut", "chelsea", "coffee")
 
 def sample_images(names: Sequence[str] = DEFAULT_IMAGES) -> list[np.ndarray]:
     """scikit-image's bundled sample photos as ``(H, W, 3)`` uint8 RGB (greyscale/RGBA converted)."""
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:
+        raise UserError("the sample photos come from scikit-image: pip install 'swin-trt[synth]', or pass your "
+                        "own images (make_pan_zoom_video(..., images=[...]))") from None
 
     return [np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("RGB")) for name in names]
 
