@@ -26,8 +26,9 @@ from ..serving.server import DEFAULT_PORTS, Endpoints
               help="Prometheus metrics at http://ADDRESS:PORT/metrics.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Largest batch Triton forms from queued requests (and accepts in one request).")
-@click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="How long a request may wait for others to join its batch, in microseconds.")
+@click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=0, show_default=True,
+              help="How long a request may wait for others to join its batch, in microseconds. At 0, requests "
+                   "that queue while an instance is busy still run together; more trades latency for batch size.")
 @click.option("--no-dynamic-batching", is_flag=True, help="Run every request on its own (for comparison).")
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model instances (processes) running batches in parallel.")

@@ -39,7 +39,7 @@ class ServeOptions:
     name: str
     max_batch: int = 8
     dynamic_batching: bool = True
-    queue_delay_us: int = 1000
+    queue_delay_us: int = 0
     instances: int = 1
     threads: int | None = None  # ONNX Runtime threads per instance; None: the cores shared out
     plugins: str | None = None  # engines: the plugin library (default: the one the engine was built with)
