@@ -261,3 +261,36 @@ def test_server_that_goes_away_keeps_lines_and_sigterm_leaves_nothing(demo, tmp_
     lines = _lines(out)
     assert 16 <= len(lines) < 3000
     assert [line["index"] for line in lines] == list(range(len(lines)))  # in order, none missing
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_serve_engine_with_plugins_matches_local_infer(demo, images, tmp_path):
+    """On a GPU: the rewritten demo model as a TensorRT engine with swin-trt's plugins, served and asked."""
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed")
+    pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
+    from swin_trt.engine import build_engine
+    from swin_trt.engine.device import gpu_info
+    from swin_trt.errors import UserError
+    from swin_trt.plugin_library import find_plugin_library
+    from swin_trt.surgery.rewrite_stage import rewrite_file
+
+    if gpu_info() is None:
+        pytest.skip("no CUDA GPU")
+    try:
+        library = find_plugin_library()
+    except UserError as exc:
+        pytest.skip(f"plugin library not built: {exc}")
+    rewritten = tmp_path / "demo.rewritten.onnx"
+    rewrite_file(demo, rewritten)
+    engine = build_engine(rewritten, tmp_path / "demo.engine", plugins=library, tf32=False, progress=False).path
+    served = Served(engine, tmp_path / "models")
+    try:
+        local, remote = tmp_path / "local.jsonl", tmp_path / "remote.jsonl"
+        assert _infer_cli(images, "--model", demo, "--out", local).returncode == 0
+        done = _infer_cli(images, "--server", served.url, "--batch", 8, "--out", remote)
+        assert done.returncode == 0, done.stderr
+        assert [l["classes"][0] for l in _lines(local)] == [l["classes"][0] for l in _lines(remote)]
+    finally:
+        assert served.stop() == 0
+    assert served.leftovers() == []

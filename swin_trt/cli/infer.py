@@ -53,7 +53,8 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
     Decoding and preprocessing run in a worker thread, overlapping inference. Each frame gives a JSON line
     (index, timestamp in s, top-k classes and softmax scores, latency in ms from decoded to predicted);
     the end prints frames, dropped, corrupt, fps, latency p50/p95/p99 and the decode / preprocess / infer
-    time split. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them).
+    time split. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them; a --server
+    that goes away keeps them too, and exits 2).
 
     \b
     Examples:
@@ -71,7 +72,7 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
 
     muxer = muxer_for(save_video) if save_video else None  # a bad suffix fails before any work
     if (model is None) == (server is None):
-        raise UserError("pass --model (inference here) or --server (inference on a Triton server), not both")
+        raise UserError("pass either --model (inference here) or --server URL (inference on a Triton server)")
     if server is not None:
         from ..video.remote import connect_classifier
 

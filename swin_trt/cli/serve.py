@@ -51,9 +51,10 @@ def serve(model, name, address, http_port, grpc_port, metrics_port, max_batch, m
     /v2/health/ready answers 200 once the model is loaded.
 
     \b
-    Input `pixels`: UINT8 [batch, 3, H, W], RGB, resized and centre-cropped as the model's sidecar says
-    (`swin-trt infer --server` does that); normalisation happens on the server. Output `logits`: FP32
-    [batch, classes]; class names and preprocessing are in the model's config (parameter swin_trt).
+    Input `pixels`: UINT8 [batch, 3, H, W], RGB, resized and centre-cropped as
+    the model's sidecar says (`swin-trt infer --server` does that); the server
+    normalises. Output `logits`: FP32 [batch, classes]. Class names and
+    preprocessing are in the model's config (parameter swin_trt).
 
     \b
     Examples:
