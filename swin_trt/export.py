@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import torch
 
+from .data.input_format import FOLDED_INPUTS, FoldedNormalization, example_pixels, folded_preprocessing
 from .errors import UserError
 from .io import atomic_output, sha256_file, sidecar_path, write_json
 from .models import create_model
@@ -72,12 +73,13 @@ def seeded_model(arch: str, seed: int, **options):
 def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None = None, img_size=None,
                  batch: int = 1, dynamic_batch: int | None = None, opset: int | None = None, features: bool = False,
                  convention: str | None = None, exporter: str = "torchscript", num_classes: int | None = None,
-                 check: bool = True, seed: int = 0) -> ExportResult:
+                 check: bool = True, seed: int = 0, fold_normalization: str | None = None) -> ExportResult:
     """Export ``arch`` to ``output`` (atomically) and write ``output.json`` beside it.
 
     Without a checkpoint and without bundled weights the weights are random (``seed``), which the sidecar
     records and the CLI warns about loudly. ``check`` runs the ONNX file in ONNX Runtime and compares it
-    with PyTorch on the same random input.
+    with PyTorch on the same random input. ``fold_normalization`` (``uint8`` or ``float255``) puts the
+    normalisation into the graph, which then takes 0..255 RGB pixels (:mod:`swin_trt.data.input_format`).
     """
     if exporter not in EXPORTERS:
         raise UserError(f"unknown exporter {exporter!r}: choose {' or '.join(EXPORTERS)}")
@@ -89,11 +91,16 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         _require_onnxscript()
     if batch < 1 or (dynamic_batch is not None and dynamic_batch < 1):
         raise UserError("--batch and --dynamic-batch must be >= 1")
+    if fold_normalization is not None and fold_normalization not in FOLDED_INPUTS:
+        raise UserError(f"--fold-normalization {fold_normalization!r}: choose {' or '.join(FOLDED_INPUTS)}")
     model, spec, report = seeded_model(arch, seed, checkpoint=checkpoint, img_size=img_size,
                                        convention=convention, features=features, num_classes=num_classes)
     config = model.config
     example_batch = min(2, dynamic_batch) if dynamic_batch else batch
     example = torch.randn(example_batch, config.in_chans, *config.img_size, generator=torch.Generator().manual_seed(seed))
+    if fold_normalization:
+        model = FoldedNormalization(model, spec.preprocessing.mean, spec.preprocessing.std)
+        example = example_pixels(fold_normalization, example.shape, torch.Generator().manual_seed(seed))
     output = Path(output)
     names = _output_names(features, len(config.depths))
     dynamic_axes = None
@@ -141,6 +148,7 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         "batch": None if dynamic_batch else batch,
         "dynamic_batch_max": dynamic_batch,
         "preprocessing": spec.preprocessing.to_dict(config.img_size),
+        "folded_normalization": None,
         "inputs": [{"name": n, "shape": s} for n, s in result.inputs],
         "outputs": [{"name": n, "shape": s} for n, s in result.outputs],
         "opset": opset,
@@ -149,6 +157,10 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         "check": {"onnxruntime_max_abs_err": max_abs_err},
         "versions": _package_versions(),
     }
+    if fold_normalization:
+        result.sidecar["folded_normalization"] = {"input": fold_normalization, "mean": list(spec.preprocessing.mean),
+                                                  "std": list(spec.preprocessing.std)}
+        result.sidecar["preprocessing"] = folded_preprocessing(result.sidecar["preprocessing"], fold_normalization)
     write_json(sidecar_path(output), result.sidecar)
     return result
 

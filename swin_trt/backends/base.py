@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import abc
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+
+
+class BackendUnavailable(UserError):
+    """The backend went away mid-run (a server that stopped answering): what was predicted is kept."""
 
 
 class Backend(abc.ABC):
@@ -45,6 +50,19 @@ class Backend(abc.ABC):
                 part = np.concatenate([part, np.repeat(part[-1:], fixed - count, axis=0)])
             chunks.append([out[:count] for out in self.infer(part)])
         return [np.concatenate(parts) for parts in zip(*chunks)]
+
+    def submit(self, batch: np.ndarray) -> Future:
+        """Start :meth:`infer_padded` on ``batch``; a local backend runs it now, a remote one sends it."""
+        future: Future = Future()
+        try:
+            future.set_result(self.infer_padded(batch))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def max_in_flight(self, batch: int) -> int:
+        """How many submitted batches a caller should keep waiting: 1 where ``submit`` runs at once."""
+        return 1
 
     def close(self) -> None:
         pass

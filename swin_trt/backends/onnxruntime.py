@@ -52,6 +52,9 @@ def create_session(model: onnx.ModelProto, threads: int | None = None, spinning:
                                 disabled_optimizers=disabled)
 
 
+_INPUT_DTYPES = {"tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+
+
 class OnnxRuntimeBackend(Backend):
     name = "ort"
 
@@ -62,7 +65,7 @@ class OnnxRuntimeBackend(Backend):
         self.session = create_session(proto, threads, spinning, int8)
         first = self.session.get_inputs()[0]
         self.input_name = first.name
-        self.dtype = np.float16 if first.type == "tensor(float16)" else np.float32  # quantize --io-fp16
+        self.dtype = _INPUT_DTYPES.get(first.type, np.float32)  # --io-fp16 graphs, --fold-normalization uint8
         self.input_shape = tuple(d if isinstance(d, int) else None for d in first.shape)
         self.output_names = [o.name for o in self.session.get_outputs()]
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from ..data.input_format import FOLDED_INPUTS
 from ..errors import UserError
 from ..export import EXPORTERS, export_model
 from .options import parse_img_size
@@ -33,11 +34,14 @@ def warn_if_random_weights(arch: str, checkpoint) -> None:
 @click.option("--exporter", type=click.Choice(EXPORTERS), default="torchscript", show_default=True,
               help="torch.onnx.export with dynamo=False (torchscript) or dynamo=True.")
 @click.option("--num-classes", type=int, help="Classifier size (default: the arch's or the checkpoint's).")
+@click.option("--fold-normalization", type=click.Choice(FOLDED_INPUTS),
+              help="Normalise inside the graph, which then takes RGB pixels 0..255, NCHW: uint8 (a quarter of "
+                   "the bytes; Triton, video clients) or float255 (float32, for DeepStream's nvinfer).")
 @click.option("--no-check", is_flag=True, help="Skip the ONNX Runtime vs PyTorch comparison.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The ONNX file to write; its sidecar goes to OUTPUT.json.")
 def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, convention, exporter,
-           num_classes, no_check, output):
+           num_classes, fold_normalization, no_check, output):
     """Export a Swin Transformer to ONNX and check it against PyTorch.
 
     Writes OUTPUT and OUTPUT.json (arch, config, checkpoint hash, image size, preprocessing, opset,
@@ -48,11 +52,13 @@ def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, co
       swin-trt export --arch swin_demo -o out/demo.onnx
       swin-trt export --arch swin_tiny --checkpoint swin_tiny_patch4_window7_224.pth \\
           --img-size 256x320 --dynamic-batch 32 -o out/swin_t.onnx
+      swin-trt export --arch swin_demo --fold-normalization float255 -o out/demo_pixels.onnx
     """
     warn_if_random_weights(arch, checkpoint)
     if output.suffix != ".onnx":
         raise UserError(f"output {str(output)!r} should end in .onnx")
     result = export_model(arch, output, checkpoint=checkpoint, img_size=parse_img_size(img_size), batch=batch,
                           dynamic_batch=dynamic_batch, opset=opset, features=features, convention=convention,
-                          exporter=exporter, num_classes=num_classes, check=not no_check)
+                          exporter=exporter, num_classes=num_classes, check=not no_check,
+                          fold_normalization=fold_normalization)
     click.echo(result.describe())

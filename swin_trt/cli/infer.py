@@ -17,9 +17,13 @@ from .options import PREPROCESS_EPILOG, preprocess_options
 
 @click.command(epilog=PREPROCESS_EPILOG)
 @click.argument("source")
-@click.option("-m", "--model", required=True,
+@click.option("-m", "--model",
               help="An .onnx (any classifier; its .json sidecar, if any, says how to preprocess), a TensorRT "
                    ".engine, or torch:<arch>[:<checkpoint>].")
+@click.option("--server", metavar="URL",
+              help="Infer on a Triton server instead of --model: http://HOST:8000 or grpc://HOST:8001 "
+                   "(`swin-trt serve`). Decoding and preprocessing stay here; requests are pipelined.")
+@click.option("--model-name", help="The model on --server, where it serves several.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto picks by the model: .onnx -> ort, .engine -> trt, torch: -> torch.")
 @click.option("--batch", type=click.IntRange(min=1),
@@ -42,16 +46,18 @@ from .options import PREPROCESS_EPILOG, preprocess_options
               help="ONNX Runtime intra-op threads (default: ORT's). On a small CPU, leaving a core to the "
                    "decoding thread can be faster.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds to wait for a camera or stream to open, or to send the next frame.")
+              help="Seconds to wait for a camera or stream to open, to send the next frame, or for --server "
+                   "to answer a request.")
 @preprocess_options
-def infer(source, model, backend, batch, every, realtime, topk, labels, max_frames, out, save_video, threads,
-          timeout, preprocess):
+def infer(source, model, server, model_name, backend, batch, every, realtime, topk, labels, max_frames, out,
+          save_video, threads, timeout, preprocess):
     """Classify SOURCE: an image, a folder of images, a video file, a camera or a stream URL.
 
     Decoding and preprocessing run in a worker thread, overlapping inference. Each frame gives a JSON line
     (index, timestamp in s, top-k classes and softmax scores, latency in ms from decoded to predicted);
     the end prints frames, dropped, corrupt, fps, latency p50/p95/p99 and the decode / preprocess / infer
-    time split. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them).
+    time split. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them; a --server
+    that goes away keeps them too, and exits 2).
 
     \b
     Examples:
@@ -59,6 +65,7 @@ def infer(source, model, backend, batch, every, realtime, topk, labels, max_fram
       swin-trt infer clip.mp4 -m out/demo.onnx --batch 8 --out preds.jsonl --save-video annotated.mp4
       swin-trt infer /dev/video0 -m out/demo.engine --realtime --every 2
       swin-trt infer rtsp://camera.local/stream -m torch:swin_demo --realtime --max-frames 1000
+      swin-trt infer clip.mp4 --server http://gpu-box:8000 --batch 4 --out preds.jsonl
     """
     from ..video.annotate import AnnotatedVideoWriter
     from ..video.codecs import muxer_for
@@ -67,9 +74,16 @@ def infer(source, model, backend, batch, every, realtime, topk, labels, max_fram
     from ..video.sources import open_source
 
     muxer = muxer_for(save_video) if save_video else None  # a bad suffix fails before any work
-    # Decoding shares the CPU with ONNX Runtime: threads that spin while idle would starve the decoder.
-    options = {"spinning": False, **({"threads": threads} if threads else {})}
-    classifier = load_classifier(model, backend, labels, preprocess, **options)
+    if (model is None) == (server is None):
+        raise UserError("pass either --model (inference here) or --server URL (inference on a Triton server)")
+    if server is not None:
+        from ..video.remote import connect_classifier
+
+        classifier = connect_classifier(server, model_name, labels, timeout)
+    else:
+        # Decoding shares the CPU with ONNX Runtime: threads that spin while idle would starve the decoder.
+        options = {"spinning": False, **({"threads": threads} if threads else {})}
+        classifier = load_classifier(model, backend, labels, preprocess, **options)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.backend)
         frames = open_source(source, timeout)
@@ -97,9 +111,11 @@ def infer(source, model, backend, batch, every, realtime, topk, labels, max_fram
         pipeline = Pipeline(frames, classifier.backend, classifier.preprocessor, classifier.labels, options)
         stats = pipeline.run(on_prediction)
         if stats.frames == 0:
-            raise UserError(f"no frame could be decoded from {source!r} ({stats.corrupt} corrupt): "
-                            f"check that the source plays, e.g. with ffplay")
+            raise UserError(stats.error or f"no frame could be decoded from {source!r} ({stats.corrupt} corrupt): "
+                                           f"check that the source plays, e.g. with ffplay")
     click.echo(stats.summary(), err=True)
     for label, path in (("predictions", out), ("annotated video", save_video)):
         if path is not None:
             click.echo(f"{label}: {path}", err=True)
+    if stats.error:  # the server went away: what came before is written, and the run still failed
+        raise UserError(f"{stats.error}; the {stats.frames} frames predicted before it were kept")

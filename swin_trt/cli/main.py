@@ -25,6 +25,8 @@ _COMMANDS = {
     "compile": ("swin_trt.cli.compile", "compile_", "One command: export, rewrite, calibrate, quantize, build, validate."),
     "build": ("swin_trt.cli.build", "build", "Build a TensorRT engine (needs TensorRT and a GPU)."),
     "infer": ("swin_trt.cli.infer", "infer", "Classify images, video files, cameras or streams."),
+    "serve": ("swin_trt.cli.serve", "serve", "Serve a model with NVIDIA's Triton Inference Server."),
+    "package": ("swin_trt.cli.package", "package", "Write a deployable bundle for Triton or DeepStream."),
 }
 
 

@@ -25,8 +25,9 @@ _FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BI
             "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 INTERPOLATIONS = tuple(_FILTERS)
 RESIZE_MODES = ("crop", "stretch")
-# std 1/255 with mean 0 feeds the pixels' own 0-255 values: for graphs that normalise inside.
-_RAW = (1 / 255, 1 / 255, 1 / 255)
+# std 1/255 with mean 0 feeds the pixels' own 0-255 values: for graphs that normalise inside
+# (`export --fold-normalization`, :mod:`.input_format`).
+PIXEL_STD = 1.0 / 255.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ PRESETS = {
     "imagenet": Preprocessing(),
     "inception": Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),  # timm's *_inception, many HF ViTs
     "unit": Preprocessing(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),  # pixels / 255, nothing else
-    "none": Preprocessing(mean=(0.0, 0.0, 0.0), std=_RAW),  # 0-255 as they are: the graph normalises
+    "none": Preprocessing(mean=(0.0, 0.0, 0.0), std=(PIXEL_STD,) * 3),  # 0-255 as they are: the graph normalises
 }
 
 

@@ -5,10 +5,15 @@ the two threads overlap and the model rarely waits for a frame. The queue is bou
 however long the stream. With ``realtime`` the producer never waits for the model: when the queue is full it
 discards the oldest frame (counted in ``dropped``), so latency stays bounded instead of growing; video files
 are then decoded at their own frame rate, as a camera would deliver them.
+
+A remote backend (a Triton server) answers later than it is asked: the consumer keeps up to
+``backend.max_in_flight(batch)`` batches on their way and writes their predictions in order as they come back,
+so one client keeps the server busy. If the server goes away, the run stops there and keeps what it predicted.
 """
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -18,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..backends.base import Backend
+from ..backends.base import Backend, BackendUnavailable
 from ..data.preprocess import Preprocessor
 from ..errors import UserError
 from .classes import default_labels, top_k
@@ -91,6 +96,8 @@ class Pipeline:
             self._consume(frames, on_prediction)
         except KeyboardInterrupt:  # Ctrl-C ends a camera or stream run: keep what was predicted
             self.stats.interrupted = True
+        except BackendUnavailable as exc:  # a server that went away: keep what was predicted, say why
+            self.stats.error = str(exc)
         finally:
             stop.set()  # a failing consumer must not leave the producer blocked on a full queue
             worker.join()
@@ -166,11 +173,19 @@ class Pipeline:
 
     # -- consumer (caller's thread) ---------------------------------------------------------------------
     def _consume(self, frames: queue.Queue, on_prediction) -> None:
+        depth = max(1, self.backend.max_in_flight(self.options.batch))
+        in_flight: collections.deque = collections.deque()  # (items, future), oldest first
         ended = False
-        while not ended:
-            items, ended = self._next_batch(frames)
-            if items:
-                self._predict(items, on_prediction)
+        try:
+            while not ended:
+                items, ended = self._next_batch(frames)
+                if items:
+                    in_flight.append((items, self._submit(items)))
+                while in_flight and (ended or len(in_flight) >= depth):
+                    self._finish(*in_flight.popleft(), on_prediction)
+        finally:
+            for _, future in in_flight:
+                future.cancel()
 
     def _next_batch(self, frames: queue.Queue) -> tuple[list[_Item], bool]:
         """Up to ``batch`` frames; with realtime only those already waiting (never wait to fill a batch)."""
@@ -189,14 +204,21 @@ class Pipeline:
                 item = frames.get()
         return items, True
 
-    def _predict(self, items: list[_Item], on_prediction) -> None:
+    def _submit(self, items: list[_Item]):
         start = time.perf_counter()
         batch = self.preprocessor.normalize(np.stack([item.pixels for item in items]))
         inferred = time.perf_counter()
-        logits = self.backend.infer_padded(batch)[0]
-        done = time.perf_counter()
+        future = self.backend.submit(batch)
         self.stats.preprocess_s += inferred - start
-        self.stats.infer_s += done - inferred
+        self.stats.infer_s += time.perf_counter() - inferred
+        return future
+
+    def _finish(self, items: list[_Item], future, on_prediction) -> None:
+        """Wait for one batch's outputs (infer time: the time spent waiting) and hand on its predictions."""
+        waited = time.perf_counter()
+        logits = future.result()[0]
+        done = time.perf_counter()
+        self.stats.infer_s += done - waited
         labels = self._labels_for(logits)
         best, scores = top_k(logits, self.options.topk)
         for item, classes, probs in zip(items, best.tolist(), scores.tolist()):

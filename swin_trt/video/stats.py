@@ -47,6 +47,7 @@ class RunStats:
     infer_s: float = 0.0
     wall_s: float = 0.0
     interrupted: bool = False  # stopped by Ctrl-C
+    error: str | None = None  # why the backend stopped answering (a remote server went away); None: it did not
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     @property
@@ -58,7 +59,8 @@ class RunStats:
 
     def to_dict(self) -> dict:
         return {"frames": self.frames, "decoded": self.decoded, "dropped": self.dropped,
-                "corrupt": self.corrupt, "interrupted": self.interrupted, "fps": self.fps, "wall_s": self.wall_s,
+                "corrupt": self.corrupt, "interrupted": self.interrupted, "error": self.error, "fps": self.fps,
+                "wall_s": self.wall_s,
                 "latency_ms": self.latency_ms(),
                 "time_s": {"decode": self.decode_s, "preprocess": self.preprocess_s, "infer": self.infer_s}}
 
