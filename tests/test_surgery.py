@@ -190,7 +190,7 @@ def test_cli_rewrite_prints_report_and_validate_agrees(cli, tmp_path, photo_dir)
     assert json.loads((tmp_path / "m.native.onnx.json").read_text())["rewrite"]["plugins"] == {}
     checked = cli("validate", "--reference", model, "--candidate", out, "--data", photo_dir, "--json",
                   "--atol", "1e-4")
-    document = json.loads(checked.output)
+    document = json.loads(checked.stdout)
     entry = document["candidates"][0]
     assert entry["max_abs_err"] <= 1e-4 and entry["cosine"] > 0.9999 and entry["top1_agreement"] == 1.0
 

@@ -114,7 +114,7 @@ def test_labels_file(cli, models, photo_dir, tmp_path):
     labels.write_text("# path label\n" + "".join(f"{name} {i % 5}\n" for i, name in enumerate(names[:4])))
     result = cli("validate", "--reference", models["fp32"], "--candidate", models["rewritten"], "--data", photo_dir,
                  "--labels", labels, "--json")
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["dataset"]["label_source"] == "labels_file" and document["dataset"]["labelled"] == 4
     assert document["dataset"]["label_mapping"] == "index" and document["candidates"][0]["labelled"] == 4
 
@@ -126,7 +126,7 @@ def test_torch_reference_with_fp32_graph_for_layers(cli, models, photo_dir, tmp_
     result = cli("validate", "--reference", f"torch:swin_pico_test:{weights}", "--candidate", models["fp32"],
                  "--candidate", models["fp16"], "--data", photo_dir, "--limit", 3, "--layer-images", 2,
                  "--fp32", models["fp32"], "--json")
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     fp32, fp16 = document["candidates"]
     assert document["reference_metrics"]["backend"] == "torch" and fp32["max_abs_err"] < 1e-4
     assert fp16["layers"]["status"] == "ok" and fp16["layers"]["fp32"] == str(models["fp32"])
@@ -135,7 +135,7 @@ def test_torch_reference_with_fp32_graph_for_layers(cli, models, photo_dir, tmp_
 def test_torch_reference_without_fp32_graph_skips_layers_with_a_reason(cli, models, photo_dir):
     result = cli("validate", "--reference", "torch:swin_pico_test", "--candidate", models["fp16"],
                  "--data", photo_dir, "--limit", 1, "--json")
-    layers = json.loads(result.output)["candidates"][0]["layers"]
+    layers = json.loads(result.stdout)["candidates"][0]["layers"]
     assert layers["status"] == "skipped" and "--fp32" in layers["reason"]
 
 

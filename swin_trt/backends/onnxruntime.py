@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from ..errors import UserError
 from ..ops.lowering import lower_plugins
 from . import ort_int8
 from .base import Backend
+from .threads import choose
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
@@ -29,21 +29,22 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     return model
 
 
-def create_session(model: onnx.ModelProto, threads: int | None = None, spinning: bool = True,
+def create_session(model: onnx.ModelProto, threads: int | None = None, spinning: bool | None = None,
                    int8: str = "fast", lowered: bool = False):
     """An ``InferenceSession`` on the CPU for ``model`` with its plugin nodes lowered (unless ``lowered``).
 
-    ``spinning=False`` stops idle worker threads from busy-waiting: right when other work (video decoding)
-    shares the CPU, at a small cost in latency when the model runs alone. ``int8`` picks how Q/DQ graphs
-    run (see :mod:`.ort_int8`): ``fast`` integer kernels where exact, ``exact`` every Q/DQ as written.
+    ``threads``/``spinning`` default to the ``batch`` thread policy (:mod:`.threads`: every core, or
+    ``SWIN_TRT_THREADS``); ``spinning=False`` stops idle worker threads from busy-waiting, right when other
+    work (video decoding) runs beside the model. ``int8`` picks how Q/DQ graphs run (see :mod:`.ort_int8`):
+    ``fast`` integer kernels where exact, ``exact`` every Q/DQ as written.
     """
     import onnxruntime as ort
 
+    policy = choose("batch", threads)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    if not spinning:
+    options.intra_op_num_threads = policy.threads
+    if not (policy.spinning if spinning is None else spinning):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     disabled = ort_int8.DISABLED[int8] if ort_int8.has_qdq(model) else None
     graph = ort_int8.cpu_copy(model)
@@ -58,10 +59,9 @@ _INPUT_DTYPES = {"tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 class OnnxRuntimeBackend(Backend):
     name = "ort"
 
-    def __init__(self, model: str | Path | onnx.ModelProto, threads: int | None = None, spinning: bool = True,
-                 int8: str = "fast"):
+    def __init__(self, model: str | Path | onnx.ModelProto, threads: int | None = None,
+                 spinning: bool | None = None, int8: str = "fast"):
         proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
-        threads = threads or int(os.environ.get("SWIN_TRT_ORT_THREADS", 0)) or None
         self.session = create_session(proto, threads, spinning, int8)
         first = self.session.get_inputs()[0]
         self.input_name = first.name

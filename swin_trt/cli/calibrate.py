@@ -6,7 +6,7 @@ import click
 
 from ..precision.defaults import DEFAULT_CALIB_BATCH, DEFAULT_CALIB_IMAGES
 from ..precision.methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
-from .options import PREPROCESS_EPILOG, preprocess_options
+from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, threads_option
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
@@ -28,8 +28,9 @@ from .options import PREPROCESS_EPILOG, preprocess_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The calibration cache (JSON) to write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@threads_option("batch")
 @preprocess_options
-def calibrate(model, data, num, batch, method, percentile, min_images, output, quiet, preprocess):
+def calibrate(model, data, num, batch, method, percentile, min_images, output, quiet, threads, preprocess):
     """Measure INT8 ranges of MODEL's activations on real images or video.
 
     Runs MODEL (any float32 ONNX graph, with or without plugin nodes, on ONNX Runtime) over the calibration
@@ -46,7 +47,8 @@ def calibrate(model, data, num, batch, method, percentile, min_images, output, q
     from ..precision.calibrate_stage import calibrate_file
 
     result = calibrate_file(model, data, output, num=num, batch=batch, method=method, percentile=percentile,
-                            min_images=min_images, progress=not quiet, preprocess=preprocess)
+                            min_images=min_images, progress=not quiet, preprocess=preprocess,
+                            threads=note_threads("batch", threads).threads)
     skipped = len(result["data"]["skipped"])
     click.echo(f"wrote {output}: {len(result['tensors'])} tensors, method {method}, "
                f"{result['data']['images']} images ({result['data']['kind']})"

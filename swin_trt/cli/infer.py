@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from ..backends.base import BACKENDS
+from ..backends.base import BACKEND_OF_KIND, BACKENDS
+from ..model_ref import ModelRef
 from ..errors import UserError
 from ..io import atomic_output
-from .options import PREPROCESS_EPILOG, preprocess_options
+from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, threads_option
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
@@ -42,9 +43,7 @@ from .options import PREPROCESS_EPILOG, preprocess_options
               help="Write one JSON line per frame here (default: standard output).")
 @click.option("--save-video", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the frames with their top-1 label and score (.mp4, .mkv, .avi, .mov, .ts).")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="ONNX Runtime intra-op threads (default: ORT's). On a small CPU, leaving a core to the "
-                   "decoding thread can be faster.")
+@threads_option("stream")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds to wait for a camera or stream to open, to send the next frame, or for --server "
                    "to answer a request.")
@@ -81,8 +80,9 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
 
         classifier = connect_classifier(server, model_name, labels, timeout)
     else:
-        # Decoding shares the CPU with ONNX Runtime: threads that spin while idle would starve the decoder.
-        options = {"spinning": False, **({"threads": threads} if threads else {})}
+        options = {"threads": threads} if threads else {}
+        if BACKEND_OF_KIND[ModelRef.parse(model).kind] == "ort" and backend in ("auto", "ort"):
+            options = note_threads("stream", threads).session_options()  # decoding runs beside the model
         classifier = load_classifier(model, backend, labels, preprocess, **options)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.backend)

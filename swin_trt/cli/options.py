@@ -64,6 +64,24 @@ def _group(options: list, fold):
     return decorate
 
 
+def threads_option(workload: str):
+    """``--threads``: ONNX Runtime's threads for a command of ``workload`` (:mod:`swin_trt.backends.threads`)."""
+    from ..backends.threads import ENV
+
+    defaults = {"stream": "every core but one, which decoding keeps", "batch": "every core"}
+    return click.option("--threads", type=click.IntRange(min=1),
+                        help=f"ONNX Runtime threads. Default: {defaults[workload]} ({ENV}=N also sets it).")
+
+
+def note_threads(workload: str, threads: int | None):
+    """Say once which thread policy the command runs with; returns it."""
+    from ..backends.threads import choose
+
+    policy = choose(workload, threads)
+    click.echo(f"note: {policy.describe()}", err=True)
+    return policy
+
+
 IMG_SIZE_HELP = "Input size, N or HxW: for graphs with dynamic height/width (a fixed-size graph keeps its own)."
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import GateFailed
-from .options import PREPROCESS_EPILOG, preprocess_options
+from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, threads_option
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
@@ -42,9 +42,10 @@ from .options import PREPROCESS_EPILOG, preprocess_options
 @click.option("--calib", type=click.Path(dir_okay=False, path_type=Path),
               help="The calibration cache the INT8 candidates were made with (default: what their sidecars "
                    "name): the report says how many validation images were also calibration images.")
+@threads_option("batch")
 @preprocess_options
 def validate(reference, candidates, data, labels, output_dir, fp32, layer_images, batch, limit, as_json, atol,
-             min_cosine, min_agreement, max_acc_drop, calib, preprocess):
+             min_cosine, min_agreement, max_acc_drop, calib, threads, preprocess):
     """Compare candidates with a reference on the same real images.
 
     Any ONNX graph (any input and output names; logits, several feature maps or dense class maps), a
@@ -67,7 +68,7 @@ def validate(reference, candidates, data, labels, output_dir, fp32, layer_images
     options = Options(reference=str(reference), candidates=[str(c) for c in candidates], data=data, labels=labels,
                       batch=batch, limit=limit, fp32=fp32, layer_images=layer_images, progress=not as_json,
                       gates=Gates(atol, min_cosine, min_agreement, max_acc_drop), preprocess=preprocess,
-                      calib=calib)
+                      calib=calib, threads=note_threads("batch", threads).threads)
     document = run_validation(options)
     paths = write_report(document, output_dir) if output_dir else None
     if as_json:

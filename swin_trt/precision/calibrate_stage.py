@@ -26,7 +26,7 @@ def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = DEF
                    batch: int = DEFAULT_CALIB_BATCH, method: str = DEFAULT_METHOD,
                    percentile: float = DEFAULT_PERCENTILE, min_images: int | None = None,
                    progress: bool = True, preprocess: PreprocessOptions | None = None,
-                   note: Callable[[str], None] | None = note_on_stderr) -> dict:
+                   note: Callable[[str], None] | None = note_on_stderr, threads: int | None = None) -> dict:
     """Write the calibration cache of ``model_path`` measured on ``data``; returns the cache."""
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
@@ -39,7 +39,7 @@ def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = DEF
     preprocessor = resolve_input(model_path, preprocess, proto=model, note=note).preprocessor
     source = CalibrationSource(data, num)
     histograms, seen = collect(model, source.crops(preprocessor), preprocessor, batch=batch,
-                               total=source.candidates, progress=progress)
+                               total=source.candidates, progress=progress, threads=threads)
     if seen < min_images:
         skipped = f" ({len(source.skipped)} unreadable file(s) skipped)" if source.skipped else ""
         raise UserError(f"only {seen} usable calibration image(s) in {data}{skipped}, fewer than --min-images "

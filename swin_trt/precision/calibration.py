@@ -36,7 +36,8 @@ def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: Preprocessor, batch: int = 8,
-            total: int | None = None, progress: bool = True) -> tuple[dict[str, AbsHistogram], int]:
+            total: int | None = None, progress: bool = True,
+            threads: int | None = None) -> tuple[dict[str, AbsHistogram], int]:
     """Histograms of every calibration tensor over ``crops`` (uint8 ``(H, W, 3)``); returns them and the
     number of images that went through the model."""
     if any(i.type.tensor_type.elem_type != onnx.TensorProto.FLOAT for i in model.graph.input):
@@ -45,7 +46,7 @@ def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: P
     names = calibration_tensors(model)
     if not names:
         raise UserError("the model has no MatMul, Gemm, Conv or window plugin to calibrate")
-    session = create_session(with_outputs(model, names))
+    session = create_session(with_outputs(model, names), threads)
     input_name = session.get_inputs()[0].name
     fixed = static_batch(model)
     step = fixed or batch

@@ -18,12 +18,12 @@ from ..model_ref import ModelRef
 from .latency import TimedBackend
 
 
-def _open(ref: ModelRef, protos: dict, size: tuple[int, int]):
+def _open(ref: ModelRef, protos: dict, size: tuple[int, int], threads: int | None):
     if ref.text in protos:  # already parsed: a large graph is not read twice
         from ..backends.onnxruntime import OnnxRuntimeBackend
 
         # Exact Q/DQ arithmetic: the numbers TensorRT's INT8 kernels compute (see backends/ort_int8.py).
-        return OnnxRuntimeBackend(protos[ref.text], int8="exact")
+        return OnnxRuntimeBackend(protos[ref.text], threads=threads, int8="exact")
     if ref.kind == "torch":
         return open_backend(ref.text, img_size=size)
     return open_backend(ref.text)
@@ -49,7 +49,7 @@ class OpenModels:
 
 
 def open_models(reference: str, candidates: list[str], preprocess: PreprocessOptions | None = None,
-                note=None) -> OpenModels:
+                note=None, threads: int | None = None) -> OpenModels:
     """Parse, resolve the common input and open every backend (closing those opened if one fails)."""
     from ..backends.onnxruntime import load_onnx
 
@@ -64,7 +64,7 @@ def open_models(reference: str, candidates: list[str], preprocess: PreprocessOpt
     opened: list[TimedBackend] = []
     try:
         for ref in refs:
-            opened.append(TimedBackend(_open(ref, protos, size)))
+            opened.append(TimedBackend(_open(ref, protos, size, threads)))
     except BaseException:
         for backend in opened:
             backend.close()

@@ -97,7 +97,7 @@ def _latency(new, document: dict, labels: dict) -> bytes | None:
                         for name, entry in rows], fontsize=8)
     axis.invert_yaxis()
     axis.set_xlabel("ms per batch: bar = median, whisker = p95")
-    axis.set_title("Latency by precision on this machine")
+    axis.set_title("Latency by precision on this machine, on the path infer runs")
     return _png(figure)
 
 

@@ -78,7 +78,7 @@ def _summary_table(document: dict, labels: dict) -> str:
     head = ["model", "precision", "backend"]
     head += ["acc@1 (&Delta;)", "acc@5 (&Delta;)"] if labelled else []
     head += ["top-1 agree", "top-5 agree", "cosine (min)", "SNR dB", "max abs err", "mean abs err",
-             "latency ms median / p95"]
+             "latency ms median / p95 (as infer runs it)"]
     rows = [f'<tr class="reference"><td class="text">reference: {escape(document["reference"])}</td>'
             f'<td>{escape(reference["precision"])}</td><td>{escape(reference["backend"])}</td>'
             + (f"<td>{_pct(reference['acc1'])}</td><td>{_pct(reference['acc5'])}</td>" if labelled else "")
@@ -220,7 +220,7 @@ def render_html(document: dict, plots: dict[str, bytes] | None = None) -> str:
 {_summary_table(document, labels)}
 <p class=muted>Agreement: the candidate's top-1 equals (top-5 contains) the reference's top-1 (per pixel for class
 maps). SNR: the reference output's energy over the error's, in dB (&infin; = identical); the first output's here.
-Latency: per batch of the backend, this machine.</p>
+Latency: per batch, on the path infer runs (INT8: the fast integer kernels; accuracy used the exact emulation), this machine.</p>
 {_outputs_table(document, labels)}
 {_variants_table(document, labels)}
 <h2>Figures</h2>

@@ -19,6 +19,7 @@ from .compare import batches, compare
 from .document import assemble, calibration_overlap
 from .gates import Gates
 from .labels import Labelled, label_items, list_labelled
+from .latency import deployable_latency
 from .model_precision import model_precision, needs_layer_attribution
 from .models import OpenModels, open_models
 
@@ -37,6 +38,7 @@ class Options:
     gates: Gates = field(default_factory=Gates)
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
     calib: Path | None = None  # a calibration cache: how many validation images it was made from is reported
+    threads: int | None = None  # ONNX Runtime threads (default: the batch policy, swin_trt.backends.threads)
 
 
 def default_data() -> Path:
@@ -98,6 +100,14 @@ def attribute(options: Options, candidate: str, models: OpenModels, data: Labell
     return {"status": "ok", "fp32": fp32_path, **result}
 
 
+def measure_latency(options: Options, models: OpenModels, data: Labelled) -> dict:
+    """Every model timed on the path ``infer`` would run (see :mod:`.latency`), on one batch of the images."""
+    pixels = next(batches(data, models.model_input.preprocessor, options.batch, progress=False))[0]
+    backends = {options.reference: models.reference, **models.candidates}
+    return {name: deployable_latency(name, backend.inner, models.protos.get(name), pixels, options.threads)
+            for name, backend in backends.items()}
+
+
 def run_validation(options: Options) -> dict:
     """Compare every candidate with the reference; returns the report document (JSON-safe)."""
     check_options(options)
@@ -107,20 +117,21 @@ def run_validation(options: Options) -> dict:
         items = items[:options.limit]
     if not items:
         raise UserError(f"no images (jpg, png, webp, bmp) found in {str(data_source)!r}")
-    with open_models(options.reference, options.candidates, options.preprocess) as models:
+    with open_models(options.reference, options.candidates, options.preprocess, threads=options.threads) as models:
         data = label_items(items, models.class_names)
         if options.gates.max_acc_drop is not None and not (data.labels >= 0).any():
             raise UserError("--max-acc-drop needs labelled images: an ImageFolder layout (one folder per class) "
                             "or --labels FILE")
         result = compare(models.reference, models.candidates, data, models.model_input.preprocessor,
                          options.batch, options.progress)
+        latency = measure_latency(options, models, data)
     notes: list[str] = []
     layers = {}
     for name in options.candidates:
         precision = model_precision(name, models.protos.get(name))
         layers[name] = attribute(options, name, models, data, notes) if needs_layer_attribution(precision) else None
     overlap = calibration_overlap(items, options.calib, options.candidates)
-    return assemble(options, models, data, data_source, label_source, result, layers, overlap, notes)
+    return assemble(options, models, data, data_source, label_source, result, layers, latency, overlap, notes)
 
 
 def write_report(document: dict, outdir: str | Path) -> dict[str, Path]:

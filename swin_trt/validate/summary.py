@@ -60,7 +60,7 @@ def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
     labelled = "acc1" in reference
     labels = short_names([c["name"] for c in document["candidates"]])
     head = ["model", "precision"] + (["acc@1 (chg)", "acc@5 (chg)"] if labelled else [])
-    head += ["top1 agr", "top5 agr", "cosine", "SNR dB", "max abs", "mean abs", "ms med/p95"]
+    head += ["top1 agr", "top5 agr", "cosine", "SNR dB", "max abs", "mean abs", "ms med/p95 (infer path)"]
     rows = [head, ["reference", reference["precision"]]
             + ([_pct(reference["acc1"]), _pct(reference["acc5"])] if labelled else [])
             + ["", "", "", "", "", "", _latency(reference.get("latency"))]]
