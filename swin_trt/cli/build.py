@@ -4,23 +4,17 @@ from pathlib import Path
 
 import click
 
-from ..engine import TARGETS, build_engine
+from ..engine import build_engine
 from ..engine.compare import DEFAULT_RUNS, DEFAULT_WARMUP, compare_model, format_comparison
 from ..errors import UserError
+from .options import ENGINE, flags
 
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The engine (plan) to write; its manifest goes to OUTPUT.json.")
-@click.option("--plugins", type=click.Path(dir_okay=False, path_type=Path),
-              help="The swin-trt plugin library (.so). Default: the one built from plugins/, loaded when the "
-                   "graph has plugin nodes.")
-@click.option("--target", type=click.Choice(TARGETS), default="auto", show_default=True,
-              help="Where the engine runs; auto detects Jetson Orin/Thor/Xavier, else server (also without "
-                   "a GPU).")
-@click.option("--workspace", "workspace_gib", type=float, metavar="GiB",
-              help="Builder workspace limit (default: server 8, Thor 4, Orin 2, Xavier 1).")
+@flags(*ENGINE)
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path),
               help="Read and update this timing cache: rebuilds on the same GPU get much faster.")
 @click.option("--opt-batch", type=int, help="Batch size TensorRT tunes for (dynamic batch; default: max).")

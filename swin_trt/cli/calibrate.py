@@ -4,9 +4,10 @@ from pathlib import Path
 
 import click
 
-from ..precision.defaults import DEFAULT_CALIB_BATCH, DEFAULT_CALIB_IMAGES
-from ..precision.methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS
-from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, threads_option
+from ..precision.defaults import DEFAULT_CALIB_BATCH
+from ..precision.methods import DEFAULT_PERCENTILE
+from .options import (CALIB_METHOD, CALIB_NUM, PREPROCESS_EPILOG, note_threads, preprocess_options,
+                      threads_option)
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
@@ -14,13 +15,10 @@ from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, thread
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="A folder of images (recursive; jpg, png, webp, bmp), a video file (frames sampled evenly) "
                    "or a .txt file with one image path per line.")
-@click.option("--num", type=int, default=DEFAULT_CALIB_IMAGES, show_default=True,
-              help="Images (or video frames) to use, spread evenly over the source.")
+@CALIB_NUM.option()
 @click.option("--batch", type=int, default=DEFAULT_CALIB_BATCH, show_default=True,
               help="Images per ONNX Runtime run (a model exported with a fixed batch uses that).")
-@click.option("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
-              help="How a range is picked from each histogram: a percentile of |x|, KL divergence as TensorRT's "
-                   "entropy calibrator, the max, or the MSE-optimal clip (calibration/README.md compares them).")
+@CALIB_METHOD.option()
 @click.option("--percentile", type=float, default=DEFAULT_PERCENTILE, show_default=True,
               help="For --method percentile.")
 @click.option("--min-images", type=int,

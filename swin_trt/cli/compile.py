@@ -8,13 +8,11 @@ import click
 
 from ..compiler.job import compile_model
 from ..compiler.options import CompileOptions, load_recipe
-from ..engine.targets import TARGETS
 from ..export import EXPORTERS
 from ..models import CONVENTIONS
-from ..precision.defaults import COMPILE_PRECISIONS, DEFAULT_CALIB_IMAGES
-from ..precision.methods import DEFAULT_METHOD, METHODS
-from ..surgery.variant import WINDOW_OPS
-from .options import PREPROCESS_EPILOG, parse_img_size, preprocess_from, preprocess_options
+from ..precision.defaults import COMPILE_PRECISIONS
+from .options import (CALIB_METHOD, CALIB_NUM, ENGINE, GATES, PREPROCESS_EPILOG, VARIANT, flags, parse_img_size,
+                      preprocess_from, preprocess_options)
 
 _PATH = click.Path(path_type=Path)
 _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
@@ -33,8 +31,8 @@ _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
 @click.option("--precision", type=click.Choice(COMPILE_PRECISIONS), help="Precision of the final graph "
                                                                         "[default: fp16].")
 @click.option("--calib-data", type=_PATH, help="Images, a video, or a .txt of paths to calibrate INT8 on.")
-@click.option("--calib-method", type=click.Choice(METHODS), help=f"INT8 range method [default: {DEFAULT_METHOD}].")
-@click.option("--calib-num", type=int, help=f"Calibration images/frames to use [default: {DEFAULT_CALIB_IMAGES}].")
+@CALIB_METHOD.option("--calib-method", recipe=True)
+@CALIB_NUM.option("--calib-num", recipe=True)
 @click.option("--val-data", type=_PATH, help="Images to validate on [default: for int8/best, every 4th image of "
                                              "--calib-data, held out of calibration; else the bundled demo images "
                                              "for swin_demo, or the calibration data].")
@@ -43,21 +41,13 @@ _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
 @click.option("--dynamic-batch", type=int, metavar="MAX", help="Dynamic batch axis up to MAX (also the engine's max).")
 @click.option("--convention", type=click.Choice(CONVENTIONS), help="Pad/shift order (default: the checkpoint's).")
 @click.option("--exporter", type=click.Choice(EXPORTERS), help="torch.onnx exporter [default: torchscript].")
-@click.option("--plugins", type=_PATH, help="The built plugin library (default: found as `swin-trt build` does).")
-@click.option("--target", type=click.Choice(TARGETS), help="Engine target [default: auto].")
-@click.option("--workspace", "workspace_gib", type=float, help="Builder workspace in GiB.")
+@flags(*ENGINE, recipe=True)
 @click.option("--no-build", is_flag=True, default=None, help="Stop before the TensorRT build.")
-@click.option("--fuse-attention/--no-fuse-attention", default=None,
-              help="Attention as the SwinWindowAttention plugin in the CPU artifacts [default: no: TensorRT "
-                   "fuses window attention itself].")
-@click.option("--window-ops", type=click.Choice(WINDOW_OPS),
-              help="Partition/reverse as plugin nodes or native ops in the CPU artifacts [default: plugin].")
+@flags(*VARIANT, recipe=True)
 @click.option("--compare/--no-compare", default=None,
               help="With TensorRT and a GPU: build every plugin variant, time each, keep the fastest engine "
                    "[default: compare].")
-@click.option("--min-agreement", type=float, help="Gate: fail (exit 1) under this top-1 agreement.")
-@click.option("--min-cosine", type=float, help="Gate: fail (exit 1) under this cosine similarity.")
-@click.option("--max-acc-drop", type=float, help="Gate: fail (exit 1) when accuracy drops by more (a fraction).")
+@flags(*GATES, recipe=True)
 @click.option("--force", is_flag=True, default=None, help="Run every stage even where its inputs are unchanged.")
 @click.option("-o", "--outdir", type=_PATH, help="Folder for every artifact, manifest and the report.")
 @preprocess_options(img_size=False, fold=False)

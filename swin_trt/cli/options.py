@@ -7,12 +7,18 @@ runs: ``@preprocess_options`` turns ``--preprocess``, ``--mean``, ... into ``pre
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import click
 
 from ..data.model_input import PreprocessOptions
 from ..data.preprocess import INTERPOLATIONS, PRESETS, RESIZE_MODES
+from ..engine.targets import TARGETS
 from ..errors import UserError
+from ..precision.defaults import DEFAULT_CALIB_IMAGES
+from ..precision.methods import DEFAULT_METHOD, METHODS
+from ..surgery.variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS
+from ..surgery.variant import WINDOW_OPS as WINDOW_OPS_CHOICES
 
 
 def parse_img_size(text: str | int | None):
@@ -141,3 +147,69 @@ PREPROCESS_EPILOG = ("Preprocessing: the model's sidecar (written by export, car
                      "says how images become inputs; a model without one gets the ImageNet recipe (mean/std, "
                      "bicubic, crop_pct 0.875) at the graph's input size, said once on stderr. The flags above "
                      "override either.")
+
+
+# ---- flags shared by a stage's own command and `compile` ------------------------------------------------------
+
+class Flag:
+    """One flag, defined once. ``option()`` is the click option of the stage's own command (with its default);
+    ``option(recipe=True)`` is compile's, which has no click default (a TOML recipe may set it) and says the
+    default in its help instead. ``decls`` renames it where compile prefixes it (``--calib-method``)."""
+
+    def __init__(self, *decls: str, help: str, default=None, **kwargs):
+        self.decls, self.help, self.default, self.kwargs = decls, help, default, kwargs
+
+    def option(self, *decls: str, recipe: bool = False):
+        decls = decls or self.decls
+        shown = self.default not in (None, False)
+        if recipe:
+            text = self.help + (f" [default: {self.default}]" if shown else "")
+            return click.option(*decls, default=None, help=text, **self.kwargs)
+        return click.option(*decls, default=self.default, show_default=shown, help=self.help, **self.kwargs)
+
+
+def flags(*specs: Flag, recipe: bool = False):
+    """A decorator adding every flag in ``specs`` (as ``Flag.option`` makes it)."""
+    def decorate(command):
+        for spec in reversed(specs):
+            command = spec.option(recipe=recipe)(command)
+        return command
+
+    return decorate
+
+
+# The gates: validate, and compile's validation stage.
+MIN_COSINE = Flag("--min-cosine", type=float, help="Fail (exit 1) when a candidate's cosine is below this.")
+MIN_AGREEMENT = Flag("--min-agreement", type=float,
+                     help="Fail (exit 1) when a candidate's top-1 agreement with the reference is below this (0..1).")
+MAX_ACC_DROP = Flag("--max-acc-drop", type=float,
+                    help="Fail (exit 1) when a candidate's acc@1 is more than this below the reference's (a fraction: "
+                         "0.01 = one point). Needs labelled images.")
+GATES = (MIN_COSINE, MIN_AGREEMENT, MAX_ACC_DROP)
+
+# Which plugin families the rewrite emits: rewrite, and compile's rewrite stage.
+FUSE_ATTENTION = Flag("--fuse-attention/--no-fuse-attention", default=DEFAULT_FUSE_ATTENTION,
+                      help="Also replace the attention core by SwinWindowAttention. Off by default: TensorRT fuses "
+                           "window attention itself, and the plugin is kept only where `swin-trt build --compare` "
+                           "measures it faster.")
+WINDOW_OPS = Flag("--window-ops", type=click.Choice(WINDOW_OPS_CHOICES), default=DEFAULT_WINDOW_OPS,
+                  help="Partition/reverse as plugin nodes, or as the native ops with only the shape arithmetic "
+                       "folded (TensorRT alone).")
+VARIANT = (FUSE_ATTENTION, WINDOW_OPS)
+
+# Calibration: calibrate (--method, --num), and compile's calibrate stage (--calib-method, --calib-num).
+CALIB_METHOD = Flag("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD,
+                    help="How a range is picked from each histogram: a percentile of |x|, KL divergence as TensorRT's "
+                         "entropy calibrator, the max, or the MSE-optimal clip (calibration/README.md compares them).")
+CALIB_NUM = Flag("--num", type=int, default=DEFAULT_CALIB_IMAGES,
+                 help="Images (or video frames) to use, spread evenly over the source.")
+
+# The engine: build, and compile's build stage.
+PLUGINS = Flag("--plugins", type=click.Path(dir_okay=False, path_type=Path),
+               help="The swin-trt plugin library (.so). Default: the one built from plugins/, loaded when the graph "
+                    "has plugin nodes.")
+TARGET = Flag("--target", type=click.Choice(TARGETS), default="auto",
+              help="Where the engine runs; auto detects Jetson Orin/Thor/Xavier, else server (also without a GPU).")
+WORKSPACE = Flag("--workspace", "workspace_gib", type=float, metavar="GiB",
+                 help="Builder workspace limit (default: server 8, Thor 4, Orin 2, Xavier 1).")
+ENGINE = (PLUGINS, TARGET, WORKSPACE)

@@ -8,21 +8,14 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import preprocess_options
-from ..surgery.variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, WINDOW_OPS
+from .options import VARIANT, flags, preprocess_options
 
 
 @click.command()
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The rewritten ONNX file (its sidecar goes to OUTPUT.json).")
-@click.option("--fuse-attention/--no-fuse-attention", default=DEFAULT_FUSE_ATTENTION, show_default=True,
-              help="Also replace the attention core by SwinWindowAttention. Off by default: TensorRT fuses "
-                   "window attention itself, and the plugin is kept only where `swin-trt build --compare` "
-                   "measures it faster.")
-@click.option("--window-ops", type=click.Choice(WINDOW_OPS), default=DEFAULT_WINDOW_OPS, show_default=True,
-              help="Partition/reverse as plugin nodes, or as the native ops with only the shape arithmetic "
-                   "folded (TensorRT alone).")
+@flags(*VARIANT)
 @click.option("--strict", is_flag=True, help="Fail when a window op was found but could not be replaced.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @preprocess_options

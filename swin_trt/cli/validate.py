@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import GateFailed
-from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, threads_option
+from .options import GATES, PREPROCESS_EPILOG, flags, note_threads, preprocess_options, threads_option
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
@@ -33,12 +33,7 @@ from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, thread
 @click.option("--limit", type=int, help="Use at most this many images.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report document (JSON) instead of a table.")
 @click.option("--atol", type=float, help="Fail (exit 1) when a candidate's max abs error is above this.")
-@click.option("--min-cosine", type=float, help="Fail (exit 1) when a candidate's cosine is below this.")
-@click.option("--min-agreement", type=float,
-              help="Fail (exit 1) when a candidate's top-1 agreement with the reference is below this (0..1).")
-@click.option("--max-acc-drop", type=float,
-              help="Fail (exit 1) when a candidate's acc@1 is more than this below the reference's "
-                   "(a fraction: 0.01 = one point). Needs labelled images.")
+@flags(*GATES)
 @click.option("--calib", type=click.Path(dir_okay=False, path_type=Path),
               help="The calibration cache the INT8 candidates were made with (default: what their sidecars "
                    "name): the report says how many validation images were also calibration images.")
