@@ -8,10 +8,13 @@
    the float MatMul plus the DQ of the weights on every run.
 2. ``MatMulAddFusion`` is disabled: it rewrites MatMul + bias Add into Gemm before the QDQ fusions run, and
    there is no DQ -> Gemm -> float fusion, so every int8 MatMul with a bias would again run in float.
-3. int8 weights with zero point 0 become uint8 with zero point 128 (the same dequantized values). With s8
-   weights ORT's x86 AVX2 kernels are u8s8 and add products pairwise in int16 (``vpmaddubsw``), which
-   saturates: measured here, logits cosine vs FP32 fell from 0.9999 (exact INT8) to 0.955 on the pico
-   model. u8u8 kernels do not saturate and match exact INT8 arithmetic.
+3. On x86 CPUs without VNNI only: int8 weights with zero point 0 become uint8 with zero point 128 (the same
+   dequantized values). There, ORT's u8s8 kernels add products pairwise in int16 (AVX2 ``vpmaddubsw``),
+   which saturates: measured on such a CPU, logits cosine vs FP32 fell from 0.9999 (exact INT8) to 0.955 on
+   the pico model; u8u8 kernels do not saturate and match exact INT8 arithmetic. With VNNI
+   (``vpdpbusd`` accumulates in int32: no saturation) the s8 weights stay: u8u8 has no VNNI instruction,
+   and on a 2-core AVX-512 VNNI box it cost INT8 a third of its speed-up (Swin-T, one thread: 1.38x over
+   FP32 with u8 weights, 2.0x with s8, outputs identical; benchmarks/results/infer_int8.json).
 
 The stored graph (what TensorRT builds) keeps int8 plugins and s8 weights; only the CPU copy changes.
 ``create_session`` applies all three to graphs with Q/DQ nodes. Its ``int8="exact"`` turns the QDQ fusions
@@ -20,6 +23,10 @@ float rounding; validation uses it, so its numbers are what a deployment compute
 """
 
 from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -77,6 +84,21 @@ def has_qdq(model: onnx.ModelProto) -> bool:
     return any(n.op_type in graphs.QDQ_OPS for n in model.graph.node)
 
 
+@functools.lru_cache(maxsize=1)
+def s8_weights_saturate() -> bool:
+    """True on x86 without VNNI, where ONNX Runtime's u8s8 kernels sum products in int16 (see rewrite 3)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False  # Arm's dot-product kernels accumulate in int32
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True  # unknown: the u8 weights are always exact, only sometimes slower
+    return not any(flag in flags.split() for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def cpu_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     """The graph ONNX Runtime's CPU provider should run: the rewrites 1 and 3 above (numbers unchanged)."""
-    return uint8_weights(float_data_movement(model)) if has_qdq(model) else model
+    if not has_qdq(model):
+        return model
+    moved = float_data_movement(model)
+    return uint8_weights(moved) if s8_weights_saturate() else moved
