@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..ops import schema
 from . import attention, windows
 from .cleanup import simplify
+from .matching import find_window_ops
 
 
 @dataclass
@@ -56,8 +57,10 @@ class RewriteReport:
         if self.unmatched:
             lines.append(f"left as they were ({len(self.unmatched)}):")
             lines += [f"  {node} ({op}): {reason}" for node, op, reason in self.unmatched]
+        kept = self.cleanup.get("shape_tensors_kept", 0)
         lines.append(f"nodes: {total_before} -> {total_after} "
-                     f"(shape arithmetic folded: {self.cleanup.get('shape_tensors_folded', 0)} tensors)")
+                     f"(shape arithmetic folded: {self.cleanup.get('shape_tensors_folded', 0)} tensors"
+                     + (f", {kept} kept computed: they depend on the input size)" if kept else ")"))
         ops = sorted(set(self.ops_before) | set(self.ops_after),
                      key=lambda op: -max(self.ops_before.get(op, 0), self.ops_after.get(op, 0)))
         lines.append("  " + "op".ljust(22) + "before  after")
@@ -72,19 +75,16 @@ def _op_counts(model: onnx.ModelProto) -> dict:
 def rewrite(model: onnx.ModelProto, fuse_attention: bool = True, strict: bool = False):
     """Replace every Swin window op in ``model``. Returns ``(rewritten model, RewriteReport)``."""
     report = RewriteReport(ops_before=_op_counts(model))
-    model, report.cleanup = simplify(model)
+    model, folding = simplify(model)
+    report.cleanup = {"shape_tensors_folded": folding.folded, "shape_tensors_kept": len(folding.kept),
+                      "probe_sizes": folding.sizes}
     graph = gs.import_onnx(model)
-    window_matches, unmatched_windows = windows.find_window_ops(graph)
-    partitions = [m for m in window_matches if m.op == schema.PARTITION]
-    attention_matches, unmatched_attention = ([], [])
-    if fuse_attention:
-        attention_matches, unmatched_attention = attention.find_attention(graph, partitions)
+    found = find_window_ops(model, graph, folding, fuse_attention)
+    window_matches, attention_matches = found.windows, found.attention
     if not window_matches and not attention_matches:
         raise UserError("no Swin window ops found in this graph (no window partition/reverse pattern): is it "
-                        "a Swin Transformer exported with `swin-trt export`, timm or torchvision?")
-    report.unmatched += [(n.name, n.op, "window transpose that is neither a partition nor a reverse")
-                         for n in unmatched_windows]
-    report.unmatched += [(n.name, n.op, reason) for n, reason in unmatched_attention]
+                        "a Swin Transformer exported with `swin-trt export`, timm, torchvision or transformers?")
+    report.unmatched += found.unmatched
     counters = collections.Counter()
     for match in window_matches + attention_matches:
         op = match.op if isinstance(match, windows.WindowMatch) else schema.ATTENTION
@@ -92,14 +92,15 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = True, strict: bool = 
         name = f"{op}_{counters[op] - 1}"
         match.end.inputs.clear()  # detach the old producer first; cleanup then drops the dead region
         if isinstance(match, windows.WindowMatch):
-            node = windows.plugin_node(match, name)
+            nodes = [windows.plugin_node(match, name)]
         else:
-            node = attention.plugin_node(match, name)
+            nodes = attention.plugin_nodes(match, name)
+        node = nodes[-1]
         report.replacements.append(Replacement(op, name, match.start.name, match.end.name, len(match.nodes),
                                                {k: v for k, v in node.attrs.items()}))
-        graph.nodes.append(node)
+        graph.nodes.extend(nodes)
     if strict and report.unmatched:
-        names = ", ".join(f"{n} ({o})" for n, o, _ in report.unmatched)
+        names = ", ".join(f"{n} ({o}: {reason})" for n, o, reason in report.unmatched)
         raise UserError(f"--strict: {len(report.unmatched)} window op(s) were not matched: {names}. "
                         f"Drop --strict to keep them as ordinary ONNX ops.")
     graph.cleanup().toposort()
