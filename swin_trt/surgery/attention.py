@@ -127,15 +127,23 @@ def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, 
     added = logits.run({qk.outputs[0].name: np.zeros((rows, heads, tokens, tokens), np.float32)})
     added = added.reshape(-1, heads, tokens, tokens)
     mask = reference.attention_mask(window, shift, *grid)
+    exact = np.ones((tokens, tokens), bool)  # positions read where no mask was added (no float32 rounding)
     if mask is not None:
+        windows = added.reshape(-1, mask.shape[0], heads, tokens, tokens)[0]
+        unmasked = mask == 0
+        first = np.argmax(unmasked, axis=0)  # per (i, j): the first window without a mask there
+        rows_, cols = np.indices((tokens, tokens))
+        exact = unmasked.any(axis=0)
+        clean = np.where(exact[None], windows[first, :, rows_, cols].transpose(2, 0, 1), windows[0] - mask[0][None])
         added = added.reshape(-1, mask.shape[0], heads, tokens, tokens) - mask[None, :, None]
         added = added.reshape(-1, heads, tokens, tokens)
-    bias = added[0]
+    bias = added[0] if mask is None else clean
     if not np.allclose(added, bias[None], atol=1e-5):
         return None, "the additive term differs between windows beyond the shift mask"
     index = reference.relative_position_index(window)
     table = np.zeros(((2 * window[0] - 1) * (2 * window[1] - 1), heads), np.float32)
-    table[index.reshape(-1)] = bias.reshape(heads, -1).T
+    for positions in (~exact, exact):  # exact readings last: they win where an entry appears in both
+        table[index[positions]] = bias[:, positions].T
     if not np.allclose(reference.relative_position_bias(table, window), bias, atol=1e-5):
         return None, "the additive term is not a relative position bias"
     return table, ""

@@ -126,6 +126,8 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Fold
         replacement = gs.Constant(f"{name}__folded", np.asarray(constant))
         for node, index in frontier[name]:
             node.inputs[index] = replacement
+            if node.op == "Reshape" and 0 in constant:
+                node.attrs["allowzero"] = 0  # 0 now means "copy the input's dim" (the dynamo exporter sets 1)
         folding.folded += 1
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     return gs.export_onnx(graph), folding
@@ -158,8 +160,11 @@ def _reshape_target_with_copies(name, consumers, values):
 
 def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Folding]:
     """Shape-arithmetic folding, constant folding, cleanup, toposort and shape inference."""
+    import onnxruntime as ort
+
     model, folding = fold_shape_arithmetic(model)
     graph = gs.import_onnx(model)
+    ort.set_default_logger_severity(3)  # constant folding's sessions would warn about optimizers they skip
     graph.fold_constants(error_ok=True).cleanup().toposort()
     for node in list(graph.nodes):  # Identity nodes the TorchScript exporter leaves for aliases
         if node.op == "Identity" and node.inputs and node.outputs[0] not in graph.outputs:
