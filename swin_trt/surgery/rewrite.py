@@ -92,10 +92,10 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = True, strict: bool = 
         name = f"{op}_{counters[op] - 1}"
         match.end.inputs.clear()  # detach the old producer first; cleanup then drops the dead region
         if isinstance(match, windows.WindowMatch):
-            nodes = [windows.plugin_node(match, name)]
+            nodes = windows.plugin_nodes(match, name)
         else:
             nodes = attention.plugin_nodes(match, name)
-        node = nodes[-1]
+        node = next(n for n in nodes if n.op == op)
         report.replacements.append(Replacement(op, name, match.start.name, match.end.name, len(match.nodes),
                                                {k: v for k, v in node.attrs.items()}))
         graph.nodes.extend(nodes)

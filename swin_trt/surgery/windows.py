@@ -28,6 +28,7 @@ class WindowMatch:
     nodes: list
     attrs: dict
     pad_orders: tuple = (1, 0)  # the pad orders the probes cannot tell apart (the window divides the map)
+    flat_output: bool = False  # a reverse whose region ends at (B, H*W, C): the exporter merged two reshapes
     any_size: bool = False  # the node must be right at every input size (dynamic height/width)
     feature_map: gs.Variable | None = None  # reverse at any size: the (B, H, W, C) map its block partitioned
 
@@ -120,12 +121,18 @@ def _match_reverse(anchor: gs.Node) -> WindowMatch | None:
         break
     shape6 = anchor.outputs[0].shape  # (B, nWh, wh, nWw, ww, C)
     if not (_static(start.shape) and len(start.shape) == 3 and _static(shape6) and len(shape6) == 6
-            and _static(end.shape) and len(end.shape) == 4):
+            and _static(end.shape) and len(end.shape) in (3, 4)):
         return None
-    height, width, channels = end.shape[1:]
     window = (shape6[2], shape6[4])
+    if len(end.shape) == 3:  # merged straight to (B, H*W, C): no crop, no roll in between
+        if end is not merged.outputs[0]:
+            return None
+        height, width, channels = shape6[1] * shape6[2], shape6[3] * shape6[4], shape6[5]
+    else:
+        height, width, channels = end.shape[1:]
     return WindowMatch(schema.REVERSE, anchor, start, end, [],
-                       {"height": height, "width": width, "channels": channels, "window_size": window})
+                       {"height": height, "width": width, "channels": channels, "window_size": window},
+                       flat_output=len(end.shape) == 3)
 
 
 def _decide_partition(graph: gs.Graph, match: WindowMatch) -> bool:
@@ -161,6 +168,8 @@ def _decide_reverse(graph: gs.Graph, match: WindowMatch) -> bool:
     if not region.self_contained:
         return False
     out = region.run({match.start.name: probe})
+    if match.flat_output and out.shape[1:] == (height * width, channels):
+        out = out.reshape(-1, height, width, channels)
     if out.shape[1:] != (height, width, channels):
         return False
     got = out[0, :, :, 0].reshape(-1).astype(np.int64) - 1
@@ -222,9 +231,10 @@ def paired_partition(reverse: WindowMatch, partitions: list[WindowMatch], limit:
     return None
 
 
-def plugin_node(match: WindowMatch, name: str) -> gs.Node:
-    """The plugin node. A reverse carries its output size as ``height``/``width``, or, in a graph that runs
-    at any size, reads it from its feature-map input."""
+def plugin_nodes(match: WindowMatch, name: str) -> list[gs.Node]:
+    """The plugin node (first), and a Reshape to (B, H*W, C) where the region ended flat. A reverse carries
+    its output size as ``height``/``width``, or, in a graph that runs at any size, reads it from its
+    feature-map input."""
     fields = dict(window_size=match.attrs["window_size"], shift_size=match.attrs["shift_size"],
                   pad_first=match.attrs["pad_first"])
     inputs = [match.start]
@@ -234,4 +244,9 @@ def plugin_node(match: WindowMatch, name: str) -> gs.Node:
         else:
             fields.update(height=match.attrs["height"], width=match.attrs["width"])
     attrs = schema.plugin_attributes(match.op, len(inputs), **fields)
-    return gs.Node(match.op, name, attrs=attrs, inputs=inputs, outputs=[match.end], domain=schema.DOMAIN)
+    if not match.flat_output:
+        return [gs.Node(match.op, name, attrs=attrs, inputs=inputs, outputs=[match.end], domain=schema.DOMAIN)]
+    image = gs.Variable(f"{name}/output", dtype=match.end.dtype)
+    flat = gs.Constant(f"{name}/flat_shape", np.array([0, -1, match.attrs["channels"]], np.int64))
+    return [gs.Node(match.op, name, attrs=attrs, inputs=inputs, outputs=[image], domain=schema.DOMAIN),
+            gs.Node("Reshape", f"{name}/flatten", inputs=[image, flat], outputs=[match.end])]
