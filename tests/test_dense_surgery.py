@@ -127,8 +127,9 @@ def test_upernet_swin_from_transformers_rewrites_strict_through_the_cli(cli, tmp
 
 
 # Hugging Face decides in Python whether a stage needs padding and a crop, so its dynamic export is made at a
-# size where every stage is padded (512x640 with window 7); then the graph runs at every size.
-DYNAMIC_CASES = [("hf", "torchscript"), ("hf", "dynamo"), ("timm", "torchscript"), ("timm", "dynamo")]
+# size where every stage is padded (512x640 with window 7); then the graph runs at every size. (timm through
+# dynamo works too, but its dynamic-shape export alone takes minutes on a 2-core machine.)
+DYNAMIC_CASES = [("hf", "torchscript"), ("hf", "dynamo"), ("timm", "torchscript")]
 
 
 def dynamic_backbone(impl, exporter):

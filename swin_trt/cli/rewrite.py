@@ -21,8 +21,10 @@ from ..errors import UserError
 def rewrite(source, output, fuse_attention, strict, as_json):
     """Replace window partition, cyclic shift, window reverse (and attention) by plugin nodes.
 
-    Works on exports of swin-trt, timm and torchvision, from either torch exporter. The rewritten graph
-    is checked with onnx.checker; the report lists each replacement and op counts before and after.
+    Works on exports of swin-trt, timm, torchvision and transformers (SwinModel, SwinBackbone, UperNet),
+    from either torch exporter, with static or dynamic batch, height and width (a dynamic graph is
+    rewritten once and runs at every size). The rewritten graph is checked with onnx.checker; the report
+    lists each replacement and op counts before and after.
 
     \b
     Example:
