@@ -119,6 +119,18 @@ def feeding_partition(start: gs.Variable, partitions: dict) -> WindowMatch | Non
     return partitions.get(tensor.name)
 
 
+def _unmasked_bias(windows: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(heads, N, N)`` bias from one image's ``(nW, heads, N, N)`` bias + mask, and where it was read
+    exactly: each ``(i, j)`` is read in a window whose mask adds nothing there; only where every window masks
+    it is the mask subtracted (float32 rounding of the -100 leaves about 4e-6)."""
+    unmasked = mask == 0
+    exact = unmasked.any(axis=0)
+    first = np.argmax(unmasked, axis=0)  # per (i, j): the first window without a mask there
+    rows, cols = np.indices(exact.shape)
+    read = windows[first, :, rows, cols].transpose(2, 0, 1)
+    return np.where(exact[None], read, windows[0] - mask[0][None]), exact
+
+
 def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, window, shift, grid):
     tokens = window[0] * window[1]
     logits = Region(graph, [qk.outputs[0]], softmax.inputs[0])
@@ -127,17 +139,11 @@ def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, 
     added = logits.run({qk.outputs[0].name: np.zeros((rows, heads, tokens, tokens), np.float32)})
     added = added.reshape(-1, heads, tokens, tokens)
     mask = reference.attention_mask(window, shift, *grid)
-    exact = np.ones((tokens, tokens), bool)  # positions read where no mask was added (no float32 rounding)
+    bias, exact = added[0], np.ones((tokens, tokens), bool)
     if mask is not None:
-        windows = added.reshape(-1, mask.shape[0], heads, tokens, tokens)[0]
-        unmasked = mask == 0
-        first = np.argmax(unmasked, axis=0)  # per (i, j): the first window without a mask there
-        rows_, cols = np.indices((tokens, tokens))
-        exact = unmasked.any(axis=0)
-        clean = np.where(exact[None], windows[first, :, rows_, cols].transpose(2, 0, 1), windows[0] - mask[0][None])
-        added = added.reshape(-1, mask.shape[0], heads, tokens, tokens) - mask[None, :, None]
-        added = added.reshape(-1, heads, tokens, tokens)
-    bias = added[0] if mask is None else clean
+        added = added.reshape(-1, mask.shape[0], heads, tokens, tokens)
+        bias, exact = _unmasked_bias(added[0], mask)
+        added = (added - mask[None, :, None]).reshape(-1, heads, tokens, tokens)
     if not np.allclose(added, bias[None], atol=1e-5):
         return None, "the additive term differs between windows beyond the shift mask"
     index = reference.relative_position_index(window)

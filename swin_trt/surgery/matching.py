@@ -146,5 +146,8 @@ def find_window_ops(model: onnx.ModelProto, graph: gs.Graph, folding: Folding, f
     sizes = folding.sizes or dims.candidates()[:2]
     found = _match(gs.import_onnx(specialize(model, sizes[0])), fuse_attention)
     if dims.spatial:
+        # the last size the model accepted: the one with the fewest stages the common windows divide, so
+        # that the pad order (which only shows where there is padding) is decided
+        sizes = [sizes[0], sizes[-1]]
         found = _agree(found, _match(gs.import_onnx(specialize(model, sizes[1])), fuse_attention), sizes)
     return _bind(found, graph, any_size=bool(dims.spatial))
