@@ -70,8 +70,9 @@ def export(kind: str, size, path: Path, dynamic: bool) -> float:
 
 def rewrite_cli(source: Path, output: Path) -> tuple[float, dict, str]:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", "from swin_trt.cli import main; main()", "rewrite", str(source), "-o", str(output),
-                             "--strict"], capture_output=True, text=True)
+    command = [sys.executable, "-c", "from swin_trt.cli import main; main()", "rewrite", str(source),
+               "-o", str(output), "--strict"]
+    result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(result.stdout + result.stderr)
