@@ -84,6 +84,16 @@ def assert_equal_on_photos(original, rewritten, photo_dir, sizes, batches=(1,)):
                 assert np.abs(a - b).max() <= 1e-4, (size, batch)
 
 
+def rewrite_through_cli(cli, source):
+    """``swin-trt rewrite --strict``; the rewritten graph must hold one plugin node of each op per block."""
+    out = source.with_suffix(".rw.onnx")
+    result = cli("rewrite", source, "-o", out, "--strict")
+    rewritten = onnx.load(out)
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert {op: ops.count(op) for op in schema.OP_TYPES} == PER_OP
+    return rewritten, result.output
+
+
 def assert_fully_rewritten(rewritten, report):
     assert report.counts() == PER_OP, report.format()
     assert not report.unmatched
@@ -117,12 +127,8 @@ def test_upernet_swin_from_transformers_rewrites_strict_through_the_cli(cli, tmp
     """The user's case: UperNet on a Swin backbone, plain torch.onnx.export at 576x576, no sidecar."""
     source = tmp_path / "upernet.onnx"
     original = export(hf_model("upernet"), (576, 576), "torchscript", source)
-    out = tmp_path / "upernet.rw.onnx"
-    result = cli("rewrite", source, "-o", out, "--strict")
-    assert "found 24 window ops: 8 SwinWindowAttention, 8 SwinWindowPartition, 8 SwinWindowReverse" in result.output
-    rewritten = onnx.load(out)
-    ops = [n.op_type for n in rewritten.graph.node]
-    assert {op: ops.count(op) for op in schema.OP_TYPES} == PER_OP
+    rewritten, printed = rewrite_through_cli(cli, source)
+    assert "found 24 window ops: 8 SwinWindowAttention, 8 SwinWindowPartition, 8 SwinWindowReverse" in printed
     assert_equal_on_photos(original, rewritten, photo_dir, [(576, 576)])
 
 
@@ -168,12 +174,8 @@ def test_swin_trt_dynamic_size_features_export(cli, tmp_path, photo_dir):
     original = onnx.load(source)
     assert [d.dim_param or d.dim_value for d in original.graph.input[0].type.tensor_type.shape.dim] == \
         ["batch", 3, "height", "width"]
-    out = tmp_path / "backbone.rw.onnx"
-    result = cli("rewrite", source, "-o", out, "--strict")
-    assert "kept computed" in result.output
-    rewritten = onnx.load(out)
-    ops = [n.op_type for n in rewritten.graph.node]
-    assert {op: ops.count(op) for op in schema.OP_TYPES} == PER_OP
+    rewritten, printed = rewrite_through_cli(cli, source)
+    assert "kept computed" in printed
     assert_equal_on_photos(original, rewritten, photo_dir, DENSE_SIZES, batches=(1, 2))
 
 
