@@ -104,9 +104,6 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
                         f"--opset 18, or --exporter torchscript for opset {opset}")
     if batch < 1 or (dynamic_batch is not None and dynamic_batch < 1):
         raise UserError("--batch and --dynamic-batch must be >= 1")
-    if dynamic_size and exporter != "torchscript":
-        raise UserError("--dynamic-size needs --exporter torchscript: swin-trt's model checks its input size, "
-                        "which torch.export turns into a fixed size")
     torch.manual_seed(seed)
     model, spec, report = create_model(arch, checkpoint, img_size=img_size, convention=convention,
                                        features=features, num_classes=num_classes)
@@ -135,8 +132,10 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         if exporter == "dynamo":
             # Export in memory and save ourselves: given a path, the exporter writes the weights to an
             # external file named after that (temporary) path.
-            dynamic_shapes = ({"x": {0: torch.export.Dim("batch", min=1, max=dynamic_batch)}}
-                              if dynamic_batch else None)
+            dims = {0: torch.export.Dim("batch", min=1, max=dynamic_batch)} if dynamic_batch else {}
+            if dynamic_size:  # AUTO: torch.export finds the sizes' constraints (multiples of the patch)
+                dims.update({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO})
+            dynamic_shapes = {"x": dims} if dims else None
             program = torch.onnx.export(model, (example,), dynamo=True, verbose=False,
                                         dynamic_shapes=dynamic_shapes, **kwargs)
             onnx.save_model(program.model_proto, str(temporary))
@@ -144,6 +143,8 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
             torch.onnx.export(model, (example,), str(temporary), dynamo=False, dynamic_axes=dynamic_axes,
                               **kwargs)
         onnx_model = onnx.load(str(temporary))
+        if dynamic_size and not all(d.dim_param for d in onnx_model.graph.input[0].type.tensor_type.shape.dim[2:]):
+            raise UserError(f"--dynamic-size: the {exporter} exporter fixed the input size; try the other exporter")
         if not dynamic_batch:  # the exporters leave the batch of reshaped outputs unnamed-dynamic
             for value in onnx_model.graph.output:
                 value.type.tensor_type.shape.dim[0].dim_value = batch

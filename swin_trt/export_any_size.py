@@ -4,8 +4,8 @@ The reference model is built for one input size: its shift masks are buffers com
 padded grid, and the exporter would store them as constants. For a graph that runs at every size, the
 masks must come from the input instead. While exporting, a forward pre-hook on each shifted block computes
 its mask from the block input's height and width (the region formula of the op contract, in torch ops on
-the traced sizes, so the exporter records the arithmetic, not its values) and the block uses it in place of
-the buffer. Padding, rolls and reshapes already follow the traced sizes.
+the traced sizes, so either exporter records the arithmetic, not its values) and the block uses it in place
+of the buffer. Padding, rolls and reshapes already follow the traced sizes.
 
 What stays fixed is each block's geometry (window and shift), decided for the export size: a stage that is
 not larger than the window shrinks it or drops the shift. So the export size must have every stage larger

@@ -167,13 +167,15 @@ def test_dynamic_size_backbone_is_rewritten_once_for_every_size(tmp_path, photo_
 
 
 def test_swin_trt_dynamic_size_features_export(cli, tmp_path, photo_dir):
+    """The export checks itself against PyTorch at 256x320 and at a larger size (a model built for it).
+    (--exporter dynamo works too, but its dynamic-shape export takes minutes on a 2-core machine.)"""
     source = tmp_path / "backbone.onnx"
     result = cli("export", "--arch", "swin_nano_test", "--features", "--dynamic-size", "--img-size", "256x320",
                  "--dynamic-batch", "4", "-o", source)
     assert "from 256x256 up" in result.output
     original = onnx.load(source)
-    assert [d.dim_param or d.dim_value for d in original.graph.input[0].type.tensor_type.shape.dim] == \
-        ["batch", 3, "height", "width"]
+    dims = original.graph.input[0].type.tensor_type.shape.dim
+    assert [bool(d.dim_param) for d in dims] == [True, False, True, True]
     rewritten, printed = rewrite_through_cli(cli, source)
     assert "kept computed" in printed
     assert_equal_on_photos(original, rewritten, photo_dir, DENSE_SIZES, batches=(1, 2))

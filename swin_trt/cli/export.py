@@ -29,7 +29,7 @@ def warn_if_random_weights(arch: str, checkpoint) -> None:
 @click.option("--features", is_flag=True, help="Output the four stage feature maps (NCHW) instead of logits.")
 @click.option("--dynamic-size", is_flag=True,
               help="Dynamic height and width: one graph for every input size from the smallest whose last "
-                   "stage is larger than the window (export at such a --img-size; torchscript exporter).")
+                   "stage is larger than the window (export at such a --img-size).")
 @click.option("--convention", type=click.Choice(CONVENTIONS),
               help="Pad/shift order where the window does not divide a stage (default: the checkpoint's origin).")
 @click.option("--exporter", type=click.Choice(EXPORTERS), default="torchscript", show_default=True,
