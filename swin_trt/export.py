@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import warnings
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import onnx
 import torch
 
 from .data.input_format import FOLDED_INPUTS, FoldedNormalization, example_pixels, folded_preprocessing
+from . import export_any_size as any_size
 from .errors import UserError
 from .io import atomic_output, sha256_file, sidecar_path, write_json
 from .models import create_model
@@ -39,6 +41,10 @@ class ExportResult:
         lines += [f"  output {name}: {shape}" for name, shape in self.outputs]
         if self.max_abs_err is not None:
             lines.append(f"  ONNX Runtime vs PyTorch: max abs err {self.max_abs_err:.2e}")
+        if self.sidecar.get("dynamic_size"):
+            low = self.sidecar["dynamic_size"]["min_img_size"]
+            lines.append(f"  dynamic height/width: one graph for every input from {low[0]}x{low[1]} up "
+                         f"(rewrite keeps it so)")
         lines.append(f"  sidecar {sidecar_path(self.path)}")
         return "\n".join(lines)
 
@@ -73,13 +79,16 @@ def seeded_model(arch: str, seed: int, **options):
 def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None = None, img_size=None,
                  batch: int = 1, dynamic_batch: int | None = None, opset: int | None = None, features: bool = False,
                  convention: str | None = None, exporter: str = "torchscript", num_classes: int | None = None,
-                 check: bool = True, seed: int = 0, fold_normalization: str | None = None) -> ExportResult:
+                 check: bool = True, seed: int = 0, fold_normalization: str | None = None,
+                 dynamic_size: bool = False) -> ExportResult:
     """Export ``arch`` to ``output`` (atomically) and write ``output.json`` beside it.
 
     Without a checkpoint and without bundled weights the weights are random (``seed``), which the sidecar
     records and the CLI warns about loudly. ``check`` runs the ONNX file in ONNX Runtime and compares it
     with PyTorch on the same random input. ``fold_normalization`` (``uint8`` or ``float255``) puts the
     normalisation into the graph, which then takes 0..255 RGB pixels (:mod:`swin_trt.data.input_format`).
+    ``dynamic_size`` leaves height and width dynamic (:mod:`.export_any_size`); the check then also runs at a
+    second, larger size against the model built for it.
     """
     if exporter not in EXPORTERS:
         raise UserError(f"unknown exporter {exporter!r}: choose {' or '.join(EXPORTERS)}")
@@ -93,9 +102,14 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         raise UserError("--batch and --dynamic-batch must be >= 1")
     if fold_normalization is not None and fold_normalization not in FOLDED_INPUTS:
         raise UserError(f"--fold-normalization {fold_normalization!r}: choose {' or '.join(FOLDED_INPUTS)}")
+    if fold_normalization and dynamic_size:
+        raise UserError("--fold-normalization and --dynamic-size cannot be combined yet: export the backbone with "
+                        "--dynamic-size and normalise in the client, or fold the normalisation at a fixed size")
     model, spec, report = seeded_model(arch, seed, checkpoint=checkpoint, img_size=img_size,
                                        convention=convention, features=features, num_classes=num_classes)
     config = model.config
+    if dynamic_size:
+        any_size.check_export_size(config)
     example_batch = min(2, dynamic_batch) if dynamic_batch else batch
     example = torch.randn(example_batch, config.in_chans, *config.img_size, generator=torch.Generator().manual_seed(seed))
     if fold_normalization:
@@ -104,20 +118,27 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
     output = Path(output)
     names = _output_names(features, len(config.depths))
     dynamic_axes = None
-    if dynamic_batch:
-        dynamic_axes = {name: {0: "batch"} for name in [INPUT_NAME, *names]}
+    if dynamic_batch or dynamic_size:
+        dynamic_axes = {name: {0: "batch"} if dynamic_batch else {} for name in [INPUT_NAME, *names]}
+    if dynamic_size:
+        dynamic_axes[INPUT_NAME].update({2: "height", 3: "width"})
+        for name in names if features else ():
+            dynamic_axes[name].update({2: f"{name}_height", 3: f"{name}_width"})
     with torch.no_grad():
         expected = model(example)
     expected = expected if isinstance(expected, tuple) else (expected,)
-    with atomic_output(output) as temporary, warnings.catch_warnings():
+    with atomic_output(output) as temporary, warnings.catch_warnings(), \
+            (any_size.masks_from_input_size(model) if dynamic_size else contextlib.nullcontext()):
         warnings.simplefilter("ignore")
         kwargs = dict(input_names=[INPUT_NAME], output_names=names, opset_version=opset,
                       do_constant_folding=True)
         if exporter == "dynamo":
             # Export in memory and save ourselves: given a path, the exporter writes the weights to an
             # external file named after that (temporary) path.
-            dynamic_shapes = ({"x": {0: torch.export.Dim("batch", min=1, max=dynamic_batch)}}
-                              if dynamic_batch else None)
+            dims = {0: torch.export.Dim("batch", min=1, max=dynamic_batch)} if dynamic_batch else {}
+            if dynamic_size:  # AUTO: torch.export finds the sizes' constraints (multiples of the patch)
+                dims.update({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO})
+            dynamic_shapes = {"x": dims} if dims else None
             program = torch.onnx.export(model, (example,), dynamo=True, verbose=False,
                                         dynamic_shapes=dynamic_shapes, **kwargs)
             onnx.save_model(program.model_proto, str(temporary))
@@ -125,12 +146,19 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
             torch.onnx.export(model, (example,), str(temporary), dynamo=False, dynamic_axes=dynamic_axes,
                               **kwargs)
         onnx_model = onnx.load(str(temporary))
+        if dynamic_size and not all(d.dim_param for d in onnx_model.graph.input[0].type.tensor_type.shape.dim[2:]):
+            raise UserError(f"--dynamic-size: the {exporter} exporter fixed the input size; try the other exporter")
         if not dynamic_batch:  # the exporters leave the batch of reshaped outputs unnamed-dynamic
             for value in onnx_model.graph.output:
                 value.type.tensor_type.shape.dim[0].dim_value = batch
-            onnx.save_model(onnx_model, str(temporary))
+        if features:  # with dynamic sizes the exporter leaves the stages' channels unnamed-dynamic too
+            for stage, value in enumerate(onnx_model.graph.output):
+                value.type.tensor_type.shape.dim[1].dim_value = config.embed_dim * 2 ** stage
+        onnx.save_model(onnx_model, str(temporary))
         onnx.checker.check_model(onnx_model, full_check=True)
         max_abs_err = _check_with_onnxruntime(temporary, example, expected) if check else None
+        if check and dynamic_size:
+            max_abs_err = max(max_abs_err, _check_at_another_size(temporary, model, example_batch, seed))
     result = ExportResult(output, {}, max_abs_err=max_abs_err)
     result.inputs = [(i.name, _shape(i)) for i in onnx_model.graph.input]
     result.outputs = [(o.name, _shape(o)) for o in onnx_model.graph.output]
@@ -147,6 +175,7 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         "img_size": list(config.img_size),
         "batch": None if dynamic_batch else batch,
         "dynamic_batch_max": dynamic_batch,
+        "dynamic_size": {"min_img_size": list(any_size.min_size(config))} if dynamic_size else None,
         "preprocessing": spec.preprocessing.to_dict(config.img_size),
         "folded_normalization": None,
         "inputs": [{"name": n, "shape": s} for n, s in result.inputs],
@@ -173,6 +202,19 @@ def _require_onnxscript() -> None:
     except ImportError:
         raise UserError("--exporter dynamo needs onnxscript: pip install 'swin-trt[dynamo]', or use "
                         "--exporter torchscript (the default)") from None
+
+
+def _check_at_another_size(path: Path, model, batch: int, seed: int) -> float:
+    """A dynamic-size graph against the same weights built for a larger size (masks made for that size)."""
+    grain = any_size.stage_grain(model.config)
+    height, width = model.config.img_size
+    size = (height + grain, width + 2 * grain)
+    other = type(model)(model.config.with_(img_size=size), features=model.features).eval()
+    other.load_state_dict(model.state_dict())
+    example = torch.randn(batch, model.config.in_chans, *size, generator=torch.Generator().manual_seed(seed + 1))
+    with torch.no_grad():
+        expected = other(example)
+    return _check_with_onnxruntime(path, example, expected if isinstance(expected, tuple) else (expected,))
 
 
 def _check_with_onnxruntime(path: Path, example: torch.Tensor, expected) -> float:

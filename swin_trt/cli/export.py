@@ -29,6 +29,9 @@ def warn_if_random_weights(arch: str, checkpoint) -> None:
 @click.option("--dynamic-batch", type=int, metavar="MAX", help="Export a dynamic batch axis up to MAX.")
 @click.option("--opset", type=int, help="ONNX opset (default 17; 18 with --exporter dynamo).")
 @click.option("--features", is_flag=True, help="Output the four stage feature maps (NCHW) instead of logits.")
+@click.option("--dynamic-size", is_flag=True,
+              help="Dynamic height and width: one graph for every input size from the smallest whose last "
+                   "stage is larger than the window (export at such a --img-size).")
 @click.option("--convention", type=click.Choice(CONVENTIONS),
               help="Pad/shift order where the window does not divide a stage (default: the checkpoint's origin).")
 @click.option("--exporter", type=click.Choice(EXPORTERS), default="torchscript", show_default=True,
@@ -40,7 +43,7 @@ def warn_if_random_weights(arch: str, checkpoint) -> None:
 @click.option("--no-check", is_flag=True, help="Skip the ONNX Runtime vs PyTorch comparison.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The ONNX file to write; its sidecar goes to OUTPUT.json.")
-def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, convention, exporter,
+def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, dynamic_size, convention, exporter,
            num_classes, fold_normalization, no_check, output):
     """Export a Swin Transformer to ONNX and check it against PyTorch.
 
@@ -53,6 +56,7 @@ def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, co
       swin-trt export --arch swin_tiny --checkpoint swin_tiny_patch4_window7_224.pth \\
           --img-size 256x320 --dynamic-batch 32 -o out/swin_t.onnx
       swin-trt export --arch swin_demo --fold-normalization float255 -o out/demo_pixels.onnx
+      swin-trt export --arch swin_tiny --features --dynamic-size --img-size 512x640 -o out/backbone.onnx
     """
     warn_if_random_weights(arch, checkpoint)
     if output.suffix != ".onnx":
@@ -60,5 +64,5 @@ def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, co
     result = export_model(arch, output, checkpoint=checkpoint, img_size=parse_img_size(img_size), batch=batch,
                           dynamic_batch=dynamic_batch, opset=opset, features=features, convention=convention,
                           exporter=exporter, num_classes=num_classes, check=not no_check,
-                          fold_normalization=fold_normalization)
+                          fold_normalization=fold_normalization, dynamic_size=dynamic_size)
     click.echo(result.describe())

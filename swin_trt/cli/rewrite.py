@@ -22,8 +22,10 @@ from .options import VARIANT, flags, preprocess_options
 def rewrite(source, output, fuse_attention, window_ops, strict, as_json, preprocess):
     """Replace window partition, cyclic shift, window reverse (and attention) by plugin nodes.
 
-    Works on exports of swin-trt, timm and torchvision, from either torch exporter. The rewritten graph
-    is checked with onnx.checker; the report lists each replacement and op counts before and after.
+    Works on exports of swin-trt, timm, torchvision and transformers (SwinModel, SwinBackbone, UperNet),
+    from either torch exporter, with static or dynamic batch, height and width (a dynamic graph is
+    rewritten once and runs at every size). The rewritten graph is checked with onnx.checker; the report
+    lists each replacement and op counts before and after.
     OUTPUT.json carries SOURCE's sidecar on (preprocessing for the next stages); the preprocessing flags
     set it for a graph that has none.
 

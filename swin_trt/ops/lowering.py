@@ -2,13 +2,19 @@
 
 Why lowering, not a custom-op library or model-local functions: the stored graph stays exactly what
 TensorRT gets (a local function named like a plugin would shadow it in TensorRT's parser), and ONNX Runtime
-runs the ops natively, in every dtype, at the speed of the original graph. The index tables and the mask
-come from :mod:`swin_trt.ops.reference`, the op contract in code.
+runs the ops natively, in every dtype, at the speed of the original graph.
 
 * SwinWindowPartition: Reshape to ``(B, H*W, C)``, Pad one zero row, Gather the window order, Reshape.
 * SwinWindowReverse: Reshape to ``(B, nW*N, C)``, Gather the image order, Reshape.
 * SwinWindowAttention: the usual attention in float32 with the bias gathered from the table and the
-  mask as a constant.
+  shift mask built from region ids.
+
+The gather indices and the mask follow the formulas of the op contracts (``plugins/<OpName>/README.md``,
+the same arithmetic the kernels do). Where the spatial size is known when lowering (static shapes, or the
+``height``/``width`` attributes) they are computed here and stored as constants; where it is only known at
+run time (a graph with dynamic height and width) the same formulas become int64 nodes on the input's
+``Shape``, so one lowered graph runs at every size. ``swin_trt.ops.reference`` is the numerical contract
+both are tested against.
 """
 
 from __future__ import annotations
@@ -19,15 +25,8 @@ import onnx_graphsurgeon as gs
 
 from . import reference, schema
 
-
-def _attrs(node: gs.Node) -> dict:
-    attrs = dict(node.attrs)
-    schema.check_attributes(node.op, attrs, where=f"node {node.name!r}")
-    return attrs
-
-
-def _const(name: str, value) -> gs.Constant:
-    return gs.Constant(name, np.asarray(value))
+_NUMPY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.floor_divide, "Mod": np.mod,
+          "GreaterOrEqual": np.greater_equal, "Less": np.less, "And": np.logical_and, "Equal": np.equal}
 
 
 class _Builder:
@@ -44,44 +43,174 @@ class _Builder:
         return out[0]
 
     def const(self, label: str, value) -> gs.Constant:
-        return _const(f"{self.prefix}/{label}", value)
+        self.count += 1
+        return gs.Constant(f"{self.prefix}/{label}_{self.count}", np.asarray(value))
+
+    def int(self, value) -> "_Int":
+        return value if isinstance(value, _Int) else _Int(self, np.asarray(value, dtype=np.int64))
+
+    def dims(self, tensor: gs.Variable, *axes: int) -> list["_Int"]:
+        """Dims ``axes`` of ``tensor``: known ones as numbers, the others read with Shape at run time."""
+        shape = list(tensor.shape or [])
+        known = [axis < len(shape) and isinstance(shape[axis], int) for axis in axes]
+        runtime = None if all(known) else self("Shape", [tensor])
+        return [self.int(shape[axis]) if is_known else
+                _Int(self, self("Gather", [runtime, self.const("axis", np.array(axis, np.int64))], axis=0))
+                for axis, is_known in zip(axes, known)]
+
+    def vector(self, parts) -> gs.Tensor:
+        """A 1-D int64 tensor (a Reshape target) from numbers and run-time scalars."""
+        parts = [self.int(p) for p in parts]
+        if all(p.known for p in parts):
+            return self.const("shape", np.array([int(p.value) for p in parts], np.int64))
+        pieces = [self("Reshape", [p.tensor(), self.const("one", np.array([1], np.int64))]) for p in parts]
+        return self("Concat", pieces, axis=0)
+
+    def range(self, length: "_Int") -> "_Int":
+        if length.known:
+            return self.int(np.arange(int(length.value)))
+        zero, one = (self.const("r", np.array(v, np.int64)) for v in (0, 1))
+        return _Int(self, self("Range", [zero, length.tensor(), one]))
 
 
-def _static_hwc(tensor: gs.Variable, node: gs.Node) -> tuple[int, int, int]:
-    shape = tensor.shape
-    if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
-        raise ValueError(f"node {node.name!r} ({node.op}): input {tensor.name!r} needs a static "
-                         f"(B, H, W, C) shape, got {shape}")
-    return shape[1], shape[2], shape[3]
+class _Int:
+    """An int64 (or bool) value of index arithmetic: a numpy array when it is known while lowering, a graph
+    tensor when it is only known at run time. Operators compute the former and emit nodes for the latter."""
+
+    def __init__(self, build: _Builder, value):
+        self.build, self.value = build, value
+
+    @property
+    def known(self) -> bool:
+        return not isinstance(self.value, gs.Tensor)
+
+    def tensor(self) -> gs.Tensor:
+        return self.build.const("value", self.value) if self.known else self.value
+
+    def _apply(self, op: str, *others) -> "_Int":
+        operands = [self] + [self.build.int(o) for o in others]
+        if all(o.known for o in operands):
+            return _Int(self.build, np.asarray(_NUMPY[op](*(o.value for o in operands))))
+        return _Int(self.build, self.build(op, [o.tensor() for o in operands]))
+
+    def __add__(self, other): return self._apply("Add", other)
+    def __radd__(self, other): return self.build.int(other)._apply("Add", self)
+    def __sub__(self, other): return self._apply("Sub", other)
+    def __rsub__(self, other): return self.build.int(other)._apply("Sub", self)
+    def __mul__(self, other): return self._apply("Mul", other)
+    def __rmul__(self, other): return self.build.int(other)._apply("Mul", self)
+    def __floordiv__(self, other): return self._apply("Div", other)  # operands are >= 0: Div truncates alike
+    def __mod__(self, other): return self._apply("Mod", other)
+    def __ge__(self, other): return self._apply("GreaterOrEqual", other)
+    def __lt__(self, other): return self._apply("Less", other)
+    def __and__(self, other): return self._apply("And", other)
+
+    def equals(self, other) -> "_Int":
+        return self._apply("Equal", other)
+
+    def as_int(self) -> "_Int":
+        if self.known:
+            return _Int(self.build, np.asarray(self.value, dtype=np.int64))
+        return _Int(self.build, self.build("Cast", [self.value], to=onnx.TensorProto.INT64))
+
+    def where(self, then, otherwise) -> "_Int":
+        """``then`` where this (bool) value holds, else ``otherwise`` (int64 values)."""
+        then, otherwise = self.build.int(then), self.build.int(otherwise)
+        if self.known and then.known and otherwise.known:
+            return _Int(self.build, np.where(self.value, then.value, otherwise.value))
+        return _Int(self.build, self.build("Where", [self.tensor(), then.tensor(), otherwise.tensor()]))
+
+
+def _ceil_to(size: _Int, window: int) -> _Int:
+    return (size + (window - 1)) // window * window
+
+
+def _window_positions(build: _Builder, hp: _Int, wp: _Int, window) -> tuple[_Int, _Int]:
+    """Padded-grid position ``(py, px)`` of every window token, in window order (length ``Hp * Wp``)."""
+    wh, ww = window
+    tokens = wh * ww
+    t = build.range(hp * wp)
+    w, i = t // tokens, t % tokens
+    nww = wp // ww
+    return (w // nww) * wh + i // ww, (w % nww) * ww + i % ww
+
+
+def partition_gather_index(build: _Builder, height: _Int, width: _Int, window, shift, pad_first: bool) -> _Int:
+    """SwinWindowPartition's source row ``y * W + x`` for every window token; ``H * W`` (a zero row) for
+    padding."""
+    hp, wp = _ceil_to(height, window[0]), _ceil_to(width, window[1])
+    py, px = _window_positions(build, hp, wp, window)
+    if pad_first:  # roll the padded grid: a source outside the image is padding
+        ys, xs = (py + shift[0]) % hp, (px + shift[1]) % wp
+        valid = (ys < height) & (xs < width)
+    else:  # roll the image, then pad: a position outside the image is padding
+        ys, xs = (py + shift[0]) % height, (px + shift[1]) % width
+        valid = (py < height) & (px < width)
+    return valid.where(ys * width + xs, height * width)
+
+
+def reverse_gather_index(build: _Builder, height: _Int, width: _Int, window, shift, pad_first: bool) -> _Int:
+    """SwinWindowReverse's window-token row for every output position ``y * W + x``."""
+    wh, ww = window
+    hp, wp = _ceil_to(height, wh), _ceil_to(width, ww)
+    t = build.range(height * width)
+    y, x = t // width, t % width
+    # (y - shift) mod size, kept non-negative: add a multiple of the size larger than the shift
+    if pad_first:
+        py, px = (y + (hp - shift[0])) % hp, (x + (wp - shift[1])) % wp
+    else:
+        py, px = (y + (height * wh - shift[0])) % height, (x + (width * ww - shift[1])) % width
+    return ((py // wh) * (wp // ww) + px // ww) * (wh * ww) + (py % wh) * ww + px % ww
+
+
+def shift_regions(build: _Builder, hp: _Int, wp: _Int, window, shift) -> _Int:
+    """Region id ``3 * rh + rw`` of every window token over the padded grid (window order)."""
+    py, px = _window_positions(build, hp, wp, window)
+
+    def axis_region(position, size, win, sh):
+        if sh == 0:
+            return 0
+        return (position >= size - win).as_int() + (position >= size - sh).as_int()
+
+    return axis_region(py, hp, window[0], shift[0]) * 3 + axis_region(px, wp, window[1], shift[1])
+
+
+def _attrs(node: gs.Node) -> dict:
+    attrs = dict(node.attrs)
+    schema.check_attributes(node.op, attrs, where=f"node {node.name!r}", num_inputs=len(node.inputs))
+    return attrs
+
+
+def _spatial_size(node: gs.Node, attrs: dict, build: _Builder) -> tuple[_Int, _Int]:
+    """``(H, W)`` of the block: from the feature-map input when the node has one, else the attributes."""
+    if schema.has_feature_map(node.op, len(node.inputs)):
+        return tuple(build.dims(node.inputs[schema.FEATURE_MAP_INPUT[node.op]], 1, 2))
+    return build.int(int(attrs["height"])), build.int(int(attrs["width"]))
 
 
 def _lower_partition(node: gs.Node, build: _Builder) -> None:
     attrs = _attrs(node)
     x, out = node.inputs[0], node.outputs[0]
-    height, width, channels = _static_hwc(x, node)
-    index = reference.partition_index(height, width, attrs["window_size"], attrs["shift_size"],
-                                      bool(attrs["pad_first"]))
-    gather_index = np.where(index < 0, height * width, index).reshape(-1).astype(np.int64)
-    flat = build("Reshape", [x, build.const("flat_shape", np.array([-1, height * width, channels], np.int64))])
+    window, shift = tuple(attrs["window_size"]), tuple(attrs["shift_size"])
+    height, width, channels = build.dims(x, 1, 2, 3)
+    index = partition_gather_index(build, height, width, window, shift, bool(attrs["pad_first"]))
+    flat = build("Reshape", [x, build.vector([0, -1, channels])])
     padded = build("Pad", [flat, build.const("pads", np.array([0, 0, 0, 0, 1, 0], np.int64))])
-    gathered = build("Gather", [padded, build.const("index", gather_index)], axis=1)
-    build("Reshape", [gathered, build.const("out_shape", np.array([-1, index.shape[1], channels], np.int64))],
-          outputs=[out])
+    gathered = build("Gather", [padded, index.tensor()], axis=1)
+    build("Reshape", [gathered, build.vector([-1, window[0] * window[1], channels])], outputs=[out])
 
 
 def _lower_reverse(node: gs.Node, build: _Builder) -> None:
     attrs = _attrs(node)
     x, out = node.inputs[0], node.outputs[0]
-    height, width = int(attrs["height"]), int(attrs["width"])
-    index = reference.reverse_index(height, width, attrs["window_size"], attrs["shift_size"],
-                                    bool(attrs["pad_first"]))
-    tokens = attrs["window_size"][0] * attrs["window_size"][1]
-    n_windows = reference.num_windows(height, width, attrs["window_size"])
-    channels = x.shape[-1] if x.shape and isinstance(x.shape[-1], int) else -1
-    flat = build("Reshape", [x, build.const("flat_shape", np.array([-1, n_windows * tokens, channels], np.int64))])
-    gathered = build("Gather", [flat, build.const("index", index.astype(np.int64))], axis=1)
-    build("Reshape", [gathered, build.const("out_shape", np.array([-1, height, width, channels], np.int64))],
-          outputs=[out])
+    window, shift = tuple(attrs["window_size"]), tuple(attrs["shift_size"])
+    height, width = _spatial_size(node, attrs, build)
+    (channels,) = build.dims(x, 2)
+    index = reverse_gather_index(build, height, width, window, shift, bool(attrs["pad_first"]))
+    tokens_per_image = _ceil_to(height, window[0]) * _ceil_to(width, window[1])
+    flat = build("Reshape", [x, build.vector([-1, tokens_per_image, channels])])
+    gathered = build("Gather", [flat, index.tensor()], axis=1)
+    build("Reshape", [gathered, build.vector([-1, height, width, channels])], outputs=[out])
 
 
 def _lower_attention(node: gs.Node, build: _Builder) -> None:
@@ -89,7 +218,7 @@ def _lower_attention(node: gs.Node, build: _Builder) -> None:
     qkv, table = node.inputs[0], node.inputs[1]
     out = node.outputs[0]
     heads = int(attrs["num_heads"])
-    window = tuple(attrs["window_size"])
+    window, shift = tuple(attrs["window_size"]), tuple(attrs["shift_size"])
     tokens = window[0] * window[1]
     float32 = onnx.TensorProto.FLOAT
     x = build("Cast", [qkv], to=float32)
@@ -103,18 +232,36 @@ def _lower_attention(node: gs.Node, build: _Builder) -> None:
     bias = build("Gather", [build("Cast", [table], to=float32), build.const("rpi", rpi)], axis=0)
     bias = build("Reshape", [bias, build.const("bias_shape", np.array([tokens, tokens, heads], np.int64))])
     logits = build("Add", [logits, build("Transpose", [bias], perm=[2, 0, 1])])
-    mask = reference.attention_mask(window, attrs["shift_size"], int(attrs["height"]), int(attrs["width"]))
-    if mask is not None:
-        n_windows = mask.shape[0]
-        logits = build("Reshape", [logits, build.const("split_windows",
-                                                      np.array([-1, n_windows, heads, tokens, tokens], np.int64))])
-        logits = build("Add", [logits, build.const("mask", mask[:, None])])
-        logits = build("Reshape", [logits, build.const("merge_windows",
-                                                      np.array([-1, heads, tokens, tokens], np.int64))])
+    if any(shift):
+        height, width = _spatial_size(node, attrs, build)
+        if schema.has_feature_map(node.op, len(node.inputs)):  # the feature map is unpadded, the mask padded
+            height, width = _ceil_to(height, window[0]), _ceil_to(width, window[1])
+        logits = _add_shift_mask(build, logits, height, width, window, shift, heads)
     probs = build("Softmax", [logits], axis=-1)
     context = build("Transpose", [build("MatMul", [probs, v])], perm=[0, 2, 1, 3])  # (R, N, heads, hd)
     context = build("Reshape", [context, build.const("out_shape", np.array([0, 0, -1], np.int64))])
     build("CastLike", [context, qkv], outputs=[out])
+
+
+def _add_shift_mask(build: _Builder, logits, hp: _Int, wp: _Int, window, shift, heads: int):
+    """logits (B*nW, heads, N, N) + the -100 mask between tokens of different regions of the rolled map."""
+    tokens = window[0] * window[1]
+    n_windows = (hp // window[0]) * (wp // window[1])
+    region = shift_regions(build, hp, wp, window, shift)
+    if region.known:
+        region = region.value.reshape(-1, tokens)
+        mask = np.where(region[:, :, None] == region[:, None, :], 0.0, reference.MASK_VALUE).astype(np.float32)
+        mask = build.const("mask", mask[:, None])
+    else:
+        rows = build("Reshape", [region.tensor(), build.const("rows", np.array([-1, tokens, 1], np.int64))])
+        cols = build("Reshape", [region.tensor(), build.const("cols", np.array([-1, 1, tokens], np.int64))])
+        same = build("Equal", [rows, cols])
+        mask = build("Where", [same, build.const("zero", np.array(0.0, np.float32)),
+                               build.const("masked", np.array(reference.MASK_VALUE, np.float32))])
+        mask = build("Unsqueeze", [mask, build.const("head_axis", np.array([1], np.int64))])  # (nW, 1, N, N)
+    logits = build("Reshape", [logits, build.vector([-1, n_windows, heads, tokens, tokens])])
+    logits = build("Add", [logits, mask])
+    return build("Reshape", [logits, build.const("merge_windows", np.array([-1, heads, tokens, tokens], np.int64))])
 
 
 _LOWER = {schema.PARTITION: _lower_partition, schema.REVERSE: _lower_reverse, schema.ATTENTION: _lower_attention}

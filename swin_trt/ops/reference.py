@@ -1,8 +1,9 @@
 """Numerical reference of the three Swin plugin ops, in numpy.
 
 This module *is* the op contract written as code (see ``plugins/<OpName>/README.md``): the CUDA kernels are
-tested against it, the ONNX lowering used by ONNX Runtime takes its index tables from it, and the PyTorch
-reference model takes its masks from it. Everything is vectorised: each op is one gather (or two matmuls).
+tested against it, so is the ONNX lowering used by ONNX Runtime (which computes the same formulas, as
+constants for static sizes or in the graph for dynamic ones), and the PyTorch reference model takes its
+masks from it. Everything is vectorised: each op is one gather (or two matmuls).
 
 Notation: window ``(wh, ww)``, shift ``(sh, sw)``, ``N = wh * ww``; ``Hp, Wp`` the grid padded up to a
 multiple of the window; ``nW`` windows per image, numbered row-major over ``(Hp / wh, Wp / ww)``.

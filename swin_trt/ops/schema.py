@@ -1,7 +1,14 @@
-"""Names, attributes and attribute checks of the three plugin ops: the node form that graph surgery emits.
+"""Names, attributes, inputs and their checks for the three plugin ops: the node form graph surgery emits.
 
 Node form (TensorRT's ONNX-parser plugin fallback): ``op_type`` = plugin creator name, attributes
 ``plugin_version`` and ``plugin_namespace``; every other attribute becomes a plugin field.
+
+Spatial size. Partition reads ``H, W`` from its input. Reverse (its output size) and shifted attention (its
+mask over the padded grid) need them too: either as the attributes ``height``/``width`` (a graph built for
+one size) or, for a graph that runs at any size, from an extra input, the *feature map*: the ``(B, H, W, *)``
+tensor the block partitioned, of which only the dims are read, never the data. Reverse's feature map is
+input 1, attention's input 2 (after the bias table). A node has one or the other; see
+``plugins/<OpName>/README.md``.
 """
 
 from __future__ import annotations
@@ -17,13 +24,15 @@ ATTENTION = "SwinWindowAttention"
 OP_TYPES = (PARTITION, REVERSE, ATTENTION)
 MOVE_OPS = (PARTITION, REVERSE)  # pure data movement: these also move int8
 
-# Attributes each op requires (besides plugin_version / plugin_namespace), with their ONNX kind.
+# Attributes each op always requires (besides plugin_version / plugin_namespace), with their ONNX kind.
 REQUIRED = {
     PARTITION: {"window_size": "ints", "shift_size": "ints", "pad_first": "int"},
-    REVERSE: {"window_size": "ints", "shift_size": "ints", "pad_first": "int", "height": "int", "width": "int"},
-    ATTENTION: {"num_heads": "int", "window_size": "ints", "shift_size": "ints", "height": "int",
-                "width": "int", "scale": "float"},
+    REVERSE: {"window_size": "ints", "shift_size": "ints", "pad_first": "int"},
+    ATTENTION: {"num_heads": "int", "window_size": "ints", "shift_size": "ints", "scale": "float"},
 }
+SIZE_ATTRIBUTES = ("height", "width")  # INT each: reverse's output size; attention's padded grid
+# Where an op takes its feature map (the spatial-size source of a graph that runs at any size).
+FEATURE_MAP_INPUT = {REVERSE: 1, ATTENTION: 2}
 MAX_TOKENS = 256  # N = wh * ww the CUDA attention kernel supports
 MAX_HEAD_DIM = 128  # C / num_heads the CUDA attention kernel supports (plugins/common/swin_kernels.h)
 
@@ -42,22 +51,48 @@ def attention_unsupported(tokens: int, head_dim: int) -> str:
     return ""
 
 
-def plugin_attributes(op_type: str, **fields) -> dict:
-    """The node attributes for ``op_type``: the fields, checked, plus plugin version and namespace."""
+def plugin_attributes(op_type: str, num_inputs: int | None = None, **fields) -> dict:
+    """The node attributes for ``op_type``: the fields, checked (for a node of ``num_inputs`` inputs), plus
+    plugin version and namespace."""
     attrs = {key: (list(value) if isinstance(value, tuple) else value) for key, value in fields.items()}
-    check_attributes(op_type, attrs, where=op_type)
+    check_attributes(op_type, attrs, where=op_type, num_inputs=num_inputs)
     attrs["plugin_version"] = PLUGIN_VERSION
     attrs["plugin_namespace"] = PLUGIN_NAMESPACE
     return attrs
 
 
-def check_attributes(op_type: str, attrs: dict, where: str) -> None:
-    """Raise :class:`PluginAttributeError` naming ``where`` (the node) if an attribute is missing or out of range."""
+def needs_size(op_type: str, attrs: dict) -> bool:
+    """Whether the op must know the spatial size: reverse always, attention only with a shift mask."""
+    return op_type == REVERSE or (op_type == ATTENTION and any(attrs.get("shift_size", ())))
+
+
+def has_feature_map(op_type: str, num_inputs: int) -> bool:
+    return op_type in FEATURE_MAP_INPUT and num_inputs > FEATURE_MAP_INPUT[op_type]
+
+
+def check_attributes(op_type: str, attrs: dict, where: str, num_inputs: int | None = None) -> None:
+    """Raise :class:`PluginAttributeError` naming ``where`` (the node) if an attribute is missing or out of range.
+
+    ``num_inputs`` (the node's input count) tells whether it has a feature map; without one, an op that
+    needs the spatial size must carry ``height`` and ``width``. ``None`` skips that check (attributes only).
+    """
     if op_type not in REQUIRED:
         raise PluginAttributeError(f"{where}: unknown op {op_type!r}")
     missing = sorted(set(REQUIRED[op_type]) - set(attrs))
     if missing:
         raise PluginAttributeError(f"{where} ({op_type}) lacks attribute(s) {', '.join(missing)}")
+    if num_inputs is not None:
+        given = [name for name in SIZE_ATTRIBUTES if name in attrs]
+        if has_feature_map(op_type, num_inputs):
+            if given:
+                raise PluginAttributeError(
+                    f"{where} ({op_type}) has both a feature-map input (input {FEATURE_MAP_INPUT[op_type]}) and "
+                    f"attribute(s) {', '.join(given)}: the spatial size comes from one of them; drop the attributes")
+        elif needs_size(op_type, attrs) and len(given) < 2:
+            raise PluginAttributeError(
+                f"{where} ({op_type}) lacks attribute(s) "
+                f"{', '.join(n for n in SIZE_ATTRIBUTES if n not in attrs)} and has no feature-map input "
+                f"(input {FEATURE_MAP_INPUT[op_type]}): it cannot know the spatial size")
 
     def fail(name, rule):
         raise PluginAttributeError(f"{where} ({op_type}): attribute {name}={attrs[name]!r} is out of range: {rule}")
@@ -77,7 +112,7 @@ def check_attributes(op_type: str, attrs: dict, where: str) -> None:
             fail("num_heads", ">= 1")
         if window[0] * window[1] > MAX_TOKENS:
             fail("window_size", f"window area <= {MAX_TOKENS} tokens")
-        if attrs["height"] % window[0] or attrs["width"] % window[1]:
+        if "height" in attrs and "width" in attrs and (attrs["height"] % window[0] or attrs["width"] % window[1]):
             fail("height", f"height and width are the padded grid: multiples of the window {window}")
         if not float(attrs["scale"]) > 0:
             fail("scale", "> 0")

@@ -1,10 +1,13 @@
 """Find the window-attention core: qkv (B*nW, N, 3C) -> context (B*nW, N, C), anchored on its Softmax.
 
-The qkv and output projections stay outside (ordinary MatMul/Gemm: TensorRT keeps its INT8 GEMMs). The
-window, shift and padded grid come from the partition that feeds the qkv projection. The bias table is
-recovered from the graph by probing: the logits path evaluated on zero logits yields bias + mask; the
-mask is known from the attributes, and every table entry appears in a full window, so the table is read
-back exactly and checked. The whole region is then probed on random qkv against the op contract.
+The qkv and output projections stay outside (ordinary MatMul/Gemm: TensorRT keeps its INT8 GEMMs). Most
+implementations project qkv with one Linear; Hugging Face's Swin has three (query, key, value): then the
+core starts at the three projections, and the plugin gets them as one qkv tensor (one MatMul with the three
+weights side by side where they are constants on the same input, else a Concat). The window, shift and
+padded grid come from the partition that feeds the projections. The bias table is recovered from the
+graph by probing: the logits path evaluated on zero logits yields bias + mask; the mask is known from the
+attributes, and every table entry appears in a full window, so the table is read back exactly and checked.
+The whole region is then probed on random qkv against the op contract.
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ ATOL = 1e-4
 @dataclass
 class AttentionMatch:
     anchor: gs.Node
-    start: gs.Variable
+    inputs: list  # [qkv (B*nW, N, 3C)] or [q, k, v] (B*nW, N, C) each
     end: gs.Variable
     nodes: list
     attrs: dict
     table: np.ndarray
-    reason: str = ""
+    any_size: bool = False  # the node must be right at every input size (dynamic height/width)
+    feature_map: gs.Variable | None = None  # shifted, at any size: the (B, H, W, C) map the block partitioned
+
+    @property
+    def start(self) -> gs.Variable:
+        return self.inputs[0]
 
 
 def _variable_inputs(node):
@@ -52,8 +60,11 @@ def _qk_matmul(softmax: gs.Node):
 
 
 def _context_end(softmax: gs.Node):
-    consumers = softmax.outputs[0].outputs
-    if len(consumers) != 1 or consumers[0].op != "MatMul" or consumers[0].inputs[0] is not softmax.outputs[0]:
+    probs = softmax.outputs[0]
+    while len(probs.outputs) == 1 and probs.outputs[0].op == "Cast":  # softmax(dtype=float32).to(dtype)
+        probs = probs.outputs[0].outputs[0]
+    consumers = probs.outputs
+    if len(consumers) != 1 or consumers[0].op != "MatMul" or consumers[0].inputs[0] is not probs:
         return None, None
     pv = consumers[0]
     tensor = pv.outputs[0]
@@ -64,21 +75,32 @@ def _context_end(softmax: gs.Node):
     return None, None
 
 
-def _qkv_start(pv: gs.Node, channels: int):
-    tensor = pv.inputs[1]
+def _projection_output(tensor):
+    """Walk up from a q, k or v operand through head splits and scalings to the first (rows, N, *) tensor."""
     while (node := producer(tensor)) is not None:
-        shape = tensor.shape
-        if shape is not None and len(shape) == 3 and shape[-1] == 3 * channels:
+        if tensor.shape is not None and len(tensor.shape) == 3:
             return tensor
         variables = _variable_inputs(node)
         if node.op not in _SPLIT_OPS or len(variables) != 1:
             return None
         tensor = variables[0]
-    tensor_shape = tensor.shape
-    return tensor if tensor_shape is not None and len(tensor_shape) == 3 else None
+    return tensor if tensor.shape is not None and len(tensor.shape) == 3 else None
 
 
-def _feeding_partition(start: gs.Variable, partitions: dict) -> WindowMatch | None:
+def _qkv_inputs(qk: gs.Node, pv: gs.Node, channels: int):
+    """[qkv] when q, k and v are cut from one (rows, N, 3C) tensor; [q, k, v] when each is its own (rows, N,
+    C) projection; None otherwise."""
+    sources = [_projection_output(t) for t in (qk.inputs[0], qk.inputs[1], pv.inputs[1])]
+    if any(s is None for s in sources):
+        return None
+    if all(s is sources[0] for s in sources) and sources[0].shape[-1] == 3 * channels:
+        return sources[:1]
+    if len({s.name for s in sources}) == 3 and all(s.shape[-1] == channels for s in sources):
+        return sources
+    return None
+
+
+def feeding_partition(start: gs.Variable, partitions: dict) -> WindowMatch | None:
     """The partition whose windows feed the qkv projection that produces ``start``."""
     tensor = start
     for _ in range(4):  # MatMul + Add (bias), maybe a Reshape around them
@@ -94,6 +116,18 @@ def _feeding_partition(start: gs.Variable, partitions: dict) -> WindowMatch | No
     return partitions.get(tensor.name)
 
 
+def _unmasked_bias(windows: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(heads, N, N)`` bias from one image's ``(nW, heads, N, N)`` bias + mask, and where it was read
+    exactly: each ``(i, j)`` is read in a window whose mask adds nothing there; only where every window masks
+    it is the mask subtracted (float32 rounding of the -100 leaves about 4e-6)."""
+    unmasked = mask == 0
+    exact = unmasked.any(axis=0)
+    first = np.argmax(unmasked, axis=0)  # per (i, j): the first window without a mask there
+    rows, cols = np.indices(exact.shape)
+    read = windows[first, :, rows, cols].transpose(2, 0, 1)
+    return np.where(exact[None], read, windows[0] - mask[0][None]), exact
+
+
 def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, window, shift, grid):
     tokens = window[0] * window[1]
     logits = Region(graph, [qk.outputs[0]], softmax.inputs[0])
@@ -102,15 +136,17 @@ def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, 
     added = logits.run({qk.outputs[0].name: np.zeros((rows, heads, tokens, tokens), np.float32)})
     added = added.reshape(-1, heads, tokens, tokens)
     mask = reference.attention_mask(window, shift, *grid)
+    bias, exact = added[0], np.ones((tokens, tokens), bool)
     if mask is not None:
-        added = added.reshape(-1, mask.shape[0], heads, tokens, tokens) - mask[None, :, None]
-        added = added.reshape(-1, heads, tokens, tokens)
-    bias = added[0]
+        added = added.reshape(-1, mask.shape[0], heads, tokens, tokens)
+        bias, exact = _unmasked_bias(added[0], mask)
+        added = (added - mask[None, :, None]).reshape(-1, heads, tokens, tokens)
     if not np.allclose(added, bias[None], atol=1e-5):
         return None, "the additive term differs between windows beyond the shift mask"
     index = reference.relative_position_index(window)
     table = np.zeros(((2 * window[0] - 1) * (2 * window[1] - 1), heads), np.float32)
-    table[index.reshape(-1)] = bias.reshape(heads, -1).T
+    for positions in (~exact, exact):  # exact readings last: they win where an entry appears in both
+        table[index[positions]] = bias[:, positions].T
     if not np.allclose(reference.relative_position_bias(table, window), bias, atol=1e-5):
         return None, "the additive term is not a relative position bias"
     return table, ""
@@ -135,10 +171,11 @@ def _match(graph, softmax, partitions):
     if qk is None or end is None:
         return None, "not the q.k -> softmax -> .v pattern"
     channels = end.shape[-1]
-    start = _qkv_start(pv, channels)
-    if start is None or not isinstance(channels, int):
-        return None, "could not find the qkv tensor (B*nW, N, 3C)"
-    partition = _feeding_partition(start, partitions)
+    inputs = _qkv_inputs(qk, pv, channels) if isinstance(channels, int) else None
+    if inputs is None:
+        return None, "could not find the qkv tensor (B*nW, N, 3C) or the q, k, v projections (B*nW, N, C)"
+    start = inputs[0]
+    partition = feeding_partition(start, partitions)
     if partition is None:
         return None, "its qkv does not come from a matched window partition"
     logits_shape = softmax.inputs[0].shape
@@ -157,20 +194,67 @@ def _match(graph, softmax, partitions):
         return None, reason
     attrs = dict(num_heads=heads, window_size=tuple(window), shift_size=tuple(shift), height=grid[0],
                  width=grid[1], scale=float((channels // heads) ** -0.5))
-    region = Region(graph, [start], end)
+    region = Region(graph, inputs, end)
     if not region.self_contained:
         return None, "the attention region reads tensors other than qkv and constants"
     qkv = np.random.default_rng(0).standard_normal((rows, tokens, 3 * channels)).astype(np.float32)
-    got = region.run({start.name: qkv})
+    parts = [qkv] if len(inputs) == 1 else np.split(qkv, 3, axis=-1)
+    got = region.run({t.name: np.ascontiguousarray(part) for t, part in zip(inputs, parts)})
     expected = reference.window_attention(qkv, table, **attrs)
     error = float(np.abs(got - expected).max())
     if error > ATOL:
         return None, f"probe differs from the SwinWindowAttention contract by {error:.2e}"
-    return AttentionMatch(softmax, start, end, region.nodes, attrs, table), ""
+    return AttentionMatch(softmax, inputs, end, region.nodes, attrs, table), ""
 
 
-def plugin_node(match: AttentionMatch, name: str) -> gs.Node:
-    attrs = schema.plugin_attributes(schema.ATTENTION, **match.attrs)
+def _linear(tensor):
+    """``(x, weight, bias)`` if ``tensor`` is ``x @ weight (+ bias)`` with constant 2-D weight (and 1-D bias)."""
+    node = producer(tensor)
+    bias = None
+    if node is not None and node.op == "Add":
+        constants = [t for t in node.inputs if isinstance(t, gs.Constant)]
+        if len(constants) != 1 or len(_variable_inputs(node)) != 1 or constants[0].values.ndim != 1:
+            return None
+        bias, node = constants[0].values, producer(_variable_inputs(node)[0])
+    if node is None or node.op != "MatMul" or not isinstance(node.inputs[1], gs.Constant):
+        return None
+    weight = node.inputs[1].values
+    return (node.inputs[0], weight, bias) if weight.ndim == 2 else None
+
+
+def _qkv_tensor(inputs: list, name: str) -> tuple[gs.Variable, list[gs.Node]]:
+    """One (rows, N, 3C) qkv tensor for the plugin, and the nodes that make it from separate projections."""
+    if len(inputs) == 1:
+        return inputs[0], []
+    q = inputs[0]
+    qkv = gs.Variable(f"{name}/qkv", dtype=q.dtype, shape=[*q.shape[:-1], 3 * q.shape[-1]] if q.shape else None)
+    linears = [_linear(t) for t in inputs]
+    same_input = all(l is not None and l[0] is linears[0][0] for l in linears)
+    if not same_input or len({l[1].dtype for l in linears}) != 1 or \
+            len({l[2] is None for l in linears}) != 1:  # projections of different kinds: join their outputs
+        return qkv, [gs.Node("Concat", f"{name}/qkv/Concat", attrs={"axis": -1}, inputs=list(inputs), outputs=[qkv])]
+    # the three projections of one input become one MatMul (one GEMM for TensorRT, as in fused-qkv models)
+    x = linears[0][0]
+    weight = gs.Constant(f"{name}/qkv/weight", np.concatenate([l[1] for l in linears], axis=1))
+    if linears[0][2] is None:
+        return qkv, [gs.Node("MatMul", f"{name}/qkv/MatMul", inputs=[x, weight], outputs=[qkv])]
+    product = gs.Variable(f"{name}/qkv/MatMul_output", dtype=q.dtype)
+    bias = gs.Constant(f"{name}/qkv/bias", np.concatenate([l[2] for l in linears]))
+    return qkv, [gs.Node("MatMul", f"{name}/qkv/MatMul", inputs=[x, weight], outputs=[product]),
+                 gs.Node("Add", f"{name}/qkv/Add", inputs=[product, bias], outputs=[qkv])]
+
+
+def plugin_nodes(match: AttentionMatch, name: str) -> list[gs.Node]:
+    """The plugin node (last) and the nodes that make its qkv input. In a graph that runs at any size, a
+    shifted window's node reads the padded grid from its feature-map input instead of ``height``/``width``."""
+    qkv, nodes = _qkv_tensor(match.inputs, name)
     table = gs.Constant(f"{name}/relative_position_bias_table", match.table)
-    return gs.Node(schema.ATTENTION, name, attrs=attrs, inputs=[match.start, table], outputs=[match.end],
-                   domain=schema.DOMAIN)
+    inputs = [qkv, table]
+    fields = dict(match.attrs)
+    if match.any_size:
+        fields.pop("height"), fields.pop("width")
+        if any(fields["shift_size"]):
+            inputs.append(match.feature_map)
+    attrs = schema.plugin_attributes(schema.ATTENTION, len(inputs), **fields)
+    return nodes + [gs.Node(schema.ATTENTION, name, attrs=attrs, inputs=inputs, outputs=[match.end],
+                            domain=schema.DOMAIN)]

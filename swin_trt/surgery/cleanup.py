@@ -1,23 +1,38 @@
 """Clean-up passes: fold the shape arithmetic exporters leave, fold constants, drop dead nodes.
 
 The TorchScript exporter computes every reshape target at run time (Shape -> Gather -> Unsqueeze ->
-Concat chains), and torchvision's Swin even builds its attention mask in the graph (ConstantOfShape,
-ScatterND). None of it depends on pixel values, only on the input shape, and only the batch is dynamic.
-So each such tensor is evaluated at two batch sizes: equal values become constants; a reshape target that
-differs in one position becomes a constant with -1 there. Then the chains are dead and cleanup drops them.
+Concat chains), and torchvision's and Hugging Face's Swin even build their attention masks in the graph
+(ConstantOfShape, ScatterND, Range). None of it depends on pixel values, only on the input shape. So each
+such tensor is evaluated at several input sizes (:mod:`.probes`: batch, and height/width where they are
+dynamic): equal values become constants; a reshape target that differs only where it copies its input's
+dim gets 0 there and may get one -1; everything else that depends on the size stays computed, so the graph
+still runs at every size. Then the folded chains are dead and cleanup drops them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
 from .. import graph as graphs
+from ..errors import UserError
+from . import probes
 
 # Ops that cannot be folded (random) or that we never want to treat as shape arithmetic.
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
-PROBE_BATCHES = (1, 2)
+
+
+@dataclass
+class Folding:
+    """What shape folding did: how many tensors became constants, which stayed computed (they depend on
+    the input size), and the input sizes the graph was evaluated at."""
+
+    folded: int = 0
+    kept: list[str] = field(default_factory=list)
+    sizes: list[dict[str, int]] = field(default_factory=list)
 
 
 def _data_independent(graph: gs.Graph) -> set[str]:
@@ -35,13 +50,9 @@ def _data_independent(graph: gs.Graph) -> set[str]:
     return independent
 
 
-def _batch_dims(graph: gs.Graph) -> bool:
-    return any(not isinstance(t.shape[0], int) for t in graph.inputs if t.shape)
-
-
-def _evaluate(model: onnx.ModelProto, names: list[str], batch: int, shapes_of=()) -> dict[str, np.ndarray]:
-    """Run ``model`` on zeros of batch ``batch``; return the named tensors and the shapes of ``shapes_of``
-    (as ``"<name>.shape"``)."""
+def _evaluate(model: onnx.ModelProto, names: list[str], sizes: dict[str, int], shapes_of=()) -> dict[str, np.ndarray]:
+    """Run ``model`` on zeros with the dynamic dims set by ``sizes``; return the named tensors and the shapes
+    of ``shapes_of`` (as ``"<name>.shape"``)."""
     import onnxruntime as ort
 
     probe = graphs.copy(model)
@@ -54,19 +65,33 @@ def _evaluate(model: onnx.ModelProto, names: list[str], batch: int, shapes_of=()
             probe.graph.output.append(onnx.ValueInfoProto(name=name))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a size the model rejects is expected here: the caller reports it
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feeds = {}
-    for tensor in session.get_inputs():
-        shape = [batch if not isinstance(d, int) else d for d in tensor.shape]
-        dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}.get(tensor.type, np.float32)
-        feeds[tensor.name] = np.zeros(shape, dtype=dtype)
-    values = session.run(names, feeds)
+    values = session.run(names, probes.zero_feeds(model, sizes))
     return dict(zip(names, values))
 
 
-def fold_shape_arithmetic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """Replace run-time shape arithmetic by constants. Returns the model and how many tensors were fixed."""
+def _evaluate_at_probe_sizes(model, names, shapes_of) -> tuple[list[dict], list[dict]]:
+    """Evaluate at the candidate sizes the graph accepts, as many as the dynamic dims need."""
+    dims = probes.dynamic_dims(model)
+    values, sizes, failures = [], [], []
+    for candidate in dims.candidates():
+        try:
+            values.append(_evaluate(model, names, candidate, shapes_of))
+            sizes.append(candidate)
+        except Exception as exc:  # onnxruntime raises its own exception types; a size the model rejects
+            failures.append(f"{probes.describe(candidate)}: {str(exc).splitlines()[0][:300]}")
+        if len(values) == dims.wanted:
+            break
+    if len(values) < min(dims.wanted, 2) or not values:
+        raise UserError("could not evaluate the graph's shape arithmetic: ONNX Runtime failed at "
+                        + "; ".join(failures) + ". Check that the ONNX file runs in ONNX Runtime; for dynamic "
+                        "height/width the model must accept sizes like 224x320 and 288x256 (multiples of 32)")
+    return values, sizes
+
+
+def fold_shape_arithmetic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Folding]:
+    """Replace run-time shape arithmetic by constants where it does not depend on the input size."""
     graph = gs.import_onnx(model)
     independent = _data_independent(graph)
     # Frontier: data-independent tensors that feed data-dependent nodes. Only they need values.
@@ -78,32 +103,36 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]
             if isinstance(tensor, gs.Variable) and tensor.name in independent and tensor not in graph.inputs:
                 frontier.setdefault(tensor.name, []).append((node, index))
     if not frontier:
-        return model, 0
+        return model, Folding()
     names = sorted(frontier)
-    batches = PROBE_BATCHES if _batch_dims(graph) else PROBE_BATCHES[:1]
-    reshape_inputs = sorted({node.inputs[0].name for consumers in frontier.values() for node, index in consumers
-                             if node.op == "Reshape" and index == 1} if len(batches) > 1 else set())
-    values = [_evaluate(model, names, batch, reshape_inputs) for batch in batches]
-    fixed = 0
+    reshape_inputs = ()
+    if not probes.dynamic_dims(model).static:  # the input shapes of reshapes tell copied dims from free ones
+        reshape_inputs = sorted({node.inputs[0].name for consumers in frontier.values() for node, index in consumers
+                                 if node.op == "Reshape" and index == 1})
+    values, sizes = _evaluate_at_probe_sizes(model, names, reshape_inputs)
+    folding = Folding(sizes=sizes)
     for name in names:
         first = values[0][name]
         constant = None
         if all(np.array_equal(first, v[name]) and first.shape == v[name].shape for v in values[1:]):
             constant = first
         else:
-            constant = _reshape_target_with_batch(name, frontier[name], values)
+            constant = _reshape_target_with_copies(name, frontier[name], values)
         if constant is None:
+            folding.kept.append(name)
             continue
         replacement = gs.Constant(f"{name}__folded", np.asarray(constant))
         for node, index in frontier[name]:
             node.inputs[index] = replacement
-        fixed += 1
+            if node.op == "Reshape" and 0 in constant:
+                node.attrs["allowzero"] = 0  # 0 now means "copy the input's dim" (the dynamo exporter sets 1)
+        folding.folded += 1
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
-    return gs.export_onnx(graph), fixed
+    return gs.export_onnx(graph), folding
 
 
-def _reshape_target_with_batch(name, consumers, values):
-    """A Reshape target that differs between batches: a position that copies the input's dim becomes 0,
+def _reshape_target_with_copies(name, consumers, values):
+    """A Reshape target that differs between probe sizes: a position that copies the input's dim becomes 0,
     one other position may become -1; otherwise the target stays computed."""
     if not all(node.op == "Reshape" and index == 1 for node, index in consumers):
         return None
@@ -127,10 +156,13 @@ def _reshape_target_with_batch(name, consumers, values):
     return target
 
 
-def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
+def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Folding]:
     """Shape-arithmetic folding, constant folding, cleanup, toposort and shape inference."""
-    model, fixed = fold_shape_arithmetic(model)
+    import onnxruntime as ort
+
+    model, folding = fold_shape_arithmetic(model)
     graph = gs.import_onnx(model)
+    ort.set_default_logger_severity(3)  # constant folding's sessions would warn about optimizers they skip
     graph.fold_constants(error_ok=True).cleanup().toposort()
     for node in list(graph.nodes):  # Identity nodes the TorchScript exporter leaves for aliases
         if node.op == "Identity" and node.inputs and node.outputs[0] not in graph.outputs:
@@ -141,4 +173,11 @@ def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
     graph.cleanup().toposort()
     model = gs.export_onnx(graph)
     model = onnx.shape_inference.infer_shapes(model)
-    return model, {"shape_tensors_folded": fixed}
+    return model, folding
+
+
+def specialize(model: onnx.ModelProto, sizes: dict[str, int]) -> onnx.ModelProto:
+    """A static copy of ``model`` at the input sizes ``sizes``, all its shape arithmetic folded: what the
+    window matchers probe. Node and data-tensor names stay those of ``model``."""
+    static, _ = simplify(probes.with_static_inputs(model, sizes))
+    return static

@@ -16,6 +16,7 @@ from ..ops import schema
 from . import attention, windows
 from .cleanup import simplify
 from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, WINDOW_OPS
+from .matching import find_window_ops
 
 
 @dataclass
@@ -69,8 +70,10 @@ class RewriteReport:
         if self.unmatched:
             lines.append(f"left as they were ({len(self.unmatched)}):")
             lines += [f"  {node} ({op}): {reason}" for node, op, reason in self.unmatched]
+        kept = self.cleanup.get("shape_tensors_kept", 0)
         lines.append(f"nodes: {total_before} -> {total_after} "
-                     f"(shape arithmetic folded: {self.cleanup.get('shape_tensors_folded', 0)} tensors)")
+                     f"(shape arithmetic folded: {self.cleanup.get('shape_tensors_folded', 0)} tensors"
+                     + (f", {kept} kept computed: they depend on the input size)" if kept else ")"))
         ops = sorted(set(self.ops_before) | set(self.ops_after),
                      key=lambda op: -max(self.ops_before.get(op, 0), self.ops_after.get(op, 0)))
         lines.append("  " + "op".ljust(22) + "before  after")
@@ -93,19 +96,16 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTIO
         raise UserError(f"--window-ops {window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
     report = RewriteReport(ops_before=_op_counts(model),
                            variant={"window_ops": window_ops, "fuse_attention": bool(fuse_attention)})
-    model, report.cleanup = simplify(model)
+    model, folding = simplify(model)
+    report.cleanup = {"shape_tensors_folded": folding.folded, "shape_tensors_kept": len(folding.kept),
+                      "probe_sizes": folding.sizes}
     graph = gs.import_onnx(model)
-    window_matches, unmatched_windows = windows.find_window_ops(graph)
-    partitions = [m for m in window_matches if m.op == schema.PARTITION]
-    attention_matches, unmatched_attention = ([], [])
-    if fuse_attention:
-        attention_matches, unmatched_attention = attention.find_attention(graph, partitions)
+    found = find_window_ops(model, graph, folding, fuse_attention)
+    window_matches, attention_matches = found.windows, found.attention
     if not window_matches and not attention_matches:
         raise UserError("no Swin window ops found in this graph (no window partition/reverse pattern): is it "
-                        "a Swin Transformer exported with `swin-trt export`, timm or torchvision?")
-    report.unmatched += [(n.name, n.op, "window transpose that is neither a partition nor a reverse")
-                         for n in unmatched_windows]
-    report.unmatched += [(n.name, n.op, reason) for n, reason in unmatched_attention]
+                        "a Swin Transformer exported with `swin-trt export`, timm, torchvision or transformers?")
+    report.unmatched += found.unmatched
     if window_ops == "native":
         report.kept_native = dict(collections.Counter(m.op for m in window_matches))
         window_matches = []
@@ -116,12 +116,13 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTIO
         name = f"{op}_{counters[op] - 1}"
         match.end.inputs.clear()  # detach the old producer first; cleanup then drops the dead region
         if isinstance(match, windows.WindowMatch):
-            node = windows.plugin_node(match, name)
+            nodes = windows.plugin_nodes(match, name)
         else:
-            node = attention.plugin_node(match, name)
+            nodes = attention.plugin_nodes(match, name)
+        node = next(n for n in nodes if n.op == op)
         report.replacements.append(Replacement(op, name, match.start.name, match.end.name, len(match.nodes),
                                                {k: v for k, v in node.attrs.items()}))
-        graph.nodes.append(node)
+        graph.nodes.extend(nodes)
     if strict and report.unmatched:
         names = "; ".join(f"{n} ({o}): {reason}" for n, o, reason in report.unmatched)
         raise UserError(f"--strict: {len(report.unmatched)} window op(s) were not matched: {names}. "

@@ -28,6 +28,10 @@ class WindowMatch:
     end: gs.Variable
     nodes: list
     attrs: dict
+    pad_orders: tuple = (1, 0)  # the pad orders the probes cannot tell apart (the window divides the map)
+    flat_output: bool = False  # a reverse whose region ends at (B, H*W, C): the exporter merged two reshapes
+    any_size: bool = False  # the node must be right at every input size (dynamic height/width)
+    feature_map: gs.Variable | None = None  # reverse at any size: the (B, H, W, C) map its block partitioned
 
     @property
     def padded(self) -> tuple[int, int]:
@@ -114,12 +118,18 @@ def _match_reverse(anchor: gs.Node) -> WindowMatch | None:
         break
     shape6 = anchor.outputs[0].shape  # (B, nWh, wh, nWw, ww, C)
     if not (_static(start.shape) and len(start.shape) == 3 and _static(shape6) and len(shape6) == 6
-            and _static(end.shape) and len(end.shape) == 4):
+            and _static(end.shape) and len(end.shape) in (3, 4)):
         return None
-    height, width, channels = end.shape[1:]
     window = (shape6[2], shape6[4])
+    if len(end.shape) == 3:  # merged straight to (B, H*W, C): no crop, no roll in between
+        if end is not merged.outputs[0]:
+            return None
+        height, width, channels = shape6[1] * shape6[2], shape6[3] * shape6[4], shape6[5]
+    else:
+        height, width, channels = end.shape[1:]
     return WindowMatch(schema.REVERSE, anchor, start, end, [],
-                       {"height": height, "width": width, "channels": channels, "window_size": window})
+                       {"height": height, "width": width, "channels": channels, "window_size": window},
+                       flat_output=len(end.shape) == 3)
 
 
 def _decide_partition(graph: gs.Graph, match: WindowMatch) -> bool:
@@ -155,6 +165,8 @@ def _decide_reverse(graph: gs.Graph, match: WindowMatch) -> bool:
     if not region.self_contained:
         return False
     out = region.run({match.start.name: probe})
+    if match.flat_output and out.shape[1:] == (height * width, channels):
+        out = out.reshape(-1, height, width, channels)
     if out.shape[1:] != (height, width, channels):
         return False
     got = out[0, :, :, 0].reshape(-1).astype(np.int64) - 1
@@ -165,16 +177,21 @@ def _decide_reverse(graph: gs.Graph, match: WindowMatch) -> bool:
 
 
 def _accept(match: WindowMatch, region: Region, got: np.ndarray, contract_index, shift) -> bool:
-    """Keep ``match`` if the probed index map ``got`` is the contract's for ``shift`` in either pad order."""
+    """Keep ``match`` if the probed index map ``got`` is the contract's for ``shift`` in either pad order.
+
+    Where the window divides the map both orders agree: ``pad_orders`` keeps every order that fits, so
+    that probes at other sizes can narrow it down."""
     height, width, window = match.attrs["height"], match.attrs["width"], match.attrs["window_size"]
     if not (shift[0] < window[0] and shift[1] < window[1]):
         return False
-    for pad_first in (1, 0):
-        if np.array_equal(got, contract_index(height, width, window, shift, bool(pad_first))):
-            match.attrs.update(shift_size=shift, pad_first=pad_first)
-            match.nodes = region.nodes
-            return True
-    return False
+    fits = tuple(pad_first for pad_first in (1, 0)
+                 if np.array_equal(got, contract_index(height, width, window, shift, bool(pad_first))))
+    if not fits:
+        return False
+    match.attrs.update(shift_size=shift, pad_first=fits[0])
+    match.pad_orders = fits
+    match.nodes = region.nodes
+    return True
 
 
 def find_window_ops(graph: gs.Graph) -> tuple[list[WindowMatch], list[gs.Node]]:
@@ -194,10 +211,39 @@ def find_window_ops(graph: gs.Graph) -> tuple[list[WindowMatch], list[gs.Node]]:
     return matches, unmatched
 
 
-def plugin_node(match: WindowMatch, name: str) -> gs.Node:
+def paired_partition(reverse: WindowMatch, partitions: list[WindowMatch], limit: int = 200) -> WindowMatch | None:
+    """The partition of the same block: the nearest one upstream of the reverse's windows (through the
+    attention and the projections)."""
+    by_end = {m.end.name: m for m in partitions}
+    queue, seen = [reverse.start], set()
+    while queue and len(seen) < limit:
+        tensor = queue.pop(0)
+        if tensor.name in by_end:
+            return by_end[tensor.name]
+        if tensor.name in seen or isinstance(tensor, gs.Constant):
+            continue
+        seen.add(tensor.name)
+        if tensor.inputs:
+            queue.extend(t for t in tensor.inputs[0].inputs if isinstance(t, gs.Variable))
+    return None
+
+
+def plugin_nodes(match: WindowMatch, name: str) -> list[gs.Node]:
+    """The plugin node (first), and a Reshape to (B, H*W, C) where the region ended flat. A reverse carries
+    its output size as ``height``/``width``, or, in a graph that runs at any size, reads it from its
+    feature-map input."""
     fields = dict(window_size=match.attrs["window_size"], shift_size=match.attrs["shift_size"],
                   pad_first=match.attrs["pad_first"])
+    inputs = [match.start]
     if match.op == schema.REVERSE:
-        fields.update(height=match.attrs["height"], width=match.attrs["width"])
-    attrs = schema.plugin_attributes(match.op, **fields)
-    return gs.Node(match.op, name, attrs=attrs, inputs=[match.start], outputs=[match.end], domain=schema.DOMAIN)
+        if match.any_size:
+            inputs.append(match.feature_map)
+        else:
+            fields.update(height=match.attrs["height"], width=match.attrs["width"])
+    attrs = schema.plugin_attributes(match.op, len(inputs), **fields)
+    if not match.flat_output:
+        return [gs.Node(match.op, name, attrs=attrs, inputs=inputs, outputs=[match.end], domain=schema.DOMAIN)]
+    image = gs.Variable(f"{name}/output", dtype=match.end.dtype)
+    flat = gs.Constant(f"{name}/flat_shape", np.array([0, -1, match.attrs["channels"]], np.int64))
+    return [gs.Node(match.op, name, attrs=attrs, inputs=inputs, outputs=[image], domain=schema.DOMAIN),
+            gs.Node("Reshape", f"{name}/flatten", inputs=[image, flat], outputs=[match.end])]
