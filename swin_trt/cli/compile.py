@@ -8,11 +8,9 @@ import click
 
 from ..compiler.job import compile_model
 from ..compiler.options import CompileOptions, load_recipe
-from ..export import EXPORTERS
-from ..models import CONVENTIONS
 from ..precision.defaults import COMPILE_PRECISIONS
-from .options import (CALIB_METHOD, CALIB_NUM, ENGINE, GATES, PREPROCESS_EPILOG, VARIANT, flags, parse_img_size,
-                      preprocess_from, preprocess_options)
+from .options import (CALIB_METHOD, CALIB_NUM, ENGINE, GATES, PREPROCESS_EPILOG, VARIANT, export_flags, flags,
+                      parse_img_size, preprocess_from, preprocess_options)
 
 _PATH = click.Path(path_type=Path)
 _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
@@ -25,7 +23,7 @@ _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
 @click.option("--onnx", type=click.Path(dir_okay=False, path_type=Path),
               help="Start from this ONNX file (your own export of a Swin: timm, torchvision, Hugging Face, ...) "
                    "instead of exporting --arch.")
-@click.option("--checkpoint", type=_PATH, help="Weights (timm, Microsoft, torchvision or Hugging Face layout).")
+@export_flags(recipe=True)
 @click.option("--img-size", help="Input size, N or HxW (default: the arch's; with --onnx, the size a graph with "
                                  "dynamic height/width is calibrated and validated at).")
 @click.option("--precision", type=click.Choice(COMPILE_PRECISIONS), help="Precision of the final graph "
@@ -37,10 +35,6 @@ _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
                                              "--calib-data, held out of calibration; else the bundled demo images "
                                              "for swin_demo, or the calibration data].")
 @click.option("--val-limit", type=int, help="Validate on at most this many images.")
-@click.option("--batch", type=int, help="Static batch [default: 1].")
-@click.option("--dynamic-batch", type=int, metavar="MAX", help="Dynamic batch axis up to MAX (also the engine's max).")
-@click.option("--convention", type=click.Choice(CONVENTIONS), help="Pad/shift order (default: the checkpoint's).")
-@click.option("--exporter", type=click.Choice(EXPORTERS), help="torch.onnx exporter [default: torchscript].")
 @flags(*ENGINE, recipe=True)
 @click.option("--no-build", is_flag=True, default=None, help="Stop before the TensorRT build.")
 @flags(*VARIANT, recipe=True)

@@ -6,9 +6,9 @@ import click
 
 from ..data.input_format import FOLDED_INPUTS
 from ..errors import UserError
-from ..export import EXPORTERS, export_model
-from .options import parse_img_size
-from ..models import CONVENTIONS, get_arch
+from ..export import export_model
+from ..models import get_arch
+from .options import export_flags, parse_img_size
 
 
 def warn_if_random_weights(arch: str, checkpoint) -> None:
@@ -21,21 +21,13 @@ def warn_if_random_weights(arch: str, checkpoint) -> None:
 
 @click.command()
 @click.option("--arch", required=True, help="Named config (see `swin-trt archs`), e.g. swin_tiny, swin_demo or swinv2_tiny_window8_256.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-              help="Weights: timm, Microsoft, torchvision or Hugging Face layout (.pth/.safetensors). "
-                   "Without it: the arch's bundled weights, or random weights with a warning.")
+@export_flags()
 @click.option("--img-size", help="Input size, N or HxW (default: the arch's).")
-@click.option("--batch", type=int, default=1, show_default=True, help="Static batch size.")
-@click.option("--dynamic-batch", type=int, metavar="MAX", help="Export a dynamic batch axis up to MAX.")
 @click.option("--opset", type=int, help="ONNX opset (default 17; 18 with --exporter dynamo).")
 @click.option("--features", is_flag=True, help="Output the four stage feature maps (NCHW) instead of logits.")
 @click.option("--dynamic-size", is_flag=True,
               help="Dynamic height and width: one graph for every input size from the smallest whose last "
                    "stage is larger than the window (export at such a --img-size).")
-@click.option("--convention", type=click.Choice(CONVENTIONS),
-              help="Pad/shift order where the window does not divide a stage (default: the checkpoint's origin).")
-@click.option("--exporter", type=click.Choice(EXPORTERS), default="torchscript", show_default=True,
-              help="torch.onnx.export with dynamo=False (torchscript) or dynamo=True.")
 @click.option("--num-classes", type=int, help="Classifier size (default: the arch's or the checkpoint's).")
 @click.option("--fold-normalization", type=click.Choice(FOLDED_INPUTS),
               help="Normalise inside the graph, which then takes RGB pixels 0..255, NCHW: uint8 (a quarter of "

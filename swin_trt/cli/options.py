@@ -213,3 +213,23 @@ TARGET = Flag("--target", type=click.Choice(TARGETS), default="auto",
 WORKSPACE = Flag("--workspace", "workspace_gib", type=float, metavar="GiB",
                  help="Builder workspace limit (default: server 8, Thor 4, Orin 2, Xavier 1).")
 ENGINE = (PLUGINS, TARGET, WORKSPACE)
+
+
+def export_flags(recipe: bool = False):
+    """The export options: export, and compile's export stage. Built on call: their choices live in modules
+    that import torch, which only these two commands load."""
+    from ..export import EXPORTERS
+    from ..models import CONVENTIONS
+
+    specs = (
+        Flag("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+             help="Weights: timm, Microsoft, torchvision or Hugging Face layout (.pth/.safetensors). Without it: "
+                  "the arch's bundled weights, or random weights with a warning."),
+        Flag("--batch", type=int, default=1, help="Static batch size."),
+        Flag("--dynamic-batch", type=int, metavar="MAX", help="A dynamic batch axis up to MAX (also the engine's max)."),
+        Flag("--convention", type=click.Choice(CONVENTIONS),
+             help="Pad/shift order where the window does not divide a stage (default: the checkpoint's origin)."),
+        Flag("--exporter", type=click.Choice(EXPORTERS), default="torchscript",
+             help="torch.onnx.export with dynamo=False (torchscript) or dynamo=True."),
+    )
+    return flags(*specs, recipe=recipe)
