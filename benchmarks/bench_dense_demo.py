@@ -22,7 +22,6 @@ kernels perform. The README's dense-demo table and ``tests/test_dense_demo_model
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import sys
@@ -44,21 +43,10 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _training_script():
-    """scripts/train_dense_demo.py as a module (its mosaics and the photos' split)."""
-    spec = importlib.util.spec_from_file_location("train_dense_demo", ROOT / "scripts" / "train_dense_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no scripts/__pycache__
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = saved
-    return module
-
-
 def calibration_mosaics(folder: Path, count: int = CALIB_MOSAICS, seed: int = CALIB_SEED) -> Path:
     """``count`` mosaics of training crops, as PNGs in ``folder``."""
-    script = _training_script()
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_dense_demo as script  # its mosaics and the photos' split
     samplers = [script.classification.CropSampler(photo) for photo in script.classification.load_photos()]
     rng = np.random.default_rng([seed, 2])
     folder.mkdir(parents=True, exist_ok=True)

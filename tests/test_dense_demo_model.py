@@ -6,7 +6,6 @@ held-out regions out of training."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import subprocess
@@ -26,20 +25,11 @@ from swin_trt.models.demo import (DEMO_SEG_CONFIG, DEMO_SEG_WEIGHTS, assets_dir,
 from swin_trt.models.segmentation import SwinSegmenter
 from swin_trt.validate.segmentation import Confusion
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_dense_demo.py"
 README_TOLERANCE = 0.002  # another CPU's rounding may move a few pixels; the numbers themselves are measured
-
-
-def _module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no scripts/__pycache__
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = saved
-    return module
 
 
 def readme_table() -> dict[str, list[float]]:
@@ -102,7 +92,7 @@ def test_bundled_miou_is_what_the_json_and_readme_say(bundled):
 def test_readme_fp16_and_int8_numbers_come_out_of_the_pipeline(tmp_path):
     """benchmarks/bench_dense_demo.py, the README table's source, run again: export, rewrite, calibrate,
     quantize, validate --masks."""
-    measured = _module(ROOT / "benchmarks" / "bench_dense_demo.py", "bench_dense_demo").measure(tmp_path)["models"]
+    measured = load_script(ROOT / "benchmarks" / "bench_dense_demo.py", "bench_dense_demo").measure(tmp_path)["models"]
     claims = readme_table()
     for label, name in (("FP32 (export)", "fp32"), ("FP16", "fp16"), ("INT8", "int8")):
         claimed, got = claims[label], measured[name]
@@ -136,6 +126,14 @@ def test_export_bundled_segmenter(tmp_path, cli):
     assert sidecar["task"] == "segmentation" and sidecar["weights"]["source"] == "bundled"
     assert sidecar["outputs"][0]["shape"] == [1, 12, 128, 128] and sidecar["preprocessing"]["fit"] == "stretch"
     assert sidecar["check"]["onnxruntime_max_abs_err"] < 1e-3
+    # validate without --data: the bundled mosaics and their masks, for this model and what is made from it
+    for reference in ("torch:swin_demo_seg", str(output)):
+        document = json.loads(cli("validate", "--reference", reference, "--candidate", output, "--json",
+                                  "--layer-images", "0").stdout)
+        assert document["dataset"]["source"] == str(demo_seg_images_dir())
+        assert document["dataset"]["masks"]["folder"] == str(demo_seg_masks_dir())
+        candidate = document["candidates"][0]
+        assert candidate["pixel_agreement"] >= 0.999 and abs(candidate["miou_change"]) <= 1e-3
 
 
 class _Recorder:
@@ -157,7 +155,7 @@ class _Recorder:
 
 
 def test_mosaics_keep_training_and_held_out_regions_apart():
-    script = _module(SCRIPT, "train_dense_demo")
+    script = load_script(SCRIPT, "train_dense_demo")
     classification = script.classification
     samplers = [_Recorder(classification.CropSampler(photo)) for photo in classification.load_photos()]
     rng = np.random.default_rng(0)

@@ -142,9 +142,9 @@ def _segmentation(new, document: dict, labels: dict) -> bytes | None:
         bars = axis.bar(x[positions] + (k - (len(series) - 1) / 2) * width, values, width, label=name)
         axis.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=7)
     axis.set_xticks(x, [f"{r[0]}\n{r[1]}" for r in rows], fontsize=8)
-    axis.set_ylim(0, 1.15)
+    axis.set_ylim(0, 1.3)  # room above the bars for the legend
     axis.set_title("Segmentation by precision: mIoU and agreement with the reference")
-    axis.legend(loc="lower right", fontsize=8)
+    axis.legend(loc="upper center", ncol=len(series), fontsize=8)
     return _png(figure)
 
 
