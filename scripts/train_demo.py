@@ -44,6 +44,7 @@ import math
 import platform
 import random
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -202,16 +203,21 @@ def train_batch(samplers, rng: np.random.Generator, batch: int, size, mean, std)
     n = len(samplers)
     labels = np.concatenate([np.tile(np.arange(n), batch // n), rng.choice(n, batch % n, replace=False)])
     rng.shuffle(labels)
-    pixels = np.stack([samplers[c].train_crop(rng, size) for c in labels]).astype(np.float32) / 255.0
-    x = torch.from_numpy(pixels).permute(0, 3, 1, 2)  # B, 3, H, W in 0..1
-    factors = torch.from_numpy(rng.uniform(1 - JITTER, 1 + JITTER, size=(3, batch, 1, 1, 1)).astype(np.float32))
+    pixels = np.stack([samplers[c].train_crop(rng, size) for c in labels])
+    return jittered(pixels, rng, mean, std), torch.from_numpy(labels.astype(np.int64))
+
+
+def jittered(pixels: np.ndarray, rng: np.random.Generator, mean, std) -> torch.Tensor:
+    """``(B, H, W, 3)`` uint8 -> ``(B, 3, H, W)`` float32 with brightness/contrast/saturation jitter, normalised."""
+    x = torch.from_numpy(pixels.astype(np.float32) / 255.0).permute(0, 3, 1, 2)  # B, 3, H, W in 0..1
+    factors = torch.from_numpy(rng.uniform(1 - JITTER, 1 + JITTER, size=(3, len(x), 1, 1, 1)).astype(np.float32))
     x = x * factors[0]  # brightness
     gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
     x = (x - gray.mean(dim=(1, 2, 3), keepdim=True)) * factors[1] + gray.mean(dim=(1, 2, 3), keepdim=True)
     gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
     x = ((x - gray) * factors[2] + gray).clamp_(0.0, 1.0)  # saturation
     x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    return x.contiguous(), torch.from_numpy(labels.astype(np.int64))
+    return x.contiguous()
 
 
 def init_weights(model: torch.nn.Module) -> None:
@@ -325,7 +331,17 @@ def state_bytes(model: torch.nn.Module, metadata: dict) -> tuple[bytes, str]:
     dtype = "float32" if fp32_size <= FP32_LIMIT else "float16"
     if dtype == "float16":
         state = {k: v.half() for k, v in state.items()}
-    return save(state, metadata={k: str(v) for k, v in metadata.items()}), dtype
+    return canonical_safetensors(save(state, metadata={k: str(v) for k, v in metadata.items()})), dtype
+
+
+def canonical_safetensors(blob: bytes) -> bytes:
+    """The same file with its JSON header's keys sorted. safetensors writes the metadata map in hash order,
+    which changes from run to run; sorted, equal weights and metadata give byte-identical files. Tensor
+    offsets count from the end of the header, so the data bytes stay as they are."""
+    size = struct.unpack("<Q", blob[:8])[0]
+    header = json.dumps(json.loads(blob[8:8 + size]), separators=(",", ":"), sort_keys=True).encode()
+    header += b" " * (-len(header) % 8)  # the format pads the header to 8 bytes with spaces
+    return struct.pack("<Q", len(header)) + header + blob[8 + size:]
 
 
 def seed_everything(seed: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +117,7 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         example = example_pixels(fold_normalization, example.shape, torch.Generator().manual_seed(seed))
     output = Path(output)
     names = _output_names(features, len(config.depths))
+    class_map = spec.task == "segmentation" and not features  # (B, classes, H, W) at the input's size
     dynamic_axes = None
     if dynamic_batch or dynamic_size:
         dynamic_axes = {name: {0: "batch"} if dynamic_batch else {} for name in [INPUT_NAME, *names]}
@@ -124,6 +125,8 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         dynamic_axes[INPUT_NAME].update({2: "height", 3: "width"})
         for name in names if features else ():
             dynamic_axes[name].update({2: f"{name}_height", 3: f"{name}_width"})
+        if class_map:
+            dynamic_axes[LOGITS_NAME].update({2: "height", 3: "width"})
     with torch.no_grad():
         expected = model(example)
     expected = expected if isinstance(expected, tuple) else (expected,)
@@ -154,6 +157,11 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         if features:  # with dynamic sizes the exporter leaves the stages' channels unnamed-dynamic too
             for stage, value in enumerate(onnx_model.graph.output):
                 value.type.tensor_type.shape.dim[1].dim_value = config.embed_dim * 2 ** stage
+        if class_map:  # the exporters leave a Resize's output dims unnamed, even at a fixed size
+            dims = onnx_model.graph.output[0].type.tensor_type.shape.dim
+            dims[1].dim_value = config.num_classes
+            for dim, size in zip(dims[2:], () if dynamic_size else config.img_size):
+                dim.dim_value = size
         onnx.save_model(onnx_model, str(temporary))
         onnx.checker.check_model(onnx_model, full_check=True)
         max_abs_err = _check_with_onnxruntime(temporary, example, expected) if check else None
@@ -176,7 +184,10 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         "batch": None if dynamic_batch else batch,
         "dynamic_batch_max": dynamic_batch,
         "dynamic_size": {"min_img_size": list(any_size.min_size(config))} if dynamic_size else None,
-        "preprocessing": spec.preprocessing.to_dict(config.img_size),
+        "task": spec.task,
+        # Dense outputs (stage maps, class maps) see the whole image: no classification centre crop.
+        "preprocessing": (replace(spec.preprocessing, resize="stretch") if features or class_map
+                          else spec.preprocessing).to_dict(config.img_size),
         "folded_normalization": None,
         "inputs": [{"name": n, "shape": s} for n, s in result.inputs],
         "outputs": [{"name": n, "shape": s} for n, s in result.outputs],

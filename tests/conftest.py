@@ -37,6 +37,21 @@ def finishes_within(seconds: float, call):
     return outcome["value"]
 
 
+def load_script(path: Path, name: str):
+    """A script of scripts/ or benchmarks/ (not a package) as a module, without writing __pycache__ there."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = saved
+    return module
+
+
 @pytest.fixture
 def runner():
     return CliRunner()

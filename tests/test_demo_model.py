@@ -4,7 +4,6 @@ and the training script's pipeline runs end to end (``--quick``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -21,19 +20,14 @@ from swin_trt.io import sha256_file as file_sha256
 from swin_trt.models.checkpoint import apply_state, load_checkpoint
 from swin_trt.models.demo import DEMO_CONFIG, DEMO_WEIGHTS, assets_dir, demo_images_dir
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_demo.py"
 
 
 def _train_demo_module():
-    spec = importlib.util.spec_from_file_location("train_demo", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no scripts/__pycache__
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = saved
-    return module
+    return load_script(SCRIPT, "train_demo")
 
 
 def _image_folder(root: Path, class_names):

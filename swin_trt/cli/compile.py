@@ -13,7 +13,7 @@ from .options import (CALIB_METHOD, CALIB_NUM, ENGINE, GATES, PREPROCESS_EPILOG,
                       parse_img_size, preprocess_from, preprocess_options)
 
 _PATH = click.Path(path_type=Path)
-_GATES = ("min_agreement", "min_cosine", "max_acc_drop")
+_GATES = ("min_agreement", "min_cosine", "max_acc_drop", "max_miou_drop")
 
 
 @click.command("compile", epilog=PREPROCESS_EPILOG)
@@ -34,6 +34,10 @@ _GATES = ("min_agreement", "min_cosine", "max_acc_drop")
 @click.option("--val-data", type=_PATH, help="Images to validate on [default: for int8/best, every 4th image of "
                                              "--calib-data, held out of calibration; else the bundled demo images "
                                              "for swin_demo, or the calibration data].")
+@click.option("--val-masks", type=_PATH, help="Label masks of the validation images (segmentation models: one PNG "
+                                              "per image, <stem>.png, pixel value = class index): the report adds "
+                                              "the true mIoU [default: the bundled masks when validating on the "
+                                              "bundled swin_demo_seg mosaics].")
 @click.option("--val-limit", type=int, help="Validate on at most this many images.")
 @flags(*ENGINE, recipe=True)
 @click.option("--no-build", is_flag=True, default=None, help="Stop before the TensorRT build.")
@@ -60,6 +64,8 @@ def compile_(recipe, **flags):
       swin-trt compile --arch swin_demo --precision int8 \\
           --calib-data swin_trt/assets/demo_images -o out/swin_demo
       swin-trt compile --onnx swin_t_from_timm.onnx --precision int8 --calib-data calib/ -o out/timm
+      swin-trt compile --arch swin_demo_seg --precision int8 \
+          --calib-data swin_trt/assets/demo_seg/images -o out/swin_demo_seg
       swin-trt compile --recipe recipes/orin-int8.toml --checkpoint swin_tiny.pth -o out/orin
     \b
     A recipe (TOML):
@@ -74,7 +80,7 @@ def compile_(recipe, **flags):
     build = not settings.pop("no_build", False)
     if "img_size" in settings:
         settings["img_size"] = parse_img_size(settings["img_size"])
-    for key in ("onnx", "checkpoint", "calib_data", "val_data", "plugins", "outdir"):
+    for key in ("onnx", "checkpoint", "calib_data", "val_data", "val_masks", "plugins", "outdir"):
         if key in settings:
             settings[key] = Path(settings[key])
     if "outdir" not in settings:

@@ -35,14 +35,16 @@ from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, thread
 @click.option("--realtime", is_flag=True,
               help="Keep up with the source: drop (and count) frames when inference falls behind; "
                    "video files are decoded at their own frame rate.")
-@click.option("--topk", type=click.IntRange(min=1), default=5, show_default=True, help="Classes per frame.")
+@click.option("--topk", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Classes per frame (a segmentation model: the largest by pixel share).")
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
               help="Class names, one per line (default: the model's, else class_<i>).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after reading N frames from the source.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write one JSON line per frame here (default: standard output).")
 @click.option("--save-video", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the frames with their top-1 label and score (.mp4, .mkv, .avi, .mov, .ts).")
+              help="Write the frames with their top-1 label and score, or a segmentation model's class map "
+                   "blended over them (.mp4, .mkv, .avi, .mov, .ts).")
 @threads_option("stream")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds to wait for a camera or stream to open, to send the next frame, or for --server "
@@ -50,10 +52,12 @@ from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, thread
 @preprocess_options
 def infer(source, model, server, model_name, backend, batch, every, realtime, topk, labels, max_frames, out,
           save_video, threads, timeout, preprocess):
-    """Classify SOURCE: an image, a folder of images, a video file, a camera or a stream URL.
+    """Classify or segment SOURCE: an image, a folder of images, a video file, a camera or a stream URL.
 
     Decoding and preprocessing run in a worker thread, overlapping inference. Each frame gives a JSON line
-    (index, timestamp in s, top-k classes and softmax scores, latency in ms from decoded to predicted);
+    (index, timestamp in s, top-k classes and softmax scores, latency in ms from decoded to predicted; for a
+    segmentation model, whose output is a class map, the top-k classes by pixel share, their shares and
+    the histogram of every class present, and --save-video blends the class map over the frame);
     the end prints frames, dropped, corrupt, fps, latency p50/p95/p99 and the decode / preprocess / infer
     time split. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them; a --server
     that goes away keeps them too, and exits 2).
@@ -66,7 +70,7 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
       swin-trt infer rtsp://camera.local/stream -m torch:swin_demo --realtime --max-frames 1000
       swin-trt infer clip.mp4 --server http://gpu-box:8000 --batch 4 --out preds.jsonl
     """
-    from ..video.annotate import AnnotatedVideoWriter
+    from ..video.annotate import AnnotatedVideoWriter, class_map_frame
     from ..video.codecs import muxer_for
     from ..video.model import load_classifier
     from ..video.inference_loop import Pipeline, PipelineOptions
@@ -105,8 +109,12 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
 
         def on_prediction(prediction):
             lines.write(json.dumps(prediction.to_json()) + "\n")
-            if video is not None:
-                video.write(prediction.image, f"{prediction.classes[0]} {prediction.scores[0]:.2f}")
+            if video is not None and prediction.class_map is None:
+                video.write(prediction.image, prediction.caption())
+            elif video is not None:  # a segmentation model: its class map over the part of the frame it saw
+                box = classifier.preprocessor.source_box(*prediction.image.size)
+                frame, legend = class_map_frame(prediction, pipeline.labels, box)
+                video.write(frame, prediction.caption(), legend)
 
         pipeline = Pipeline(frames, classifier.backend, classifier.preprocessor, classifier.labels, options)
         stats = pipeline.run(on_prediction)

@@ -185,7 +185,10 @@ MIN_AGREEMENT = Flag("--min-agreement", type=float,
 MAX_ACC_DROP = Flag("--max-acc-drop", type=float,
                     help="Fail (exit 1) when a candidate's acc@1 is more than this below the reference's (a fraction: "
                          "0.01 = one point). Needs labelled images.")
-GATES = (MIN_COSINE, MIN_AGREEMENT, MAX_ACC_DROP)
+MAX_MIOU_DROP = Flag("--max-miou-drop", type=float,
+                     help="Fail (exit 1) when a segmentation candidate's mIoU is more than this below the reference's "
+                          "(a fraction: 0.01 = one point). Needs label masks (validate --masks, compile --val-masks).")
+GATES = (MIN_COSINE, MIN_AGREEMENT, MAX_ACC_DROP, MAX_MIOU_DROP)
 
 # Which plugin families the rewrite emits: rewrite, and compile's rewrite stage.
 FUSE_ATTENTION = Flag("--fuse-attention/--no-fuse-attention", default=DEFAULT_FUSE_ATTENTION,

@@ -22,6 +22,9 @@ from .options import GATES, PREPROCESS_EPILOG, flags, note_threads, preprocess_o
                    "Default: the images the package ships.")
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
               help="Labels file: lines 'relative/path label' (paths relative to --data).")
+@click.option("--masks", type=click.Path(file_okay=False, path_type=Path),
+              help="Label masks of a segmentation model's images: one PNG per image with the image's stem, pixel "
+                   "value = class index, 255 = ignore. Adds the true mIoU and its change per candidate.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write report.html and report.json here.")
 @click.option("--fp32", type=click.Path(dir_okay=False, path_type=Path),
@@ -39,15 +42,16 @@ from .options import GATES, PREPROCESS_EPILOG, flags, note_threads, preprocess_o
                    "name): the report says how many validation images were also calibration images.")
 @threads_option("batch")
 @preprocess_options
-def validate(reference, candidates, data, labels, output_dir, fp32, layer_images, batch, limit, as_json, atol,
-             min_cosine, min_agreement, max_acc_drop, calib, threads, preprocess):
+def validate(reference, candidates, data, labels, masks, output_dir, fp32, layer_images, batch, limit, as_json,
+             atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop, calib, threads, preprocess):
     """Compare candidates with a reference on the same real images.
 
     Any ONNX graph (any input and output names; logits, several feature maps or dense class maps), a
     TensorRT engine, or torch:<arch>. Per candidate and per output: SNR, cosine, max/mean abs error;
-    agreement of the top class (per image for logits, per pixel for class maps); accuracy (labelled
-    images) and its change; latency; for FP16/INT8 graphs, which layers lose the signal. With -o, a
-    self-contained report.html and report.json. A failed gate exits 1, after the report is written.
+    agreement of the top class (per image for logits, per pixel for class maps); for class maps the
+    mean-IoU agreement with the reference, and with --masks the true mIoU and its change; accuracy
+    (labelled images) and its change; latency; for FP16/INT8 graphs, which layers lose the signal. With
+    -o, a self-contained report.html and report.json. A failed gate exits 1, after the report is written.
 
     \b
     Example:
@@ -55,6 +59,9 @@ def validate(reference, candidates, data, labels, output_dir, fp32, layer_images
           --data val/ -o out/report --max-acc-drop 0.01 --min-agreement 0.99
       # a backbone exported by the user with dynamic height/width, no sidecar
       swin-trt validate --reference backbone.onnx --candidate backbone.rw.onnx --img-size 512x640
+      # a segmentation model against label masks (the bundled demo's mosaics by default)
+      swin-trt validate --reference out/seg.onnx --candidate out/seg.int8.onnx \
+          --data swin_trt/assets/demo_seg/images --masks swin_trt/assets/demo_seg/masks
     """
     from ..validate.gates import Gates
     from ..validate.run import Options, run_validation, write_report
@@ -62,8 +69,9 @@ def validate(reference, candidates, data, labels, output_dir, fp32, layer_images
 
     options = Options(reference=str(reference), candidates=[str(c) for c in candidates], data=data, labels=labels,
                       batch=batch, limit=limit, fp32=fp32, layer_images=layer_images, progress=not as_json,
-                      gates=Gates(atol, min_cosine, min_agreement, max_acc_drop), preprocess=preprocess,
-                      calib=calib, threads=note_threads("batch", threads).threads)
+                      gates=Gates(atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop),
+                      preprocess=preprocess, calib=calib, masks=masks,
+                      threads=note_threads("batch", threads).threads)
     document = run_validation(options)
     paths = write_report(document, output_dir) if output_dir else None
     if as_json:

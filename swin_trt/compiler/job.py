@@ -100,23 +100,29 @@ class Artifacts:
         return self.outdir / "report.json", self.outdir / "report.html"
 
 
-def _data_sources(options: CompileOptions, outdir: Path, echo) -> tuple[Path | None, Path]:
-    """(calibration data, validation data): held-out images of --calib-data unless --val-data is given."""
+def _data_sources(options: CompileOptions, outdir: Path, echo) -> tuple[Path | None, Path, Path | None]:
+    """(calibration data, validation data, their label masks): held-out images of --calib-data unless
+    --val-data is given. Masks: --val-masks, else the bundled ones where the images are the bundled mosaics."""
+    from ..models import get_arch
+    from ..models.demo import bundled_validation_data, demo_images_dir
+
+    images, masks = bundled_validation_data(f"torch:{options.arch}" if options.arch else None)
+    drawn_from = options.val_data or options.calib_data
+    bundled_masks = masks if masks is not None and (drawn_from is None or Path(drawn_from).resolve() ==
+                                                    images.resolve()) else None
+    masks = options.val_masks or bundled_masks
     if options.needs_calibration and options.val_data is None:
         parts = split(options.calib_data, outdir, options.calib_num)
         echo(parts.message)
-        return parts.calibration, parts.validation
+        return parts.calibration, parts.validation, masks
     if options.val_data is not None:
-        return options.calib_data, options.val_data
-    from ..models import get_arch
-    from ..models.demo import demo_images_dir
-
-    bundled = options.arch is not None and get_arch(options.arch).weights and demo_images_dir().is_dir()
-    return options.calib_data, (demo_images_dir() if bundled else options.calib_data or demo_images_dir())
+        return options.calib_data, options.val_data, masks
+    bundled = options.arch is not None and get_arch(options.arch).weights and images.is_dir()
+    return options.calib_data, (images if bundled else options.calib_data or demo_images_dir()), masks
 
 
 def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val_data: Path,
-         echo: Callable[[str], None] = print) -> list[Stage]:
+         echo: Callable[[str], None] = print, val_masks: Path | None = None) -> list[Stage]:
     """The stages this compile runs, in order."""
     version = _version()
     pre = asdict(options.preprocess)
@@ -209,7 +215,7 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
 
         document = run_validation(Options(str(files.exported), [str(c) for c in candidates()], data=val_data,
                                           limit=options.val_limit, gates=Gates(**options.gates),
-                                          preprocess=options.preprocess,
+                                          preprocess=options.preprocess, masks=val_masks,
                                           calib=files.calib if options.needs_calibration else None))
         write_report(document, files.outdir)
         return _validation_summary(document)
@@ -217,6 +223,7 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
     stages.append(Stage("validate", list(files.report), lambda: {
         "reference": sha256_file(files.exported), "candidates": [sha256_file(c) for c in candidates()],
         "data": _images_fingerprint(val_data, options.val_limit), "limit": options.val_limit,
+        "masks": _images_fingerprint(val_masks) if val_masks else None,
         "gates": options.gates, "preprocess": pre,
         "calib": sha256_file(files.calib) if options.needs_calibration else None, "swin_trt": version}, validate))
     return stages
@@ -228,9 +235,9 @@ def compile_model(options: CompileOptions, echo: Callable[[str], None] = print) 
     outdir = Path(options.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     files = Artifacts(outdir, options.precision, Path(options.onnx) if options.onnx else None)
-    calib_data, val_data = _data_sources(options, outdir, echo)
+    calib_data, val_data, val_masks = _data_sources(options, outdir, echo)
     runner = StageRunner(outdir, echo, force=options.force)
-    results = runner.run_all(plan(options, files, calib_data, val_data, echo))
+    results = runner.run_all(plan(options, files, calib_data, val_data, echo, val_masks))
     echo("")
     echo(runner.table())
     report_json, report_html = files.report
@@ -249,5 +256,9 @@ def _validation_summary(document: dict) -> str:
         name = Path(entry["name"]).name
         agreement = entry["top1_agreement"]
         agreement = "-" if agreement is None else f"{agreement:.3f}"
+        if entry.get("miou_agreement") is not None:  # a class map: agreement per pixel, and the mIoU
+            miou = "" if entry.get("miou") is None else f", mIoU {entry['miou']:.4f} ({entry['miou_change']:+.4f})"
+            parts.append(f"{name}: pixel agr {agreement}, mIoU agr {entry['miou_agreement']:.3f}{miou}")
+            continue
         parts.append(f"{name}: top1 agr {agreement}, cos {entry['cosine']:.5f}")
     return "; ".join(parts)

@@ -29,13 +29,14 @@ class CompileOptions:
     calib_method: str = DEFAULT_METHOD  # as `swin-trt calibrate`: entropy clips GELU outputs of trained Swins
     calib_num: int = DEFAULT_CALIB_IMAGES
     val_data: Path | None = None
+    val_masks: Path | None = None  # label masks of the validation images (segmentation: true mIoU)
     val_limit: int | None = None
     plugins: Path | None = None
     target: str = "auto"
     workspace_gib: float | None = None
     build: bool = True
     force: bool = False
-    gates: dict = field(default_factory=dict)  # min_agreement, min_cosine, max_acc_drop
+    gates: dict = field(default_factory=dict)  # min_agreement, min_cosine, max_acc_drop, max_miou_drop
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
     fuse_attention: bool = DEFAULT_FUSE_ATTENTION  # the plugin variant the CPU artifacts are made with
     window_ops: str = DEFAULT_WINDOW_OPS
@@ -60,7 +61,7 @@ class CompileOptions:
         if self.needs_calibration and self.calib_data is None:
             raise UserError(f"--precision {self.precision} needs --calib-data (a folder of images, a video or a "
                             f"list of paths) to calibrate INT8 ranges on")
-        for name in ("onnx", "calib_data", "val_data", "checkpoint"):
+        for name in ("onnx", "calib_data", "val_data", "val_masks", "checkpoint"):
             value = getattr(self, name)
             if value is not None and not Path(value).exists():
                 raise UserError(f"--{name.replace('_', '-')} {str(value)!r} does not exist")

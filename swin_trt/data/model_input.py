@@ -151,7 +151,10 @@ def read_facts(ref: ModelRef | str, proto: onnx.ModelProto | None = None) -> Mod
     if recorded:
         crop = tuple(recorded["crop"]) if recorded.get("crop") else None
         origin = "defaults" if recorded.get("assumed") else "sidecar"
-        return ModelFacts(ref, io, Preprocessing.from_dict(recorded), origin, crop, class_names)
+        recipe = Preprocessing.from_dict(recorded)
+        if "fit" not in recorded and io is not None and io.dense:  # sidecars older than `fit`: dense is stretched
+            recipe = replace(recipe, resize="stretch")
+        return ModelFacts(ref, io, recipe, origin, crop, class_names)
     recipe = Preprocessing(resize="stretch") if io is not None and io.dense else Preprocessing()
     return ModelFacts(ref, io, recipe, "defaults", None, class_names)
 

@@ -104,9 +104,9 @@ class Preprocessor:
         size = f"{self.crop[0]}x{self.crop[1]}" if self.crop else "the size given by --img-size"
         return f"{values}, {r.interpolation}, {fit}, {size}"
 
-    def _fitted(self, image: Image.Image) -> Image.Image:
+    def _fitted(self, image: Image.Image, resample=None) -> Image.Image:
         crop_h, crop_w = self.crop
-        resample = _FILTERS[self.recipe.interpolation]
+        resample = _FILTERS[self.recipe.interpolation] if resample is None else resample
         if self.recipe.resize == "stretch":
             return image.resize((crop_w, crop_h), resample)
         # Scale so that the crop covers crop_pct of the image in both directions, keeping the aspect.
@@ -122,6 +122,24 @@ class Preprocessor:
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image)
         return np.asarray(self._fitted(image.convert("RGB")))
+
+    def fit_mask(self, mask: Image.Image) -> Image.Image:
+        """A label mask fitted exactly as its image is (same crop or stretch), by nearest neighbour: every
+        pixel keeps a class index of the source, none is blended."""
+        return self._fitted(mask, Image.Resampling.NEAREST)
+
+    def source_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The part of a ``width x height`` image the network sees, in its pixels (left, top, right, bottom):
+        where a dense output lies on the original image."""
+        if self.recipe.resize == "stretch":
+            return 0.0, 0.0, float(width), float(height)
+        crop_h, crop_w = self.crop
+        pct = self.recipe.crop_pct
+        scale = max(crop_h / pct / height, crop_w / pct / width)
+        resized_w, resized_h = max(crop_w, round(width * scale)), max(crop_h, round(height * scale))
+        left, top = (resized_w - crop_w) // 2, (resized_h - crop_h) // 2
+        sx, sy = width / resized_w, height / resized_h
+        return left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
         """``(..., H, W, 3)`` uint8 -> ``(..., 3, H, W)`` float32, normalised."""

@@ -1,11 +1,18 @@
-"""The bundled demo model ``swin_demo``: a small Swin trained here on real photos (scripts/train_demo.py).
+"""The bundled demo models, small Swins trained here on real photos.
 
-Its files live in ``swin_trt/assets/``:
+``swin_demo`` (classifier, scripts/train_demo.py); its files live in ``swin_trt/assets/``:
 
 * ``swin_demo.json``: ``{"config": SwinConfig.to_dict(), "preprocessing": {...Preprocessing fields},
   "metrics": {...}}``
 * ``swin_demo.safetensors``: the weights, in the reference model's (timm) key layout.
 * ``demo_images/``: a small labelled validation set, one folder per class (ImageFolder layout).
+
+``swin_demo_seg`` (segmentation, :class:`~.segmentation.SwinSegmenter`, scripts/train_dense_demo.py):
+
+* ``swin_demo_seg.json``, ``swin_demo_seg.safetensors``: the same forms (backbone keys as timm's, plus
+  ``decode_head.*``); its preprocessing stretches the whole image (``fit: stretch``).
+* ``demo_seg/images/<nnn>.png`` and ``demo_seg/masks/<nnn>.png``: held-out mosaics and their label masks
+  (pixel value = class index), the layout ``validate --masks`` reads.
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ from pathlib import Path
 DEMO_NAME = "swin_demo"
 DEMO_WEIGHTS = "swin_demo.safetensors"
 DEMO_CONFIG = "swin_demo.json"
+DEMO_SEG_NAME = "swin_demo_seg"
+DEMO_SEG_WEIGHTS = "swin_demo_seg.safetensors"
+DEMO_SEG_CONFIG = "swin_demo_seg.json"
+DEMO_SEG_DIR = "demo_seg"
 
 
 def assets_dir() -> Path:
@@ -28,16 +39,65 @@ def demo_images_dir() -> Path:
     return assets_dir() / "demo_images"
 
 
-def demo_spec():
-    """The registry entry of ``swin_demo``, or ``None`` while its weights have not been trained yet."""
+def demo_seg_images_dir() -> Path:
+    """The held-out segmentation mosaics that ship with the package (``validate --data``)."""
+    return assets_dir() / DEMO_SEG_DIR / "images"
+
+
+def demo_seg_masks_dir() -> Path:
+    """Their label masks, one PNG per image with the same stem (``validate --masks``)."""
+    return assets_dir() / DEMO_SEG_DIR / "masks"
+
+
+def _bundled_spec(name: str, config_file: str, weights: str, description: str, model_class=None):
+    """The registry entry of a bundled model, or ``None`` while its weights have not been trained yet."""
     from .registry import ArchSpec, Preprocessing
     from .swin import SwinConfig
 
-    config_path = assets_dir() / DEMO_CONFIG
-    if not config_path.is_file() or not (assets_dir() / DEMO_WEIGHTS).is_file():
+    config_path = assets_dir() / config_file
+    if not config_path.is_file() or not (assets_dir() / weights).is_file():
         return None
     data = json.loads(config_path.read_text())
     preprocessing = Preprocessing.from_dict(data.get("preprocessing", {}))
-    return ArchSpec(DEMO_NAME, SwinConfig.from_dict(data["config"]),
-                    "demo Swin trained here on scikit-image's photos",
-                    preprocessing, weights=DEMO_WEIGHTS)
+    return ArchSpec(name, SwinConfig.from_dict(data["config"]), description, preprocessing, weights=weights,
+                    model_class=model_class)
+
+
+def demo_spec():
+    """The registry entry of ``swin_demo``, or ``None`` while its weights have not been trained yet."""
+    return _bundled_spec(DEMO_NAME, DEMO_CONFIG, DEMO_WEIGHTS, "demo Swin trained here on scikit-image's photos")
+
+
+def demo_seg_spec():
+    """The registry entry of ``swin_demo_seg``, or ``None`` while its weights have not been trained yet."""
+    from .segmentation import SwinSegmenter
+
+    return _bundled_spec(DEMO_SEG_NAME, DEMO_SEG_CONFIG, DEMO_SEG_WEIGHTS,
+                         "demo Swin segmenter (FPN-lite head) trained here on mosaics of scikit-image's photos",
+                         SwinSegmenter)
+
+
+def model_arch(model: str | None) -> str | None:
+    """The named arch a model argument was made from (``torch:<arch>``, or its sidecar's ``arch``), if any."""
+    from ..errors import UserError
+    from ..model_ref import ModelRef
+
+    if model is None:
+        return None
+    ref = ModelRef.parse(model)
+    if ref.kind == "torch":
+        from .registry import get_arch
+
+        try:
+            return get_arch(ref.arch).name
+        except UserError:
+            return None
+    return (ref.sidecar() or {}).get("arch")
+
+
+def bundled_validation_data(model: str | None = None) -> tuple[Path, Path | None]:
+    """The images (and label masks) that ship for validating ``model``: the segmentation mosaics for
+    ``swin_demo_seg`` and what is made from it, the classification demo images for anything else."""
+    if model_arch(model) == DEMO_SEG_NAME and demo_seg_images_dir().is_dir():
+        return demo_seg_images_dir(), demo_seg_masks_dir()
+    return demo_images_dir(), None

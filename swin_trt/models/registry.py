@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..data.preprocess import Preprocessing
 from ..errors import UserError
+from .segmentation import SwinSegmenter
 from .swin import SwinConfig, SwinTransformer
 from .swin_v2 import SwinTransformerV2, SwinV2Config
 
@@ -25,10 +26,19 @@ class ArchSpec:
     description: str
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     weights: str | None = None  # file name under swin_trt/assets: weights that ship with the package
+    model_class: type | None = None  # what builds it; None: the family's classifier (MODEL_CLASSES)
 
     @property
     def family(self) -> str:
         return self.config.family
+
+    @property
+    def task(self) -> str:
+        """``classification`` (logits per image) or ``segmentation`` (class logits per pixel)."""
+        return getattr(self.model_class, "task", "classification")
+
+    def build(self, config, features: bool = False):
+        return (self.model_class or MODEL_CLASSES[config.family])(config, features=features)
 
 
 def _swin(embed_dim, depths, heads, window, img, classes=1000):
@@ -70,6 +80,11 @@ register(ArchSpec("swin_nano_test", _swin(32, (2, 2, 2, 2), (1, 2, 4, 8), 7, 224
                   "test-sized Swin (embed 32, depths 2-2-2-2), random weights"))
 register(ArchSpec("swin_pico_test", _swin(16, (2, 2, 2, 2), (1, 1, 2, 2), 4, 64, classes=5),
                   "smallest test Swin (embed 16, window 4, 64 px), random weights"))
+# A test-sized segmenter (models/segmentation.py): three stages at 80 px, the smallest size its window allows
+# with dynamic height/width (last stage 5x5 > window 4).
+register(ArchSpec("swin_pico_seg_test", _swin(16, (2, 2, 2), (1, 2, 4), 4, 80, classes=5),
+                  "smallest test Swin segmenter (embed 16, window 4, 80 px, FPN-lite head), random weights",
+                  Preprocessing(crop_pct=1.0, resize="stretch"), model_class=SwinSegmenter))
 
 
 # Swin V2 (timm's names; torchvision's swin_v2_t/s/b are window 8 at 256). Evaluated at crop_pct 0.9 as timm
@@ -104,14 +119,14 @@ register(ArchSpec("swinv2_pico_test", _swinv2(16, (2, 2, 2, 2), (1, 1, 2, 2), 4,
 
 
 def _register_demo() -> None:
-    """The demo model trained here (scripts/train_demo.py); its config travels with its weights."""
-    if "swin_demo" in _ARCHS:
-        return
-    from .demo import demo_spec
+    """The demo models trained here (scripts/train_demo.py, scripts/train_dense_demo.py); each config
+    travels with its weights."""
+    from .demo import DEMO_NAME, DEMO_SEG_NAME, demo_seg_spec, demo_spec
 
-    spec = demo_spec()
-    if spec is not None:
-        register(spec)
+    for name, make in ((DEMO_NAME, demo_spec), (DEMO_SEG_NAME, demo_seg_spec)):
+        spec = None if name in _ARCHS else make()  # None while its weights have not been trained yet
+        if spec is not None:
+            register(spec)
 
 
 def arch_names() -> list[str]:
@@ -192,7 +207,7 @@ def create_model(name: str, checkpoint: str | Path | None = None, *, img_size=No
         config.validate()
     except ValueError as exc:
         raise UserError(f"arch {spec.name}: {exc}") from None
-    model = MODEL_CLASSES[config.family](config, features=features)
+    model = spec.build(config, features=features)
     report = None
     if state is not None:
         from .checkpoint import apply_state

@@ -14,6 +14,7 @@ from .gates import check
 from .latency import latency_stats
 from .model_precision import model_precision
 from .schema import SCHEMA_VERSION, json_safe
+from .segmentation import IGNORE_INDEX
 
 
 def _machine() -> dict:
@@ -77,7 +78,7 @@ def engine_variants(name: str) -> list[dict] | None:
 
 
 def assemble(options, models, data, data_source, label_source, result: dict, layers: dict, latency: dict,
-             overlap: dict | None, notes: list[str]) -> dict:
+             overlap: dict | None, notes: list[str], masks: Path | None = None) -> dict:
     entries = []
     for name, metrics in result["candidates"].items():
         proto = models.protos.get(name)
@@ -119,6 +120,9 @@ def assemble(options, models, data, data_source, label_source, result: dict, lay
                     "label_mapping": data.mapping if (data.labels >= 0).any() else None,
                     "batch": options.batch, "layer_images": options.layer_images,
                     "calibration_overlap": overlap,
+                    "masks": ({"folder": str(masks), "ignore_index": IGNORE_INDEX,
+                               "labelled_pixels": result["reference"].get("labelled_pixels", 0)}
+                              if masks is not None else None),
                     "preprocessing": {**preprocessor.to_dict(), "origin": models.model_input.origin}},
         "candidates": entries,
         "gates": {"thresholds": options.gates.to_dict(), "passed": not failures, "failures": failures},

@@ -11,6 +11,7 @@ class Gates:
     min_cosine: float | None = None  # cosine (mean over images) must be >= this
     min_agreement: float | None = None  # top1_agreement must be >= this
     max_acc_drop: float | None = None  # reference acc1 - candidate acc1 must be <= this (a fraction)
+    max_miou_drop: float | None = None  # reference mIoU - candidate mIoU must be <= this (label masks)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -19,7 +20,7 @@ class Gates:
 def check(gates: Gates, entry: dict) -> list[dict]:
     """The failed gates of one candidate entry (``name`` and metrics, as in report.json).
 
-    The accuracy gate allows 1e-9 of slack: accuracies are ratios, and 0.5 - 0.49 is not exactly 0.01.
+    The accuracy and mIoU gates allow 1e-9 of slack: they are ratios, and 0.5 - 0.49 is not exactly 0.01.
     """
     name, failures = entry["name"], []
 
@@ -41,4 +42,7 @@ def check(gates: Gates, entry: dict) -> list[dict]:
         fail("top1_agreement", entry["top1_agreement"], "--min-agreement", gates.min_agreement, "<")
     if gates.max_acc_drop is not None and "acc1_change" in entry and -entry["acc1_change"] > gates.max_acc_drop + 1e-9:
         fail("acc1_drop", -entry["acc1_change"], "--max-acc-drop", gates.max_acc_drop, ">")
+    if gates.max_miou_drop is not None and entry.get("miou_change") is not None \
+            and -entry["miou_change"] > gates.max_miou_drop + 1e-9:
+        fail("miou_drop", -entry["miou_change"], "--max-miou-drop", gates.max_miou_drop, ">")
     return failures

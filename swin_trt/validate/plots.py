@@ -121,6 +121,56 @@ def _histograms(new, document: dict, labels: dict) -> bytes | None:
     return _png(figure)
 
 
+def _segmentation(new, document: dict, labels: dict) -> bytes | None:
+    """Per model: mIoU against the label masks, and the candidates' mIoU and pixel agreement with the reference."""
+    reference = document["reference_metrics"]
+    candidates = [c for c in document["candidates"] if c.get("miou_agreement") is not None]
+    if not candidates:
+        return None
+    rows = [("reference", reference.get("precision", ""), reference.get("miou"), None, None)] \
+        if reference.get("miou") is not None else []
+    rows += [(labels[c["name"]], c["precision"], c.get("miou"), c["miou_agreement"], c["pixel_agreement"])
+             for c in candidates]
+    series = [(2, "mIoU (label masks)"), (3, "mIoU agreement with the reference"), (4, "pixel agreement")]
+    series = [(column, name) for column, name in series if any(r[column] is not None for r in rows)]
+    figure, axis = new((8, 3.8))
+    x = np.arange(len(rows))
+    width = 0.8 / len(series)
+    for k, (column, name) in enumerate(series):
+        positions = [i for i, r in enumerate(rows) if r[column] is not None]
+        values = [rows[i][column] for i in positions]
+        bars = axis.bar(x[positions] + (k - (len(series) - 1) / 2) * width, values, width, label=name)
+        axis.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=7)
+    axis.set_xticks(x, [f"{r[0]}\n{r[1]}" for r in rows], fontsize=8)
+    axis.set_ylim(0, 1.3)  # room above the bars for the legend
+    axis.set_title("Segmentation by precision: mIoU and agreement with the reference")
+    axis.legend(loc="upper center", ncol=len(series), fontsize=8)
+    return _png(figure)
+
+
+def _class_iou(new, document: dict, labels: dict) -> bytes | None:
+    """IoU of every class against the label masks, reference and candidates side by side."""
+    reference = document["reference_metrics"]
+    if reference.get("class_iou") is None:
+        return None
+    rows = [("reference", reference["class_iou"])]
+    rows += [(labels[c["name"]], c["class_iou"]) for c in document["candidates"] if c.get("class_iou")]
+    classes = len(reference["class_iou"])
+    names = reference.get("class_names") or [str(i) for i in range(classes)]
+    figure, axis = new((max(8, 0.6 * classes + 2), 3.8))
+    x = np.arange(classes)
+    width = 0.8 / len(rows)
+    for k, (name, iou) in enumerate(rows):
+        values = [np.nan if v is None else v for v in iou]  # a class absent from masks and predictions: no bar
+        axis.bar(x + (k - (len(rows) - 1) / 2) * width, values, width, label=name)
+    axis.set_xticks(x, names, fontsize=8, rotation=30, ha="right")
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel("IoU")
+    axis.set_title("IoU per class against the label masks")
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
 def make_plots(document: dict) -> dict[str, bytes]:
     """``{title: PNG bytes}`` for every figure that has data."""
     # Figure objects, not pyplot: no global backend switch in a caller's process (a notebook's).
@@ -131,7 +181,8 @@ def make_plots(document: dict) -> dict[str, bytes]:
         return figure, figure.subplots(*grid, **options)
 
     labels = short_names([c["name"] for c in document["candidates"]])
-    figures = {"Accuracy by precision": _accuracy, "Per-layer SNR": _layer_snr,
+    figures = {"Accuracy by precision": _accuracy, "Segmentation by precision": _segmentation,
+               "IoU per class": _class_iou, "Per-layer SNR": _layer_snr,
                "Latency by precision": _latency, "Error histograms": _histograms}
     plots = {}
     for title, draw in figures.items():

@@ -10,7 +10,7 @@ import base64
 from html import escape
 
 from .plots import make_plots, short_names
-from .summary import calibration_overlap_text, preprocessing_text
+from .summary import calibration_overlap_text, is_segmentation, preprocessing_text
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto;
@@ -125,6 +125,52 @@ def _outputs_table(document: dict, labels: dict) -> str:
             f"<div class=scroll><table>{head}{''.join(rows)}</table></div>")
 
 
+def _iou_cell(class_iou: list, index: int) -> str:
+    value = class_iou[index] if index < len(class_iou) else None
+    return "<td>&mdash;</td>" if value is None else f"<td>{value:.4f}</td>"
+
+
+def _segmentation_table(document: dict, labels: dict) -> str:
+    """Class maps: pixel and mIoU agreement with the reference; with label masks, mIoU and IoU per class."""
+    if not is_segmentation(document):
+        return ""
+    reference, masks = document["reference_metrics"], document["dataset"].get("masks")
+    truth = masks is not None and reference.get("miou") is not None
+    head = ["model", "precision", "pixel agreement", "mIoU agreement"]
+    head += ["mIoU (&Delta;)", "pixel accuracy (&Delta;)"] if truth else []
+    rows = []
+    if truth:
+        rows.append(f'<tr class="reference"><td class="text">reference</td><td>{escape(reference["precision"])}</td>'
+                    f"<td></td><td></td><td>{_pct(reference['miou'])}</td><td>{_pct(reference['pixel_accuracy'])}</td></tr>")
+    failed = {(f["candidate"], f["metric"]) for f in document["gates"]["failures"]}
+    for c in document["candidates"]:
+        cells = [f'<td class="text" title="{escape(c["name"])}">{escape(labels[c["name"]])}</td>',
+                 f"<td>{escape(c['precision'])}</td>", f"<td>{_pct(c.get('pixel_agreement'))}</td>",
+                 f"<td>{_pct(c.get('miou_agreement'))}</td>"]
+        if truth:
+            css = ' class="bad"' if (c["name"], "miou_drop") in failed else ""
+            cells += [f"<td{css}>{_pct(c.get('miou'), c.get('miou_change'))}</td>",
+                      f"<td>{_pct(c.get('pixel_accuracy'), c.get('pixel_accuracy_change'))}</td>"]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    table = f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(rows)}</table>"
+    if truth:
+        names = reference.get("class_names") or [str(i) for i in range(len(reference["class_iou"]))]
+        models = [("reference", reference)] + [(labels[c["name"]], c) for c in document["candidates"]]
+        per_class = "".join(f"<tr><td class=text>{escape(name)}</td>"
+                            + "".join(_iou_cell(m.get("class_iou") or [], i) for _, m in models) + "</tr>"
+                            for i, name in enumerate(names))
+        table += (f"<details><summary>IoU per class</summary><table><tr><th class=text>class</th>"
+                  + "".join(f"<th>{escape(label)}</th>" for label, _ in models) + f"</tr>{per_class}</table></details>")
+        source = (f"Against the label masks in <code>{escape(masks['folder'])}</code> ({masks['labelled_pixels']} "
+                  f"labelled pixels; 255 = ignore). mIoU: IoU per class, averaged over the classes present in the "
+                  f"masks or the prediction.")
+    else:
+        source = "No label masks: pass <code>--masks DIR</code> for the true mIoU."
+    return (f"<h2>Segmentation</h2><p class=muted>The argmax of each class map per pixel. Pixel agreement: the share "
+            f"of pixels where the candidate's class is the reference's. mIoU agreement: the IoU of the candidate's "
+            f"classes with the reference's, per class, averaged. {source}</p>{table}")
+
+
 def _variants_table(document: dict, labels: dict) -> str:
     """The plugin variants `build --compare` timed for an engine candidate, fastest kept."""
     parts = []
@@ -221,6 +267,7 @@ def render_html(document: dict, plots: dict[str, bytes] | None = None) -> str:
 <p class=muted>Agreement: the candidate's top-1 equals (top-5 contains) the reference's top-1 (per pixel for class
 maps). SNR: the reference output's energy over the error's, in dB (&infin; = identical); the first output's here.
 Latency: per batch, on the path infer runs (INT8: the fast integer kernels; accuracy used the exact emulation), this machine.</p>
+{_segmentation_table(document, labels)}
 {_outputs_table(document, labels)}
 {_variants_table(document, labels)}
 <h2>Figures</h2>

@@ -21,6 +21,7 @@ from .gates import Gates
 from .labels import Labelled, label_items, list_labelled
 from .latency import deployable_latency
 from .model_precision import model_precision, needs_layer_attribution
+from .segmentation import MaskSet
 from .models import OpenModels, open_models
 
 
@@ -38,16 +39,18 @@ class Options:
     gates: Gates = field(default_factory=Gates)
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
     calib: Path | None = None  # a calibration cache: how many validation images it was made from is reported
+    masks: Path | None = None  # label masks of a segmentation model's images: true mIoU (validate/segmentation.py)
     threads: int | None = None  # ONNX Runtime threads (default: the batch policy, swin_trt.backends.threads)
 
 
-def default_data() -> Path:
-    from ..models.demo import demo_images_dir
+def default_data(reference: str | None = None) -> tuple[Path, Path | None]:
+    """The images the package ships for ``reference`` (and their label masks for the segmentation demo)."""
+    from ..models.demo import bundled_validation_data
 
-    folder = demo_images_dir()
+    folder, masks = bundled_validation_data(reference)
     if not folder.is_dir():
         raise UserError("no --data given and the package's demo images are missing: pass --data DIR")
-    return folder
+    return folder, masks
 
 
 def check_options(options: Options) -> None:
@@ -59,13 +62,16 @@ def check_options(options: Options) -> None:
         raise UserError(f"--fp32 {str(options.fp32)!r} does not exist: pass the FP32 ONNX graph")
     if options.calib is not None and not Path(options.calib).is_file():
         raise UserError(f"--calib {str(options.calib)!r} does not exist: pass the calibration cache (calib.json)")
+    if options.masks is not None and not Path(options.masks).is_dir():
+        raise UserError(f"--masks {str(options.masks)!r} is not a folder: pass the folder with one PNG mask per "
+                        f"image (<image stem>.png, pixel value = class index, 255 = ignore)")
 
 
 def _layer_images(data: Labelled, preprocessor, count: int):
     """The first ``count`` readable images, preprocessed, one at a time."""
     if count <= 0:
         return
-    for pixels, _ in batches(data, preprocessor, 1, progress=False):
+    for pixels, _, _ in batches(data, preprocessor, 1, progress=False):
         yield pixels[0]
         count -= 1
         if count == 0:
@@ -111,19 +117,24 @@ def measure_latency(options: Options, models: OpenModels, data: Labelled) -> dic
 def run_validation(options: Options) -> dict:
     """Compare every candidate with the reference; returns the report document (JSON-safe)."""
     check_options(options)
-    data_source = options.data or default_data()
+    data_source, masks_folder = (options.data, None) if options.data else default_data(options.reference)
+    masks_folder = options.masks or masks_folder
     items, label_source = list_labelled(data_source, options.labels)
     if options.limit:
         items = items[:options.limit]
     if not items:
         raise UserError(f"no images (jpg, png, webp, bmp) found in {str(data_source)!r}")
+    masks = MaskSet(masks_folder, [item.path for item in items]) if masks_folder is not None else None
+    if options.gates.max_miou_drop is not None and masks is None:
+        raise UserError("--max-miou-drop needs label masks: pass --masks DIR (one PNG per image, pixel value = "
+                        "class index)")
     with open_models(options.reference, options.candidates, options.preprocess, threads=options.threads) as models:
         data = label_items(items, models.class_names)
         if options.gates.max_acc_drop is not None and not (data.labels >= 0).any():
             raise UserError("--max-acc-drop needs labelled images: an ImageFolder layout (one folder per class) "
                             "or --labels FILE")
         result = compare(models.reference, models.candidates, data, models.model_input.preprocessor,
-                         options.batch, options.progress)
+                         options.batch, options.progress, masks=masks, class_names=models.class_names)
         latency = measure_latency(options, models, data)
     notes: list[str] = []
     layers = {}
@@ -131,7 +142,8 @@ def run_validation(options: Options) -> dict:
         precision = model_precision(name, models.protos.get(name))
         layers[name] = attribute(options, name, models, data, notes) if needs_layer_attribution(precision) else None
     overlap = calibration_overlap(items, options.calib, options.candidates)
-    return assemble(options, models, data, data_source, label_source, result, layers, latency, overlap, notes)
+    return assemble(options, models, data, data_source, label_source, result, layers, latency, overlap, notes,
+                    masks_folder)
 
 
 def write_report(document: dict, outdir: str | Path) -> dict[str, Path]:

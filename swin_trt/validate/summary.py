@@ -50,9 +50,38 @@ def _outputs(label: str, outputs: list[dict]) -> list[str]:
     lines = [f"{label}: per output"]
     for o in outputs:
         agreement = "" if o.get("top1_agreement") is None else f"  argmax agreement {_pct(o['top1_agreement'])}"
+        if o.get("miou_agreement") is not None:
+            agreement = f"  pixel agreement {_pct(o['pixel_agreement'])}, mIoU agreement {_pct(o['miou_agreement'])}"
         lines.append(f"  {o['name']} {o['kind']} {'x'.join(map(str, o['shape']))}: SNR {_db(o['snr_db'])} dB, "
                      f"cosine {o['cosine']:.6f}, max abs {o['max_abs_err']:.2e}{agreement}")
     return lines
+
+
+def is_segmentation(document: dict) -> bool:
+    """The models' first output is a class map: the report has a segmentation section."""
+    outputs = document["reference_metrics"].get("outputs") or []
+    return bool(outputs) and outputs[0]["kind"] == "class_map"
+
+
+def _segmentation(document: dict, labels: dict) -> list[str]:
+    """One row per model: pixel and mIoU agreement with the reference; mIoU and pixel accuracy with masks."""
+    if not is_segmentation(document):
+        return []
+    reference, masks = document["reference_metrics"], document["dataset"].get("masks")
+    truth = masks is not None and reference.get("miou") is not None
+    head = ["segmentation", "pixel agr", "mIoU agr"] + (["mIoU (chg)", "pixel acc (chg)"] if truth else [])
+    rows = [head]
+    if truth:
+        rows.append(["reference", "", "", _pct(reference["miou"]), _pct(reference["pixel_accuracy"])])
+    for c in document["candidates"]:
+        row = [labels[c["name"]], _pct(c.get("pixel_agreement")), _pct(c.get("miou_agreement"))]
+        if truth:
+            row += [_pct(c.get("miou"), c.get("miou_change")),
+                    _pct(c.get("pixel_accuracy"), c.get("pixel_accuracy_change"))]
+        rows.append(row)
+    source = (f"label masks from {masks['folder']}, {masks['labelled_pixels']} labelled pixels" if truth else
+              "no label masks (--masks DIR adds the true mIoU)")
+    return [f"class maps, argmax per pixel ({source}):"] + _table(rows)
 
 
 def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
@@ -77,6 +106,7 @@ def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
     if dataset.get("calibration_overlap"):
         lines.append(f"calibration overlap: {calibration_overlap_text(dataset['calibration_overlap'])}")
     lines += _table(rows)
+    lines += _segmentation(document, labels)
     for c in document["candidates"]:
         lines += _outputs(labels[c["name"]], c.get("outputs") or [])
     for c in document["candidates"]:

@@ -1,9 +1,10 @@
-"""Low-latency classification of images, video files, cameras and streams (``swin-trt infer``).
+"""Low-latency classification and segmentation of images, video files, cameras and streams (``swin-trt infer``).
 
 One job per module: ``sources`` opens anything into frames; ``inference_loop`` overlaps decoding/preprocessing
 (worker thread) with inference; ``model`` pairs a backend with its sidecar preprocessing and class names;
-``classes`` labels and softmax top-k; ``stats`` counters and latency percentiles; ``annotate`` and
-``codecs`` write the annotated video; ``synth`` makes test videos from real photos.
+``classes`` labels, softmax top-k and class shares of a class map; ``stats`` counters and latency
+percentiles; ``annotate`` and ``codecs`` write the annotated video (labels, class-map overlays); ``synth``
+makes test videos from real photos.
 """
 
 from .inference_loop import Pipeline, PipelineOptions, Prediction

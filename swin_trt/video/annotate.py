@@ -1,13 +1,63 @@
-"""Annotated video output: each frame with its top-1 label and score, encoded with PyAV."""
+"""Annotated video output, encoded with PyAV: each frame with its top-1 label and score, or for a
+segmentation model its class map blended over the frame in a fixed palette, with the largest classes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import av
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .codecs import add_video_stream
+
+# Class i is drawn in PALETTE[i] (matplotlib's tab10, then tab20's light tones): the same colour in every frame
+# and every video. Classes beyond 20 take PASCAL VOC's bit-interleaved colours.
+PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120),
+           (152, 223, 138), (255, 152, 150), (197, 176, 213), (196, 156, 148), (247, 182, 210), (199, 199, 199),
+           (219, 219, 141), (158, 218, 229))
+OVERLAY_ALPHA = 0.5  # how much of a pixel's colour is its class's
+
+
+def _voc_colour(index: int) -> tuple[int, int, int]:
+    r = g = b = 0
+    for bit in range(8):
+        r |= ((index >> 0) & 1) << (7 - bit)
+        g |= ((index >> 1) & 1) << (7 - bit)
+        b |= ((index >> 2) & 1) << (7 - bit)
+        index >>= 3
+    return r, g, b
+
+
+def palette(classes: int) -> np.ndarray:
+    """``(classes, 3)`` uint8: the colour of each class."""
+    colours = [PALETTE[i] if i < len(PALETTE) else _voc_colour(i) for i in range(classes)]
+    return np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
+
+
+def overlay_class_map(image: Image.Image, class_map: np.ndarray, box=None, alpha: float = OVERLAY_ALPHA,
+                      classes: int | None = None) -> Image.Image:
+    """``image`` with ``class_map`` ((H, W) class indices) blended over ``box`` (left, top, right, bottom: the part
+    of the image the model saw; default the whole image), each class in its palette colour."""
+    image = image.convert("RGB")
+    left, top, right, bottom = box or (0, 0, image.width, image.height)
+    left, top, right, bottom = round(left), round(top), round(right), round(bottom)
+    colours = palette(max(int(class_map.max()) + 1, classes or 0))
+    painted = Image.fromarray(colours[class_map]).resize((right - left, bottom - top), Image.Resampling.NEAREST)
+    region = image.crop((left, top, right, bottom))
+    image.paste(Image.blend(region, painted, alpha), (left, top))
+    return image
+
+
+def class_map_frame(prediction, labels: list[str], box=None, shown: int = 3):
+    """A segmentation prediction drawn: its frame with the class map blended over ``box``, and the legend of
+    its ``shown`` largest classes (colour, "name share") for :meth:`AnnotatedVideoWriter.write`."""
+    colours = palette(len(labels))
+    frame = overlay_class_map(prediction.image, prediction.class_map, box, classes=len(labels))
+    legend = [(colours[labels.index(name)], f"{name} {share:.0%}")
+              for name, share in zip(prediction.classes[:shown], prediction.scores[:shown])]
+    return frame, legend
 
 
 def _font(height: int):
@@ -20,13 +70,31 @@ def _font(height: int):
 
 def draw_label(image: Image.Image, text: str, font=None) -> Image.Image:
     """A copy of ``image`` with ``text`` on a dark box in the top-left corner."""
+    return draw_legend(image, [(None, text)], font)
+
+
+def draw_legend(image: Image.Image, entries, font=None) -> Image.Image:
+    """A copy of ``image`` with ``entries`` ((RGB colour or None, text) pairs) on one line on a dark box in
+    the top-left corner, each text after a square of its colour: the legend of a class-map overlay."""
     image = image.copy()
     draw = ImageDraw.Draw(image)
     font = font or _font(image.height)
     margin = max(2, image.height // 60)
-    left, top, right, bottom = draw.textbbox((margin, margin), text, font=font)
-    draw.rectangle((0, 0, right + margin, bottom + margin), fill=(0, 0, 0))
-    draw.text((margin, margin), text, fill=(255, 255, 255), font=font)
+    _, top, _, bottom = draw.textbbox((margin, margin), "Ag", font=font)
+    side = bottom - top
+    placed, x = [], margin
+    for colour, text in entries:
+        swatch = x if colour is not None else None
+        x += side + margin // 2 if colour is not None else 0
+        placed.append((swatch, colour, x, text))
+        x = draw.textbbox((x, margin), text, font=font)[2] + 2 * margin
+    right = max(x - margin, margin)
+    bottom = max(bottom, *(draw.textbbox((t[2], margin), t[3], font=font)[3] for t in placed))
+    draw.rectangle((0, 0, right, bottom + margin), fill=(0, 0, 0))
+    for swatch, colour, left, text in placed:
+        if swatch is not None:
+            draw.rectangle((swatch, top, swatch + side, top + side), fill=tuple(int(c) for c in colour))
+        draw.text((left, margin), text, fill=(255, 255, 255), font=font)
     return image
 
 
@@ -46,13 +114,15 @@ class AnnotatedVideoWriter:
         self.stream = add_video_stream(self.container, width, height, self.fps)
         self.font = _font(height)
 
-    def write(self, image: Image.Image, text: str) -> None:
+    def write(self, image: Image.Image, text: str, legend=None) -> None:
+        """One frame with ``text``, or with ``legend`` ((colour, text) pairs, :func:`draw_legend`) instead."""
         if self.container is None:
             self._open(image)
         size = (self.stream.width, self.stream.height)
         if image.size != size:
             image = image.resize(size, Image.Resampling.BILINEAR)
-        frame = av.VideoFrame.from_image(draw_label(image, text, self.font))
+        labelled = draw_legend(image, legend, self.font) if legend else draw_label(image, text, self.font)
+        frame = av.VideoFrame.from_image(labelled)
         frame.pts = self.count
         frame.time_base = self.stream.codec_context.time_base
         self.container.mux(self.stream.encode(frame))

@@ -1,4 +1,5 @@
-"""Class names and scores: label files, default names, softmax top-k over a batch of logits."""
+"""Class names and scores: label files, default names, softmax top-k over a batch of logits, and the share
+of a frame's pixels each class takes in a class map."""
 
 from __future__ import annotations
 
@@ -35,3 +36,8 @@ def top_k(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, logits.shape[1])
     best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return best, np.take_along_axis(probs, best, axis=1)
+
+
+def class_shares(class_map: np.ndarray, classes: int) -> np.ndarray:
+    """The share of the pixels of one ``(H, W)`` class map that each of ``classes`` classes takes (sums to 1)."""
+    return np.bincount(class_map.ravel(), minlength=classes)[:classes] / class_map.size

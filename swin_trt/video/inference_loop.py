@@ -6,6 +6,10 @@ however long the stream. With ``realtime`` the producer never waits for the mode
 discards the oldest frame (counted in ``dropped``), so latency stays bounded instead of growing; video files
 are then decoded at their own frame rate, as a camera would deliver them.
 
+A classifier's frame gets its top-k classes and softmax scores; a segmentation model's (its first output a
+class map ``(B, classes, H, W)``) gets the share of the frame's pixels each class takes (``histogram``), its
+top-k classes by that share, and, for drawing, the class map itself.
+
 A remote backend (a Triton server) answers later than it is asked: the consumer keeps up to
 ``backend.max_in_flight(batch)`` batches on their way and writes their predictions in order as they come back,
 so one client keeps the server busy. If the server goes away, the run stops there and keeps what it predicted.
@@ -26,7 +30,8 @@ from PIL import Image
 from ..backends.base import Backend, BackendUnavailable
 from ..data.preprocess import Preprocessor
 from ..errors import UserError
-from .classes import default_labels, top_k
+from ..validate.segmentation import class_maps
+from .classes import class_shares, default_labels, top_k
 from .sources import Frame, Source
 from .stats import RunStats
 
@@ -50,17 +55,29 @@ class Prediction:
     timestamp: float | None
     name: str | None
     classes: list[str]
-    scores: list[float]
+    scores: list[float]  # per class listed: softmax score (classifier) or share of the pixels (segmentation)
     latency_ms: float
     image: Image.Image | None = None
+    histogram: dict[str, float] | None = None  # segmentation: pixel share of every class present, largest first
+    class_map: np.ndarray | None = None  # segmentation, when images are kept: (H, W) class index per pixel
 
     def to_json(self) -> dict:
         record = {"index": self.index, "timestamp": self.timestamp}
         if self.name is not None:
             record["name"] = self.name
-        record.update(classes=self.classes, scores=[round(s, 6) for s in self.scores],
-                      latency_ms=round(self.latency_ms, 3))
+        if self.histogram is None:
+            record.update(classes=self.classes, scores=[round(s, 6) for s in self.scores])
+        else:
+            record.update(classes=self.classes, shares=[round(s, 6) for s in self.scores],
+                          histogram={name: round(share, 6) for name, share in self.histogram.items()})
+        record["latency_ms"] = round(self.latency_ms, 3)
         return record
+
+    def caption(self) -> str:
+        """What an annotated frame says: the top class and its score, or the largest classes' shares."""
+        if self.histogram is None:
+            return f"{self.classes[0]} {self.scores[0]:.2f}"
+        return "  ".join(f"{name} {share:.0%}" for name, share in zip(self.classes[:3], self.scores[:3]))
 
 
 @dataclass
@@ -216,26 +233,42 @@ class Pipeline:
     def _finish(self, items: list[_Item], future, on_prediction) -> None:
         """Wait for one batch's outputs (infer time: the time spent waiting) and hand on its predictions."""
         waited = time.perf_counter()
-        logits = future.result()[0]
+        scores = future.result()[0]
         done = time.perf_counter()
         self.stats.infer_s += done - waited
-        labels = self._labels_for(logits)
-        best, scores = top_k(logits, self.options.topk)
-        for item, classes, probs in zip(items, best.tolist(), scores.tolist()):
+        labels = self._labels_for(scores)
+        for item, prediction in zip(items, self._predictions(scores, labels)):
             latency = done - item.frame.decoded_at
             self.stats.latency.add(latency)
             self.stats.frames += 1
             frame = item.frame
-            on_prediction(Prediction(frame.index, frame.timestamp, frame.name, [labels[c] for c in classes],
-                                     probs, latency * 1000, frame.image))
+            prediction.update(index=frame.index, timestamp=frame.timestamp, name=frame.name,
+                              latency_ms=latency * 1000, image=frame.image)
+            on_prediction(Prediction(**prediction))
 
-    def _labels_for(self, logits: np.ndarray) -> list[str]:
-        if logits.ndim != 2:
-            raise UserError(f"the model's first output has shape {list(logits.shape)}, not (batch, classes): "
-                            f"infer needs a classifier (export without --features)")
+    def _predictions(self, scores: np.ndarray, labels: list[str]):
+        """Per image: top-k of the logits, or of the pixel shares of a class map (with the map, to draw)."""
+        if scores.ndim == 2:
+            best, probs = top_k(scores, self.options.topk)
+            for classes, values in zip(best.tolist(), probs.tolist()):
+                yield {"classes": [labels[c] for c in classes], "scores": values}
+            return
+        for class_map in class_maps(scores):
+            shares = class_shares(class_map, len(labels))
+            order = [int(c) for c in np.argsort(-shares, kind="stable") if shares[c] > 0]
+            yield {"classes": [labels[c] for c in order[:self.options.topk]],
+                   "scores": [float(shares[c]) for c in order[:self.options.topk]],
+                   "histogram": {labels[c]: float(shares[c]) for c in order},
+                   "class_map": class_map if self.options.keep_images else None}
+
+    def _labels_for(self, scores: np.ndarray) -> list[str]:
+        if scores.ndim not in (2, 4):
+            raise UserError(f"the model's first output has shape {list(scores.shape)}, neither (batch, classes) nor "
+                            f"a class map (batch, classes, H, W): infer needs a classifier or a segmentation model "
+                            f"(export without --features)")
         if self.labels is None:
-            self.labels = default_labels(logits.shape[1])
-        if len(self.labels) != logits.shape[1]:
-            raise UserError(f"{len(self.labels)} labels for a model with {logits.shape[1]} classes: "
+            self.labels = default_labels(scores.shape[1])
+        if len(self.labels) != scores.shape[1]:
+            raise UserError(f"{len(self.labels)} labels for a model with {scores.shape[1]} classes: "
                             f"pass a --labels file with one name per class")
         return self.labels

@@ -30,7 +30,8 @@ def _num_classes(ref: ModelRef, backend: Backend) -> int | None:
 def load_classifier(model: str, kind: str = "auto", labels_file: str | Path | None = None,
                     preprocess: PreprocessOptions | None = None, note=note_on_stderr,
                     **backend_options) -> Classifier:
-    """Open ``model`` (.onnx, .engine or ``torch:<arch>[:<checkpoint>]``) for classification.
+    """Open ``model`` (.onnx, .engine or ``torch:<arch>[:<checkpoint>]``) for classification or segmentation
+    (a class-map output: :mod:`.inference_loop` tells them apart by the output's shape).
 
     Preprocessing: the flags in ``preprocess``, else the model's sidecar, else the ImageNet defaults (said
     once through ``note``). Class names: ``labels_file`` if given, else the model's own, else ``class_<i>``.
@@ -42,10 +43,11 @@ def load_classifier(model: str, kind: str = "auto", labels_file: str | Path | No
                         f"ort an .onnx, trt a TensorRT .engine (or use --backend auto)")
     if ref.is_file and not ref.path.is_file():
         raise UserError(f"model {model!r} does not exist: pass an .onnx, a TensorRT .engine or torch:<arch>")
-    if (ref.sidecar() or {}).get("features"):
-        raise UserError(f"model {model!r} outputs feature maps: infer needs a classifier "
-                        f"(export without --features)")
     model_input = resolve_input(ref, preprocess, note=note)
+    ranks = model_input.io.output_ranks if model_input.io else ()
+    if (ref.sidecar() or {}).get("features") or (len(ranks) > 1 and min(ranks) >= 3):
+        raise UserError(f"model {model!r} outputs feature maps: infer needs a classifier or a segmentation model "
+                        f"(export without --features)")
     if ref.kind == "torch":
         backend_options = {"img_size": model_input.preprocessor.crop, **backend_options}
     backend = open_backend(model, kind, **backend_options)
