@@ -79,6 +79,8 @@ def test_cmake_builds_cuda_targets_and_ctest_passes(native_build):
     ctest = _run([CTEST or "ctest", "--output-on-failure"], cwd=native_build.folder)
     assert ctest.returncode == 0, f"ctest failed:\n{ctest.stdout}\n{ctest.stderr}"
     assert "swin_trt_index_test" in ctest.stdout
+    if TENSORRT_ROOT:  # the plugin objects themselves, enqueue included, on the emulated kernels
+        assert "swin_trt_plugin_host_test" in ctest.stdout and "swin_trt_plugin_emulated_test" in ctest.stdout
 
 
 @pytest.mark.skipif(NVCC is not None, reason="with nvcc, test_cmake_builds_cuda_targets_and_ctest_passes runs ctest")
@@ -202,6 +204,38 @@ def test_emulated_attention_matches_reference(emulated, case, dtype, bias_dtype)
                                         grid_h, grid_w, scale)
     error = np.abs(out.astype(np.float32) - expect).max() / np.abs(expect).max()
     assert error <= (2e-3 if dtype == np.float16 else 1e-5), f"relative error {error:.3g}"
+
+
+ANY_SIZE_MAPS = [(14, 21), (10, 13), (7, 7), (16, 9), (5, 3), (28, 35)]  # padded, unpadded, one window, smaller
+
+
+@pytest.mark.parametrize("pad_first", [True, False])
+def test_emulated_ops_of_one_node_at_every_size(emulated, pad_first):
+    """One node of a graph of any size (window 7, shift 3) run at several map sizes, as one engine runs across
+    its optimization profile: partition and reverse with H, W of the run, attention on the run's padded grid
+    (the feature map rounded up to the window); each against the reference at that size."""
+    window, shift, heads, head_dim = (7, 7), (3, 3), 2, 8
+    rng = np.random.default_rng(int(pad_first))
+    table = rng.standard_normal((169, heads)).astype(np.float32)
+    for height, width in ANY_SIZE_MAPS:
+        for dtype in (np.float32, np.float16, np.int8):
+            x = _random(rng, (2, height, width, 12), dtype)
+            windows = _emu_partition(emulated, x, window, shift, pad_first)
+            np.testing.assert_array_equal(windows, reference.window_partition(x, window, shift, pad_first))
+            np.testing.assert_array_equal(_emu_reverse(emulated, windows, window, shift, pad_first, height, width), x)
+        grid = reference.padded_size(height, width, window)
+        rows = 2 * reference.num_windows(height, width, window)
+        for dtype in (np.float32, np.float16):
+            qkv = rng.standard_normal((rows, 49, 3 * heads * head_dim)).astype(dtype)
+            out = np.full((rows, 49, heads * head_dim), np.nan, dtype=dtype)
+            status = emulated.swin_trt_window_attention(_ptr(qkv), _CODES[qkv.dtype], _ptr(table), 0, _ptr(out), rows,
+                                                        heads, head_dim, *window, *shift, *grid, head_dim ** -0.5,
+                                                        None)
+            plugin_library.check_status(emulated, status, "attention")
+            expect = reference.window_attention(qkv.astype(np.float32), table, heads, window, shift, *grid,
+                                                head_dim ** -0.5)
+            error = np.abs(out.astype(np.float32) - expect).max() / np.abs(expect).max()
+            assert error <= (2e-3 if dtype == np.float16 else 1e-5), (height, width, dtype, error)
 
 
 def test_emulated_capi_reports_bad_arguments(emulated):

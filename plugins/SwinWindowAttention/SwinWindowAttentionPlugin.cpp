@@ -41,24 +41,41 @@ nvinfer1::IPluginV3* SwinWindowAttentionPlugin::clone() noexcept
         [&] { return new SwinWindowAttentionPlugin(mNumHeads, mWindow, mShift, mHeight, mWidth, mScale); });
 }
 
+std::string SwinWindowAttentionPlugin::describeInputs() const
+{
+    if (numInputs() == 3)
+    {
+        return "3 inputs (qkv, bias_table, feature_map: a shifted node without height/width takes its grid from "
+               "the feature map)";
+    }
+    return "2 inputs (qkv, bias_table: a shifted node with height/width takes its grid from them, an unshifted "
+           "node needs none)";
+}
+
 int32_t SwinWindowAttentionPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
     nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
     int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
 {
     return guarded("getOutputShapes", -1, [&]() -> int32_t {
-        if (inputs == nullptr || outputs == nullptr || nbInputs != 2 || nbOutputs != 1)
+        if (inputs == nullptr || outputs == nullptr || nbInputs != numInputs() || nbOutputs != 1)
         {
-            return fail("expects 2 inputs (qkv, bias_table) and 1 output");
+            return fail("expects " + describeInputs() + " and 1 output, got " + std::to_string(nbInputs)
+                + " input(s)");
         }
         nvinfer1::DimsExprs const& qkv = inputs[0];
         if (qkv.nbDims != 3)
         {
             return fail("input 'qkv' must be 3-D (B * nW, N, 3C), got " + std::to_string(qkv.nbDims) + "-D");
         }
-        if (qkv.d[1]->isConstant() && qkv.d[1]->getConstantValue() != mGeometry.N)
+        if (nbInputs == 3 && inputs[2].nbDims != 4)
+        {
+            return fail("input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(inputs[2].nbDims) + "-D");
+        }
+        int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+        if (qkv.d[1]->isConstant() && qkv.d[1]->getConstantValue() != tokens)
         {
             return fail("dim 1 of input 'qkv' is " + std::to_string(qkv.d[1]->getConstantValue())
-                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(mGeometry.N));
+                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(tokens));
         }
         outputs[0].nbDims = 3;
         outputs[0].d[0] = qkv.d[0];
@@ -85,28 +102,48 @@ int32_t SwinWindowAttentionPlugin::getOutputShapes(nvinfer1::DimsExprs const* in
 bool SwinWindowAttentionPlugin::supportsFormatCombination(
     int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
-    if (inOut == nullptr || nbInputs != 2 || nbOutputs != 1 || pos < 0 || pos > 2)
+    if (inOut == nullptr || nbInputs != numInputs() || nbOutputs != 1 || pos < 0 || pos > nbInputs)
     {
         return false;
     }
     nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
+    if (pos == 2 && nbInputs == 3)
+    {
+        return isFeatureMapFormat(desc); // dims only: float or int8, whatever qkv's type
+    }
     if (desc.format != nvinfer1::TensorFormat::kLINEAR)
     {
         return false;
     }
-    if (pos == 2)
+    if (pos == nbInputs)
     {
         return desc.type == inOut[0].desc.type;
     }
     return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
 }
 
-std::string SwinWindowAttentionPlugin::checkQkv(nvinfer1::Dims const& qkv) const
+AttentionGeometry SwinWindowAttentionPlugin::geometry(nvinfer1::Dims const* dims, int32_t nbInputs) const
 {
-    if (qkv.nbDims != 3 || qkv.d[1] != mGeometry.N || qkv.d[2] < 1)
+    if (mHeight > 0)
     {
-        return "input 'qkv' must be (B * nW, N, 3C) with static N = " + std::to_string(mGeometry.N)
-            + " and static 3C";
+        return mGeometry;
+    }
+    if (nbInputs == 3)
+    {
+        WindowGeometry const g = makeWindowGeometry(static_cast<int32_t>(dims[2].d[1]),
+            static_cast<int32_t>(dims[2].d[2]), mWindow[0], mWindow[1], 0, 0, 1);
+        return makeAttentionGeometry(g.Hp, g.Wp, mWindow[0], mWindow[1], mShift[0], mShift[1]);
+    }
+    return makeAttentionGeometry(mWindow[0], mWindow[1], mWindow[0], mWindow[1], mShift[0], mShift[1]);
+}
+
+std::string SwinWindowAttentionPlugin::checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const
+{
+    nvinfer1::Dims const& qkv = dims[0];
+    int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+    if (qkv.nbDims != 3 || qkv.d[1] != tokens || qkv.d[2] < 1)
+    {
+        return "input 'qkv' must be (B * nW, N, 3C) with static N = " + std::to_string(tokens) + " and static 3C";
     }
     if (qkv.d[2] % (3 * static_cast<int64_t>(mNumHeads)) != 0)
     {
@@ -114,16 +151,47 @@ std::string SwinWindowAttentionPlugin::checkQkv(nvinfer1::Dims const& qkv) const
             + std::to_string(3 * mNumHeads);
     }
     int64_t const headDim = qkv.d[2] / (3 * static_cast<int64_t>(mNumHeads));
-    if (char const* why = checkWindowAttentionSupport(mGeometry.N, headDim > INT32_MAX ? -1 : static_cast<int32_t>(headDim)))
+    if (char const* why = checkWindowAttentionSupport(static_cast<int32_t>(tokens), headDim > INT32_MAX ? -1 : static_cast<int32_t>(headDim)))
     {
-        return std::string(why) + " (N = " + std::to_string(mGeometry.N) + ", head_dim = " + std::to_string(headDim)
-            + ")";
+        return std::string(why) + " (N = " + std::to_string(tokens) + ", head_dim = " + std::to_string(headDim) + ")";
+    }
+    nvinfer1::Dims const& bias = dims[1];
+    int32_t const tableRows = biasTableSize(mWindow[0], mWindow[1]);
+    if (bias.nbDims != 2 || (bias.d[0] >= 0 && bias.d[0] != tableRows) || (bias.d[1] >= 0 && bias.d[1] != mNumHeads))
+    {
+        return "input 'bias_table' must be ((2*wh-1)*(2*ww-1), num_heads) = (" + std::to_string(tableRows) + ", "
+            + std::to_string(mNumHeads) + ")";
+    }
+    if (nbInputs == 3)
+    {
+        nvinfer1::Dims const& map = dims[2];
+        if (map.nbDims != 4)
+        {
+            return "input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(map.nbDims) + "-D";
+        }
+        if (map.d[1] < 0 || map.d[2] < 0)
+        {
+            return {}; // not known yet
+        }
+        if (char const* why = checkWindowGeometry(map.d[1], map.d[2], mWindow[0], mWindow[1]))
+        {
+            return "input 'feature_map' is " + std::to_string(map.d[1]) + " x " + std::to_string(map.d[2])
+                + " with window_size " + formatPair(mWindow) + ": " + why;
+        }
     }
     // The mask of row r is that of window r % nW: only whole images (a multiple of nW rows) are masked right.
-    if (qkv.d[0] >= 0 && qkv.d[0] % mGeometry.nW != 0)
+    AttentionGeometry const g = geometry(dims, nbInputs);
+    if (nbInputs == 3 && qkv.d[0] >= 0 && dims[2].d[0] >= 0 && qkv.d[0] != dims[2].d[0] * g.nW)
+    {
+        return "dim 0 of input 'qkv' (" + std::to_string(qkv.d[0]) + ") is not B * nW = "
+            + std::to_string(dims[2].d[0]) + " * " + std::to_string(g.nW) + " for the " + std::to_string(dims[2].d[1])
+            + "x" + std::to_string(dims[2].d[2]) + " feature map (grid " + std::to_string(g.Hp) + "x"
+            + std::to_string(g.Wp) + ")";
+    }
+    if (qkv.d[0] >= 0 && qkv.d[0] % g.nW != 0)
     {
         return "dim 0 of input 'qkv' (" + std::to_string(qkv.d[0]) + ") is not a multiple of the "
-            + std::to_string(mGeometry.nW) + " windows of the " + std::to_string(mHeight) + "x" + std::to_string(mWidth)
+            + std::to_string(g.nW) + " windows of the " + std::to_string(g.Hp) + "x" + std::to_string(g.Wp)
             + " grid: the batch must hold whole images";
     }
     return {};
@@ -133,22 +201,30 @@ int32_t SwinWindowAttentionPlugin::configurePlugin(nvinfer1::DynamicPluginTensor
     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
     return guarded("configurePlugin", -1, [&]() -> int32_t {
-        if (in == nullptr || out == nullptr || nbInputs != 2 || nbOutputs != 1)
+        if (in == nullptr || out == nullptr || nbInputs != numInputs() || nbOutputs != 1)
         {
-            return fail("expects 2 inputs (qkv, bias_table) and 1 output");
+            return fail("expects " + describeInputs() + " and 1 output, got " + std::to_string(nbInputs)
+                + " input(s)");
         }
-        std::string const why = checkQkv(in[0].desc.dims);
-        if (!why.empty())
+        // The build-time dims (-1 where dynamic), then both ends of the optimization profile. The ends bound each
+        // dim on its own, so whether dim 0 holds whole images is left to the run (-1 there).
+        char const* const which[] = {"", "the profile's minimum: ", "the profile's maximum: "};
+        for (int32_t k = 0; k < 3; ++k)
         {
-            return fail(why);
-        }
-        nvinfer1::Dims const& bias = in[1].desc.dims;
-        int32_t const tableRows = biasTableSize(mWindow[0], mWindow[1]);
-        if (bias.nbDims != 2 || (bias.d[0] >= 0 && bias.d[0] != tableRows)
-            || (bias.d[1] >= 0 && bias.d[1] != mNumHeads))
-        {
-            return fail("input 'bias_table' must be ((2*wh-1)*(2*ww-1), num_heads) = (" + std::to_string(tableRows)
-                + ", " + std::to_string(mNumHeads) + ")");
+            nvinfer1::Dims dims[3];
+            for (int32_t i = 0; i < nbInputs; ++i)
+            {
+                dims[i] = k == 0 ? in[i].desc.dims : (k == 1 ? in[i].min : in[i].max);
+                if (k > 0 && dims[i].nbDims > 0)
+                {
+                    dims[i].d[0] = -1;
+                }
+            }
+            std::string const why = checkInputs(dims, nbInputs);
+            if (!why.empty())
+            {
+                return fail(which[k] + why);
+            }
         }
         if (out[0].desc.type != in[0].desc.type)
         {
@@ -167,7 +243,12 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
         {
             return fail("enqueue: null descriptors or buffers");
         }
-        nvinfer1::Dims const& d = inputDesc[0].dims;
+        int32_t const nbInputs = numInputs(); // TensorRT runs the node it configured
+        nvinfer1::Dims dims[3];
+        for (int32_t i = 0; i < nbInputs; ++i)
+        {
+            dims[i] = inputDesc[i].dims;
+        }
         DType qkvType;
         DType biasType;
         if (!toKernelType(inputDesc[0].type, qkvType) || !toKernelType(inputDesc[1].type, biasType)
@@ -176,22 +257,34 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
             return fail(std::string("enqueue: unsupported types qkv ") + typeName(inputDesc[0].type)
                 + ", bias_table " + typeName(inputDesc[1].type) + " (need float32 or float16)");
         }
-        std::string why = checkQkv(d);
-        if (why.empty() && (d.d[0] < 0 || d.d[0] > INT32_MAX))
+        std::string why;
+        for (int32_t i = 0; why.empty() && i < nbInputs; ++i)
         {
-            why = "dim 0 of input 'qkv' out of range";
+            for (int32_t k = 0; k < dims[i].nbDims; ++k)
+            {
+                if (dims[i].d[k] < 0 || dims[i].d[k] > INT32_MAX)
+                {
+                    why = "dimension " + std::to_string(k) + " of input " + std::to_string(i) + " ("
+                        + std::to_string(dims[i].d[k]) + ") out of range";
+                }
+            }
+        }
+        if (why.empty())
+        {
+            why = checkInputs(dims, nbInputs);
         }
         if (!why.empty())
         {
             return fail("enqueue: " + why);
         }
-        int32_t const headDim = static_cast<int32_t>(d.d[2] / (3 * static_cast<int64_t>(mNumHeads)));
+        AttentionGeometry const g = geometry(dims, nbInputs);
+        int32_t const headDim = static_cast<int32_t>(dims[0].d[2] / (3 * static_cast<int64_t>(mNumHeads)));
         cudaError_t const status = windowAttention(inputs[0], qkvType, inputs[1], biasType, outputs[0],
-            static_cast<int32_t>(d.d[0]), mNumHeads, headDim, mWindow[0], mWindow[1], mShift[0], mShift[1],
-            mHeight, mWidth, mScale, stream);
+            static_cast<int32_t>(dims[0].d[0]), mNumHeads, headDim, mWindow[0], mWindow[1], mShift[0], mShift[1],
+            g.Hp, g.Wp, mScale, stream);
         if (status != cudaSuccess)
         {
-            return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
+            return fail("kernel launch failed: " + cudaErrorText(status));
         }
         return 0;
     });
@@ -222,7 +315,7 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
         int32_t width = 0;
         float scale = 0.0F;
         if (!reader.int1("num_heads", numHeads) || !readWindowShift(reader, window, shift)
-            || !reader.int1("height", height) || !reader.int1("width", width) || !reader.float1("scale", scale))
+            || !readOptionalSize(reader, height, width) || !reader.float1("scale", scale))
         {
             return nullptr;
         }
@@ -231,7 +324,9 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
             reader.error("attribute 'num_heads' = " + std::to_string(numHeads) + " out of range: must be in [1, 65535]");
             return nullptr;
         }
-        char const* why = checkWindowGeometry(height, width, window[0], window[1]);
+        // Without height/width the grid comes from the feature map (checked per run), or is not needed (no shift).
+        char const* why = checkWindowGeometry(height > 0 ? height : window[0], width > 0 ? width : window[1],
+            window[0], window[1]);
         if (why == nullptr && (height % window[0] != 0 || width % window[1] != 0))
         {
             why = "they are the padded grid, positive multiples of window_size";

@@ -134,61 +134,9 @@ void testAttention(AttnCase const& c)
         }
     }
 
-    // Double-precision reference from the brute-force index model.
-    std::vector<int32_t> const regions = brute::maskRegions(c.Hp, c.Wp, c.wh, c.ww, c.sh, c.sw);
-    std::vector<int32_t> const rpi = brute::relativePositionIndex(c.wh, c.ww);
-    bool const masked = c.sh != 0 || c.sw != 0;
-    double maxErr = 0.0;
-    double maxRef = 0.0;
-    std::vector<double> logits(N);
-    for (int32_t r = 0; r < rows; ++r)
-    {
-        int32_t const w = r % nW;
-        for (int32_t h = 0; h < c.numHeads; ++h)
-        {
-            for (int32_t i = 0; i < N; ++i)
-            {
-                float const* q = &qkv[(static_cast<size_t>(r) * N + i) * 3 * C + h * c.headDim];
-                double mx = -1e300;
-                for (int32_t j = 0; j < N; ++j)
-                {
-                    float const* k = &qkv[(static_cast<size_t>(r) * N + j) * 3 * C + C + h * c.headDim];
-                    double dot = 0.0;
-                    for (int32_t d = 0; d < c.headDim; ++d)
-                    {
-                        dot += static_cast<double>(q[d]) * k[d];
-                    }
-                    double v = scale * dot + bias[static_cast<size_t>(rpi[static_cast<size_t>(i) * N + j]) * c.numHeads + h];
-                    if (masked && regions[static_cast<size_t>(w) * N + i] != regions[static_cast<size_t>(w) * N + j])
-                    {
-                        v += -100.0;
-                    }
-                    logits[j] = v;
-                    mx = v > mx ? v : mx;
-                }
-                double sum = 0.0;
-                for (int32_t j = 0; j < N; ++j)
-                {
-                    logits[j] = exp(logits[j] - mx);
-                    sum += logits[j];
-                }
-                for (int32_t d = 0; d < c.headDim; ++d)
-                {
-                    double o = 0.0;
-                    for (int32_t j = 0; j < N; ++j)
-                    {
-                        o += logits[j] * qkv[(static_cast<size_t>(r) * N + j) * 3 * C + 2 * C + h * c.headDim + d];
-                    }
-                    o /= sum;
-                    double const got = outF[(static_cast<size_t>(r) * N + i) * C + h * c.headDim + d];
-                    double const err = fabs(got - o);
-                    maxErr = (err > maxErr || err != err) ? err : maxErr;
-                    maxRef = fabs(o) > maxRef ? fabs(o) : maxRef;
-                }
-            }
-        }
-    }
-    double const rel = maxErr / (maxRef > 0 ? maxRef : 1.0);
+    std::vector<double> const expect
+        = brute::attention(qkv, bias, rows, c.numHeads, c.headDim, c.wh, c.ww, c.sh, c.sw, c.Hp, c.Wp, scale);
+    double const rel = brute::relativeError(outF, expect);
     double const tol = c.half ? 2e-3 : 1e-5;
     char msg[96];
     snprintf(msg, sizeof(msg), ": relative error %.3g > %.1g", rel, tol);

@@ -10,6 +10,8 @@
 // sizes whose window products overflow int32 are refused; attention refuses a batch of partial images.
 #include "NvInferRuntime.h"
 
+#include "plugin_test_support.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,7 @@
 // (The plugin library resolves operator new to this definition: the executable's symbol interposes.)
 namespace
 {
-bool gFailAllocations = false;
+using swin_test::gFailAllocations;
 int gFailedAllocations = 0;
 
 void* allocate(size_t size)
@@ -81,278 +83,10 @@ void operator delete[](void* p, size_t) noexcept
 }
 
 using namespace nvinfer1;
-
-extern "C" IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
-extern "C" void setLoggerFinder(ILoggerFinder* finder);
+using namespace swin_test;
 
 namespace
 {
-
-int gFailures = 0;
-int gChecks = 0;
-
-void check(bool ok, std::string const& what)
-{
-    ++gChecks;
-    if (!ok && ++gFailures <= 30)
-    {
-        fprintf(stderr, "FAIL: %s\n", what.c_str());
-    }
-}
-
-// ---- logger ------------------------------------------------------------------------------------------------
-class CaptureLogger : public ILogger
-{
-public:
-    void log(Severity severity, AsciiChar const* msg) noexcept override
-    {
-        if (severity <= Severity::kWARNING && !gFailAllocations) // (no memory: the message is dropped)
-        {
-            messages.emplace_back(msg);
-        }
-    }
-
-    bool saw(char const* needle) const
-    {
-        for (auto const& m : messages)
-        {
-            if (m.find(needle) != std::string::npos)
-            {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    std::vector<std::string> messages;
-};
-
-CaptureLogger gLogger;
-
-class Finder : public ILoggerFinder
-{
-public:
-    ILogger* findLogger() override
-    {
-        return &gLogger;
-    }
-};
-
-Finder gFinder;
-
-// ---- mock IExprBuilder: every expression carries its value for a concrete batch, and whether it is constant --
-class ExprImpl : public apiv::VDimensionExpr
-{
-public:
-    ExprImpl(bool constant, int64_t value)
-        : mConstant(constant)
-        , mValue(value)
-    {
-    }
-
-    bool isConstant() const override
-    {
-        return mConstant;
-    }
-
-    int64_t getConstantValue() const override
-    {
-        return mConstant ? mValue : -1;
-    }
-
-    bool isSizeTensor() const override
-    {
-        return false;
-    }
-
-    bool mConstant;
-    int64_t mValue;
-};
-
-class MockExpr : public IDimensionExpr
-{
-public:
-    MockExpr(bool constant, int64_t value)
-        : mImplObject(constant, value)
-    {
-        mImpl = &mImplObject;
-    }
-
-    ExprImpl mImplObject;
-};
-
-int64_t valueOf(IDimensionExpr const* e)
-{
-    return static_cast<MockExpr const*>(e)->mImplObject.mValue;
-}
-
-class BuilderImpl : public apiv::VExprBuilder
-{
-public:
-    IDimensionExpr const* make(bool constant, int64_t v)
-    {
-        pool.emplace_back(new MockExpr(constant, v));
-        return pool.back().get();
-    }
-
-    IDimensionExpr const* constant(int64_t value) override
-    {
-        return make(true, value);
-    }
-
-    IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& a, IDimensionExpr const& b) override
-    {
-        int64_t const x = valueOf(&a);
-        int64_t const y = valueOf(&b);
-        int64_t v = 0;
-        switch (op)
-        {
-        case DimensionOperation::kSUM: v = x + y; break;
-        case DimensionOperation::kPROD: v = x * y; break;
-        case DimensionOperation::kMAX: v = x > y ? x : y; break;
-        case DimensionOperation::kMIN: v = x < y ? x : y; break;
-        case DimensionOperation::kSUB: v = x - y; break;
-        case DimensionOperation::kEQUAL: v = x == y; break;
-        case DimensionOperation::kLESS: v = x < y; break;
-        case DimensionOperation::kFLOOR_DIV: v = x / y; break;
-        case DimensionOperation::kCEIL_DIV: v = (x + y - 1) / y; break;
-        }
-        return make(a.isConstant() && b.isConstant(), v);
-    }
-
-    IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override
-    {
-        return nullptr;
-    }
-
-    std::vector<std::unique_ptr<MockExpr>> pool;
-};
-
-class MockBuilder : public IExprBuilder
-{
-public:
-    MockBuilder()
-    {
-        mImpl = &mImplObject;
-    }
-
-    BuilderImpl mImplObject;
-};
-
-// ---- helpers -----------------------------------------------------------------------------------------------
-IPluginCreatorV3One* creator(char const* name)
-{
-    int32_t n = 0;
-    IPluginCreatorInterface* const* list = getCreators(n);
-    for (int32_t i = 0; i < n; ++i)
-    {
-        auto* c = static_cast<IPluginCreatorV3One*>(list[i]);
-        if (strcmp(c->getPluginName(), name) == 0)
-        {
-            return c;
-        }
-    }
-    return nullptr;
-}
-
-struct Fields
-{
-    std::vector<std::vector<int32_t>> ints;
-    std::vector<float> floats;
-    std::vector<PluginField> fields;
-    PluginFieldCollection fc{};
-
-    Fields()
-    {
-        ints.reserve(16);
-        floats.reserve(16);
-    }
-
-    Fields& i(char const* name, std::vector<int32_t> v)
-    {
-        ints.push_back(std::move(v));
-        fields.emplace_back(name, ints.back().data(), PluginFieldType::kINT32, static_cast<int32_t>(ints.back().size()));
-        return *this;
-    }
-
-    Fields& f(char const* name, float v)
-    {
-        floats.push_back(v);
-        fields.emplace_back(name, &floats.back(), PluginFieldType::kFLOAT32, 1);
-        return *this;
-    }
-
-    PluginFieldCollection const* get()
-    {
-        fc.nbFields = static_cast<int32_t>(fields.size());
-        fc.fields = fields.data();
-        return &fc;
-    }
-};
-
-IPluginV3OneBuild* build(IPluginV3* p)
-{
-    return static_cast<IPluginV3OneBuild*>(p->getCapabilityInterface(PluginCapabilityType::kBUILD));
-}
-
-IPluginV3OneRuntime* runtime(IPluginV3* p)
-{
-    return static_cast<IPluginV3OneRuntime*>(p->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
-}
-
-IPluginV3OneCore* core(IPluginV3* p)
-{
-    return static_cast<IPluginV3OneCore*>(p->getCapabilityInterface(PluginCapabilityType::kCORE));
-}
-
-DynamicPluginTensorDesc desc(DataType type, std::vector<int64_t> dims, TensorFormat format = TensorFormat::kLINEAR)
-{
-    DynamicPluginTensorDesc d{};
-    d.desc.type = type;
-    d.desc.format = format;
-    d.desc.dims.nbDims = static_cast<int32_t>(dims.size());
-    for (size_t k = 0; k < dims.size(); ++k)
-    {
-        d.desc.dims.d[k] = dims[k];
-    }
-    d.min = d.desc.dims;
-    d.max = d.desc.dims;
-    d.opt = d.desc.dims;
-    return d;
-}
-
-//! Serialize -> create (runtime phase) -> serialize again: same fields.
-void checkRoundTrip(IPluginCreatorV3One* c, IPluginV3* p, std::string const& what)
-{
-    PluginFieldCollection const* a = runtime(p)->getFieldsToSerialize();
-    IPluginV3* q = c->createPlugin("restored", a, TensorRTPhase::kRUNTIME);
-    check(q != nullptr, what + ": createPlugin from serialized fields");
-    if (q == nullptr)
-    {
-        return;
-    }
-    // Re-read both (the first collection may point into p's scratch that a second call rebuilds).
-    a = runtime(p)->getFieldsToSerialize();
-    PluginFieldCollection const* b = runtime(q)->getFieldsToSerialize();
-    bool same = a->nbFields == b->nbFields;
-    for (int32_t k = 0; same && k < a->nbFields; ++k)
-    {
-        PluginField const& x = a->fields[k];
-        PluginField const& y = b->fields[k];
-        size_t const bytes = (x.type == PluginFieldType::kFLOAT32 || x.type == PluginFieldType::kINT32 ? 4 : 0)
-            * static_cast<size_t>(x.length);
-        same = strcmp(x.name, y.name) == 0 && x.type == y.type && x.length == y.length && bytes > 0
-            && memcmp(x.data, y.data, bytes) == 0;
-    }
-    check(same, what + ": serialization round trip");
-    IPluginV3* cl = p->clone();
-    IPluginV3* at = runtime(p)->attachToContext(nullptr);
-    check(cl != nullptr && at != nullptr && strcmp(core(cl)->getPluginName(), core(p)->getPluginName()) == 0,
-        what + ": clone/attachToContext");
-    delete cl;
-    delete at;
-    delete q;
-}
 
 void testRegistry()
 {
@@ -412,10 +146,27 @@ void testPartition()
     check(out.nbDims == 3 && !out.d[0]->isConstant() && valueOf(out.d[0]) == 27 && out.d[1]->isConstant()
             && out.d[1]->getConstantValue() == 20 && valueOf(out.d[2]) == 8,
         "partition: output (B*9, 20, 8) with dynamic B");
-    in.d[1] = eb.mImplObject.make(false, 9);
-    gLogger.messages.clear();
-    check(build(p)->getOutputShapes(&in, 1, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("must be static"),
-        "partition: dynamic H is refused with a message");
+    // Any size: symbolic H and W give d0 = B * ceil(H / wh) * ceil(W / ww) as an expression.
+    in.d[1] = symbolic(eb, 10);
+    in.d[2] = symbolic(eb, 21);
+    check(build(p)->getOutputShapes(&in, 1, nullptr, 0, &out, 1, eb) == 0 && !out.d[0]->isConstant()
+            && valueOf(out.d[0]) == 3 * 3 * 5 && out.d[1]->getConstantValue() == 20 && valueOf(out.d[2]) == 8,
+        "partition: symbolic H, W: output (B * ceil(H/4) * ceil(W/5), 20, C)");
+    in.d[2] = eb.constant(13);
+    check(build(p)->getOutputShapes(&in, 1, nullptr, 0, &out, 1, eb) == 0 && !out.d[0]->isConstant()
+            && valueOf(out.d[0]) == 27,
+        "partition: symbolic H with a static W");
+    {
+        // The optimization profile's ends are checked in configurePlugin (the build-time dims are -1).
+        DynamicPluginTensorDesc any = ranged(DataType::kHALF, {-1, -1, -1, 8}, {1, 4, 5, 8}, {8, 1024, 2048, 8});
+        DynamicPluginTensorDesc anyOut = desc(DataType::kHALF, {-1, 20, 8});
+        check(build(p)->configurePlugin(&any, 1, &anyOut, 1) == 0, "partition: configurePlugin with a H x W profile");
+        DynamicPluginTensorDesc huge = ranged(DataType::kHALF, {-1, -1, -1, 8}, {1, 4, 5, 8}, {8, 1 << 25, 64, 8});
+        gLogger.messages.clear();
+        check(build(p)->configurePlugin(&huge, 1, &anyOut, 1) != 0 && gLogger.saw("profile's maximum")
+                && gLogger.saw("2^24"),
+            "partition: a profile whose maximum H exceeds 2^24 is refused, naming the maximum");
+    }
 
     // Formats.
     for (DataType t : {DataType::kFLOAT, DataType::kHALF, DataType::kINT8})
@@ -508,6 +259,96 @@ void testReverse()
     delete q;
 }
 
+//! Reverse without height/width takes its size from input 1, the feature map (dims only).
+void testReverseAnySize()
+{
+    IPluginCreatorV3One* c = creator("SwinWindowReverse");
+    Fields fields;
+    fields.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1});
+    IPluginV3* p = c->createPlugin("rev_any", fields.get(), TensorRTPhase::kBUILD);
+    check(p != nullptr, "reverse any size: created without height/width");
+    if (p == nullptr)
+    {
+        return;
+    }
+    MockBuilder eb;
+    DimsExprs in[2]{};
+    in[0].nbDims = 3;
+    in[0].d[0] = symbolic(eb, 5 * 2 * 3);
+    in[0].d[1] = eb.constant(49);
+    in[0].d[2] = eb.constant(96);
+    in[1].nbDims = 4;
+    in[1].d[0] = symbolic(eb, 5);
+    in[1].d[1] = symbolic(eb, 14);
+    in[1].d[2] = symbolic(eb, 20);
+    in[1].d[3] = eb.constant(96);
+    DimsExprs out{};
+    check(build(p)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) == 0 && out.nbDims == 4
+            && out.d[0] == in[1].d[0] && out.d[1] == in[1].d[1] && out.d[2] == in[1].d[2] && out.d[3] == in[0].d[2],
+        "reverse any size: output (fm.B, fm.H, fm.W, windows.C), the feature map's expressions passed through");
+    gLogger.messages.clear();
+    check(build(p)->getOutputShapes(in, 1, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("2 inputs"),
+        "reverse any size: one input (no size source) is refused, saying what it needs");
+    in[1].nbDims = 3;
+    check(build(p)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) != 0, "reverse any size: a 3-D feature map refused");
+
+    // Formats: the feature map may be float32, float16 or int8, whatever the windows are; never another format.
+    DynamicPluginTensorDesc io[3] = {desc(DataType::kINT8, {-1, 49, 96}), desc(DataType::kFLOAT, {-1, -1, -1, 96}),
+        desc(DataType::kINT8, {-1, -1, -1, 96})};
+    check(build(p)->supportsFormatCombination(0, io, 2, 1) && build(p)->supportsFormatCombination(1, io, 2, 1)
+            && build(p)->supportsFormatCombination(2, io, 2, 1),
+        "reverse any size: int8 windows with a float32 feature map");
+    io[1] = desc(DataType::kINT8, {-1, -1, -1, 96});
+    io[0] = desc(DataType::kHALF, {-1, 49, 96});
+    io[2] = desc(DataType::kHALF, {-1, -1, -1, 96});
+    check(build(p)->supportsFormatCombination(1, io, 2, 1) && build(p)->supportsFormatCombination(2, io, 2, 1),
+        "reverse any size: float16 windows with an int8 feature map");
+    io[1] = desc(DataType::kINT32, {-1, -1, -1, 96});
+    check(!build(p)->supportsFormatCombination(1, io, 2, 1), "reverse any size: an int32 feature map refused");
+    io[1] = desc(DataType::kHALF, {-1, -1, -1, 96}, TensorFormat::kCHW2);
+    check(!build(p)->supportsFormatCombination(1, io, 2, 1), "reverse any size: feature map kLINEAR only");
+    io[2] = desc(DataType::kFLOAT, {-1, -1, -1, 96});
+    check(!build(p)->supportsFormatCombination(2, io, 2, 1), "reverse any size: output type follows the windows");
+    check(!build(p)->supportsFormatCombination(0, io, 1, 1), "reverse any size: not with one input");
+
+    DynamicPluginTensorDesc cin[2] = {ranged(DataType::kFLOAT, {-1, 49, 96}, {4, 49, 96}, {512, 49, 96}),
+        ranged(DataType::kFLOAT, {-1, -1, -1, 96}, {1, 8, 8, 96}, {8, 56, 70, 96})};
+    DynamicPluginTensorDesc cout = desc(DataType::kFLOAT, {-1, -1, -1, 96});
+    check(build(p)->configurePlugin(cin, 2, &cout, 1) == 0, "reverse any size: configurePlugin with a profile");
+    cin[1] = ranged(DataType::kFLOAT, {-1, -1, -1, 96}, {1, 8, 8, 96}, {8, 1 << 25, 70, 96});
+    gLogger.messages.clear();
+    check(build(p)->configurePlugin(cin, 2, &cout, 1) != 0 && gLogger.saw("feature_map") && gLogger.saw("2^24"),
+        "reverse any size: a profile maximum beyond 2^24 refused");
+
+    // enqueue derives nW from the feature map and checks dim 0 == B * nW before launching (no GPU needed).
+    PluginTensorDesc run[2] = {plainDesc(DataType::kFLOAT, {7, 49, 8}), plainDesc(DataType::kFLOAT, {2, 14, 14, 8})};
+    PluginTensorDesc runOut = plainDesc(DataType::kFLOAT, {2, 14, 14, 8});
+    float buffer[8] = {};
+    void const* inputs[] = {buffer, buffer};
+    void* outputs[] = {buffer};
+    gLogger.messages.clear();
+    check(runtime(p)->enqueue(run, &runOut, inputs, outputs, nullptr, nullptr) != 0 && gLogger.saw("B * nW = 2 * 4"),
+        "reverse any size: enqueue refuses 7 rows for 2 images of 4 windows");
+    checkRoundTrip(c, p, "reverse any size");
+    delete p;
+
+    // A node with height/width takes one input: a feature map as well would be two size sources.
+    Fields sized;
+    sized.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1}).i("height", {14}).i("width", {20});
+    IPluginV3* q = c->createPlugin("rev_sized", sized.get(), TensorRTPhase::kBUILD);
+    in[1].nbDims = 4;
+    gLogger.messages.clear();
+    check(q != nullptr && build(q)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("1 input"),
+        "reverse: height/width and a feature map (two size sources) refused");
+    delete q;
+    Fields half;
+    half.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1}).i("height", {14});
+    gLogger.messages.clear();
+    q = c->createPlugin("rev_half", half.get(), TensorRTPhase::kBUILD);
+    check(q == nullptr && gLogger.saw("'width' = 0"), "reverse: height without width refused");
+    delete q;
+}
+
 void testAttention()
 {
     IPluginCreatorV3One* c = creator("SwinWindowAttention");
@@ -578,6 +419,96 @@ PluginTensorDesc plainDesc(DataType type, std::vector<int64_t> dims, float scale
     PluginTensorDesc d = desc(type, std::move(dims)).desc;
     d.scale = scale;
     return d;
+}
+
+//! Attention without height/width: a shifted node takes its grid from input 2 (the feature map, dims only);
+//! an unshifted one needs none.
+void testAttentionAnySize()
+{
+    IPluginCreatorV3One* c = creator("SwinWindowAttention");
+    Fields shifted;
+    shifted.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {3, 3}).f("scale", 0.17677669F);
+    IPluginV3* p = c->createPlugin("attn_any", shifted.get(), TensorRTPhase::kBUILD);
+    check(p != nullptr, "attention any size: shifted node created without height/width");
+    if (p == nullptr)
+    {
+        return;
+    }
+    MockBuilder eb;
+    DimsExprs in[3]{};
+    in[0].nbDims = 3;
+    in[0].d[0] = symbolic(eb, 2 * 6);
+    in[0].d[1] = eb.constant(49);
+    in[0].d[2] = eb.constant(288);
+    in[1].nbDims = 2;
+    in[1].d[0] = eb.constant(169);
+    in[1].d[1] = eb.constant(3);
+    in[2].nbDims = 4;
+    in[2].d[0] = symbolic(eb, 2);
+    in[2].d[1] = symbolic(eb, 10);
+    in[2].d[2] = symbolic(eb, 20);
+    in[2].d[3] = eb.constant(96);
+    DimsExprs out{};
+    check(build(p)->getOutputShapes(in, 3, nullptr, 0, &out, 1, eb) == 0 && out.d[0] == in[0].d[0]
+            && out.d[2]->getConstantValue() == 96,
+        "attention any size: output (rows, N, C) with a feature map");
+    gLogger.messages.clear();
+    check(build(p)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("3 inputs"),
+        "attention any size: a shifted node without height/width or feature map refused");
+    DynamicPluginTensorDesc io[4] = {desc(DataType::kHALF, {-1, 49, 288}), desc(DataType::kFLOAT, {169, 3}),
+        desc(DataType::kINT8, {-1, -1, -1, 96}), desc(DataType::kHALF, {-1, 49, 96})};
+    check(build(p)->supportsFormatCombination(2, io, 3, 1) && build(p)->supportsFormatCombination(3, io, 3, 1)
+            && build(p)->supportsFormatCombination(0, io, 3, 1),
+        "attention any size: an int8 feature map beside float16 qkv");
+    io[2] = desc(DataType::kBOOL, {-1, -1, -1, 96});
+    check(!build(p)->supportsFormatCombination(2, io, 3, 1), "attention any size: a bool feature map refused");
+
+    DynamicPluginTensorDesc cfg[4] = {ranged(DataType::kHALF, {-1, 49, 288}, {4, 49, 288}, {640, 49, 288}),
+        desc(DataType::kFLOAT, {169, 3}), ranged(DataType::kHALF, {-1, -1, -1, 96}, {1, 14, 14, 96}, {8, 70, 77, 96}),
+        desc(DataType::kHALF, {-1, 49, 96})};
+    check(build(p)->configurePlugin(cfg, 3, cfg + 3, 1) == 0, "attention any size: configurePlugin with a profile");
+    cfg[2] = ranged(DataType::kHALF, {-1, -1, -1, 96}, {1, 14, 14, 96}, {8, 70, 1 << 25, 96});
+    gLogger.messages.clear();
+    check(build(p)->configurePlugin(cfg, 3, cfg + 3, 1) != 0 && gLogger.saw("profile's maximum"),
+        "attention any size: a profile maximum beyond 2^24 refused");
+
+    // enqueue: grid = the feature map rounded up to the window (10 x 20 -> 14 x 21: 2 x 3 windows), and
+    // rows == B * nW, checked before launching.
+    PluginTensorDesc run[3] = {plainDesc(DataType::kHALF, {11, 49, 288}), plainDesc(DataType::kFLOAT, {169, 3}),
+        plainDesc(DataType::kFLOAT, {2, 10, 20, 96})};
+    PluginTensorDesc runOut = plainDesc(DataType::kHALF, {11, 49, 96});
+    uint16_t buffer[8] = {};
+    void const* inputs[] = {buffer, buffer, buffer};
+    void* outputs[] = {buffer};
+    gLogger.messages.clear();
+    check(runtime(p)->enqueue(run, &runOut, inputs, outputs, nullptr, nullptr) != 0 && gLogger.saw("B * nW = 2 * 6")
+            && gLogger.saw("grid 14x21"),
+        "attention any size: enqueue refuses 11 rows for 2 images of 6 windows");
+    checkRoundTrip(c, p, "attention any size");
+    delete p;
+
+    // Unshifted and without a size: no mask, two inputs; a feature map would be a size nobody reads.
+    Fields plain;
+    plain.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {0, 0}).f("scale", 0.17677669F);
+    IPluginV3* q = c->createPlugin("attn_plain", plain.get(), TensorRTPhase::kBUILD);
+    check(q != nullptr && build(q)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) == 0,
+        "attention: an unshifted node needs no size");
+    DynamicPluginTensorDesc two[3] = {desc(DataType::kHALF, {7, 49, 288}), desc(DataType::kFLOAT, {169, 3}),
+        desc(DataType::kHALF, {7, 49, 96})};
+    check(q != nullptr && build(q)->configurePlugin(two, 2, two + 2, 1) == 0,
+        "attention: an unshifted node without a size takes any number of windows");
+    gLogger.messages.clear();
+    check(q != nullptr && build(q)->getOutputShapes(in, 3, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("2 inputs"),
+        "attention: an unshifted node without a size refuses a feature map");
+    delete q;
+    Fields sized;
+    sized.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {3, 3}).i("height", {14}).i("width", {21});
+    sized.f("scale", 0.17677669F);
+    q = c->createPlugin("attn_sized", sized.get(), TensorRTPhase::kBUILD);
+    gLogger.messages.clear();
+    check(q != nullptr && build(q)->getOutputShapes(in, 3, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("2 inputs"),
+        "attention: height/width and a feature map (two size sources) refused");
+    delete q;
 }
 
 //! Finding: int8 partition/reverse copied codes unchanged even when a weakly typed 10.x build gave input and
@@ -807,7 +738,9 @@ int main()
     testRegistry();
     testPartition();
     testReverse();
+    testReverseAnySize();
     testAttention();
+    testAttentionAnySize();
     testInt8Scales();
     testNoexceptMethodsSurviveFailingAllocations();
     testHostileSizes();
