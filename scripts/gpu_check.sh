@@ -151,6 +151,8 @@ import json, sys
 from pathlib import Path
 out, arch, capi, plugins, trt = sys.argv[1:]
 json.dump({"cuda_arch": arch, "capi": Path(capi).is_file(), "plugins": Path(plugins).is_file(),
+           # the library Triton and DeepStream load: built where TENSORRT_ROOT also holds libnvinfer
+           "plugins_autoreg": Path(plugins).with_name("libswin_trt_plugins_autoreg.so").is_file(),
            "tensorrt_root": trt or None,
            "plugins_note": None if Path(plugins).is_file() else
            "no TensorRT headers: set TENSORRT_ROOT=<folder with include/NvInfer.h> to build the plugin library"},

@@ -3,6 +3,8 @@
 * ``libswin_trt_plugins.so``: the TensorRT plugin library (SwinWindowPartition, SwinWindowReverse,
   SwinWindowAttention; namespace ``swin_trt``, version ``1``). Load it into TensorRT with
   ``trt.get_plugin_registry().load_library(str(find_plugin_library()))`` or ``trtexec --dynamicPlugins=...``.
+* ``libswin_trt_plugins_autoreg.so`` beside it: registers those creators when a host merely ``dlopen``s it
+  (Triton's TensorRT backend, DeepStream's nvinfer); :func:`find_registering_library`.
 * ``libswin_trt_capi.so``: a small C ABI that launches each kernel on device pointers and a CUDA stream. The
   wrappers :func:`partition_cuda`, :func:`reverse_cuda` and :func:`attention_cuda` run it on torch CUDA tensors
   (tests, benchmarks).
@@ -35,6 +37,7 @@ _PREFIX = "" if sys.platform == "win32" else "lib"
 PLUGINS_FILENAME = f"{_PREFIX}swin_trt_plugins{_SUFFIX}"
 CAPI_FILENAME = f"{_PREFIX}swin_trt_capi{_SUFFIX}"
 CAPI_EMULATED_FILENAME = f"{_PREFIX}swin_trt_capi_emu{_SUFFIX}"
+AUTOREG_FILENAME = f"{_PREFIX}swin_trt_plugins_autoreg{_SUFFIX}"
 
 # Element type codes of the C ABI (swin_trt::DType in plugins/common/swin_kernels.h).
 DTYPE_FLOAT32 = 0
@@ -50,8 +53,11 @@ def default_search_dirs() -> list[Path]:
 
 
 def build_instructions(target: str) -> str:
-    """The exact commands that build ``target`` (``swin_trt_plugins`` or ``swin_trt_capi``) into <repo>/build."""
-    trt = " -DTENSORRT_ROOT=<folder with include/NvInfer.h, e.g. /usr>" if target == "swin_trt_plugins" else ""
+    """The exact commands that build ``target`` (``swin_trt_plugins``, ``swin_trt_plugins_autoreg`` or
+    ``swin_trt_capi``) into <repo>/build."""
+    trt = {"swin_trt_plugins": " -DTENSORRT_ROOT=<folder with include/NvInfer.h, e.g. /usr>",
+           "swin_trt_plugins_autoreg": " -DTENSORRT_ROOT=<TensorRT install with include/NvInfer.h and "
+                                       "lib/libnvinfer.so, e.g. /usr>"}.get(target, "")
     return (f"cmake -S {REPO_ROOT} -B {REPO_ROOT / 'build'}{trt} -DCMAKE_CUDA_ARCHITECTURES=<GPU arch, e.g. 90; "
             f"87 on Jetson Orin>\n    cmake --build {REPO_ROOT / 'build'} -j --target {target}")
 
@@ -94,6 +100,23 @@ def find_plugin_library(explicit: Optional[PathLike] = None) -> Path:
     """
     return _find_library("swin_trt TensorRT plugin library", PLUGINS_FILENAME, PLUGINS_ENV, "swin_trt_plugins",
                          explicit)
+
+
+def find_registering_library(plugin_library: PathLike) -> Path:
+    """``libswin_trt_plugins_autoreg.so`` beside ``plugin_library``: what a host that only ``dlopen``s a plugin
+    library must load (Triton's ``--backend-config=tensorrt,plugins=...``, DeepStream's ``custom-lib-path``).
+    Loading it registers ``plugin_library``'s creators with TensorRT's registry; it links that library (found
+    beside it) and libnvinfer, so it is built where CMake finds libnvinfer. Raises :class:`UserError` when
+    it is not there."""
+    library = Path(plugin_library)
+    registering = library.with_name(AUTOREG_FILENAME)
+    if registering.is_file():
+        return registering.resolve()
+    raise UserError(f"{AUTOREG_FILENAME} not found beside {library}: Triton's TensorRT backend and DeepStream's "
+                    f"nvinfer only dlopen a plugin library, and this is the one that registers the swin_trt plugins "
+                    f"when it is loaded. CMake builds it next to {library.name} where it finds TensorRT's "
+                    f"libnvinfer (the machine with TensorRT installed):\n"
+                    f"    {build_instructions('swin_trt_plugins_autoreg')}")
 
 
 def find_capi_library(explicit: Optional[PathLike] = None, emulated: bool = False) -> Path:

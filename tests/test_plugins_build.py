@@ -83,6 +83,34 @@ def test_cmake_builds_cuda_targets_and_ctest_passes(native_build):
         assert "swin_trt_plugin_host_test" in ctest.stdout and "swin_trt_plugin_emulated_test" in ctest.stdout
 
 
+READELF = shutil.which("readelf")
+
+
+def _dynamic_section(path: Path) -> str:
+    return _run([READELF, "-d", "-W", path]).stdout
+
+
+@pytest.mark.skipif(not (TENSORRT_ROOT and NVCC and READELF),
+                    reason="needs nvcc, readelf and TensorRT headers ($SWIN_TRT_TENSORRT_INCLUDE_ROOT) to build the "
+                           "registering library")
+def test_registering_library_loads_the_plugins_from_beside_itself(native_build):
+    """libswin_trt_plugins_autoreg (here its host-test copy: the same objects without libnvinfer) needs
+    libswin_trt_plugins.so, finds it through RUNPATH $ORIGIN (a Triton or DeepStream bundle holds the two side
+    by side), exports nothing, and is never unloaded (-z nodelete). The real one also needs libnvinfer."""
+    copies = [native_build.lib("libswin_trt_plugins_autoreg_hosttest.so")]
+    real = native_build.lib(plugin_library.AUTOREG_FILENAME)
+    if real.is_file():  # CMake found libnvinfer in TENSORRT_ROOT
+        copies.append(real)
+        assert "libnvinfer.so" in _dynamic_section(real)
+    for library in copies:
+        section = _dynamic_section(library)
+        assert f"Shared library: [{plugin_library.PLUGINS_FILENAME}]" in section, section
+        assert "$ORIGIN" in next(line for line in section.splitlines() if "RUNPATH" in line or "RPATH" in line)
+        assert "NODELETE" in section, section
+        exported = _run(["nm", "-D", "--defined-only", library]).stdout.split()
+        assert "getCreators" not in exported and "getPluginRegistry" not in exported
+
+
 @pytest.mark.skipif(NVCC is not None, reason="with nvcc, test_cmake_builds_cuda_targets_and_ctest_passes runs ctest")
 def test_cmake_host_only_build_and_ctest_pass(native_build):
     """Without nvcc the project still configures, builds the host targets, and ctest passes."""
@@ -339,3 +367,16 @@ def test_find_capi_library_uses_its_own_variable(tmp_path, monkeypatch):
     capi.write_bytes(b"")
     monkeypatch.setenv(plugin_library.CAPI_ENV, str(capi.parent))
     assert plugin_library.find_capi_library() == capi.resolve()
+
+
+def test_find_registering_library_beside_the_plugin_library(tmp_path):
+    library = tmp_path / plugin_library.PLUGINS_FILENAME
+    library.write_bytes(b"")
+    with pytest.raises(UserError) as missing:
+        plugin_library.find_registering_library(library)
+    message = str(missing.value)
+    assert plugin_library.AUTOREG_FILENAME in message and "dlopen" in message
+    assert "--target swin_trt_plugins_autoreg" in message and "libnvinfer" in message
+    registering = tmp_path / plugin_library.AUTOREG_FILENAME
+    registering.write_bytes(b"")
+    assert plugin_library.find_registering_library(library) == registering.resolve()

@@ -8,10 +8,16 @@
 // The review's findings each have a test: int8 partition/reverse with two different scales is refused;
 // every noexcept method survives failing allocations (operator new is replaced below and made to throw);
 // sizes whose window products overflow int32 are refused; attention refuses a batch of partial images.
+//
+// Registration at load (libswin_trt_plugins_autoreg, for hosts that only dlopen): its host-test copy is
+// dlopened with RTLD_LOCAL and registers into a registry of this test's own (TestRegistry), which stands for
+// TensorRT's: these checks are of swin_trt's registration code and its load-time behaviour, not of TensorRT.
 #include "NvInferRuntime.h"
 
+#include "plugin_registrar.h"
 #include "plugin_test_support.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +90,145 @@ void operator delete[](void* p, size_t) noexcept
 
 using namespace nvinfer1;
 using namespace swin_test;
+
+namespace
+{
+
+// ---- a plugin registry of the test's own, for the registration code of libswin_trt_plugins_autoreg ----------
+// It implements IPluginRegistry as its documentation says TensorRT's does (registerCreator refuses a second
+// creator of the same name, version and namespace; getCreator finds by all three): what is checked below is
+// swin_trt's registration code and its load-time behaviour, not TensorRT's registry.
+class TestRegistry : public IPluginRegistry
+{
+public:
+    struct Entry
+    {
+        IPluginCreatorInterface* creator;
+        std::string name, version, nameSpace, givenNamespace;
+    };
+
+    std::vector<Entry> entries;
+    int32_t registerCalls = 0;
+    bool refuseAll = false;
+
+    static IPluginCreatorV3One* v3(IPluginCreatorInterface* c)
+    {
+        return strcmp(c->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0 ? static_cast<IPluginCreatorV3One*>(c)
+                                                                                  : nullptr;
+    }
+
+    bool registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const pluginNamespace) noexcept override
+    {
+        ++registerCalls;
+        IPluginCreatorV3One* c = v3(&creator);
+        if (refuseAll || c == nullptr || getCreator(c->getPluginName(), c->getPluginVersion(), pluginNamespace))
+        {
+            return false;
+        }
+        entries.push_back({&creator, c->getPluginName(), c->getPluginVersion(), c->getPluginNamespace(),
+            pluginNamespace});
+        return true;
+    }
+
+    IPluginCreatorInterface* getCreator(AsciiChar const* const pluginName, AsciiChar const* const pluginVersion,
+        AsciiChar const* const pluginNamespace) noexcept override
+    {
+        for (Entry const& e : entries)
+        {
+            if (e.name == pluginName && e.version == pluginVersion && e.givenNamespace == pluginNamespace)
+            {
+                return e.creator;
+            }
+        }
+        return nullptr;
+    }
+
+    IPluginCreatorInterface* const* getAllCreators(int32_t* const numCreators) const noexcept override
+    {
+        *numCreators = 0;
+        return nullptr;
+    }
+
+    bool deregisterCreator(IPluginCreatorInterface const&) noexcept override
+    {
+        return false;
+    }
+
+    void setErrorRecorder(IErrorRecorder* const) noexcept override {}
+
+    IErrorRecorder* getErrorRecorder() const noexcept override
+    {
+        return nullptr;
+    }
+
+    bool isParentSearchEnabled() const override
+    {
+        return false;
+    }
+
+    void setParentSearchEnabled(bool const) override {}
+
+    PluginLibraryHandle loadLibrary(AsciiChar const*) noexcept override
+    {
+        return nullptr;
+    }
+
+    void deregisterLibrary(PluginLibraryHandle) noexcept override {}
+
+    IPluginResource* acquirePluginResource(AsciiChar const*, IPluginResource*) noexcept override
+    {
+        return nullptr;
+    }
+
+    int32_t releasePluginResource(AsciiChar const*) noexcept override
+    {
+        return -1;
+    }
+
+#if NV_TENSORRT_MAJOR < 11 // IPluginV2-era methods, removed in TensorRT 11: deprecated, yet pure virtual in 10.x
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    bool registerCreator(IPluginCreator&, AsciiChar const* const) noexcept override
+    {
+        return false;
+    }
+
+    IPluginCreator* const* getPluginCreatorList(int32_t* const numCreators) const noexcept override
+    {
+        *numCreators = 0;
+        return nullptr;
+    }
+
+    IPluginCreator* getPluginCreator(AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept
+        override
+    {
+        return nullptr;
+    }
+
+    bool deregisterCreator(IPluginCreator const&) noexcept override
+    {
+        return false;
+    }
+#pragma GCC diagnostic pop
+#else
+    IPluginCreatorInterface* const* getAllCreatorsRecursive(int32_t* const numCreators) noexcept override
+    {
+        *numCreators = 0;
+        return nullptr;
+    }
+#endif
+};
+
+TestRegistry gRegistry; // what getPluginRegistry() (below) hands to libswin_trt_plugins_autoreg
+
+} // namespace
+
+// libswin_trt_plugins_autoreg_hosttest is linked without libnvinfer: this definition (exported by the test
+// executable) is the getPluginRegistry() its load-time registrar calls.
+extern "C" __attribute__((visibility("default"))) IPluginRegistry* getPluginRegistry() noexcept
+{
+    return &gRegistry;
+}
 
 namespace
 {
@@ -511,6 +656,127 @@ void testAttentionAnySize()
     delete q;
 }
 
+std::vector<std::string> gReports;
+
+void keepReport(char const* message)
+{
+    gReports.emplace_back(message);
+}
+
+bool reported(char const* needle)
+{
+    for (std::string const& r : gReports)
+    {
+        if (r.find(needle) != std::string::npos)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
+//! libswin_trt_plugins_autoreg registers the three creators when a host dlopens it (Triton: RTLD_NOW |
+//! RTLD_LOCAL), once, in namespace swin_trt, version 1. The library under test is the registering library's
+//! host-test copy (same objects, getPluginRegistry() from this executable); the registry is TestRegistry
+//! above. This checks swin_trt's registration code and its load-time behaviour, not TensorRT.
+void testRegistrationAtLoad()
+{
+    int32_t count = 0;
+    IPluginCreatorInterface* const* creators = getCreators(count);
+    check(gRegistry.entries.empty(), "autoreg: nothing registered before the library is loaded");
+    void* handle = dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    check(handle != nullptr, std::string("autoreg: dlopen(RTLD_NOW | RTLD_LOCAL) loads the library: ")
+            + (handle == nullptr ? dlerror() : "ok"));
+    if (handle == nullptr)
+    {
+        return;
+    }
+    check(gRegistry.entries.size() == 3 && gRegistry.registerCalls == 3, "autoreg: three creators registered at load");
+    char const* const names[] = {"SwinWindowPartition", "SwinWindowReverse", "SwinWindowAttention"};
+    for (int32_t i = 0; i < 3 && i < count && gRegistry.entries.size() == 3; ++i)
+    {
+        TestRegistry::Entry const& e = gRegistry.entries[static_cast<size_t>(i)];
+        check(e.creator == creators[i] && e.name == names[i] && e.version == "1" && e.nameSpace == "swin_trt"
+                && e.givenNamespace == "swin_trt",
+            std::string("autoreg: ") + names[i] + " registered as the library's own creator, version 1, namespace "
+                "swin_trt");
+        check(gRegistry.getCreator(names[i], "1", "swin_trt") == creators[i],
+            std::string("autoreg: ") + names[i] + " found by (name, \"1\", \"swin_trt\")");
+    }
+    // A second dlopen (a second model of the same Triton server) runs no constructor: nothing new.
+    void* again = dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    check(again == handle && gRegistry.registerCalls == 3, "autoreg: loading again registers nothing twice");
+    // Linked with -z nodelete: after every dlclose the library (and the creators the registry holds) stay.
+    dlclose(again);
+    dlclose(handle);
+    check(dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_NOLOAD) != nullptr,
+        "autoreg: still loaded after dlclose (-z nodelete): the registered creators stay valid");
+}
+
+//! The registration code on its own (plugin_registrar.cpp): what it does with a registry that already knows the
+//! creators, one that holds another library's, and one that refuses. Again our code, not TensorRT's registry.
+void testRegistrarGuards()
+{
+    int32_t count = 0;
+    IPluginCreatorInterface* const* creators = getCreators(count);
+    TestRegistry registry;
+    gReports.clear();
+    check(swin_trt::plugin::registerCreators(registry, creators, count, keepReport) == 3 && registry.entries.size() == 3,
+        "registrar: registers the three creators");
+    check(swin_trt::plugin::registerCreators(registry, creators, count, keepReport) == 0 && registry.registerCalls == 3
+            && gReports.empty(),
+        "registrar: the same creators again (loadLibrary came first): skipped quietly, nothing registered twice");
+
+    // Another copy of the library (another path) registered its own partition creator first: that one stays.
+    TestRegistry other;
+    IPluginCreatorV3One* partition = creator("SwinWindowPartition");
+    struct ForeignCreator : public IPluginCreatorV3One
+    {
+        IPluginCreatorV3One* inner;
+        explicit ForeignCreator(IPluginCreatorV3One* c)
+            : inner(c)
+        {
+        }
+        IPluginV3* createPlugin(AsciiChar const* name, PluginFieldCollection const* fc, TensorRTPhase phase) noexcept
+            override
+        {
+            return inner->createPlugin(name, fc, phase);
+        }
+        PluginFieldCollection const* getFieldNames() noexcept override
+        {
+            return inner->getFieldNames();
+        }
+        AsciiChar const* getPluginName() const noexcept override
+        {
+            return inner->getPluginName();
+        }
+        AsciiChar const* getPluginVersion() const noexcept override
+        {
+            return inner->getPluginVersion();
+        }
+        AsciiChar const* getPluginNamespace() const noexcept override
+        {
+            return inner->getPluginNamespace();
+        }
+    } foreign(partition);
+    other.registerCreator(foreign, "swin_trt");
+    gReports.clear();
+    check(swin_trt::plugin::registerCreators(other, creators, count, keepReport) == 2
+            && other.getCreator("SwinWindowPartition", "1", "swin_trt") == &foreign
+            && reported("SwinWindowPartition (swin_trt, version 1): another library registered"),
+        "registrar: a creator another library registered stays, and that is reported by name");
+
+    TestRegistry refusing;
+    refusing.refuseAll = true;
+    gReports.clear();
+    check(swin_trt::plugin::registerCreators(refusing, creators, count, keepReport) == 0 && gReports.size() == 3
+            && reported("refused"),
+        "registrar: a registry that refuses: each creator reported");
+    gReports.clear();
+    check(swin_trt::plugin::registerCreators(registry, nullptr, 3, keepReport) == -1 && !gReports.empty(),
+        "registrar: no creator list is an error, reported");
+}
+
 //! Finding: int8 partition/reverse copied codes unchanged even when a weakly typed 10.x build gave input and
 //! output different scales. Now refused in configurePlugin, onShapeChange and enqueue.
 void testInt8Scales()
@@ -745,6 +1011,8 @@ int main()
     testNoexceptMethodsSurviveFailingAllocations();
     testHostileSizes();
     testAttentionNeedsWholeImages();
+    testRegistrarGuards();
+    testRegistrationAtLoad();
     printf("swin_trt_plugin_host_test (TensorRT %d.%d headers): %d checks, %d failures\n", NV_TENSORRT_MAJOR,
         NV_TENSORRT_MINOR, gChecks, gFailures);
     return gFailures == 0 ? 0 : 1;
