@@ -5,7 +5,8 @@
 * SwinWindowAttention (float16): our kernel vs ``torch.nn.functional.scaled_dot_product_attention`` with the
   same relative-position bias + shifted-window mask passed as ``attn_mask`` (materialised as (B*nW, heads, N, N)
   outside the timed region), on the same q/k/v views of the same qkv tensor; also SDPA plus the transpose back
-  to our (B*nW, N, C) layout.
+  to our (B*nW, N, C) layout. ``--modes`` v1 (``scale * q k^T``) and cosine (Swin V2: our kernel normalises q
+  and k itself; torch gets ``F.normalize(q) * head_scale`` and ``F.normalize(k)``, timed with SDPA).
 
 Stages of each ``--img-sizes`` input (default 224x224: maps 56/28/14/7; a dense size such as 512x640 gives
 maps 128x160 ... 16x20, none a multiple of the window, so every stage is padded, as a backbone of any size
@@ -53,6 +54,8 @@ def parse_args(argv=None):
     parser.add_argument("--dtypes", default="float16",
                         help="partition/reverse dtypes, comma list of float32, float16, int8 (default: %(default)s)")
     parser.add_argument("--pad-first", type=int, choices=(0, 1), default=1, help="pad order (1 = torchvision)")
+    parser.add_argument("--modes", default="v1,cosine",
+                        help="attention modes, comma list of v1, cosine (Swin V2) (default: %(default)s)")
     parser.add_argument("--iters", type=int, default=20, help="launches per timed graph replay")
     parser.add_argument("--repeats", type=int, default=15, help="timed replays; the median is reported")
     parser.add_argument("--capi", default=None, help="path of libswin_trt_capi.so (default: $SWIN_TRT_CAPI, build/)")
@@ -186,7 +189,7 @@ def bench_partition_reverse(torch, lib, timer, plugin_library, models, img_sizes
     return rows
 
 
-def bench_attention(torch, lib, timer, reference, models, img_sizes, batches):
+def bench_attention(torch, lib, timer, reference, plugin_library, models, img_sizes, batches, modes):
     import torch.nn.functional as F
 
     rows = []
@@ -200,22 +203,33 @@ def bench_attention(torch, lib, timer, reference, models, img_sizes, batches):
         bias = table_cpu[index.reshape(-1)].reshape(tokens, tokens, heads).permute(2, 0, 1)  # (heads, N, N)
         mask = reference.attention_mask((WINDOW, WINDOW), (shift, shift), grid_h, grid_w)
         mask = torch.zeros((n_windows, tokens, tokens)) if mask is None else torch.as_tensor(mask)
-        for batch in batches:
+        for batch, mode in ((batch, mode) for batch in batches for mode in modes):
+            cosine = mode == "cosine"
             rows_r = batch * n_windows
             qkv = torch.randn((rows_r, tokens, 3 * channels), device="cuda", dtype=torch.float16)
             table = table_cpu.to("cuda", torch.float16)
             out = torch.empty((rows_r, tokens, channels), device="cuda", dtype=torch.float16)
-            scale = head_dim ** -0.5
+            scale = 1.0 if cosine else head_dim ** -0.5
+            head_scale = torch.linspace(1.5, 100.0, heads)  # Swin V2's exp(min(logit_scale, log 100)) per head
+            head_scale_c = plugin_library.head_scale_array(head_scale.tolist())
+            head_scale_gpu = head_scale.to("cuda", torch.float16).view(1, heads, 1, 1)
             combined = (bias[None, None] + mask[None, :, None]).expand(batch, n_windows, heads, tokens, tokens)
             attn_mask = combined.reshape(rows_r, heads, tokens, tokens).to("cuda", torch.float16).contiguous()
             q, k, v = qkv.view(rows_r, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            args = (qkv.data_ptr(), 1, table.data_ptr(), 1, out.data_ptr(), rows_r, heads, head_dim, WINDOW, WINDOW,
+                    shift, shift, grid_h, grid_w)
 
             def ours():
-                lib.swin_trt_window_attention(qkv.data_ptr(), 1, table.data_ptr(), 1, out.data_ptr(), rows_r, heads,
-                                              head_dim, WINDOW, WINDOW, shift, shift, grid_h, grid_w, scale,
-                                              torch.cuda.current_stream().cuda_stream)
+                stream = torch.cuda.current_stream().cuda_stream
+                if cosine:
+                    lib.swin_trt_window_attention_cosine(*args, head_scale_c, stream)
+                else:
+                    lib.swin_trt_window_attention(*args, scale, stream)
 
             def sdpa():
+                if cosine:  # what TensorRT would run without the plugin: normalise, scale per head, attend
+                    return F.scaled_dot_product_attention(F.normalize(q, dim=-1) * head_scale_gpu,
+                                                          F.normalize(k, dim=-1), v, attn_mask=attn_mask, scale=1.0)
                 return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
 
             def sdpa_layout():
@@ -231,8 +245,8 @@ def bench_attention(torch, lib, timer, reference, models, img_sizes, batches):
             diff = (out.float() - expect.float()).abs().max().item()
             rows.append({
                 "img_size": list(img_size), "model": model, "stage": stage, "map": [height, width],
-                "grid": [grid_h, grid_w], "batch": batch, "rows": rows_r, "tokens": tokens, "heads": heads,
-                "head_dim": head_dim, "shift": shift, "dtype": "float16",
+                "grid": [grid_h, grid_w], "batch": batch, "mode": mode, "rows": rows_r, "tokens": tokens,
+                "heads": heads, "head_dim": head_dim, "shift": shift, "dtype": "float16",
                 "ours_us": round(ours_us, 3), "sdpa_us": round(sdpa_us, 3),
                 "sdpa_with_layout_us": round(sdpa_layout_us, 3),
                 "speedup_vs_sdpa": round(sdpa_us / ours_us, 3),
@@ -240,7 +254,7 @@ def bench_attention(torch, lib, timer, reference, models, img_sizes, batches):
                 "max_abs_diff_vs_sdpa": diff,
             })
             print(f"{img_size[0]}x{img_size[1]} {model} stage {stage} ({grid_h}x{grid_w}) B={batch:<3} attention "
-                  f"ours {ours_us:8.2f} us  sdpa {sdpa_us:8.2f} us  "
+                  f"{mode:6s} ours {ours_us:8.2f} us  sdpa {sdpa_us:8.2f} us  "
                   f"(+layout {sdpa_layout_us:8.2f} us)  x{sdpa_us / ours_us:.2f}  max|diff| {diff:.2e}", flush=True)
             del qkv, out, attn_mask, q, k, v
     return rows
@@ -283,7 +297,11 @@ def main(argv=None) -> int:
     timer = Timer(torch, args.iters, args.repeats)
     window_rows = bench_partition_reverse(torch, lib, timer, plugin_library, models, img_sizes, batches, dtypes,
                                           args.pad_first)
-    attention_rows = bench_attention(torch, lib, timer, reference, models, img_sizes, batches)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("v1", "cosine") for m in modes):
+        sys.exit(f"bench_kernels.py: --modes must be among v1, cosine, got {args.modes!r}")
+    attention_rows = bench_attention(torch, lib, timer, reference, plugin_library, models, img_sizes, batches,
+                                     modes)
 
     big = [r for r in window_rows if r["batch"] == max(batches)]
     fractions = [min(r["partition_fraction_of_copy"], r["reverse_fraction_of_copy"]) for r in big]
@@ -305,7 +323,9 @@ def main(argv=None) -> int:
             "copy_fraction_target": TARGET_COPY_FRACTION,
             f"min_copy_fraction_at_batch_{max(batches)}": min(fractions) if fractions else None,
             f"all_batch_{max(batches)}_meet_target": bool(fractions) and min(fractions) >= TARGET_COPY_FRACTION,
-            "attention_speedup_vs_sdpa_median": statistics.median(r["speedup_vs_sdpa"] for r in attention_rows),
+            **{f"attention_{mode}_speedup_vs_sdpa_median":
+               statistics.median(r["speedup_vs_sdpa"] for r in attention_rows if r["mode"] == mode)
+               for mode in modes},
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -136,6 +136,9 @@ _PTR = ctypes.c_void_p
 _WINDOW_ARGTYPES = [_PTR, _PTR, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _PTR]
 _ATTENTION_ARGTYPES = [_PTR, _I32, _PTR, _I32, _PTR, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32,
                        ctypes.c_float, _PTR]
+# swin_trt_window_attention_cosine: as above with the per-head scales (float*, host memory) in place of scale
+_COSINE_ATTENTION_ARGTYPES = _ATTENTION_ARGTYPES[:14] + [ctypes.POINTER(ctypes.c_float), _PTR]
+CAPI_VERSION = 2  # 2: swin_trt_window_attention_cosine
 
 
 @lru_cache(maxsize=None)
@@ -154,11 +157,13 @@ def _load(path: str) -> ctypes.CDLL:
     for name in ("swin_trt_window_partition", "swin_trt_window_reverse"):
         getattr(lib, name).argtypes = _WINDOW_ARGTYPES
         getattr(lib, name).restype = _I32
+    if lib.swin_trt_capi_version() != CAPI_VERSION:
+        raise UserError(f"{path} has C ABI version {lib.swin_trt_capi_version()}, this swin_trt expects "
+                        f"{CAPI_VERSION}: rebuild it with\n    {build_instructions('swin_trt_capi')}")
     lib.swin_trt_window_attention.argtypes = _ATTENTION_ARGTYPES
     lib.swin_trt_window_attention.restype = _I32
-    if lib.swin_trt_capi_version() != 1:
-        raise UserError(f"{path} has C ABI version {lib.swin_trt_capi_version()}, this swin_trt expects 1: rebuild "
-                        f"it with\n    {build_instructions('swin_trt_capi')}")
+    lib.swin_trt_window_attention_cosine.argtypes = _COSINE_ATTENTION_ARGTYPES
+    lib.swin_trt_window_attention_cosine.restype = _I32
     return lib
 
 
@@ -169,7 +174,9 @@ def load_capi(path: Optional[PathLike] = None, emulated: bool = False) -> ctypes
     ``swin_trt_window_partition(x, windows, dtype, B, H, W, C, wh, ww, sh, sw, pad_first, stream)``,
     ``swin_trt_window_reverse(windows, y, dtype, B, H, W, C, wh, ww, sh, sw, pad_first, stream)``,
     ``swin_trt_window_attention(qkv, qkv_dtype, bias_table, bias_dtype, context, rows, num_heads, head_dim,
-    wh, ww, sh, sw, height, width, scale, stream)``; dtype codes 0 float32, 1 float16, 2 int8.
+    wh, ww, sh, sw, height, width, scale, stream)``, ``swin_trt_window_attention_cosine(..., height, width,
+    head_scale, stream)`` (Swin V2: ``head_scale`` a host array of num_heads floats); dtype codes 0 float32,
+    1 float16, 2 int8.
     """
     return _load(str(find_capi_library(path, emulated=emulated)))
 
@@ -269,12 +276,19 @@ def reverse_cuda(windows: Any, window_size: Union[int, Sequence[int]], shift_siz
     return out
 
 
+def head_scale_array(head_scale: Sequence[float]) -> ctypes.Array:
+    """Cosine attention's per-head scales as the ``float*`` the C ABI takes."""
+    values = [float(v) for v in head_scale]
+    return (ctypes.c_float * len(values))(*values)
+
+
 def attention_cuda(qkv: Any, bias_table: Any, num_heads: int, window_size: Union[int, Sequence[int]],
                    shift_size: Union[int, Sequence[int]], height: int, width: int, scale: Optional[float] = None,
-                   lib: Optional[ctypes.CDLL] = None) -> Any:
+                   lib: Optional[ctypes.CDLL] = None, head_scale: Optional[Sequence[float]] = None) -> Any:
     """SwinWindowAttention on the GPU: ``qkv (B * nW, N, 3C)`` + ``bias_table`` -> ``(B * nW, N, C)``.
 
-    ``height``/``width`` are the padded grid; ``scale`` defaults to ``head_dim ** -0.5``.
+    ``height``/``width`` are the padded grid; ``scale`` defaults to ``head_dim ** -0.5``. ``head_scale`` (one
+    per head) selects cosine mode (Swin V2): ``scale`` is then unused.
     """
     import torch
 
@@ -299,9 +313,14 @@ def attention_cuda(qkv: Any, bias_table: Any, num_heads: int, window_size: Union
         scale = head_dim ** -0.5
     out = torch.empty((rows, tokens, three_c // 3), dtype=qkv.dtype, device=qkv.device)
     lib = lib or load_capi()
+    if head_scale is not None and len(head_scale) != num_heads:
+        raise ValueError(f"attention_cuda: {len(head_scale)} head_scale values for {num_heads} heads")
     with torch.cuda.device(qkv.device):
-        status = lib.swin_trt_window_attention(qkv.data_ptr(), qkv_code, bias_table.data_ptr(), bias_code,
-                                               out.data_ptr(), rows, num_heads, head_dim, wh, ww, sh, sw, height,
-                                               width, float(scale), _stream(qkv.device))
+        args = (qkv.data_ptr(), qkv_code, bias_table.data_ptr(), bias_code, out.data_ptr(), rows, num_heads, head_dim,
+                wh, ww, sh, sw, height, width)
+        if head_scale is None:
+            status = lib.swin_trt_window_attention(*args, float(scale), _stream(qkv.device))
+        else:
+            status = lib.swin_trt_window_attention_cosine(*args, head_scale_array(head_scale), _stream(qkv.device))
     check_status(lib, status, "swin_trt_window_attention")
     return out

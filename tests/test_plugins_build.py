@@ -68,7 +68,7 @@ def test_cmake_builds_cuda_targets_and_ctest_passes(native_build):
     capi = native_build.lib(plugin_library.CAPI_FILENAME)
     assert capi.is_file(), f"swin_trt_capi was not built:\n{native_build.configure_log}"
     lib = ctypes.CDLL(str(capi))
-    assert lib.swin_trt_capi_version() == 1
+    assert lib.swin_trt_capi_version() == plugin_library.CAPI_VERSION
     plugins = native_build.lib(plugin_library.PLUGINS_FILENAME)
     if TENSORRT_ROOT:
         assert plugins.is_file(), f"swin_trt_plugins was not built:\n{native_build.configure_log}"
@@ -264,6 +264,76 @@ def test_emulated_ops_of_one_node_at_every_size(emulated, pad_first):
                                                 head_dim ** -0.5)
             error = np.abs(out.astype(np.float32) - expect).max() / np.abs(expect).max()
             assert error <= (2e-3 if dtype == np.float16 else 1e-5), (height, width, dtype, error)
+
+
+COSINE_CASES = [  # (B, heads, head_dim, window, shift, Hp, Wp): Swin V2's window 8 and odd shapes
+    (1, 3, 32, (8, 8), (4, 4), 16, 24),
+    (2, 2, 16, (8, 8), (0, 0), 8, 16),
+    (1, 2, 5, (3, 3), (1, 0), 6, 9),     # head_dim 5: scalar loads
+    (1, 1, 96, (4, 4), (2, 2), 8, 8),    # HDC 3
+]
+
+
+@pytest.mark.parametrize("bias_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("case", COSINE_CASES, ids=lambda c: f"b{c[0]}h{c[1]}d{c[2]}-w{c[3]}-s{c[4]}")
+def test_emulated_cosine_attention_matches_reference(emulated, case, dtype, bias_dtype):
+    """Cosine mode (Swin V2) through the C ABI: per-head scales up to 100, a continuous-position-bias table
+    (values in (0, 16)), shifted and not, float32 and float16."""
+    from cosine_reference import cosine_qkv, head_scales
+
+    batch, heads, head_dim, window, shift, grid_h, grid_w = case
+    rng = np.random.default_rng(head_dim * 11 + heads)
+    tokens = window[0] * window[1]
+    rows = batch * (grid_h // window[0]) * (grid_w // window[1])
+    qkv = (rng.standard_normal((rows, tokens, 3 * heads * head_dim)) * 3).astype(dtype)
+    table = rng.uniform(0, 16, ((2 * window[0] - 1) * (2 * window[1] - 1), heads)).astype(bias_dtype)
+    scales = head_scales(heads)
+    out = np.full((rows, tokens, heads * head_dim), np.nan, dtype=dtype)
+    status = emulated.swin_trt_window_attention_cosine(
+        _ptr(qkv), _CODES[qkv.dtype], _ptr(table), _CODES[table.dtype], _ptr(out), rows, heads, head_dim, *window,
+        *shift, grid_h, grid_w, plugin_library.head_scale_array(scales), None)
+    plugin_library.check_status(emulated, status, "cosine attention")
+    expect = reference.window_attention(cosine_qkv(qkv, heads, scales), table.astype(np.float32), heads, window,
+                                        shift, grid_h, grid_w, 1.0)
+    error = np.abs(out.astype(np.float32) - expect).max() / np.abs(expect).max()
+    assert error <= (2e-3 if dtype == np.float16 else 1e-5), f"relative error {error:.3g}"
+
+
+@pytest.mark.parametrize("pad_first", [True, False])
+def test_emulated_cosine_attention_of_one_node_at_every_size(emulated, pad_first):
+    """A V2 block of a backbone of any size: partition, cosine attention on the grid the map rounds up to,
+    reverse; at several sizes, against the reference."""
+    from cosine_reference import cosine_qkv, head_scales
+
+    window, shift, heads, head_dim = (8, 8), (4, 4), 2, 8
+    rng = np.random.default_rng(int(pad_first) + 7)
+    table = rng.uniform(0, 16, (225, heads)).astype(np.float32)
+    scales = head_scales(heads)
+    for height, width in [(16, 24), (13, 20), (8, 8), (9, 5)]:
+        grid = reference.padded_size(height, width, window)
+        rows = 2 * reference.num_windows(height, width, window)
+        qkv = rng.standard_normal((rows, 64, 3 * heads * head_dim)).astype(np.float32)
+        out = np.full((rows, 64, heads * head_dim), np.nan, dtype=np.float32)
+        status = emulated.swin_trt_window_attention_cosine(_ptr(qkv), 0, _ptr(table), 0, _ptr(out), rows, heads,
+                                                           head_dim, *window, *shift, *grid,
+                                                           plugin_library.head_scale_array(scales), None)
+        plugin_library.check_status(emulated, status, "cosine attention")
+        expect = reference.window_attention(cosine_qkv(qkv, heads, scales), table, heads, window, shift, *grid, 1.0)
+        np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-5 * np.abs(expect).max())
+        merged = _emu_reverse(emulated, out, window, shift, pad_first, height, width)
+        np.testing.assert_array_equal(merged, reference.window_reverse(out, window, shift, pad_first, height, width))
+
+
+@pytest.mark.parametrize("bad", [0.0, -2.0, 100.5, float("nan"), float("inf")])
+def test_emulated_cosine_attention_refuses_bad_head_scales(emulated, bad):
+    qkv = np.zeros((1, 49, 3 * 2 * 8), np.float32)
+    table = np.zeros((169, 2), np.float32)
+    out = np.zeros((1, 49, 16), np.float32)
+    status = emulated.swin_trt_window_attention_cosine(_ptr(qkv), 0, _ptr(table), 0, _ptr(out), 1, 2, 8, 7, 7, 0, 0,
+                                                       7, 7, plugin_library.head_scale_array([10.0, bad]), None)
+    assert status == -1
+    assert "head_scale must be finite, > 0 and <= 100" in emulated.swin_trt_capi_last_error().decode()
 
 
 def test_emulated_capi_reports_bad_arguments(emulated):

@@ -6,6 +6,8 @@
 #include <math.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace swin_trt
 {
@@ -16,8 +18,8 @@ using nvinfer1::DataType;
 using nvinfer1::PluginField;
 using nvinfer1::PluginFieldType;
 
-SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(
-    int32_t numHeads, int32_t const* window, int32_t const* shift, int32_t height, int32_t width, float scale)
+SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(int32_t numHeads, int32_t const* window, int32_t const* shift,
+    int32_t height, int32_t width, float scale, std::vector<float> headScale)
     : SwinPluginBase(kWindowAttentionName)
     , mNumHeads(numHeads)
     , mWindow{window[0], window[1]}
@@ -25,6 +27,8 @@ SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(
     , mHeight(height)
     , mWidth(width)
     , mScale(scale)
+    , mCosine(headScale.empty() ? 0 : 1)
+    , mHeadScale(std::move(headScale))
     , mGeometry(makeAttentionGeometry(height, width, window[0], window[1], shift[0], shift[1]))
 {
     serializeField("num_heads", &mNumHeads, PluginFieldType::kINT32, 1);
@@ -33,12 +37,18 @@ SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(
     serializeField("height", &mHeight, PluginFieldType::kINT32, 1);
     serializeField("width", &mWidth, PluginFieldType::kINT32, 1);
     serializeField("scale", &mScale, PluginFieldType::kFLOAT32, 1);
+    if (mCosine != 0) // a V1 node serializes exactly the fields it always had
+    {
+        serializeField("cosine", &mCosine, PluginFieldType::kINT32, 1);
+        serializeField("head_scale", mHeadScale.data(), PluginFieldType::kFLOAT32, static_cast<int32_t>(mHeadScale.size()));
+    }
 }
 
 nvinfer1::IPluginV3* SwinWindowAttentionPlugin::clone() noexcept
 {
-    return guarded<nvinfer1::IPluginV3*>("clone", nullptr,
-        [&] { return new SwinWindowAttentionPlugin(mNumHeads, mWindow, mShift, mHeight, mWidth, mScale); });
+    return guarded<nvinfer1::IPluginV3*>("clone", nullptr, [&] {
+        return new SwinWindowAttentionPlugin(mNumHeads, mWindow, mShift, mHeight, mWidth, mScale, mHeadScale);
+    });
 }
 
 std::string SwinWindowAttentionPlugin::describeInputs() const
@@ -281,7 +291,7 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
         int32_t const headDim = static_cast<int32_t>(dims[0].d[2] / (3 * static_cast<int64_t>(mNumHeads)));
         cudaError_t const status = windowAttention(inputs[0], qkvType, inputs[1], biasType, outputs[0],
             static_cast<int32_t>(dims[0].d[0]), mNumHeads, headDim, mWindow[0], mWindow[1], mShift[0], mShift[1],
-            g.Hp, g.Wp, mScale, stream);
+            g.Hp, g.Wp, mScale, mCosine != 0 ? mHeadScale.data() : nullptr, stream);
         if (status != cudaSuccess)
         {
             return fail("kernel launch failed: " + cudaErrorText(status));
@@ -292,6 +302,65 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
 
 // ---------------------------------------------------------------------------------------------------------
 
+namespace
+{
+
+//! Cosine mode's fields: `cosine` (0 or 1, default 0) and, iff it is 1, `head_scale` (num_heads values in
+//! (0, 100]) with `scale` = 1. Fills `headScale` (empty for V1); false (logged) when a rule is broken.
+bool readCosine(FieldReader& reader, int32_t numHeads, float scale, std::vector<float>& headScale)
+{
+    int32_t cosine = 0;
+    if (!reader.optionalInt1("cosine", cosine, 0))
+    {
+        return false;
+    }
+    if (cosine != 0 && cosine != 1)
+    {
+        return reader.error("attribute 'cosine' = " + std::to_string(cosine) + " out of range: must be 0 (Swin V1 "
+                            "attention) or 1 (scaled cosine attention, Swin V2)");
+    }
+    if (cosine == 0)
+    {
+        return !reader.has("head_scale")
+            || reader.error("attribute 'head_scale' is given but 'cosine' is 0: head_scale is the per-head logit "
+                            "scale of cosine attention; set cosine = 1 or drop head_scale");
+    }
+    if (!reader.has("head_scale"))
+    {
+        return reader.error("cosine = 1 needs attribute 'head_scale': num_heads = " + std::to_string(numHeads)
+            + " floats, exp(min(logit_scale, log 100)) per head");
+    }
+    if (!reader.floats("head_scale", headScale))
+    {
+        return false;
+    }
+    if (static_cast<int64_t>(headScale.size()) != numHeads)
+    {
+        return reader.error("attribute 'head_scale' has " + std::to_string(headScale.size()) + " values, expected "
+            + "num_heads = " + std::to_string(numHeads));
+    }
+    if (char const* why = checkCosineHeadScale(numHeads, headScale.data()))
+    {
+        for (size_t h = 0; h < headScale.size(); ++h)
+        {
+            if (!(headScale[h] > 0.0F && headScale[h] <= kMaxHeadScale))
+            {
+                return reader.error("attribute 'head_scale'[" + std::to_string(h) + "] = "
+                    + std::to_string(headScale[h]) + " out of range: " + why);
+            }
+        }
+        return reader.error(std::string("attribute 'head_scale': ") + why);
+    }
+    if (scale != 1.0F)
+    {
+        return reader.error("attribute 'scale' = " + std::to_string(scale) + " with cosine = 1: must be 1.0 (cosine "
+                            "attention scales by head_scale; fold any other factor into it)");
+    }
+    return true;
+}
+
+} // namespace
+
 SwinWindowAttentionCreator::SwinWindowAttentionCreator()
     : SwinPluginCreatorBase(kWindowAttentionName,
         {PluginField("num_heads", nullptr, PluginFieldType::kINT32, 1),
@@ -299,7 +368,10 @@ SwinWindowAttentionCreator::SwinWindowAttentionCreator()
             PluginField("shift_size", nullptr, PluginFieldType::kINT32, 2),
             PluginField("height", nullptr, PluginFieldType::kINT32, 1),
             PluginField("width", nullptr, PluginFieldType::kINT32, 1),
-            PluginField("scale", nullptr, PluginFieldType::kFLOAT32, 1)})
+            PluginField("scale", nullptr, PluginFieldType::kFLOAT32, 1),
+            PluginField("cosine", nullptr, PluginFieldType::kINT32, 1),
+            // num_heads values; TensorRT's ONNX parser takes the length from the node's attribute
+            PluginField("head_scale", nullptr, PluginFieldType::kFLOAT32, 1)})
 {
 }
 
@@ -348,7 +420,12 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
             reader.error("attribute 'scale' = " + std::to_string(scale) + " out of range: must be finite and > 0");
             return nullptr;
         }
-        return new SwinWindowAttentionPlugin(numHeads, window, shift, height, width, scale);
+        std::vector<float> headScale;
+        if (!readCosine(reader, numHeads, scale, headScale))
+        {
+            return nullptr;
+        }
+        return new SwinWindowAttentionPlugin(numHeads, window, shift, height, width, scale, std::move(headScale));
     });
 }
 

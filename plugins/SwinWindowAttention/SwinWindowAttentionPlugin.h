@@ -6,6 +6,8 @@
 #include "plugin_common.h"
 #include "swin_index.h"
 
+#include <vector>
+
 namespace swin_trt
 {
 namespace plugin
@@ -16,8 +18,9 @@ constexpr char const* kWindowAttentionName = "SwinWindowAttention";
 class SwinWindowAttentionPlugin final : public SwinPluginBase
 {
 public:
+    //! `headScale`: empty for V1 attention; cosine mode (Swin V2) otherwise, one scale per head.
     SwinWindowAttentionPlugin(int32_t numHeads, int32_t const* window, int32_t const* shift, int32_t height,
-        int32_t width, float scale);
+        int32_t width, float scale, std::vector<float> headScale);
 
     nvinfer1::IPluginV3* clone() noexcept override;
 
@@ -65,6 +68,8 @@ private:
     int32_t mHeight; // the padded grid; 0: from the feature map, or not needed (no shift)
     int32_t mWidth;
     float mScale;
+    int32_t mCosine;                // 1: scaled cosine attention (Swin V2)
+    std::vector<float> mHeadScale;  // cosine mode: num_heads scales (never resized: a serialized field points here)
     AttentionGeometry mGeometry; // with size attributes: checked by the creator (every count fits in int32)
 };
 

@@ -209,9 +209,11 @@ inline std::vector<int32_t> relativePositionIndex(int32_t wh, int32_t ww)
 
 //! SwinWindowAttention in double precision, straight from the contract: qkv (rows, N, 3C) with the last dim
 //! laid out as (3, heads, headDim), table ((2wh-1)(2ww-1), heads), (Hp, Wp) the padded grid. Returns
-//! context (rows, N, C).
+//! context (rows, N, C). With `headScale` (cosine mode, one per head) the logit is
+//! headScale[h] * q.k / (max(|q|, 1e-12) max(|k|, 1e-12)) instead of scale * q.k.
 inline std::vector<double> attention(std::vector<float> const& qkv, std::vector<float> const& table, int32_t rows,
-    int32_t heads, int32_t headDim, int32_t wh, int32_t ww, int32_t sh, int32_t sw, int32_t Hp, int32_t Wp, double scale)
+    int32_t heads, int32_t headDim, int32_t wh, int32_t ww, int32_t sh, int32_t sw, int32_t Hp, int32_t Wp, double scale,
+    std::vector<float> const* headScale = nullptr)
 {
     int32_t const N = wh * ww;
     int32_t const C = heads * headDim;
@@ -235,11 +237,18 @@ inline std::vector<double> attention(std::vector<float> const& qkv, std::vector<
                 for (int32_t j = 0; j < N; ++j)
                 {
                     double dot = 0.0;
+                    double qq = 0.0;
+                    double kk = 0.0;
                     for (int32_t d = 0; d < headDim; ++d)
                     {
                         dot += at(r, i, 0, h, d) * at(r, j, 1, h, d);
+                        qq += at(r, i, 0, h, d) * at(r, i, 0, h, d);
+                        kk += at(r, j, 1, h, d) * at(r, j, 1, h, d);
                     }
-                    double v = scale * dot + table[static_cast<size_t>(rpi[static_cast<size_t>(i) * N + j]) * heads + h];
+                    double const similarity = headScale == nullptr
+                        ? scale * dot
+                        : (*headScale)[static_cast<size_t>(h)] * dot / (fmax(sqrt(qq), 1e-12) * fmax(sqrt(kk), 1e-12));
+                    double v = similarity + table[static_cast<size_t>(rpi[static_cast<size_t>(i) * N + j]) * heads + h];
                     if (masked && regions[static_cast<size_t>(w) * N + i] != regions[static_cast<size_t>(w) * N + j])
                     {
                         v += -100.0;

@@ -7,7 +7,8 @@
 // its input, reverse and attention from the feature-map input (dims only; its buffer is null here, so a read
 // would crash), and every result is compared with the brute-force model of the contract (brute_force.h):
 // padded and unpadded maps, shifted and not, both pad orders, float32/float16/int8 moves, float32/float16
-// attention. The nodes of a graph of one size (height/width attributes) are run too.
+// attention in V1 and cosine mode (Swin V2). The nodes of a graph of one size (height/width attributes) are
+// run too.
 #include "NvInferRuntime.h"
 
 #include "brute_force.h"
@@ -200,11 +201,11 @@ float roundHalf(float v)
 //! One attention node at one size: a shifted node without height/width takes the grid from the feature map
 //! (input 2, dims only); an unshifted one reads no input 2 at all.
 void runAttention(IPluginV3* attention, DataType type, int32_t B, int32_t H, int32_t W,
-    int32_t heads, int32_t headDim, int32_t shift, float scale)
+    int32_t heads, int32_t headDim, int32_t shift, float scale, std::vector<float> const* headScale = nullptr)
 {
     char where[160];
-    snprintf(where, sizeof(where), "attention %s B=%d map %dx%d heads=%d hd=%d shift=%d", name(type), B, H, W, heads,
-        headDim, shift);
+    snprintf(where, sizeof(where), "attention%s %s B=%d map %dx%d heads=%d hd=%d shift=%d",
+        headScale != nullptr ? " (cosine)" : "", name(type), B, H, W, heads, headDim, shift);
     int32_t const N = kWindow * kWindow;
     int32_t const Hp = ceilTo(H, kWindow), Wp = ceilTo(W, kWindow);
     int32_t const rows = B * windowsOf(H, W);
@@ -218,9 +219,10 @@ void runAttention(IPluginV3* attention, DataType type, int32_t B, int32_t H, int
     {
         v = half ? roundHalf(normal(rng)) : normal(rng);
     }
+    std::uniform_real_distribution<float> cpb(0.0F, 16.0F); // V2's folded continuous position bias
     for (float& v : table)
     {
-        v = normal(rng);
+        v = headScale != nullptr ? cpb(rng) : normal(rng);
     }
     std::vector<__half> qkvH(qkv.size()), outH(static_cast<size_t>(rows) * N * C);
     for (size_t i = 0; i < qkv.size(); ++i)
@@ -241,8 +243,8 @@ void runAttention(IPluginV3* attention, DataType type, int32_t B, int32_t H, int
             outF[i] = __half2float(outH[i]);
         }
     }
-    std::vector<double> const expect
-        = brute::attention(qkv, table, rows, heads, headDim, kWindow, kWindow, shift, shift, Hp, Wp, scale);
+    std::vector<double> const expect = brute::attention(
+        qkv, table, rows, heads, headDim, kWindow, kWindow, shift, shift, Hp, Wp, scale, headScale);
     double const rel = brute::relativeError(outF, expect);
     double const tol = half ? 2e-3 : 1e-5;
     char msg[64];
@@ -274,6 +276,30 @@ void testAttentionAtEverySize()
     }
     delete attention;
     delete unshifted;
+
+    // Cosine mode (Swin V2): scale 1, per-head scales up to the clamp (100), any size and one size.
+    std::vector<float> const headScale = {3.5F, 100.0F};
+    Fields cosine;
+    cosine.i("num_heads", {heads}).i("window_size", {kWindow, kWindow}).i("shift_size", {kShift, kShift});
+    cosine.f("scale", 1.0F).i("cosine", {1}).fs("head_scale", headScale);
+    Fields sized;
+    sized.i("num_heads", {heads}).i("window_size", {kWindow, kWindow}).i("shift_size", {kShift, kShift});
+    sized.i("height", {14}).i("width", {21}).f("scale", 1.0F).i("cosine", {1}).fs("head_scale", headScale);
+    IPluginV3* anySize = create("SwinWindowAttention", cosine, "cosine attention (feature map)");
+    IPluginV3* oneSize = create("SwinWindowAttention", sized, "cosine attention (height/width)");
+    if (anySize != nullptr && oneSize != nullptr)
+    {
+        for (auto const& size : kSizes)
+        {
+            for (DataType type : {DataType::kFLOAT, DataType::kHALF})
+            {
+                runAttention(anySize, type, 2, size[0], size[1], heads, headDim, kShift, 1.0F, &headScale);
+            }
+        }
+        runAttention(oneSize, DataType::kHALF, 3, 14, 21, heads, headDim, kShift, 1.0F, &headScale);
+    }
+    delete anySize;
+    delete oneSize;
 }
 
 } // namespace

@@ -18,6 +18,7 @@
 #include "plugin_test_support.h"
 
 #include <dlfcn.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -777,6 +778,91 @@ void testRegistrarGuards()
         "registrar: no creator list is an error, reported");
 }
 
+//! Cosine mode (Swin V2): the fields `cosine` and `head_scale`, their rules, and their serialization.
+void testAttentionCosineFields()
+{
+    IPluginCreatorV3One* c = creator("SwinWindowAttention");
+    PluginFieldCollection const* names = c->getFieldNames();
+    bool cosineField = false;
+    bool headScaleField = false;
+    for (int32_t k = 0; k < names->nbFields; ++k)
+    {
+        cosineField = cosineField
+            || (strcmp(names->fields[k].name, "cosine") == 0 && names->fields[k].type == PluginFieldType::kINT32);
+        headScaleField = headScaleField
+            || (strcmp(names->fields[k].name, "head_scale") == 0 && names->fields[k].type == PluginFieldType::kFLOAT32);
+    }
+    check(cosineField && headScaleField, "attention: creator lists cosine (INT32) and head_scale (FLOAT32)");
+
+    Fields good;
+    good.i("num_heads", {3}).i("window_size", {8, 8}).i("shift_size", {4, 4}).f("scale", 1.0F).i("cosine", {1});
+    good.fs("head_scale", {2.5F, 17.0F, 100.0F});
+    IPluginV3* p = c->createPlugin("cosine", good.get(), TensorRTPhase::kBUILD);
+    check(p != nullptr, "attention cosine: valid fields (any size, shifted)");
+    if (p != nullptr)
+    {
+        PluginFieldCollection const* fields = runtime(p)->getFieldsToSerialize();
+        bool serialized = false;
+        for (int32_t k = 0; k < fields->nbFields; ++k)
+        {
+            PluginField const& f = fields->fields[k];
+            if (strcmp(f.name, "head_scale") == 0 && f.length == 3 && f.type == PluginFieldType::kFLOAT32)
+            {
+                serialized = static_cast<float const*>(f.data)[1] == 17.0F;
+            }
+        }
+        check(serialized, "attention cosine: head_scale serialized, all three values");
+        checkRoundTrip(c, p, "attention cosine");
+        delete p;
+    }
+    // A V1 node (no cosine) serializes the six fields it always had: plans of V1 graphs do not change.
+    Fields v1;
+    v1.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {3, 3}).i("height", {14}).i("width", {14});
+    v1.f("scale", 0.17677669F);
+    IPluginV3* q = c->createPlugin("v1", v1.get(), TensorRTPhase::kBUILD);
+    check(q != nullptr && runtime(q)->getFieldsToSerialize()->nbFields == 6,
+        "attention V1: no cosine fields serialized");
+    delete q;
+    Fields explicitV1;
+    explicitV1.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {0, 0}).f("scale", 0.2F).i("cosine", {0});
+    q = c->createPlugin("v1_explicit", explicitV1.get(), TensorRTPhase::kBUILD);
+    check(q != nullptr, "attention: cosine = 0 is V1");
+    delete q;
+
+    struct
+    {
+        std::vector<int32_t> cosine;
+        std::vector<float> headScale;
+        float scale;
+        char const* expect;
+    } const bad[] = {{{1}, {}, 1.0F, "cosine = 1 needs attribute 'head_scale'"},
+        {{1}, {2.0F, 3.0F}, 1.0F, "expected num_heads = 3"}, {{1}, {2.0F, 0.0F, 3.0F}, 1.0F, "'head_scale'[1]"},
+        {{1}, {2.0F, 3.0F, -1.0F}, 1.0F, "'head_scale'[2]"}, {{1}, {100.5F, 3.0F, 4.0F}, 1.0F, "'head_scale'[0]"},
+        {{1}, {NAN, 3.0F, 4.0F}, 1.0F, "'head_scale'[0]"}, {{1}, {INFINITY, 3.0F, 4.0F}, 1.0F, "<= 100"},
+        {{2}, {2.0F, 3.0F, 4.0F}, 1.0F, "'cosine' = 2"}, {{0}, {2.0F, 3.0F, 4.0F}, 1.0F, "'cosine' is 0"},
+        {{1}, {2.0F, 3.0F, 4.0F}, 0.125F, "must be 1.0"}};
+    for (auto const& b : bad)
+    {
+        Fields f;
+        f.i("num_heads", {3}).i("window_size", {8, 8}).i("shift_size", {4, 4}).f("scale", b.scale).i("cosine", b.cosine);
+        if (!b.headScale.empty())
+        {
+            f.fs("head_scale", b.headScale);
+        }
+        gLogger.messages.clear();
+        IPluginV3* r = c->createPlugin("bad_cosine", f.get(), TensorRTPhase::kBUILD);
+        check(r == nullptr && gLogger.saw(b.expect), std::string("attention cosine: refused with '") + b.expect + "'");
+        delete r;
+    }
+    Fields many;
+    many.i("num_heads", {257}).i("window_size", {8, 8}).i("shift_size", {0, 0}).f("scale", 1.0F).i("cosine", {1});
+    many.fs("head_scale", std::vector<float>(257, 10.0F));
+    gLogger.messages.clear();
+    IPluginV3* r = c->createPlugin("many_heads", many.get(), TensorRTPhase::kBUILD);
+    check(r == nullptr && gLogger.saw("1 to 256 heads"), "attention cosine: more than 256 heads refused");
+    delete r;
+}
+
 //! Finding: int8 partition/reverse copied codes unchanged even when a weakly typed 10.x build gave input and
 //! output different scales. Now refused in configurePlugin, onShapeChange and enqueue.
 void testInt8Scales()
@@ -1007,6 +1093,7 @@ int main()
     testReverseAnySize();
     testAttention();
     testAttentionAnySize();
+    testAttentionCosineFields();
     testInt8Scales();
     testNoexceptMethodsSurviveFailingAllocations();
     testHostileSizes();
