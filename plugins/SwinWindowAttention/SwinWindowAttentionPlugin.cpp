@@ -174,19 +174,10 @@ std::string SwinWindowAttentionPlugin::checkInputs(nvinfer1::Dims const* dims, i
     }
     if (nbInputs == 3)
     {
-        nvinfer1::Dims const& map = dims[2];
-        if (map.nbDims != 4)
+        std::string why = checkFeatureMap(dims[2], mWindow);
+        if (!why.empty() || dims[2].d[1] < 0 || dims[2].d[2] < 0)
         {
-            return "input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(map.nbDims) + "-D";
-        }
-        if (map.d[1] < 0 || map.d[2] < 0)
-        {
-            return {}; // not known yet
-        }
-        if (char const* why = checkWindowGeometry(map.d[1], map.d[2], mWindow[0], mWindow[1]))
-        {
-            return "input 'feature_map' is " + std::to_string(map.d[1]) + " x " + std::to_string(map.d[2])
-                + " with window_size " + formatPair(mWindow) + ": " + why;
+            return why; // a problem, or a grid not known yet
         }
     }
     // The mask of row r is that of window r % nW: only whole images (a multiple of nW rows) are masked right.

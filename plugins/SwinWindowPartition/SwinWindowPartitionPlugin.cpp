@@ -32,9 +32,7 @@ nvinfer1::IPluginV3* SwinWindowPartitionPlugin::clone() noexcept
 
 std::string SwinWindowPartitionPlugin::checkMap(int64_t H, int64_t W) const
 {
-    char const* why = checkWindowGeometry(H, W, mWindow[0], mWindow[1]);
-    return why == nullptr ? std::string() : "input 'x' is " + std::to_string(H) + " x " + std::to_string(W)
-            + " with window_size " + formatPair(mWindow) + ": " + why;
+    return checkMapSize("x", H, W, mWindow);
 }
 
 int32_t SwinWindowPartitionPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,

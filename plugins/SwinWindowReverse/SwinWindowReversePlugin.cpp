@@ -112,19 +112,10 @@ std::string SwinWindowReversePlugin::checkInputs(nvinfer1::Dims const* dims, int
     }
     if (nbInputs == 2)
     {
-        nvinfer1::Dims const& map = dims[1];
-        if (map.nbDims != 4)
+        std::string why = checkFeatureMap(dims[1], mWindow);
+        if (!why.empty() || dims[1].d[1] < 0 || dims[1].d[2] < 0)
         {
-            return "input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(map.nbDims) + "-D";
-        }
-        if (map.d[1] < 0 || map.d[2] < 0)
-        {
-            return {}; // not known yet
-        }
-        if (char const* why = checkWindowGeometry(map.d[1], map.d[2], mWindow[0], mWindow[1]))
-        {
-            return "input 'feature_map' is " + std::to_string(map.d[1]) + " x " + std::to_string(map.d[2])
-                + " with window_size " + formatPair(mWindow) + ": " + why;
+            return why; // a problem, or a size not known yet
         }
     }
     WindowGeometry const g = geometry(dims, nbInputs);

@@ -284,6 +284,23 @@ bool allKnown(nvinfer1::Dims const& dims, int32_t first)
     return true;
 }
 
+std::string checkMapSize(char const* input, int64_t H, int64_t W, int32_t const* window)
+{
+    char const* why = checkWindowGeometry(H, W, window[0], window[1]);
+    return why == nullptr ? std::string()
+                          : std::string("input '") + input + "' is " + std::to_string(H) + " x " + std::to_string(W)
+            + " with window_size " + formatPair(window) + ": " + why;
+}
+
+std::string checkFeatureMap(nvinfer1::Dims const& map, int32_t const* window)
+{
+    if (map.nbDims != 4)
+    {
+        return "input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(map.nbDims) + "-D";
+    }
+    return map.d[1] < 0 || map.d[2] < 0 ? std::string() : checkMapSize("feature_map", map.d[1], map.d[2], window);
+}
+
 bool isFeatureMapFormat(nvinfer1::PluginTensorDesc const& desc)
 {
     using nvinfer1::DataType;

@@ -298,6 +298,14 @@ char const* typeName(nvinfer1::DataType type);
 //! True when every dimension of `dims` at index >= `first` is known (>= 0).
 bool allKnown(nvinfer1::Dims const& dims, int32_t first);
 
+//! Empty when an H x W map with `window` fits the int32 geometry (swin_index.h), else "input '<input>' is
+//! H x W with window_size [wh, ww]: <why>".
+std::string checkMapSize(char const* input, int64_t H, int64_t W, int32_t const* window);
+
+//! The feature-map input of reverse and attention, (B, H, W, C') of which only the dims are read: empty when it
+//! is 4-D and its H, W (where known) fit the geometry, else the message.
+std::string checkFeatureMap(nvinfer1::Dims const& map, int32_t const* window);
+
 //! "float32, float16 or int8 in kLINEAR": the feature-map input of reverse and attention (dims only, never read).
 bool isFeatureMapFormat(nvinfer1::PluginTensorDesc const& desc);
 

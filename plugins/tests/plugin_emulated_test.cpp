@@ -53,6 +53,42 @@ IPluginV3* create(char const* op, Fields& fields, char const* name)
     return p;
 }
 
+//! The partition and reverse nodes of one block (window 7, shift 3). The reverse has no height/width (its size
+//! from input 1) unless `size` gives them.
+struct Block
+{
+    IPluginV3* partition = nullptr;
+    IPluginV3* reverse = nullptr;
+
+    Block(int32_t padFirst, std::vector<int32_t> const& size = {})
+    {
+        Fields pf;
+        pf.i("window_size", {kWindow, kWindow}).i("shift_size", {kShift, kShift}).i("pad_first", {padFirst});
+        Fields rf;
+        rf.i("window_size", {kWindow, kWindow}).i("shift_size", {kShift, kShift}).i("pad_first", {padFirst});
+        if (!size.empty())
+        {
+            rf.i("height", {size[0]}).i("width", {size[1]});
+        }
+        partition = create("SwinWindowPartition", pf, "partition");
+        reverse = create("SwinWindowReverse", rf, size.empty() ? "reverse (feature map)" : "reverse (height/width)");
+    }
+
+    Block(Block const&) = delete;
+    Block& operator=(Block const&) = delete;
+
+    ~Block()
+    {
+        delete partition;
+        delete reverse;
+    }
+
+    bool ok() const
+    {
+        return partition != nullptr && reverse != nullptr;
+    }
+};
+
 size_t elementSize(DataType type)
 {
     return type == DataType::kFLOAT ? 4 : (type == DataType::kHALF ? 2 : 1);
@@ -128,27 +164,17 @@ void testPartitionReverseAtEverySize()
 {
     for (int32_t padFirst : {0, 1})
     {
-        Fields pf;
-        pf.i("window_size", {kWindow, kWindow}).i("shift_size", {kShift, kShift}).i("pad_first", {padFirst});
-        Fields rf; // no height/width: the size comes from input 1
-        rf.i("window_size", {kWindow, kWindow}).i("shift_size", {kShift, kShift}).i("pad_first", {padFirst});
-        IPluginV3* partition = create("SwinWindowPartition", pf, "partition");
-        IPluginV3* reverse = create("SwinWindowReverse", rf, "reverse (feature map)");
-        if (partition == nullptr || reverse == nullptr)
-        {
-            delete partition;
-            delete reverse;
-            return;
-        }
+        Block const block(padFirst); // one pair of plugin objects for every size
         for (auto const& size : kSizes)
         {
             for (DataType type : {DataType::kFLOAT, DataType::kHALF, DataType::kINT8})
             {
-                runPartitionReverse(partition, reverse, padFirst, type, 2, size[0], size[1], 12);
+                if (block.ok())
+                {
+                    runPartitionReverse(block.partition, block.reverse, padFirst, type, 2, size[0], size[1], 12);
+                }
             }
         }
-        delete partition;
-        delete reverse;
     }
 }
 
@@ -157,17 +183,9 @@ void testSizedReverse()
 {
     for (int32_t padFirst : {0, 1})
     {
-        Fields pf;
-        pf.i("window_size", {kWindow, kWindow}).i("shift_size", {kShift, kShift}).i("pad_first", {padFirst});
-        Fields rf;
-        rf.i("window_size", {kWindow, kWindow}).i("shift_size", {kShift, kShift}).i("pad_first", {padFirst});
-        rf.i("height", {10}).i("width", {13});
-        IPluginV3* partition = create("SwinWindowPartition", pf, "partition");
-        IPluginV3* reverse = create("SwinWindowReverse", rf, "reverse (height/width)");
-        if (partition == nullptr || reverse == nullptr)
+        Block const block(padFirst, {10, 13});
+        if (!block.ok())
         {
-            delete partition;
-            delete reverse;
             return;
         }
         // Same data path; the reverse node reads only input 0 (its descriptor array has one entry).
@@ -183,13 +201,11 @@ void testSizedReverse()
         PluginTensorDesc wDesc = plainDesc(DataType::kFLOAT, {B * nW, 49, C});
         void const* in[] = {x.data()};
         void* out[] = {windows.data()};
-        check(runtime(partition)->enqueue(&xDesc, &wDesc, in, out, nullptr, nullptr) == 0, "sized: partition");
+        check(runtime(block.partition)->enqueue(&xDesc, &wDesc, in, out, nullptr, nullptr) == 0, "sized: partition");
         void const* rin[] = {windows.data()};
         void* rout[] = {back.data()};
-        check(runtime(reverse)->enqueue(&wDesc, &xDesc, rin, rout, nullptr, nullptr) == 0 && back == x,
+        check(runtime(block.reverse)->enqueue(&wDesc, &xDesc, rin, rout, nullptr, nullptr) == 0 && back == x,
             "sized: reverse(partition(x)) == x with height/width attributes");
-        delete partition;
-        delete reverse;
     }
 }
 
