@@ -1,14 +1,17 @@
-"""Kernel timings of the three Swin ops on Swin-T / Swin-B shapes (224 input, window 7), on the GPU.
+"""Kernel timings of the three Swin ops on Swin-T / Swin-B shapes (window 7), on the GPU.
 
 * SwinWindowPartition / SwinWindowReverse: time and bandwidth as a fraction of a device-to-device copy
   (``torch.Tensor.copy_``) of the same output bytes (target >= 0.80).
 * SwinWindowAttention (float16): our kernel vs ``torch.nn.functional.scaled_dot_product_attention`` with the
   same relative-position bias + shifted-window mask passed as ``attn_mask`` (materialised as (B*nW, heads, N, N)
   outside the timed region), on the same q/k/v views of the same qkv tensor; also SDPA plus the transpose back
-  to our (B*nW, N, C) layout.
+  to our (B*nW, N, C) layout. ``--modes`` v1 (``scale * q k^T``) and cosine (Swin V2: our kernel normalises q
+  and k itself; torch gets ``F.normalize(q) * head_scale`` and ``F.normalize(k)``, timed with SDPA).
 
-Stages: resolutions 56/28/14/7; C 96/192/384/768 and heads 3/6/12/24 (Swin-T), C 128/256/512/1024 and heads
-4/8/16/32 (Swin-B); batches 1 and 32; shift 3 where the map is larger than the window (shifted blocks), else 0.
+Stages of each ``--img-sizes`` input (default 224x224: maps 56/28/14/7; a dense size such as 512x640 gives
+maps 128x160 ... 16x20, none a multiple of the window, so every stage is padded, as a backbone of any size
+runs them); C 96/192/384/768 and heads 3/6/12/24 (Swin-T), C 128/256/512/1024 and heads 4/8/16/32 (Swin-B);
+batches 1 and 32; shift 3 where the map is larger than the window (shifted blocks), else 0.
 
 Times come from CUDA events around CUDA-graph replays of ``--iters`` back-to-back launches (eager launches if
 graph capture fails), so host launch overhead is not measured; the median of ``--repeats`` replays is reported.
@@ -17,7 +20,7 @@ Writes JSON to ``--out`` (default benchmarks/results/kernels.json). Needs a CUDA
 
 Example::
 
-    python benchmarks/bench_kernels.py --batches 1,32 --out benchmarks/results/kernels.json
+    python benchmarks/bench_kernels.py --batches 1,32 --img-sizes 224x224,512x640 --out benchmarks/results/kernels.json
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ MODELS = {
     "swin_t": {"channels": (96, 192, 384, 768), "heads": (3, 6, 12, 24)},
     "swin_b": {"channels": (128, 256, 512, 1024), "heads": (4, 8, 16, 32)},
 }
-RESOLUTIONS = (56, 28, 14, 7)
+PATCH = 4  # Swin's patch embedding: stage 1 is the input / 4, each later stage half the previous one
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "kernels.json"
 
 
@@ -46,9 +49,13 @@ def parse_args(argv=None):
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path (default: %(default)s)")
     parser.add_argument("--models", default="swin_t,swin_b", help="comma list of swin_t, swin_b")
     parser.add_argument("--batches", default="1,32", help="comma list of batch sizes (default: %(default)s)")
+    parser.add_argument("--img-sizes", default="224x224",
+                        help="comma list of input sizes HxW whose stage maps are timed (default: %(default)s)")
     parser.add_argument("--dtypes", default="float16",
                         help="partition/reverse dtypes, comma list of float32, float16, int8 (default: %(default)s)")
     parser.add_argument("--pad-first", type=int, choices=(0, 1), default=1, help="pad order (1 = torchvision)")
+    parser.add_argument("--modes", default="v1,cosine",
+                        help="attention modes, comma list of v1, cosine (Swin V2) (default: %(default)s)")
     parser.add_argument("--iters", type=int, default=20, help="launches per timed graph replay")
     parser.add_argument("--repeats", type=int, default=15, help="timed replays; the median is reported")
     parser.add_argument("--capi", default=None, help="path of libswin_trt_capi.so (default: $SWIN_TRT_CAPI, build/)")
@@ -104,26 +111,40 @@ class Timer:
         return statistics.median(times)
 
 
-def stages(models):
-    for model in models:
-        spec = MODELS[model]
-        for index, (resolution, channels, heads) in enumerate(zip(RESOLUTIONS, spec["channels"], spec["heads"])):
-            shift = SHIFT if resolution > WINDOW else 0
-            yield model, index + 1, resolution, channels, heads, shift
+def stage_map(img_size, stage: int) -> tuple[int, int]:
+    """(H, W) of stage ``stage`` (1-4) for an input of ``img_size``: the patch embedding and each merge round
+    up (both pad an odd map)."""
+    height, width = (-(-side // PATCH) for side in img_size)
+    for _ in range(stage - 1):
+        height, width = -(-height // 2), -(-width // 2)
+    return height, width
 
 
-def bench_partition_reverse(torch, lib, timer, plugin_library, models, batches, dtypes, pad_first):
+def stages(models, img_sizes):
+    for img_size in img_sizes:
+        for model in models:
+            spec = MODELS[model]
+            for index, (channels, heads) in enumerate(zip(spec["channels"], spec["heads"])):
+                height, width = stage_map(img_size, index + 1)
+                shift = SHIFT if min(height, width) > WINDOW else 0
+                yield img_size, model, index + 1, (height, width), channels, heads, shift
+
+
+def padded(side: int) -> int:
+    return -(-side // WINDOW) * WINDOW
+
+
+def bench_partition_reverse(torch, lib, timer, plugin_library, models, img_sizes, batches, dtypes, pad_first):
     dtype_map = {"float32": torch.float32, "float16": torch.float16, "int8": torch.int8}
     rows = []
-    for model, stage, resolution, channels, _, shift in stages(models):
+    for img_size, model, stage, (height, width), channels, _, shift in stages(models, img_sizes):
         for batch in batches:
             for name in dtypes:
                 dtype = dtype_map[name]
                 if dtype == torch.int8:
-                    x = torch.randint(-128, 128, (batch, resolution, resolution, channels), device="cuda",
-                                      dtype=dtype)
+                    x = torch.randint(-128, 128, (batch, height, width, channels), device="cuda", dtype=dtype)
                 else:
-                    x = torch.randn((batch, resolution, resolution, channels), device="cuda").to(dtype)
+                    x = torch.randn((batch, height, width, channels), device="cuda").to(dtype)
                 windows = plugin_library.partition_cuda(x, WINDOW, shift, bool(pad_first), lib=lib)
                 merged = torch.empty_like(x)
                 out_windows = torch.empty_like(windows)
@@ -149,8 +170,9 @@ def bench_partition_reverse(torch, lib, timer, plugin_library, models, batches, 
                 moved = x.numel() * x.element_size() + windows.numel() * windows.element_size()
                 copy_bytes = 2 * windows.numel() * windows.element_size()
                 rows.append({
-                    "model": model, "stage": stage, "batch": batch, "dtype": name,
-                    "shape": [b, h, w, c], "window": WINDOW, "shift": shift, "pad_first": pad_first,
+                    "img_size": list(img_size), "model": model, "stage": stage, "batch": batch, "dtype": name,
+                    "shape": [b, h, w, c], "padded": [padded(h), padded(w)], "window": WINDOW, "shift": shift,
+                    "pad_first": pad_first,
                     "bytes_moved": moved, "copy_us": round(copy_us, 3),
                     "partition_us": round(partition_us, 3), "reverse_us": round(reverse_us, 3),
                     "copy_GBps": round(copy_bytes / copy_us / 1e3, 1),
@@ -159,42 +181,55 @@ def bench_partition_reverse(torch, lib, timer, plugin_library, models, batches, 
                     "partition_fraction_of_copy": round((moved / partition_us) / (copy_bytes / copy_us), 3),
                     "reverse_fraction_of_copy": round((moved / reverse_us) / (copy_bytes / copy_us), 3),
                 })
-                print(f"{model} stage {stage} B={batch:<3} {name:8s} copy {copy_us:8.2f} us  partition "
+                print(f"{img_size[0]}x{img_size[1]} {model} stage {stage} ({h}x{w}) B={batch:<3} {name:8s} copy "
+                      f"{copy_us:8.2f} us  partition "
                       f"{partition_us:8.2f} us ({rows[-1]['partition_fraction_of_copy']:.2f} of copy)  reverse "
                       f"{reverse_us:8.2f} us ({rows[-1]['reverse_fraction_of_copy']:.2f})", flush=True)
                 del x, windows, merged, out_windows, src, dst
     return rows
 
 
-def bench_attention(torch, lib, timer, reference, models, batches):
+def bench_attention(torch, lib, timer, reference, plugin_library, models, img_sizes, batches, modes):
     import torch.nn.functional as F
 
     rows = []
-    for model, stage, resolution, channels, heads, shift in stages(models):
+    for img_size, model, stage, (height, width), channels, heads, shift in stages(models, img_sizes):
+        grid_h, grid_w = padded(height), padded(width)  # the grid a feature-map input gives the plugin
         head_dim = channels // heads
         tokens = WINDOW * WINDOW
-        n_windows = (resolution // WINDOW) ** 2
+        n_windows = (grid_h // WINDOW) * (grid_w // WINDOW)
         table_cpu = torch.randn(((2 * WINDOW - 1) ** 2, heads)) * 0.5
         index = torch.as_tensor(reference.relative_position_index((WINDOW, WINDOW)))
         bias = table_cpu[index.reshape(-1)].reshape(tokens, tokens, heads).permute(2, 0, 1)  # (heads, N, N)
-        mask = reference.attention_mask((WINDOW, WINDOW), (shift, shift), resolution, resolution)
+        mask = reference.attention_mask((WINDOW, WINDOW), (shift, shift), grid_h, grid_w)
         mask = torch.zeros((n_windows, tokens, tokens)) if mask is None else torch.as_tensor(mask)
-        for batch in batches:
+        for batch, mode in ((batch, mode) for batch in batches for mode in modes):
+            cosine = mode == "cosine"
             rows_r = batch * n_windows
             qkv = torch.randn((rows_r, tokens, 3 * channels), device="cuda", dtype=torch.float16)
             table = table_cpu.to("cuda", torch.float16)
             out = torch.empty((rows_r, tokens, channels), device="cuda", dtype=torch.float16)
-            scale = head_dim ** -0.5
+            scale = 1.0 if cosine else head_dim ** -0.5
+            head_scale = torch.linspace(1.5, 100.0, heads)  # Swin V2's exp(min(logit_scale, log 100)) per head
+            head_scale_c = plugin_library.head_scale_array(head_scale.tolist())
+            head_scale_gpu = head_scale.to("cuda", torch.float16).view(1, heads, 1, 1)
             combined = (bias[None, None] + mask[None, :, None]).expand(batch, n_windows, heads, tokens, tokens)
             attn_mask = combined.reshape(rows_r, heads, tokens, tokens).to("cuda", torch.float16).contiguous()
             q, k, v = qkv.view(rows_r, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            args = (qkv.data_ptr(), 1, table.data_ptr(), 1, out.data_ptr(), rows_r, heads, head_dim, WINDOW, WINDOW,
+                    shift, shift, grid_h, grid_w)
 
             def ours():
-                lib.swin_trt_window_attention(qkv.data_ptr(), 1, table.data_ptr(), 1, out.data_ptr(), rows_r, heads,
-                                              head_dim, WINDOW, WINDOW, shift, shift, resolution, resolution,
-                                              scale, torch.cuda.current_stream().cuda_stream)
+                stream = torch.cuda.current_stream().cuda_stream
+                if cosine:
+                    lib.swin_trt_window_attention_cosine(*args, head_scale_c, stream)
+                else:
+                    lib.swin_trt_window_attention(*args, scale, stream)
 
             def sdpa():
+                if cosine:  # what TensorRT would run without the plugin: normalise, scale per head, attend
+                    return F.scaled_dot_product_attention(F.normalize(q, dim=-1) * head_scale_gpu,
+                                                          F.normalize(k, dim=-1), v, attn_mask=attn_mask, scale=1.0)
                 return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
 
             def sdpa_layout():
@@ -209,15 +244,17 @@ def bench_attention(torch, lib, timer, reference, models, batches):
             torch.cuda.synchronize()
             diff = (out.float() - expect.float()).abs().max().item()
             rows.append({
-                "model": model, "stage": stage, "batch": batch, "rows": rows_r, "tokens": tokens, "heads": heads,
-                "head_dim": head_dim, "shift": shift, "dtype": "float16",
+                "img_size": list(img_size), "model": model, "stage": stage, "map": [height, width],
+                "grid": [grid_h, grid_w], "batch": batch, "mode": mode, "rows": rows_r, "tokens": tokens,
+                "heads": heads, "head_dim": head_dim, "shift": shift, "dtype": "float16",
                 "ours_us": round(ours_us, 3), "sdpa_us": round(sdpa_us, 3),
                 "sdpa_with_layout_us": round(sdpa_layout_us, 3),
                 "speedup_vs_sdpa": round(sdpa_us / ours_us, 3),
                 "speedup_vs_sdpa_with_layout": round(sdpa_layout_us / ours_us, 3),
                 "max_abs_diff_vs_sdpa": diff,
             })
-            print(f"{model} stage {stage} B={batch:<3} attention ours {ours_us:8.2f} us  sdpa {sdpa_us:8.2f} us  "
+            print(f"{img_size[0]}x{img_size[1]} {model} stage {stage} ({grid_h}x{grid_w}) B={batch:<3} attention "
+                  f"{mode:6s} ours {ours_us:8.2f} us  sdpa {sdpa_us:8.2f} us  "
                   f"(+layout {sdpa_layout_us:8.2f} us)  x{sdpa_us / ours_us:.2f}  max|diff| {diff:.2e}", flush=True)
             del qkv, out, attn_mask, q, k, v
     return rows
@@ -250,9 +287,21 @@ def main(argv=None) -> int:
     if any(d not in ("float32", "float16", "int8") for d in dtypes):
         sys.exit(f"bench_kernels.py: --dtypes must be among float32, float16, int8, got {dtypes}")
 
+    try:
+        img_sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.img_sizes.split(",") if size]
+    except ValueError:
+        img_sizes = []
+    if not img_sizes or any(len(size) != 2 or min(size) < 1 for size in img_sizes):
+        sys.exit(f"bench_kernels.py: --img-sizes must be a comma list of HxW, got {args.img_sizes!r}")
+
     timer = Timer(torch, args.iters, args.repeats)
-    window_rows = bench_partition_reverse(torch, lib, timer, plugin_library, models, batches, dtypes, args.pad_first)
-    attention_rows = bench_attention(torch, lib, timer, reference, models, batches)
+    window_rows = bench_partition_reverse(torch, lib, timer, plugin_library, models, img_sizes, batches, dtypes,
+                                          args.pad_first)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("v1", "cosine") for m in modes):
+        sys.exit(f"bench_kernels.py: --modes must be among v1, cosine, got {args.modes!r}")
+    attention_rows = bench_attention(torch, lib, timer, reference, plugin_library, models, img_sizes, batches,
+                                     modes)
 
     big = [r for r in window_rows if r["batch"] == max(batches)]
     fractions = [min(r["partition_fraction_of_copy"], r["reverse_fraction_of_copy"]) for r in big]
@@ -267,13 +316,16 @@ def main(argv=None) -> int:
         "timing": {"method": sorted(timer.methods), "iters_per_replay": args.iters, "repeats": args.repeats,
                    "statistic": "median"},
         "window": WINDOW,
+        "img_sizes": [list(size) for size in img_sizes],
         "partition_reverse": window_rows,
         "attention": attention_rows,
         "summary": {
             "copy_fraction_target": TARGET_COPY_FRACTION,
             f"min_copy_fraction_at_batch_{max(batches)}": min(fractions) if fractions else None,
             f"all_batch_{max(batches)}_meet_target": bool(fractions) and min(fractions) >= TARGET_COPY_FRACTION,
-            "attention_speedup_vs_sdpa_median": statistics.median(r["speedup_vs_sdpa"] for r in attention_rows),
+            **{f"attention_{mode}_speedup_vs_sdpa_median":
+               statistics.median(r["speedup_vs_sdpa"] for r in attention_rows if r["mode"] == mode)
+               for mode in modes},
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

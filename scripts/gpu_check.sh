@@ -6,10 +6,13 @@
 #   1. builds libswin_trt_capi.so (the kernels' C ABI) for this GPU's architecture, and the TensorRT plugin
 #      library and its host test where TensorRT headers are found (TENSORRT_ROOT=<folder with include/>);
 #   2. runs the host tests (ctest) and the GPU tests: tests/test_cuda_kernels.py, every kernel against the
-#      numpy reference of the op contract, every dtype, padded and shifted maps, batch up to 32;
+#      numpy reference of the op contract, every dtype, padded and shifted maps, batch up to 32, one node's
+#      attributes at every stage map of a backbone of any size (the plugins' dynamic height/width), attention
+#      in V1 and cosine mode (Swin V2);
 #   3. runs benchmarks/bench_kernels.py: partition/reverse bandwidth as a fraction of a device-to-device
-#      copy of the same bytes, attention against torch SDPA in FP16 with the same bias and mask, Swin-T and
-#      Swin-B shapes at batch 1 and 32;
+#      copy of the same bytes, attention (V1 and cosine) against torch SDPA in FP16 with the same bias and
+#      mask, Swin-T and Swin-B shapes at batch 1 and 32, for 224x224 inputs and for 512x640 (a dense input:
+#      every stage padded);
 #   4. writes gpu_check.json (machine, each step's status and time, test counts, the benchmark's numbers)
 #      and gpu_check.log (everything printed) into $OUT, or ./gpu_check/ when OUT is not set.
 #
@@ -150,6 +153,8 @@ import json, sys
 from pathlib import Path
 out, arch, capi, plugins, trt = sys.argv[1:]
 json.dump({"cuda_arch": arch, "capi": Path(capi).is_file(), "plugins": Path(plugins).is_file(),
+           # the library Triton and DeepStream load: built where TENSORRT_ROOT also holds libnvinfer
+           "plugins_autoreg": Path(plugins).with_name("libswin_trt_plugins_autoreg.so").is_file(),
            "tensorrt_root": trt or None,
            "plugins_note": None if Path(plugins).is_file() else
            "no TensorRT headers: set TENSORRT_ROOT=<folder with include/NvInfer.h> to build the plugin library"},
@@ -167,8 +172,9 @@ if [ "$FAILED" = 0 ]; then
     "$PY" -c "import sys, xml.etree.ElementTree as E; s = E.parse(sys.argv[1]).getroot(); s = s if s.tag == 'testsuite' \
 else s.find('testsuite'); sys.exit(int(s.get('skipped', 0)) > 0 or int(s.get('tests', 0)) == 0)" "$WORK/junit.xml" \
         || { say "gpu_tests: tests were skipped or none ran on this GPU machine"; FAILED=1; }
-    (cd "$REPO" && PYTHONPATH=$REPO PYTHONUNBUFFERED=1 step bench_kernels 150 "$PY" benchmarks/bench_kernels.py \
-        --capi "$CAPI" --batches 1,32 --dtypes float16,int8 --out "$WORK/kernels.json") || FAILED=1
+    (cd "$REPO" && PYTHONPATH=$REPO PYTHONUNBUFFERED=1 step bench_kernels 240 "$PY" benchmarks/bench_kernels.py \
+        --capi "$CAPI" --batches 1,32 --dtypes float16,int8 --img-sizes 224x224,512x640 --modes v1,cosine \
+        --out "$WORK/kernels.json") || FAILED=1
 fi
 
 if [ "$FAILED" = 0 ]; then

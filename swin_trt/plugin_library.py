@@ -3,6 +3,8 @@
 * ``libswin_trt_plugins.so``: the TensorRT plugin library (SwinWindowPartition, SwinWindowReverse,
   SwinWindowAttention; namespace ``swin_trt``, version ``1``). Load it into TensorRT with
   ``trt.get_plugin_registry().load_library(str(find_plugin_library()))`` or ``trtexec --dynamicPlugins=...``.
+* ``libswin_trt_plugins_autoreg.so`` beside it: registers those creators when a host merely ``dlopen``s it
+  (Triton's TensorRT backend, DeepStream's nvinfer); :func:`find_registering_library`.
 * ``libswin_trt_capi.so``: a small C ABI that launches each kernel on device pointers and a CUDA stream. The
   wrappers :func:`partition_cuda`, :func:`reverse_cuda` and :func:`attention_cuda` run it on torch CUDA tensors
   (tests, benchmarks).
@@ -35,6 +37,7 @@ _PREFIX = "" if sys.platform == "win32" else "lib"
 PLUGINS_FILENAME = f"{_PREFIX}swin_trt_plugins{_SUFFIX}"
 CAPI_FILENAME = f"{_PREFIX}swin_trt_capi{_SUFFIX}"
 CAPI_EMULATED_FILENAME = f"{_PREFIX}swin_trt_capi_emu{_SUFFIX}"
+AUTOREG_FILENAME = f"{_PREFIX}swin_trt_plugins_autoreg{_SUFFIX}"
 
 # Element type codes of the C ABI (swin_trt::DType in plugins/common/swin_kernels.h).
 DTYPE_FLOAT32 = 0
@@ -50,8 +53,11 @@ def default_search_dirs() -> list[Path]:
 
 
 def build_instructions(target: str) -> str:
-    """The exact commands that build ``target`` (``swin_trt_plugins`` or ``swin_trt_capi``) into <repo>/build."""
-    trt = " -DTENSORRT_ROOT=<folder with include/NvInfer.h, e.g. /usr>" if target == "swin_trt_plugins" else ""
+    """The exact commands that build ``target`` (``swin_trt_plugins``, ``swin_trt_plugins_autoreg`` or
+    ``swin_trt_capi``) into <repo>/build."""
+    trt = {"swin_trt_plugins": " -DTENSORRT_ROOT=<folder with include/NvInfer.h, e.g. /usr>",
+           "swin_trt_plugins_autoreg": " -DTENSORRT_ROOT=<TensorRT install with include/NvInfer.h and "
+                                       "lib/libnvinfer.so, e.g. /usr>"}.get(target, "")
     return (f"cmake -S {REPO_ROOT} -B {REPO_ROOT / 'build'}{trt} -DCMAKE_CUDA_ARCHITECTURES=<GPU arch, e.g. 90; "
             f"87 on Jetson Orin>\n    cmake --build {REPO_ROOT / 'build'} -j --target {target}")
 
@@ -96,6 +102,23 @@ def find_plugin_library(explicit: Optional[PathLike] = None) -> Path:
                          explicit)
 
 
+def find_registering_library(plugin_library: PathLike) -> Path:
+    """``libswin_trt_plugins_autoreg.so`` beside ``plugin_library``: what a host that only ``dlopen``s a plugin
+    library must load (Triton's ``--backend-config=tensorrt,plugins=...``, DeepStream's ``custom-lib-path``).
+    Loading it registers ``plugin_library``'s creators with TensorRT's registry; it links that library (found
+    beside it) and libnvinfer, so it is built where CMake finds libnvinfer. Raises :class:`UserError` when
+    it is not there."""
+    library = Path(plugin_library)
+    registering = library.with_name(AUTOREG_FILENAME)
+    if registering.is_file():
+        return registering.resolve()
+    raise UserError(f"{AUTOREG_FILENAME} not found beside {library}: Triton's TensorRT backend and DeepStream's "
+                    f"nvinfer only dlopen a plugin library, and this is the one that registers the swin_trt plugins "
+                    f"when it is loaded. CMake builds it next to {library.name} where it finds TensorRT's "
+                    f"libnvinfer (the machine with TensorRT installed):\n"
+                    f"    {build_instructions('swin_trt_plugins_autoreg')}")
+
+
 def find_capi_library(explicit: Optional[PathLike] = None, emulated: bool = False) -> Path:
     """Path of the kernels' C ABI ``libswin_trt_capi.so`` (same search order, variable ``$SWIN_TRT_CAPI``).
 
@@ -113,6 +136,9 @@ _PTR = ctypes.c_void_p
 _WINDOW_ARGTYPES = [_PTR, _PTR, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _PTR]
 _ATTENTION_ARGTYPES = [_PTR, _I32, _PTR, _I32, _PTR, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32, _I32,
                        ctypes.c_float, _PTR]
+# swin_trt_window_attention_cosine: as above with the per-head scales (float*, host memory) in place of scale
+_COSINE_ATTENTION_ARGTYPES = _ATTENTION_ARGTYPES[:14] + [ctypes.POINTER(ctypes.c_float), _PTR]
+CAPI_VERSION = 2  # 2: swin_trt_window_attention_cosine
 
 
 @lru_cache(maxsize=None)
@@ -131,11 +157,13 @@ def _load(path: str) -> ctypes.CDLL:
     for name in ("swin_trt_window_partition", "swin_trt_window_reverse"):
         getattr(lib, name).argtypes = _WINDOW_ARGTYPES
         getattr(lib, name).restype = _I32
+    if lib.swin_trt_capi_version() != CAPI_VERSION:
+        raise UserError(f"{path} has C ABI version {lib.swin_trt_capi_version()}, this swin_trt expects "
+                        f"{CAPI_VERSION}: rebuild it with\n    {build_instructions('swin_trt_capi')}")
     lib.swin_trt_window_attention.argtypes = _ATTENTION_ARGTYPES
     lib.swin_trt_window_attention.restype = _I32
-    if lib.swin_trt_capi_version() != 1:
-        raise UserError(f"{path} has C ABI version {lib.swin_trt_capi_version()}, this swin_trt expects 1: rebuild "
-                        f"it with\n    {build_instructions('swin_trt_capi')}")
+    lib.swin_trt_window_attention_cosine.argtypes = _COSINE_ATTENTION_ARGTYPES
+    lib.swin_trt_window_attention_cosine.restype = _I32
     return lib
 
 
@@ -146,7 +174,9 @@ def load_capi(path: Optional[PathLike] = None, emulated: bool = False) -> ctypes
     ``swin_trt_window_partition(x, windows, dtype, B, H, W, C, wh, ww, sh, sw, pad_first, stream)``,
     ``swin_trt_window_reverse(windows, y, dtype, B, H, W, C, wh, ww, sh, sw, pad_first, stream)``,
     ``swin_trt_window_attention(qkv, qkv_dtype, bias_table, bias_dtype, context, rows, num_heads, head_dim,
-    wh, ww, sh, sw, height, width, scale, stream)``; dtype codes 0 float32, 1 float16, 2 int8.
+    wh, ww, sh, sw, height, width, scale, stream)``, ``swin_trt_window_attention_cosine(..., height, width,
+    head_scale, stream)`` (Swin V2: ``head_scale`` a host array of num_heads floats); dtype codes 0 float32,
+    1 float16, 2 int8.
     """
     return _load(str(find_capi_library(path, emulated=emulated)))
 
@@ -246,12 +276,19 @@ def reverse_cuda(windows: Any, window_size: Union[int, Sequence[int]], shift_siz
     return out
 
 
+def head_scale_array(head_scale: Sequence[float]) -> ctypes.Array:
+    """Cosine attention's per-head scales as the ``float*`` the C ABI takes."""
+    values = [float(v) for v in head_scale]
+    return (ctypes.c_float * len(values))(*values)
+
+
 def attention_cuda(qkv: Any, bias_table: Any, num_heads: int, window_size: Union[int, Sequence[int]],
                    shift_size: Union[int, Sequence[int]], height: int, width: int, scale: Optional[float] = None,
-                   lib: Optional[ctypes.CDLL] = None) -> Any:
+                   lib: Optional[ctypes.CDLL] = None, head_scale: Optional[Sequence[float]] = None) -> Any:
     """SwinWindowAttention on the GPU: ``qkv (B * nW, N, 3C)`` + ``bias_table`` -> ``(B * nW, N, C)``.
 
-    ``height``/``width`` are the padded grid; ``scale`` defaults to ``head_dim ** -0.5``.
+    ``height``/``width`` are the padded grid; ``scale`` defaults to ``head_dim ** -0.5``. ``head_scale`` (one
+    per head) selects cosine mode (Swin V2): ``scale`` is then unused.
     """
     import torch
 
@@ -276,9 +313,14 @@ def attention_cuda(qkv: Any, bias_table: Any, num_heads: int, window_size: Union
         scale = head_dim ** -0.5
     out = torch.empty((rows, tokens, three_c // 3), dtype=qkv.dtype, device=qkv.device)
     lib = lib or load_capi()
+    if head_scale is not None and len(head_scale) != num_heads:
+        raise ValueError(f"attention_cuda: {len(head_scale)} head_scale values for {num_heads} heads")
     with torch.cuda.device(qkv.device):
-        status = lib.swin_trt_window_attention(qkv.data_ptr(), qkv_code, bias_table.data_ptr(), bias_code,
-                                               out.data_ptr(), rows, num_heads, head_dim, wh, ww, sh, sw, height,
-                                               width, float(scale), _stream(qkv.device))
+        args = (qkv.data_ptr(), qkv_code, bias_table.data_ptr(), bias_code, out.data_ptr(), rows, num_heads, head_dim,
+                wh, ww, sh, sw, height, width)
+        if head_scale is None:
+            status = lib.swin_trt_window_attention(*args, float(scale), _stream(qkv.device))
+        else:
+            status = lib.swin_trt_window_attention_cosine(*args, head_scale_array(head_scale), _stream(qkv.device))
     check_status(lib, status, "swin_trt_window_attention")
     return out

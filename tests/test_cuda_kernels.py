@@ -5,10 +5,12 @@ Runs only with a CUDA GPU. The library is taken from ``$SWIN_TRT_CAPI`` / the bu
 temporary folder for this GPU's architecture.
 
 Covers every kernel and dtype: random shapes, non-square windows and padded maps, shift 0 and > 0, both pad
-orders, batches up to 32 (Swin-T/Swin-B stage shapes), unaligned pointers (narrower vector paths), non-default
-streams; attention in float32 and float16 (float16 within 2e-3 of the float32 reference, relative to the
-largest output). Needs only torch, numpy and pytest (no conftest fixtures): ``scripts/gpu_check.sh`` runs it
-with ``--noconftest`` on a bare GPU machine.
+orders, batches up to 32 (Swin-T/Swin-B stage shapes), one node's attributes at every stage map of a backbone of
+any size (448x448, 512x640), unaligned pointers (narrower vector paths), non-default streams; attention in
+float32 and float16, V1 and cosine mode (Swin V2; float16 within 2e-3 of the float32 reference, relative to
+the largest output). Needs only torch, numpy and pytest (no conftest fixtures; cosine mode's expectation comes
+from ``tests/cosine_reference.py``): ``scripts/gpu_check.sh`` runs it with ``--noconftest`` on a bare GPU
+machine.
 """
 
 from __future__ import annotations
@@ -172,6 +174,67 @@ def test_attention_matches_reference(capi, case, dtype, bias_dtype):
     assert error <= (2e-3 if dtype == "float16" else 1e-4), f"relative error {error:.3g}"
 
 
+# The stage maps of a Swin-T backbone of any size at 512x640 and 448x448 (window 7, none a multiple of it
+# at 512x640), and a few odd ones: what one engine built with --img-size-range runs its plugins at.
+ANY_SIZE_MAPS = [(128, 160), (64, 80), (32, 40), (16, 20), (112, 112), (14, 14), (9, 23), (5, 3)]
+
+
+@pytest.mark.parametrize("pad_first", [True, False])
+def test_one_node_at_every_size_matches_reference(capi, pad_first):
+    """One node's attributes (window 7, shift 3) at every map size, as an engine of any size runs them:
+    partition/reverse with the run's H and W, attention on the grid the feature map rounds up to."""
+    window, shift, heads, head_dim = (7, 7), (3, 3), 3, 32
+    generator = torch.Generator().manual_seed(int(pad_first))
+    table = torch.randn((169, heads), generator=generator)
+    for height, width in ANY_SIZE_MAPS:
+        for dtype in ("float16", "int8"):
+            x = _random(generator, (2, height, width, 96), DTYPES[dtype])
+            windows = plugin_library.partition_cuda(x.cuda(), window, shift, pad_first, lib=capi)
+            np.testing.assert_array_equal(windows.cpu().numpy(),
+                                          reference.window_partition(x.numpy(), window, shift, pad_first))
+            back = plugin_library.reverse_cuda(windows, window, shift, pad_first, height, width, lib=capi)
+            assert torch.equal(back.cpu(), x), (height, width, dtype)
+        grid = reference.padded_size(height, width, window)
+        rows = 2 * reference.num_windows(height, width, window)
+        qkv = torch.randn((rows, 49, 3 * heads * head_dim), generator=generator).half()
+        out = plugin_library.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, *grid, lib=capi)
+        expect = reference.window_attention(qkv.float().numpy(), table.numpy(), heads, window, shift, *grid,
+                                            head_dim ** -0.5)
+        error = np.abs(out.float().cpu().numpy() - expect).max() / np.abs(expect).max()
+        assert error <= 2e-3, (height, width, error)
+
+
+COSINE_CASES = [  # (B, heads, head_dim, window, shift, Hp, Wp): Swin V2 shapes (window 8 and 16)
+    (2, 3, 32, (8, 8), (4, 4), 16, 24),       # swinv2_tiny_window8 stage 1 heads, shifted
+    (1, 6, 32, (8, 8), (0, 0), 8, 8),
+    (1, 4, 32, (16, 16), (8, 8), 32, 16),     # window 16: N = 256
+    (2, 2, 5, (3, 3), (1, 1), 6, 6),          # scalar loads
+    (1, 2, 96, (8, 8), (4, 0), 16, 8),        # HDC 3
+    (32, 3, 32, (8, 8), (4, 4), 16, 16),      # many windows
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("case", COSINE_CASES, ids=_attention_id)
+def test_cosine_attention_matches_reference(capi, case, dtype):
+    """Cosine mode (Swin V2): per-head scales up to 100 and a continuous-position-bias table in (0, 16)."""
+    from cosine_reference import cosine_qkv, head_scales
+
+    batch, heads, head_dim, window, shift, grid_h, grid_w = case
+    generator = torch.Generator().manual_seed(heads * 100 + head_dim + 1)
+    tokens = window[0] * window[1]
+    rows = batch * (grid_h // window[0]) * (grid_w // window[1])
+    qkv = (torch.randn((rows, tokens, 3 * heads * head_dim), generator=generator) * 3).to(DTYPES[dtype])
+    table = torch.rand(((2 * window[0] - 1) * (2 * window[1] - 1), heads), generator=generator) * 16
+    scales = head_scales(heads)
+    out = plugin_library.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, grid_h, grid_w, lib=capi,
+                                        head_scale=scales)
+    expect = reference.window_attention(cosine_qkv(qkv.float().numpy(), heads, scales), table.numpy(), heads, window,
+                                        shift, grid_h, grid_w, 1.0)
+    error = np.abs(out.float().cpu().numpy() - expect).max() / np.abs(expect).max()
+    assert error <= (2e-3 if dtype == "float16" else 1e-4), f"relative error {error:.3g}"
+
+
 def test_kernels_run_on_the_given_stream(capi):
     x = torch.randn((4, 28, 28, 192), device="cuda", dtype=torch.float16)
     qkv = torch.randn((4 * 16, 49, 3 * 192), device="cuda", dtype=torch.float16)
@@ -196,5 +259,7 @@ def test_bad_arguments_raise_with_the_library_message(capi):
     table = torch.zeros((169, 1), device="cuda")
     with pytest.raises(RuntimeError, match="head_dim"):
         plugin_library.attention_cuda(qkv, table, 1, 7, 0, 7, 7, lib=capi)
+    with pytest.raises(RuntimeError, match="head_scale"):
+        plugin_library.attention_cuda(qkv[..., :96], table, 1, 7, 0, 7, 7, lib=capi, head_scale=[101.0])
     with pytest.raises(ValueError, match="CUDA tensor"):
         plugin_library.partition_cuda(x.cpu(), 7, 3, True, lib=capi)

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-from swin_trt.engine.build import batch_profile, inspect_onnx, parse_failure
+from swin_trt.engine.build import batch_profile, inspect_onnx, parse_failure, profile_shapes, size_profile
 from swin_trt.engine.environment import version_tuple
 from swin_trt.engine.manifest import manifest_path, precision_summary
 from swin_trt.engine.targets import FALLBACK_TARGET, TARGETS, dla_unsupported, resolve_target, target_for
@@ -166,12 +166,50 @@ def test_inspect_onnx(pico, tmp_path):
     assert not static.plugin_ops and "MatMul" in static.node_ops
     plugin = inspect_onnx(tiny_graph(tmp_path / "p.onnx", "SwinWindowPartition"))
     assert plugin.plugin_ops == ["SwinWindowPartition"]
-    with pytest.raises(UserError, match="only the batch axis"):
-        inspect_onnx(tiny_graph(tmp_path / "hw.onnx", input_shape=("batch", 3, "h", 8)))
+    assert not static.any_size_inputs
+    any_size = inspect_onnx(tiny_graph(tmp_path / "hw.onnx", input_shape=("batch", 3, "h", "w")))
+    assert any_size.inputs == [("x", [None, 3, None, None])] and any_size.any_size_inputs == any_size.inputs
+    for shape in (("batch", "c", 8, 8), ("batch", "n", 8)):
+        with pytest.raises(UserError, match="only the batch, and the height and width"):
+            inspect_onnx(tiny_graph(tmp_path / "c.onnx", input_shape=shape))
     shadow = helper.make_function("swin_trt", "SwinWindowPartition", ["x"], ["y"],
                                   [helper.make_node("Identity", ["x"], ["y"])], [helper.make_opsetid("", 17)])
     with pytest.raises(UserError, match="named like swin-trt plugins"):
         inspect_onnx(tiny_graph(tmp_path / "f.onnx", "SwinWindowPartition", functions=[shadow]))
+
+
+def test_size_profile_of_graphs_of_any_size(tmp_path):
+    any_size = inspect_onnx(tiny_graph(tmp_path / "hw.onnx", input_shape=("batch", 3, "h", "w")))
+    sizes = ((448, 448), (576, 576), (1024, 1024))
+    assert size_profile(any_size, sizes) == sizes
+    assert size_profile(any_size, ((256, 320), (256, 320), (256, 320)), min_img_size=(256, 256)) == \
+        ((256, 320),) * 3
+    with pytest.raises(UserError, match="pass --img-size-range MIN:OPT:MAX.*right from 256x256 up"):
+        size_profile(any_size, None, min_img_size=(256, 256))
+    with pytest.raises(UserError, match="MIN <= OPT <= MAX in the width"):
+        size_profile(any_size, ((448, 448), (576, 300), (1024, 1024)))
+    with pytest.raises(UserError, match="1 <= MIN"):
+        size_profile(any_size, ((0, 448), (576, 576), (1024, 1024)))
+    with pytest.raises(UserError, match="right only from 256x256 up.*raise MIN"):
+        size_profile(any_size, ((224, 256), (576, 576), (1024, 1024)), min_img_size=(256, 256))
+    height_only = inspect_onnx(tiny_graph(tmp_path / "h.onnx", input_shape=("batch", 3, "h", 640)))
+    assert size_profile(height_only, ((448, 640), (576, 640), (1024, 640))) == ((448, 640), (576, 640), (1024, 640))
+    with pytest.raises(UserError, match="fixed width of 640"):
+        size_profile(height_only, sizes)
+    static = inspect_onnx(tiny_graph(tmp_path / "s.onnx", input_shape=("batch", 3, 224, 224)))
+    assert size_profile(static) is None
+    with pytest.raises(UserError, match="fixed size.*drop --img-size-range"):
+        size_profile(static, sizes)
+
+
+def test_profile_shapes_combine_the_batch_and_size_profiles():
+    sizes = ((448, 448), (576, 640), (1024, 1024))
+    assert profile_shapes([None, 3, None, None], (1, 4, 8), sizes) == [(1, 3, 448, 448), (4, 3, 576, 640),
+                                                                       (8, 3, 1024, 1024)]
+    assert profile_shapes([2, 3, None, None], None, sizes) == [(2, 3, 448, 448), (2, 3, 576, 640),
+                                                               (2, 3, 1024, 1024)]
+    assert profile_shapes([None, 3, 224, 224], (1, 2, 4), None) == [(1, 3, 224, 224), (2, 3, 224, 224),
+                                                                     (4, 3, 224, 224)]
 
 
 def test_parse_failure_says_what_to_do(pico, tmp_path):
@@ -209,14 +247,22 @@ def test_polygraphy_takes_the_options_the_build_passes():
     (["{static}", "--max-batch", "4"], "static batch of 2"),
     (["{static}", "--target", "orin", "--hardware-compat"], "not supported on Jetson"),
     (["{static}", "--builder-opt-level", "9"], "0<=x<=5"),
+    (["{static}", "--img-size-range", "64x64:64x64:64x64"], "fixed size"),
+    (["{any_size}"], "pass --img-size-range MIN:OPT:MAX"),
+    (["{any_size}", "--img-size-range", "448x448:576x576"], "is not MIN:OPT:MAX"),
+    (["{any_size}", "--img-size-range", "448x448:big:1024"], "is not N or HxW"),
+    (["{any_size}", "--img-size-range", "1024x1024:576x576:448x448"], "MIN <= OPT <= MAX in the height"),
+    (["{any_size}", "--img-size-range", "448:576:1024", "--compare"], "does not take --img-size-range"),
 ])
 def test_build_rejects_bad_input_before_tensorrt(pico, tmp_path, args, message):
     (tmp_path / "bad.onnx").write_text("not a protobuf")
-    paths = {"bad": tmp_path / "bad.onnx", "dynamic": pico / "dynamic.onnx", "static": pico / "static.onnx"}
+    tiny_graph(tmp_path / "any_size.onnx", input_shape=("batch", 3, "h", "w"))
+    paths = {"bad": tmp_path / "bad.onnx", "dynamic": pico / "dynamic.onnx", "static": pico / "static.onnx",
+             "any_size": tmp_path / "any_size.onnx"}
     args = [a.format(**paths) for a in args]
     result = run_cli("build", *args, "-o", tmp_path / "m.engine")
     assert result.exit_code == 2 and message in result.output, result.output
-    assert not (tmp_path / "m.engine").exists()
+    assert not (tmp_path / "m.engine").exists() and not (tmp_path / "m.engine.json").exists()
 
 
 # --- manifest helpers ----------------------------------------------------------------------------------
@@ -418,6 +464,55 @@ def test_plugin_graph_engine_matches_onnxruntime(gpu_stack, pico, tmp_path):
     built = build_engine(rewritten, tmp_path / "plugins.engine", plugins=library, tf32=False, progress=False)
     assert built.manifest["precision"]["plugin_layers"] > 0 and built.manifest["plugins"]["sha256"]
     _compare_with_onnxruntime(rewritten, built.path, [2])
+
+
+@pytest.fixture(scope="module")
+def any_size_backbone(gpu_stack, tmp_path_factory):
+    """swin_pico_test's four stage maps for any input size (``export --features --dynamic-size``), rewritten
+    with every plugin family (``rewrite --fuse-attention``): the graph a dense model ships."""
+    folder = tmp_path_factory.mktemp("any_size")
+    source, rewritten = folder / "backbone.onnx", folder / "backbone.rw.onnx"
+    result = run_cli("export", "--arch", "swin_pico_test", "--features", "--dynamic-size", "--img-size", "160x192",
+                     "--dynamic-batch", "2", "-o", source)
+    assert result.exit_code == 0, result.output
+    result = run_cli("rewrite", source, "-o", rewritten, "--fuse-attention", "--strict")
+    assert result.exit_code == 0, result.output
+    return source, rewritten
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+def test_engine_with_an_image_size_profile_runs_at_two_sizes(any_size_backbone, tmp_path):
+    """One engine from a graph of any size (partition, reverse and attention plugins reading the size from
+    their inputs), built for 160x160 to 256x288, against ONNX Runtime on the export at two sizes, one of them
+    padded (stages not multiples of the window)."""
+    import onnxruntime as ort
+
+    from swin_trt.engine import build_engine, environment
+
+    source, rewritten = any_size_backbone
+    graph = inspect_onnx(rewritten)
+    assert set(graph.plugin_ops) == {"SwinWindowPartition", "SwinWindowReverse", "SwinWindowAttention"}
+    assert graph.any_size_inputs, "the rewritten graph keeps dynamic height and width"
+    library = _plugin_library()
+    built = build_engine(rewritten, tmp_path / "any.engine", plugins=library, tf32=False, progress=False,
+                         img_size_range=((160, 160), (192, 224), (256, 288)))
+    assert built.manifest["img_size_profile"] == [[160, 160], [192, 224], [256, 288]]
+    assert built.manifest["profile"] == [1, 2, 2] and built.manifest["precision"]["plugin_layers"] > 0
+    assert "image size profile min/opt/max 160x160/192x224/256x288" in built.describe()
+
+    trt = environment.import_tensorrt()
+    pg = environment.import_polygraphy()
+    environment.load_plugins(trt, library)
+    reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    names = [o.name for o in reference.get_outputs()]
+    with pg.trt.TrtRunner(pg.trt.EngineFromBytes(built.path.read_bytes())) as runner:
+        for batch, height, width in ((2, 192, 224), (1, 256, 288)):  # 256x288: the last stage 8x9, padded
+            x = np.random.default_rng(height).standard_normal((batch, 3, height, width)).astype(np.float32)
+            got = runner.infer({"input": x})
+            for name, want in zip(names, reference.run(None, {"input": x})):
+                assert got[name].shape == want.shape, (name, height, width)
+                assert float(np.abs(got[name] - want).max()) <= 1e-3, (name, height, width)
 
 
 # --- every precision: FP32, FP16 and INT8 (Q/DQ) engines against the reference -------------------------

@@ -102,10 +102,20 @@ def test_triton_bundle_of_an_onnx_graph_is_its_lowered_cpu_twin(cli, models, tmp
     cli("package", models / "demo.rewritten.onnx", "--triton", "-o", repository, "--name", "swin_cpu", expect=2)
 
 
-def test_triton_bundle_of_an_engine_loads_its_plugins(cli, models, tmp_path):
-    library = tmp_path / "build" / "libswin_trt_plugins.so"
-    library.parent.mkdir()
+def plugin_build(folder: Path, registering: bool = True) -> Path:
+    """A build folder as CMake leaves it on a TensorRT machine: the plugin library and, beside it, the library
+    that registers it at load (package never opens either; the bytes stand for the files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    library = folder / "libswin_trt_plugins.so"
     library.write_bytes(b"the plugin library the engine was built with")
+    if registering:
+        (folder / "libswin_trt_plugins_autoreg.so").write_bytes(b"registers the plugins when dlopened")
+    return library
+
+
+def test_triton_bundle_of_an_engine_loads_its_plugins(cli, models, tmp_path):
+    library = plugin_build(tmp_path / "build")
+    registering = library.with_name("libswin_trt_plugins_autoreg.so")
     engine = fake_engine(tmp_path, models / "demo.rewritten.onnx", library)
     repository = tmp_path / "repo"
     cli("package", engine, "--triton", "-o", repository, "--instances", 2)
@@ -115,17 +125,36 @@ def test_triton_bundle_of_an_engine_loads_its_plugins(cli, models, tmp_path):
     assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]  # the engine's opt and max
     assert config.instance_group[0].kind == config.instance_group[0].KIND_GPU and config.instance_group[0].count == 2
     assert (folder / "1" / "model.plan").read_bytes() == engine.read_bytes()
+    # both libraries, side by side: the registering one finds the plugins beside itself ($ORIGIN)
     assert (folder / "1" / library.name).read_bytes() == library.read_bytes()
+    assert (folder / "1" / registering.name).read_bytes() == registering.read_bytes()
     readme = (repository / "README.md").read_text()
+    # Triton only dlopens the library it is given: that must be the one that registers the creators at load
     assert (f"tritonserver --model-repository {repository.resolve()} "
-            f"--backend-config=tensorrt,plugins={repository.resolve() / 'model' / '1' / library.name}") in readme
-    assert "TensorRT 10.3.0" in readme and "dlopen" in readme
+            f"--backend-config=tensorrt,plugins={repository.resolve() / 'model' / '1' / registering.name}") in readme
+    assert "TensorRT 10.3.0" in readme and "dlopen" in readme and "registers the swin_trt plugin creators" in readme
+    assert f"model/1/{library.name}" in readme and f"model/1/{registering.name}" in readme
+    # --plugins may name either library of a build
+    cli("package", engine, "--triton", "-o", tmp_path / "repo3", "--plugins", registering)
+    assert (tmp_path / "repo3" / "model" / "1" / library.name).is_file()
     # a different plugin build than the engine's is refused, and nothing is written
     other = tmp_path / "other.so"
     other.write_bytes(b"another build")
     result = cli("package", engine, "--triton", "-o", tmp_path / "repo2", "--plugins", other, expect=2)
     assert "not the one model.engine was built with" in result.output
     assert not (tmp_path / "repo2" / "model").exists()
+
+
+def test_bundles_need_the_registering_library(cli, models, tmp_path):
+    """A build without libswin_trt_plugins_autoreg.so (CMake found no libnvinfer) cannot make a bundle that
+    loads: both commands say which library is missing and how to build it, and write nothing."""
+    library = plugin_build(tmp_path / "headers_only_build", registering=False)
+    engine = fake_engine(tmp_path, models / "pixels.onnx", library)
+    for args, output in ((["--triton"], tmp_path / "repo"), (["--deepstream"], tmp_path / "ds")):
+        result = cli("package", engine, *args, "-o", output, expect=2)
+        assert "libswin_trt_plugins_autoreg.so not found" in result.output, result.output
+        assert "--target swin_trt_plugins_autoreg" in result.output and "libnvinfer" in result.output
+        assert not output.exists() or not any(output.iterdir())
 
 
 def test_serve_repository_config_parses_with_tritons_schema(models, tmp_path):
@@ -148,13 +177,15 @@ def _nvinfer(path: Path) -> dict:
 
 
 def test_deepstream_bundle_of_a_folded_engine(cli, models, tmp_path):
-    library = tmp_path / "libswin_trt_plugins.so"
-    library.write_bytes(b"plugins")
+    library = plugin_build(tmp_path / "build")
     engine = fake_engine(tmp_path, models / "pixels.onnx", library)
     bundle = tmp_path / "ds"
     cli("package", engine, "--deepstream", "-o", bundle)
     config = _nvinfer(bundle / "config_infer_swin.txt")
-    assert config["custom-lib-path"] == library.name and (bundle / library.name).is_file()
+    # nvinfer dlopens custom-lib-path and nothing more: the library that registers the plugins at load
+    assert config["custom-lib-path"] == "libswin_trt_plugins_autoreg.so"
+    assert (bundle / "libswin_trt_plugins_autoreg.so").is_file() and (bundle / library.name).is_file()
+    assert "registers the swin_trt plugin creators" in (bundle / "README.md").read_text()
     assert config["network-type"] == "1" and config["model-engine-file"] == "model.engine"
     assert config["batch-size"] == "8" and config["network-mode"] == "1"  # int8 engine
     assert float(config["net-scale-factor"]) == 1.0 and config["offsets"] == "0.0;0.0;0.0"  # folded into the graph

@@ -68,7 +68,7 @@ def test_cmake_builds_cuda_targets_and_ctest_passes(native_build):
     capi = native_build.lib(plugin_library.CAPI_FILENAME)
     assert capi.is_file(), f"swin_trt_capi was not built:\n{native_build.configure_log}"
     lib = ctypes.CDLL(str(capi))
-    assert lib.swin_trt_capi_version() == 1
+    assert lib.swin_trt_capi_version() == plugin_library.CAPI_VERSION
     plugins = native_build.lib(plugin_library.PLUGINS_FILENAME)
     if TENSORRT_ROOT:
         assert plugins.is_file(), f"swin_trt_plugins was not built:\n{native_build.configure_log}"
@@ -79,6 +79,36 @@ def test_cmake_builds_cuda_targets_and_ctest_passes(native_build):
     ctest = _run([CTEST or "ctest", "--output-on-failure"], cwd=native_build.folder)
     assert ctest.returncode == 0, f"ctest failed:\n{ctest.stdout}\n{ctest.stderr}"
     assert "swin_trt_index_test" in ctest.stdout
+    if TENSORRT_ROOT:  # the plugin objects themselves, enqueue included, on the emulated kernels
+        assert "swin_trt_plugin_host_test" in ctest.stdout and "swin_trt_plugin_emulated_test" in ctest.stdout
+
+
+READELF = shutil.which("readelf")
+
+
+def _dynamic_section(path: Path) -> str:
+    return _run([READELF, "-d", "-W", path]).stdout
+
+
+@pytest.mark.skipif(not (TENSORRT_ROOT and NVCC and READELF),
+                    reason="needs nvcc, readelf and TensorRT headers ($SWIN_TRT_TENSORRT_INCLUDE_ROOT) to build the "
+                           "registering library")
+def test_registering_library_loads_the_plugins_from_beside_itself(native_build):
+    """libswin_trt_plugins_autoreg (here its host-test copy: the same objects without libnvinfer) needs
+    libswin_trt_plugins.so, finds it through RUNPATH $ORIGIN (a Triton or DeepStream bundle holds the two side
+    by side), exports nothing, and is never unloaded (-z nodelete). The real one also needs libnvinfer."""
+    copies = [native_build.lib("libswin_trt_plugins_autoreg_hosttest.so")]
+    real = native_build.lib(plugin_library.AUTOREG_FILENAME)
+    if real.is_file():  # CMake found libnvinfer in TENSORRT_ROOT
+        copies.append(real)
+        assert "libnvinfer.so" in _dynamic_section(real)
+    for library in copies:
+        section = _dynamic_section(library)
+        assert f"Shared library: [{plugin_library.PLUGINS_FILENAME}]" in section, section
+        assert "$ORIGIN" in next(line for line in section.splitlines() if "RUNPATH" in line or "RPATH" in line)
+        assert "NODELETE" in section, section
+        exported = _run(["nm", "-D", "--defined-only", library]).stdout.split()
+        assert "getCreators" not in exported and "getPluginRegistry" not in exported
 
 
 @pytest.mark.skipif(NVCC is not None, reason="with nvcc, test_cmake_builds_cuda_targets_and_ctest_passes runs ctest")
@@ -204,6 +234,108 @@ def test_emulated_attention_matches_reference(emulated, case, dtype, bias_dtype)
     assert error <= (2e-3 if dtype == np.float16 else 1e-5), f"relative error {error:.3g}"
 
 
+ANY_SIZE_MAPS = [(14, 21), (10, 13), (7, 7), (16, 9), (5, 3), (28, 35)]  # padded, unpadded, one window, smaller
+
+
+@pytest.mark.parametrize("pad_first", [True, False])
+def test_emulated_ops_of_one_node_at_every_size(emulated, pad_first):
+    """One node of a graph of any size (window 7, shift 3) run at several map sizes, as one engine runs across
+    its optimization profile: partition and reverse with H, W of the run, attention on the run's padded grid
+    (the feature map rounded up to the window); each against the reference at that size."""
+    window, shift, heads, head_dim = (7, 7), (3, 3), 2, 8
+    rng = np.random.default_rng(int(pad_first))
+    table = rng.standard_normal((169, heads)).astype(np.float32)
+    for height, width in ANY_SIZE_MAPS:
+        for dtype in (np.float32, np.float16, np.int8):
+            x = _random(rng, (2, height, width, 12), dtype)
+            windows = _emu_partition(emulated, x, window, shift, pad_first)
+            np.testing.assert_array_equal(windows, reference.window_partition(x, window, shift, pad_first))
+            np.testing.assert_array_equal(_emu_reverse(emulated, windows, window, shift, pad_first, height, width), x)
+        grid = reference.padded_size(height, width, window)
+        rows = 2 * reference.num_windows(height, width, window)
+        for dtype in (np.float32, np.float16):
+            qkv = rng.standard_normal((rows, 49, 3 * heads * head_dim)).astype(dtype)
+            out = np.full((rows, 49, heads * head_dim), np.nan, dtype=dtype)
+            status = emulated.swin_trt_window_attention(_ptr(qkv), _CODES[qkv.dtype], _ptr(table), 0, _ptr(out), rows,
+                                                        heads, head_dim, *window, *shift, *grid, head_dim ** -0.5,
+                                                        None)
+            plugin_library.check_status(emulated, status, "attention")
+            expect = reference.window_attention(qkv.astype(np.float32), table, heads, window, shift, *grid,
+                                                head_dim ** -0.5)
+            error = np.abs(out.astype(np.float32) - expect).max() / np.abs(expect).max()
+            assert error <= (2e-3 if dtype == np.float16 else 1e-5), (height, width, dtype, error)
+
+
+COSINE_CASES = [  # (B, heads, head_dim, window, shift, Hp, Wp): Swin V2's window 8 and odd shapes
+    (1, 3, 32, (8, 8), (4, 4), 16, 24),
+    (2, 2, 16, (8, 8), (0, 0), 8, 16),
+    (1, 2, 5, (3, 3), (1, 0), 6, 9),     # head_dim 5: scalar loads
+    (1, 1, 96, (4, 4), (2, 2), 8, 8),    # HDC 3
+]
+
+
+@pytest.mark.parametrize("bias_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("case", COSINE_CASES, ids=lambda c: f"b{c[0]}h{c[1]}d{c[2]}-w{c[3]}-s{c[4]}")
+def test_emulated_cosine_attention_matches_reference(emulated, case, dtype, bias_dtype):
+    """Cosine mode (Swin V2) through the C ABI: per-head scales up to 100, a continuous-position-bias table
+    (values in (0, 16)), shifted and not, float32 and float16."""
+    from cosine_reference import cosine_qkv, head_scales
+
+    batch, heads, head_dim, window, shift, grid_h, grid_w = case
+    rng = np.random.default_rng(head_dim * 11 + heads)
+    tokens = window[0] * window[1]
+    rows = batch * (grid_h // window[0]) * (grid_w // window[1])
+    qkv = (rng.standard_normal((rows, tokens, 3 * heads * head_dim)) * 3).astype(dtype)
+    table = rng.uniform(0, 16, ((2 * window[0] - 1) * (2 * window[1] - 1), heads)).astype(bias_dtype)
+    scales = head_scales(heads)
+    out = np.full((rows, tokens, heads * head_dim), np.nan, dtype=dtype)
+    status = emulated.swin_trt_window_attention_cosine(
+        _ptr(qkv), _CODES[qkv.dtype], _ptr(table), _CODES[table.dtype], _ptr(out), rows, heads, head_dim, *window,
+        *shift, grid_h, grid_w, plugin_library.head_scale_array(scales), None)
+    plugin_library.check_status(emulated, status, "cosine attention")
+    expect = reference.window_attention(cosine_qkv(qkv, heads, scales), table.astype(np.float32), heads, window,
+                                        shift, grid_h, grid_w, 1.0)
+    error = np.abs(out.astype(np.float32) - expect).max() / np.abs(expect).max()
+    assert error <= (2e-3 if dtype == np.float16 else 1e-5), f"relative error {error:.3g}"
+
+
+@pytest.mark.parametrize("pad_first", [True, False])
+def test_emulated_cosine_attention_of_one_node_at_every_size(emulated, pad_first):
+    """A V2 block of a backbone of any size: partition, cosine attention on the grid the map rounds up to,
+    reverse; at several sizes, against the reference."""
+    from cosine_reference import cosine_qkv, head_scales
+
+    window, shift, heads, head_dim = (8, 8), (4, 4), 2, 8
+    rng = np.random.default_rng(int(pad_first) + 7)
+    table = rng.uniform(0, 16, (225, heads)).astype(np.float32)
+    scales = head_scales(heads)
+    for height, width in [(16, 24), (13, 20), (8, 8), (9, 5)]:
+        grid = reference.padded_size(height, width, window)
+        rows = 2 * reference.num_windows(height, width, window)
+        qkv = rng.standard_normal((rows, 64, 3 * heads * head_dim)).astype(np.float32)
+        out = np.full((rows, 64, heads * head_dim), np.nan, dtype=np.float32)
+        status = emulated.swin_trt_window_attention_cosine(_ptr(qkv), 0, _ptr(table), 0, _ptr(out), rows, heads,
+                                                           head_dim, *window, *shift, *grid,
+                                                           plugin_library.head_scale_array(scales), None)
+        plugin_library.check_status(emulated, status, "cosine attention")
+        expect = reference.window_attention(cosine_qkv(qkv, heads, scales), table, heads, window, shift, *grid, 1.0)
+        np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-5 * np.abs(expect).max())
+        merged = _emu_reverse(emulated, out, window, shift, pad_first, height, width)
+        np.testing.assert_array_equal(merged, reference.window_reverse(out, window, shift, pad_first, height, width))
+
+
+@pytest.mark.parametrize("bad", [0.0, -2.0, 100.5, float("nan"), float("inf")])
+def test_emulated_cosine_attention_refuses_bad_head_scales(emulated, bad):
+    qkv = np.zeros((1, 49, 3 * 2 * 8), np.float32)
+    table = np.zeros((169, 2), np.float32)
+    out = np.zeros((1, 49, 16), np.float32)
+    status = emulated.swin_trt_window_attention_cosine(_ptr(qkv), 0, _ptr(table), 0, _ptr(out), 1, 2, 8, 7, 7, 0, 0,
+                                                       7, 7, plugin_library.head_scale_array([10.0, bad]), None)
+    assert status == -1
+    assert "head_scale must be finite, > 0 and <= 100" in emulated.swin_trt_capi_last_error().decode()
+
+
 def test_emulated_capi_reports_bad_arguments(emulated):
     x = np.zeros((1, 7, 7, 4), np.float32)
     out = np.zeros((1, 49, 4), np.float32)
@@ -305,3 +437,16 @@ def test_find_capi_library_uses_its_own_variable(tmp_path, monkeypatch):
     capi.write_bytes(b"")
     monkeypatch.setenv(plugin_library.CAPI_ENV, str(capi.parent))
     assert plugin_library.find_capi_library() == capi.resolve()
+
+
+def test_find_registering_library_beside_the_plugin_library(tmp_path):
+    library = tmp_path / plugin_library.PLUGINS_FILENAME
+    library.write_bytes(b"")
+    with pytest.raises(UserError) as missing:
+        plugin_library.find_registering_library(library)
+    message = str(missing.value)
+    assert plugin_library.AUTOREG_FILENAME in message and "dlopen" in message
+    assert "--target swin_trt_plugins_autoreg" in message and "libnvinfer" in message
+    registering = tmp_path / plugin_library.AUTOREG_FILENAME
+    registering.write_bytes(b"")
+    assert plugin_library.find_registering_library(library) == registering.resolve()

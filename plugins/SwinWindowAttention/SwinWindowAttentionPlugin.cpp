@@ -6,6 +6,8 @@
 #include <math.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace swin_trt
 {
@@ -16,8 +18,8 @@ using nvinfer1::DataType;
 using nvinfer1::PluginField;
 using nvinfer1::PluginFieldType;
 
-SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(
-    int32_t numHeads, int32_t const* window, int32_t const* shift, int32_t height, int32_t width, float scale)
+SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(int32_t numHeads, int32_t const* window, int32_t const* shift,
+    int32_t height, int32_t width, float scale, std::vector<float> headScale)
     : SwinPluginBase(kWindowAttentionName)
     , mNumHeads(numHeads)
     , mWindow{window[0], window[1]}
@@ -25,6 +27,8 @@ SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(
     , mHeight(height)
     , mWidth(width)
     , mScale(scale)
+    , mCosine(headScale.empty() ? 0 : 1)
+    , mHeadScale(std::move(headScale))
     , mGeometry(makeAttentionGeometry(height, width, window[0], window[1], shift[0], shift[1]))
 {
     serializeField("num_heads", &mNumHeads, PluginFieldType::kINT32, 1);
@@ -33,12 +37,29 @@ SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(
     serializeField("height", &mHeight, PluginFieldType::kINT32, 1);
     serializeField("width", &mWidth, PluginFieldType::kINT32, 1);
     serializeField("scale", &mScale, PluginFieldType::kFLOAT32, 1);
+    if (mCosine != 0) // a V1 node serializes exactly the fields it always had
+    {
+        serializeField("cosine", &mCosine, PluginFieldType::kINT32, 1);
+        serializeField("head_scale", mHeadScale.data(), PluginFieldType::kFLOAT32, static_cast<int32_t>(mHeadScale.size()));
+    }
 }
 
 nvinfer1::IPluginV3* SwinWindowAttentionPlugin::clone() noexcept
 {
-    return guarded<nvinfer1::IPluginV3*>("clone", nullptr,
-        [&] { return new SwinWindowAttentionPlugin(mNumHeads, mWindow, mShift, mHeight, mWidth, mScale); });
+    return guarded<nvinfer1::IPluginV3*>("clone", nullptr, [&] {
+        return new SwinWindowAttentionPlugin(mNumHeads, mWindow, mShift, mHeight, mWidth, mScale, mHeadScale);
+    });
+}
+
+std::string SwinWindowAttentionPlugin::describeInputs() const
+{
+    if (numInputs() == 3)
+    {
+        return "3 inputs (qkv, bias_table, feature_map: a shifted node without height/width takes its grid from "
+               "the feature map)";
+    }
+    return "2 inputs (qkv, bias_table: a shifted node with height/width takes its grid from them, an unshifted "
+           "node needs none)";
 }
 
 int32_t SwinWindowAttentionPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
@@ -46,19 +67,25 @@ int32_t SwinWindowAttentionPlugin::getOutputShapes(nvinfer1::DimsExprs const* in
     int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
 {
     return guarded("getOutputShapes", -1, [&]() -> int32_t {
-        if (inputs == nullptr || outputs == nullptr || nbInputs != 2 || nbOutputs != 1)
+        if (inputs == nullptr || outputs == nullptr || nbInputs != numInputs() || nbOutputs != 1)
         {
-            return fail("expects 2 inputs (qkv, bias_table) and 1 output");
+            return fail("expects " + describeInputs() + " and 1 output, got " + std::to_string(nbInputs)
+                + " input(s)");
         }
         nvinfer1::DimsExprs const& qkv = inputs[0];
         if (qkv.nbDims != 3)
         {
             return fail("input 'qkv' must be 3-D (B * nW, N, 3C), got " + std::to_string(qkv.nbDims) + "-D");
         }
-        if (qkv.d[1]->isConstant() && qkv.d[1]->getConstantValue() != mGeometry.N)
+        if (nbInputs == 3 && inputs[2].nbDims != 4)
+        {
+            return fail("input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(inputs[2].nbDims) + "-D");
+        }
+        int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+        if (qkv.d[1]->isConstant() && qkv.d[1]->getConstantValue() != tokens)
         {
             return fail("dim 1 of input 'qkv' is " + std::to_string(qkv.d[1]->getConstantValue())
-                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(mGeometry.N));
+                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(tokens));
         }
         outputs[0].nbDims = 3;
         outputs[0].d[0] = qkv.d[0];
@@ -85,28 +112,48 @@ int32_t SwinWindowAttentionPlugin::getOutputShapes(nvinfer1::DimsExprs const* in
 bool SwinWindowAttentionPlugin::supportsFormatCombination(
     int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
-    if (inOut == nullptr || nbInputs != 2 || nbOutputs != 1 || pos < 0 || pos > 2)
+    if (inOut == nullptr || nbInputs != numInputs() || nbOutputs != 1 || pos < 0 || pos > nbInputs)
     {
         return false;
     }
     nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
+    if (pos == 2 && nbInputs == 3)
+    {
+        return isFeatureMapFormat(desc); // dims only: float or int8, whatever qkv's type
+    }
     if (desc.format != nvinfer1::TensorFormat::kLINEAR)
     {
         return false;
     }
-    if (pos == 2)
+    if (pos == nbInputs)
     {
         return desc.type == inOut[0].desc.type;
     }
     return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
 }
 
-std::string SwinWindowAttentionPlugin::checkQkv(nvinfer1::Dims const& qkv) const
+AttentionGeometry SwinWindowAttentionPlugin::geometry(nvinfer1::Dims const* dims, int32_t nbInputs) const
 {
-    if (qkv.nbDims != 3 || qkv.d[1] != mGeometry.N || qkv.d[2] < 1)
+    if (mHeight > 0)
     {
-        return "input 'qkv' must be (B * nW, N, 3C) with static N = " + std::to_string(mGeometry.N)
-            + " and static 3C";
+        return mGeometry;
+    }
+    if (nbInputs == 3)
+    {
+        WindowGeometry const g = makeWindowGeometry(static_cast<int32_t>(dims[2].d[1]),
+            static_cast<int32_t>(dims[2].d[2]), mWindow[0], mWindow[1], 0, 0, 1);
+        return makeAttentionGeometry(g.Hp, g.Wp, mWindow[0], mWindow[1], mShift[0], mShift[1]);
+    }
+    return makeAttentionGeometry(mWindow[0], mWindow[1], mWindow[0], mWindow[1], mShift[0], mShift[1]);
+}
+
+std::string SwinWindowAttentionPlugin::checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const
+{
+    nvinfer1::Dims const& qkv = dims[0];
+    int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+    if (qkv.nbDims != 3 || qkv.d[1] != tokens || qkv.d[2] < 1)
+    {
+        return "input 'qkv' must be (B * nW, N, 3C) with static N = " + std::to_string(tokens) + " and static 3C";
     }
     if (qkv.d[2] % (3 * static_cast<int64_t>(mNumHeads)) != 0)
     {
@@ -114,16 +161,38 @@ std::string SwinWindowAttentionPlugin::checkQkv(nvinfer1::Dims const& qkv) const
             + std::to_string(3 * mNumHeads);
     }
     int64_t const headDim = qkv.d[2] / (3 * static_cast<int64_t>(mNumHeads));
-    if (char const* why = checkWindowAttentionSupport(mGeometry.N, headDim > INT32_MAX ? -1 : static_cast<int32_t>(headDim)))
+    if (char const* why = checkWindowAttentionSupport(static_cast<int32_t>(tokens), headDim > INT32_MAX ? -1 : static_cast<int32_t>(headDim)))
     {
-        return std::string(why) + " (N = " + std::to_string(mGeometry.N) + ", head_dim = " + std::to_string(headDim)
-            + ")";
+        return std::string(why) + " (N = " + std::to_string(tokens) + ", head_dim = " + std::to_string(headDim) + ")";
+    }
+    nvinfer1::Dims const& bias = dims[1];
+    int32_t const tableRows = biasTableSize(mWindow[0], mWindow[1]);
+    if (bias.nbDims != 2 || (bias.d[0] >= 0 && bias.d[0] != tableRows) || (bias.d[1] >= 0 && bias.d[1] != mNumHeads))
+    {
+        return "input 'bias_table' must be ((2*wh-1)*(2*ww-1), num_heads) = (" + std::to_string(tableRows) + ", "
+            + std::to_string(mNumHeads) + ")";
+    }
+    if (nbInputs == 3)
+    {
+        std::string why = checkFeatureMap(dims[2], mWindow);
+        if (!why.empty() || dims[2].d[1] < 0 || dims[2].d[2] < 0)
+        {
+            return why; // a problem, or a grid not known yet
+        }
     }
     // The mask of row r is that of window r % nW: only whole images (a multiple of nW rows) are masked right.
-    if (qkv.d[0] >= 0 && qkv.d[0] % mGeometry.nW != 0)
+    AttentionGeometry const g = geometry(dims, nbInputs);
+    if (nbInputs == 3 && qkv.d[0] >= 0 && dims[2].d[0] >= 0 && qkv.d[0] != dims[2].d[0] * g.nW)
+    {
+        return "dim 0 of input 'qkv' (" + std::to_string(qkv.d[0]) + ") is not B * nW = "
+            + std::to_string(dims[2].d[0]) + " * " + std::to_string(g.nW) + " for the " + std::to_string(dims[2].d[1])
+            + "x" + std::to_string(dims[2].d[2]) + " feature map (grid " + std::to_string(g.Hp) + "x"
+            + std::to_string(g.Wp) + ")";
+    }
+    if (qkv.d[0] >= 0 && qkv.d[0] % g.nW != 0)
     {
         return "dim 0 of input 'qkv' (" + std::to_string(qkv.d[0]) + ") is not a multiple of the "
-            + std::to_string(mGeometry.nW) + " windows of the " + std::to_string(mHeight) + "x" + std::to_string(mWidth)
+            + std::to_string(g.nW) + " windows of the " + std::to_string(g.Hp) + "x" + std::to_string(g.Wp)
             + " grid: the batch must hold whole images";
     }
     return {};
@@ -133,22 +202,30 @@ int32_t SwinWindowAttentionPlugin::configurePlugin(nvinfer1::DynamicPluginTensor
     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
     return guarded("configurePlugin", -1, [&]() -> int32_t {
-        if (in == nullptr || out == nullptr || nbInputs != 2 || nbOutputs != 1)
+        if (in == nullptr || out == nullptr || nbInputs != numInputs() || nbOutputs != 1)
         {
-            return fail("expects 2 inputs (qkv, bias_table) and 1 output");
+            return fail("expects " + describeInputs() + " and 1 output, got " + std::to_string(nbInputs)
+                + " input(s)");
         }
-        std::string const why = checkQkv(in[0].desc.dims);
-        if (!why.empty())
+        // The build-time dims (-1 where dynamic), then both ends of the optimization profile. The ends bound each
+        // dim on its own, so whether dim 0 holds whole images is left to the run (-1 there).
+        char const* const which[] = {"", "the profile's minimum: ", "the profile's maximum: "};
+        for (int32_t k = 0; k < 3; ++k)
         {
-            return fail(why);
-        }
-        nvinfer1::Dims const& bias = in[1].desc.dims;
-        int32_t const tableRows = biasTableSize(mWindow[0], mWindow[1]);
-        if (bias.nbDims != 2 || (bias.d[0] >= 0 && bias.d[0] != tableRows)
-            || (bias.d[1] >= 0 && bias.d[1] != mNumHeads))
-        {
-            return fail("input 'bias_table' must be ((2*wh-1)*(2*ww-1), num_heads) = (" + std::to_string(tableRows)
-                + ", " + std::to_string(mNumHeads) + ")");
+            nvinfer1::Dims dims[3];
+            for (int32_t i = 0; i < nbInputs; ++i)
+            {
+                dims[i] = k == 0 ? in[i].desc.dims : (k == 1 ? in[i].min : in[i].max);
+                if (k > 0 && dims[i].nbDims > 0)
+                {
+                    dims[i].d[0] = -1;
+                }
+            }
+            std::string const why = checkInputs(dims, nbInputs);
+            if (!why.empty())
+            {
+                return fail(which[k] + why);
+            }
         }
         if (out[0].desc.type != in[0].desc.type)
         {
@@ -167,7 +244,12 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
         {
             return fail("enqueue: null descriptors or buffers");
         }
-        nvinfer1::Dims const& d = inputDesc[0].dims;
+        int32_t const nbInputs = numInputs(); // TensorRT runs the node it configured
+        nvinfer1::Dims dims[3];
+        for (int32_t i = 0; i < nbInputs; ++i)
+        {
+            dims[i] = inputDesc[i].dims;
+        }
         DType qkvType;
         DType biasType;
         if (!toKernelType(inputDesc[0].type, qkvType) || !toKernelType(inputDesc[1].type, biasType)
@@ -176,28 +258,99 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
             return fail(std::string("enqueue: unsupported types qkv ") + typeName(inputDesc[0].type)
                 + ", bias_table " + typeName(inputDesc[1].type) + " (need float32 or float16)");
         }
-        std::string why = checkQkv(d);
-        if (why.empty() && (d.d[0] < 0 || d.d[0] > INT32_MAX))
+        std::string why;
+        for (int32_t i = 0; why.empty() && i < nbInputs; ++i)
         {
-            why = "dim 0 of input 'qkv' out of range";
+            for (int32_t k = 0; k < dims[i].nbDims; ++k)
+            {
+                if (dims[i].d[k] < 0 || dims[i].d[k] > INT32_MAX)
+                {
+                    why = "dimension " + std::to_string(k) + " of input " + std::to_string(i) + " ("
+                        + std::to_string(dims[i].d[k]) + ") out of range";
+                }
+            }
+        }
+        if (why.empty())
+        {
+            why = checkInputs(dims, nbInputs);
         }
         if (!why.empty())
         {
             return fail("enqueue: " + why);
         }
-        int32_t const headDim = static_cast<int32_t>(d.d[2] / (3 * static_cast<int64_t>(mNumHeads)));
+        AttentionGeometry const g = geometry(dims, nbInputs);
+        int32_t const headDim = static_cast<int32_t>(dims[0].d[2] / (3 * static_cast<int64_t>(mNumHeads)));
         cudaError_t const status = windowAttention(inputs[0], qkvType, inputs[1], biasType, outputs[0],
-            static_cast<int32_t>(d.d[0]), mNumHeads, headDim, mWindow[0], mWindow[1], mShift[0], mShift[1],
-            mHeight, mWidth, mScale, stream);
+            static_cast<int32_t>(dims[0].d[0]), mNumHeads, headDim, mWindow[0], mWindow[1], mShift[0], mShift[1],
+            g.Hp, g.Wp, mScale, mCosine != 0 ? mHeadScale.data() : nullptr, stream);
         if (status != cudaSuccess)
         {
-            return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
+            return fail("kernel launch failed: " + cudaErrorText(status));
         }
         return 0;
     });
 }
 
 // ---------------------------------------------------------------------------------------------------------
+
+namespace
+{
+
+//! Cosine mode's fields: `cosine` (0 or 1, default 0) and, iff it is 1, `head_scale` (num_heads values in
+//! (0, 100]) with `scale` = 1. Fills `headScale` (empty for V1); false (logged) when a rule is broken.
+bool readCosine(FieldReader& reader, int32_t numHeads, float scale, std::vector<float>& headScale)
+{
+    int32_t cosine = 0;
+    if (!reader.optionalInt1("cosine", cosine, 0))
+    {
+        return false;
+    }
+    if (cosine != 0 && cosine != 1)
+    {
+        return reader.error("attribute 'cosine' = " + std::to_string(cosine) + " out of range: must be 0 (Swin V1 "
+                            "attention) or 1 (scaled cosine attention, Swin V2)");
+    }
+    if (cosine == 0)
+    {
+        return !reader.has("head_scale")
+            || reader.error("attribute 'head_scale' is given but 'cosine' is 0: head_scale is the per-head logit "
+                            "scale of cosine attention; set cosine = 1 or drop head_scale");
+    }
+    if (!reader.has("head_scale"))
+    {
+        return reader.error("cosine = 1 needs attribute 'head_scale': num_heads = " + std::to_string(numHeads)
+            + " floats, exp(min(logit_scale, log 100)) per head");
+    }
+    if (!reader.floats("head_scale", headScale))
+    {
+        return false;
+    }
+    if (static_cast<int64_t>(headScale.size()) != numHeads)
+    {
+        return reader.error("attribute 'head_scale' has " + std::to_string(headScale.size()) + " values, expected "
+            + "num_heads = " + std::to_string(numHeads));
+    }
+    if (char const* why = checkCosineHeadScale(numHeads, headScale.data()))
+    {
+        for (size_t h = 0; h < headScale.size(); ++h)
+        {
+            if (!(headScale[h] > 0.0F && headScale[h] <= kMaxHeadScale))
+            {
+                return reader.error("attribute 'head_scale'[" + std::to_string(h) + "] = "
+                    + std::to_string(headScale[h]) + " out of range: " + why);
+            }
+        }
+        return reader.error(std::string("attribute 'head_scale': ") + why);
+    }
+    if (scale != 1.0F)
+    {
+        return reader.error("attribute 'scale' = " + std::to_string(scale) + " with cosine = 1: must be 1.0 (cosine "
+                            "attention scales by head_scale; fold any other factor into it)");
+    }
+    return true;
+}
+
+} // namespace
 
 SwinWindowAttentionCreator::SwinWindowAttentionCreator()
     : SwinPluginCreatorBase(kWindowAttentionName,
@@ -206,7 +359,10 @@ SwinWindowAttentionCreator::SwinWindowAttentionCreator()
             PluginField("shift_size", nullptr, PluginFieldType::kINT32, 2),
             PluginField("height", nullptr, PluginFieldType::kINT32, 1),
             PluginField("width", nullptr, PluginFieldType::kINT32, 1),
-            PluginField("scale", nullptr, PluginFieldType::kFLOAT32, 1)})
+            PluginField("scale", nullptr, PluginFieldType::kFLOAT32, 1),
+            PluginField("cosine", nullptr, PluginFieldType::kINT32, 1),
+            // num_heads values; TensorRT's ONNX parser takes the length from the node's attribute
+            PluginField("head_scale", nullptr, PluginFieldType::kFLOAT32, 1)})
 {
 }
 
@@ -222,7 +378,7 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
         int32_t width = 0;
         float scale = 0.0F;
         if (!reader.int1("num_heads", numHeads) || !readWindowShift(reader, window, shift)
-            || !reader.int1("height", height) || !reader.int1("width", width) || !reader.float1("scale", scale))
+            || !readOptionalSize(reader, height, width) || !reader.float1("scale", scale))
         {
             return nullptr;
         }
@@ -231,7 +387,9 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
             reader.error("attribute 'num_heads' = " + std::to_string(numHeads) + " out of range: must be in [1, 65535]");
             return nullptr;
         }
-        char const* why = checkWindowGeometry(height, width, window[0], window[1]);
+        // Without height/width the grid comes from the feature map (checked per run), or is not needed (no shift).
+        char const* why = checkWindowGeometry(height > 0 ? height : window[0], width > 0 ? width : window[1],
+            window[0], window[1]);
         if (why == nullptr && (height % window[0] != 0 || width % window[1] != 0))
         {
             why = "they are the padded grid, positive multiples of window_size";
@@ -253,7 +411,12 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
             reader.error("attribute 'scale' = " + std::to_string(scale) + " out of range: must be finite and > 0");
             return nullptr;
         }
-        return new SwinWindowAttentionPlugin(numHeads, window, shift, height, width, scale);
+        std::vector<float> headScale;
+        if (!readCosine(reader, numHeads, scale, headScale))
+        {
+            return nullptr;
+        }
+        return new SwinWindowAttentionPlugin(numHeads, window, shift, height, width, scale, std::move(headScale));
     });
 }
 

@@ -9,7 +9,10 @@
 //   head_dim <= 128 (<= 48 KiB, no opt-in needed on any GPU);
 // * q k^T: float4 shared loads (q broadcast, k with a conflict-free padded stride); p v: lane = channel;
 // * the bias column of head h is staged in shared memory and indexed with the separable form
-//   rpi(i, j) = key(i) - key(j) + offset; mask regions are computed from the token position (swin_index.h).
+//   rpi(i, j) = key(i) - key(j) + offset; mask regions are computed from the token position (swin_index.h);
+// * cosine mode (Swin V2): each warp divides its staged query rows by their norm and multiplies them by the
+//   head's scale (lanes over channels, one warp sum); each lane sums its key's squares from the registers the
+//   q k^T loop loads anyway and scales its logits by 1 / |k|. A template flag: V1 launches run the V1 code.
 #include "cuda_compat.cuh"
 #include "swin_kernels.h"
 
@@ -44,6 +47,7 @@ struct AttentionParams
     int32_t biasIsHalf;
     int32_t vectorLoads; // headDim % 4 == 0 and qkv aligned to 4 elements
     float scale;
+    float headScale[kMaxCosineHeads]; // cosine mode: one per head (a copy: host memory is not device memory)
 };
 
 SWIN_HD int32_t roundUp4(int32_t v)
@@ -130,8 +134,29 @@ SWIN_DEVICE void stageTile(float* dst, int32_t dstStride, T const* src, int64_t 
     }
 }
 
-//! HDC = ceil(headDim / 32): output channels per lane.
-template <typename T, int32_t HDC>
+//! Cosine mode: scales this warp's kRowsPerWarp staged query rows (`cols` floats each) to
+//! headScale * q / max(|q|, eps). Lanes split the channels; every lane of the warp must call it.
+SWIN_DEVICE void normalizeQueryRows(float* rows, int32_t stride, int32_t cols, int32_t lane, float headScale)
+{
+    for (int32_t rr = 0; rr < kRowsPerWarp; ++rr)
+    {
+        float* const row = rows + rr * stride;
+        float squares = 0.0F;
+        for (int32_t d = lane; d < cols; d += 32)
+        {
+            squares += row[d] * row[d];
+        }
+        float const factor = headScale / fmaxf(sqrtf(dev::warpAllSum(squares)), kCosineNormEpsilon);
+        for (int32_t d = lane; d < cols; d += 32) // each lane rescales what it summed: no race
+        {
+            row[d] *= factor;
+        }
+    }
+    SWIN_SYNCWARP(); // the q k^T loop reads every lane's channels
+}
+
+//! HDC = ceil(headDim / 32): output channels per lane. kCosine: Swin V2's scaled cosine attention.
+template <typename T, int32_t HDC, bool kCosine>
 __global__ void __launch_bounds__(kMaxWarps * 32) windowAttentionKernel(AttentionParams const p)
 {
     SWIN_DYNAMIC_SMEM(float, smem);
@@ -188,8 +213,13 @@ __global__ void __launch_bounds__(kMaxWarps * 32) windowAttentionKernel(Attentio
             acc[rr][c] = 0.0F;
         }
     }
-    float const* const sQw = sQ + warp * kRowsPerWarp * p.qkStride;
+    float* const sQw = sQ + warp * kRowsPerWarp * p.qkStride;
     float* const sPw = sP + warp * kRowsPerWarp * kKeyTile;
+    if (kCosine)
+    {
+        SWIN_SYNCTHREADS(); // the whole block staged Q; from here each warp touches its own rows only
+        normalizeQueryRows(sQw, p.qkStride, p.hd4 * 4, lane, p.headScale[h]);
+    }
 
     for (int32_t k0 = 0; k0 < N; k0 += kKeyTile)
     {
@@ -211,14 +241,29 @@ __global__ void __launch_bounds__(kMaxWarps * 32) windowAttentionKernel(Attentio
             s[rr] = 0.0F;
         }
         float4 const* const kRow = reinterpret_cast<float4 const*>(sK + lane * p.qkStride);
+        float keySquares = 0.0F; // cosine mode: |k_j|^2, from the registers loaded for q k^T
         for (int32_t d4 = 0; d4 < p.hd4; ++d4)
         {
             float4 const kv = kRow[d4];
+            if (kCosine)
+            {
+                keySquares += kv.x * kv.x + kv.y * kv.y + kv.z * kv.z + kv.w * kv.w;
+            }
 #pragma unroll
             for (int32_t rr = 0; rr < kRowsPerWarp; ++rr)
             {
                 float4 const qv = reinterpret_cast<float4 const*>(sQw + rr * p.qkStride)[d4];
                 s[rr] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+            }
+        }
+        if (kCosine)
+        {
+            // Beyond nKey the key row is zero: 0 * (1 / eps) = 0, and those logits are dropped below.
+            float const keyFactor = 1.0F / fmaxf(sqrtf(keySquares), kCosineNormEpsilon);
+#pragma unroll
+            for (int32_t rr = 0; rr < kRowsPerWarp; ++rr)
+            {
+                s[rr] *= keyFactor;
             }
         }
 
@@ -306,30 +351,59 @@ size_t attentionSmemBytes(int32_t warps, int32_t qkStride, int32_t vStride, int3
     return floats * sizeof(float);
 }
 
-template <typename T, int32_t HDC>
+template <typename T, int32_t HDC, bool kCosine>
 cudaError_t launchAttention(AttentionParams const& p, int32_t rows, int32_t warps, int32_t queryTiles, size_t smem,
     cudaStream_t stream)
 {
     dim3 const grid(static_cast<uint32_t>(rows), static_cast<uint32_t>(p.numHeads), static_cast<uint32_t>(queryTiles));
-    SWIN_LAUNCH(grid, dim3(static_cast<uint32_t>(warps * 32)), smem, stream, windowAttentionKernel<T, HDC>)(p);
+    SWIN_LAUNCH(grid, dim3(static_cast<uint32_t>(warps * 32)), smem, stream, windowAttentionKernel<T, HDC, kCosine>)(p);
     return lastLaunchError();
 }
 
-template <typename T>
+template <typename T, bool kCosine>
 cudaError_t dispatchHeadDim(AttentionParams const& p, int32_t rows, int32_t warps, int32_t queryTiles, size_t smem,
     cudaStream_t stream)
 {
     switch ((p.headDim + 31) / 32)
     {
-    case 1: return launchAttention<T, 1>(p, rows, warps, queryTiles, smem, stream);
-    case 2: return launchAttention<T, 2>(p, rows, warps, queryTiles, smem, stream);
-    case 3: return launchAttention<T, 3>(p, rows, warps, queryTiles, smem, stream);
-    case 4: return launchAttention<T, 4>(p, rows, warps, queryTiles, smem, stream);
+    case 1: return launchAttention<T, 1, kCosine>(p, rows, warps, queryTiles, smem, stream);
+    case 2: return launchAttention<T, 2, kCosine>(p, rows, warps, queryTiles, smem, stream);
+    case 3: return launchAttention<T, 3, kCosine>(p, rows, warps, queryTiles, smem, stream);
+    case 4: return launchAttention<T, 4, kCosine>(p, rows, warps, queryTiles, smem, stream);
     default: return cudaErrorInvalidValue;
     }
 }
 
+template <typename T>
+cudaError_t dispatchMode(AttentionParams const& p, bool cosine, int32_t rows, int32_t warps, int32_t queryTiles,
+    size_t smem, cudaStream_t stream)
+{
+    return cosine ? dispatchHeadDim<T, true>(p, rows, warps, queryTiles, smem, stream)
+                  : dispatchHeadDim<T, false>(p, rows, warps, queryTiles, smem, stream);
+}
+
 } // namespace
+
+char const* checkCosineHeadScale(int32_t numHeads, float const* headScale)
+{
+    if (numHeads < 1 || numHeads > kMaxCosineHeads)
+    {
+        return "cosine attention runs 1 to 256 heads";
+    }
+    if (headScale == nullptr)
+    {
+        return "cosine attention needs one head_scale per head";
+    }
+    for (int32_t h = 0; h < numHeads; ++h)
+    {
+        // Written so that NaN fails too.
+        if (!(headScale[h] > 0.0F && headScale[h] <= kMaxHeadScale))
+        {
+            return "each head_scale must be finite, > 0 and <= 100 (the folded exp(min(logit_scale, log 100)))";
+        }
+    }
+    return nullptr;
+}
 
 char const* checkWindowAttentionSupport(int32_t numTokens, int32_t headDim)
 {
@@ -346,8 +420,13 @@ char const* checkWindowAttentionSupport(int32_t numTokens, int32_t headDim)
 
 cudaError_t windowAttention(void const* qkv, DType qkvType, void const* biasTable, DType biasType, void* context,
     int32_t rows, int32_t numHeads, int32_t headDim, int32_t wh, int32_t ww, int32_t sh, int32_t sw, int32_t height,
-    int32_t width, float scale, cudaStream_t stream)
+    int32_t width, float scale, float const* headScale, cudaStream_t stream)
 {
+    bool const cosine = headScale != nullptr;
+    if (cosine && checkCosineHeadScale(numHeads, headScale) != nullptr)
+    {
+        return cudaErrorInvalidValue;
+    }
     if (qkv == nullptr || biasTable == nullptr || context == nullptr || rows < 0 || numHeads < 1
         || (qkvType != DType::kFLOAT32 && qkvType != DType::kFLOAT16)
         || (biasType != DType::kFLOAT32 && biasType != DType::kFLOAT16)
@@ -386,7 +465,11 @@ cudaError_t windowAttention(void const* qkv, DType qkvType, void const* biasTabl
     p.biasIsHalf = biasType == DType::kFLOAT16 ? 1 : 0;
     size_t const elem = dtypeSize(qkvType);
     p.vectorLoads = (headDim % 4 == 0 && reinterpret_cast<uintptr_t>(qkv) % (4 * elem) == 0) ? 1 : 0;
-    p.scale = scale;
+    p.scale = cosine ? 1.0F : scale; // cosine mode: q is normalized after staging, its scale is headScale[h]
+    for (int32_t h = 0; cosine && h < numHeads; ++h)
+    {
+        p.headScale[h] = headScale[h];
+    }
 
     // Query tiling: fewest padded query rows, then fewest tiles (each tile re-reads K and V), within budget.
     int32_t const N = p.geo.N;
@@ -417,9 +500,9 @@ cudaError_t windowAttention(void const* qkv, DType qkvType, void const* biasTabl
     size_t const smem = attentionSmemBytes(bestWarps, p.qkStride, p.vStride, p.biasRows);
     if (qkvType == DType::kFLOAT32)
     {
-        return dispatchHeadDim<float>(p, rows, bestWarps, bestTiles, smem, stream);
+        return dispatchMode<float>(p, cosine, rows, bestWarps, bestTiles, smem, stream);
     }
-    return dispatchHeadDim<__half>(p, rows, bestWarps, bestTiles, smem, stream);
+    return dispatchMode<__half>(p, cosine, rows, bestWarps, bestTiles, smem, stream);
 }
 
 } // namespace swin_trt

@@ -32,9 +32,7 @@ nvinfer1::IPluginV3* SwinWindowPartitionPlugin::clone() noexcept
 
 std::string SwinWindowPartitionPlugin::checkMap(int64_t H, int64_t W) const
 {
-    char const* why = checkWindowGeometry(H, W, mWindow[0], mWindow[1]);
-    return why == nullptr ? std::string() : "input 'x' is " + std::to_string(H) + " x " + std::to_string(W)
-            + " with window_size " + formatPair(mWindow) + ": " + why;
+    return checkMapSize("x", H, W, mWindow);
 }
 
 int32_t SwinWindowPartitionPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
@@ -51,40 +49,48 @@ int32_t SwinWindowPartitionPlugin::getOutputShapes(nvinfer1::DimsExprs const* in
         {
             return fail("input 'x' must be 4-D (B, H, W, C), got " + std::to_string(x.nbDims) + "-D");
         }
-        if (!x.d[1]->isConstant() || !x.d[2]->isConstant())
-        {
-            return fail("H and W (dims 1 and 2 of input 'x') must be static; only the batch may be dynamic");
-        }
-        int64_t const H = x.d[1]->getConstantValue();
-        int64_t const W = x.d[2]->getConstantValue();
-        std::string const why = checkMap(H, W);
-        if (!why.empty())
-        {
-            return fail(why);
-        }
-        WindowGeometry const g = makeWindowGeometry(static_cast<int32_t>(H), static_cast<int32_t>(W), mWindow[0],
-            mWindow[1], mShift[0], mShift[1], mPadFirst);
+        using nvinfer1::DimensionOperation;
         outputs[0].nbDims = 3;
-        outputs[0].d[0]
-            = exprBuilder.operation(nvinfer1::DimensionOperation::kPROD, *x.d[0], *exprBuilder.constant(g.nW));
-        outputs[0].d[1] = exprBuilder.constant(g.N);
+        outputs[0].d[1] = exprBuilder.constant(static_cast<int64_t>(mWindow[0]) * mWindow[1]);
         outputs[0].d[2] = x.d[3];
+        if (x.d[1]->isConstant() && x.d[2]->isConstant())
+        {
+            // A graph of one size: the windows per image are a constant, checked now.
+            int64_t const H = x.d[1]->getConstantValue();
+            int64_t const W = x.d[2]->getConstantValue();
+            std::string const why = checkMap(H, W);
+            if (!why.empty())
+            {
+                return fail(why);
+            }
+            WindowGeometry const g = makeWindowGeometry(static_cast<int32_t>(H), static_cast<int32_t>(W), mWindow[0],
+                mWindow[1], mShift[0], mShift[1], mPadFirst);
+            outputs[0].d[0] = exprBuilder.operation(DimensionOperation::kPROD, *x.d[0], *exprBuilder.constant(g.nW));
+            return 0;
+        }
+        // Any size: nW = ceil(H / wh) * ceil(W / ww) of the input's own dims (ranges: configurePlugin, enqueue).
+        nvinfer1::IDimensionExpr const* windows = exprBuilder.operation(DimensionOperation::kPROD,
+            *exprBuilder.operation(DimensionOperation::kCEIL_DIV, *x.d[1], *exprBuilder.constant(mWindow[0])),
+            *exprBuilder.operation(DimensionOperation::kCEIL_DIV, *x.d[2], *exprBuilder.constant(mWindow[1])));
+        outputs[0].d[0] = exprBuilder.operation(DimensionOperation::kPROD, *x.d[0], *windows);
         return 0;
     });
 }
 
-std::string SwinWindowPartitionPlugin::checkInput(nvinfer1::Dims const& d) const
+std::string SwinWindowPartitionPlugin::checkInputs(nvinfer1::Dims const* dims, int32_t /*nbInputs*/) const
 {
-    if (d.nbDims != 4 || d.d[1] < 1 || d.d[2] < 1)
+    nvinfer1::Dims const& d = dims[0];
+    if (d.nbDims != 4)
     {
-        return "input 'x' must be (B, H, W, C) with static H and W";
+        return "input 'x' must be 4-D (B, H, W, C), got " + std::to_string(d.nbDims) + "-D";
     }
-    return checkMap(d.d[1], d.d[2]);
+    return d.d[1] >= 0 && d.d[2] >= 0 ? checkMap(d.d[1], d.d[2]) : std::string();
 }
 
-cudaError_t SwinWindowPartitionPlugin::launch(
-    nvinfer1::Dims const& d, DType type, void const* input, void* output, cudaStream_t stream) const
+cudaError_t SwinWindowPartitionPlugin::launch(nvinfer1::Dims const* dims, int32_t /*nbInputs*/, DType type,
+    void const* input, void* output, cudaStream_t stream) const
 {
+    nvinfer1::Dims const& d = dims[0];
     return windowPartition(input, output, type, static_cast<int32_t>(d.d[0]), static_cast<int32_t>(d.d[1]),
         static_cast<int32_t>(d.d[2]), static_cast<int32_t>(d.d[3]), mWindow[0], mWindow[1], mShift[0], mShift[1],
         mPadFirst, stream);

@@ -24,9 +24,15 @@ public:
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
 
 protected:
-    std::string checkInput(nvinfer1::Dims const& dims) const override;
+    std::string describeInputs() const override
+    {
+        return "1 input (x)";
+    }
 
-    cudaError_t launch(nvinfer1::Dims const& dims, DType type, void const* input, void* output,
+    //! x (B, H, W, C): H and W, where known, within the int32 geometry.
+    std::string checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
+
+    cudaError_t launch(nvinfer1::Dims const* dims, int32_t nbInputs, DType type, void const* input, void* output,
         cudaStream_t stream) const override;
 
 private:

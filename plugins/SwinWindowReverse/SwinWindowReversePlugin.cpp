@@ -41,54 +41,104 @@ int32_t SwinWindowReversePlugin::getOutputShapes(nvinfer1::DimsExprs const* inpu
     int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
 {
     return guarded("getOutputShapes", -1, [&]() -> int32_t {
-        if (inputs == nullptr || outputs == nullptr || nbInputs != 1 || nbOutputs != 1)
+        if (inputs == nullptr || outputs == nullptr || nbInputs != numInputs() || nbOutputs != 1)
         {
-            return fail("expects 1 input and 1 output");
+            return fail("expects " + describeInputs() + " and 1 output, got " + std::to_string(nbInputs)
+                + " input(s)");
         }
         nvinfer1::DimsExprs const& windows = inputs[0];
         if (windows.nbDims != 3)
         {
             return fail("input 'windows' must be 3-D (B * nW, N, C), got " + std::to_string(windows.nbDims) + "-D");
         }
-        if (windows.d[1]->isConstant() && windows.d[1]->getConstantValue() != mGeometry.N)
+        int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+        if (windows.d[1]->isConstant() && windows.d[1]->getConstantValue() != tokens)
         {
             return fail("dim 1 of input 'windows' is " + std::to_string(windows.d[1]->getConstantValue())
-                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(mGeometry.N));
+                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(tokens));
         }
         outputs[0].nbDims = 4;
+        outputs[0].d[3] = windows.d[2];
+        if (!hasSizeAttributes())
+        {
+            // Any size: the feature map's (B, H, W), passed through (symbolic or not).
+            nvinfer1::DimsExprs const& map = inputs[1];
+            if (map.nbDims != 4)
+            {
+                return fail("input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(map.nbDims) + "-D");
+            }
+            for (int32_t i = 0; i < 3; ++i)
+            {
+                outputs[0].d[i] = map.d[i];
+            }
+            return 0;
+        }
         outputs[0].d[0] = exprBuilder.operation(
             nvinfer1::DimensionOperation::kFLOOR_DIV, *windows.d[0], *exprBuilder.constant(mGeometry.nW));
         outputs[0].d[1] = exprBuilder.constant(mHeight);
         outputs[0].d[2] = exprBuilder.constant(mWidth);
-        outputs[0].d[3] = windows.d[2];
         return 0;
     });
 }
 
-std::string SwinWindowReversePlugin::checkInput(nvinfer1::Dims const& d) const
+std::string SwinWindowReversePlugin::describeInputs() const
 {
+    return hasSizeAttributes() ? "1 input (windows: its size comes from the attributes height/width)"
+                               : "2 inputs (windows, feature_map: without height/width the size comes from the "
+                                 "feature map)";
+}
+
+WindowGeometry SwinWindowReversePlugin::geometry(nvinfer1::Dims const* dims, int32_t nbInputs) const
+{
+    if (nbInputs == 1)
+    {
+        return mGeometry;
+    }
+    return makeWindowGeometry(static_cast<int32_t>(dims[1].d[1]), static_cast<int32_t>(dims[1].d[2]), mWindow[0],
+        mWindow[1], mShift[0], mShift[1], mPadFirst);
+}
+
+std::string SwinWindowReversePlugin::checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const
+{
+    nvinfer1::Dims const& d = dims[0];
     if (d.nbDims != 3)
     {
         return "input 'windows' must be 3-D (B * nW, N, C)";
     }
-    if (d.d[1] >= 0 && d.d[1] != mGeometry.N)
+    int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+    if (d.d[1] >= 0 && d.d[1] != tokens)
     {
-        return "dim 1 of input 'windows' is " + std::to_string(d.d[1]) + ", expected N = " + std::to_string(mGeometry.N);
+        return "dim 1 of input 'windows' is " + std::to_string(d.d[1]) + ", expected N = " + std::to_string(tokens);
     }
-    if (d.d[0] >= 0 && d.d[0] % mGeometry.nW != 0)
+    if (nbInputs == 2)
+    {
+        std::string why = checkFeatureMap(dims[1], mWindow);
+        if (!why.empty() || dims[1].d[1] < 0 || dims[1].d[2] < 0)
+        {
+            return why; // a problem, or a size not known yet
+        }
+    }
+    WindowGeometry const g = geometry(dims, nbInputs);
+    if (nbInputs == 2 && d.d[0] >= 0 && dims[1].d[0] >= 0 && d.d[0] != dims[1].d[0] * g.nW)
+    {
+        return "dim 0 of input 'windows' (" + std::to_string(d.d[0]) + ") is not B * nW = " + std::to_string(dims[1].d[0])
+            + " * " + std::to_string(g.nW) + " for the " + std::to_string(g.H) + "x" + std::to_string(g.W)
+            + " feature map";
+    }
+    if (d.d[0] >= 0 && d.d[0] % g.nW != 0)
     {
         return "dim 0 of input 'windows' (" + std::to_string(d.d[0]) + ") is not a multiple of the "
-            + std::to_string(mGeometry.nW) + " windows of a " + std::to_string(mHeight) + "x" + std::to_string(mWidth)
-            + " map";
+            + std::to_string(g.nW) + " windows of a " + std::to_string(g.H) + "x" + std::to_string(g.W) + " map";
     }
     return {};
 }
 
-cudaError_t SwinWindowReversePlugin::launch(
-    nvinfer1::Dims const& d, DType type, void const* input, void* output, cudaStream_t stream) const
+cudaError_t SwinWindowReversePlugin::launch(nvinfer1::Dims const* dims, int32_t nbInputs, DType type,
+    void const* input, void* output, cudaStream_t stream) const
 {
-    return windowReverse(input, output, type, static_cast<int32_t>(d.d[0] / mGeometry.nW), mHeight, mWidth,
-        static_cast<int32_t>(d.d[2]), mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst, stream);
+    WindowGeometry const g = geometry(dims, nbInputs);
+    return windowReverse(input, output, type, static_cast<int32_t>(dims[0].d[0] / g.nW), g.H, g.W,
+        static_cast<int32_t>(dims[0].d[2]), mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst, stream);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -114,7 +164,7 @@ nvinfer1::IPluginV3* SwinWindowReverseCreator::createPlugin(
         int32_t height = 0;
         int32_t width = 0;
         if (!readWindowShift(reader, window, shift) || !reader.int1("pad_first", padFirst)
-            || !reader.int1("height", height) || !reader.int1("width", width))
+            || !readOptionalSize(reader, height, width))
         {
             return nullptr;
         }
@@ -123,7 +173,8 @@ nvinfer1::IPluginV3* SwinWindowReverseCreator::createPlugin(
             reader.error("attribute 'pad_first' = " + std::to_string(padFirst) + " out of range: must be 0 or 1");
             return nullptr;
         }
-        if (char const* why = checkWindowGeometry(height, width, window[0], window[1]))
+        // Without height/width (a graph of any size) the node takes its size from input 1, checked per run.
+        if (char const* why = height == 0 ? nullptr : checkWindowGeometry(height, width, window[0], window[1]))
         {
             reader.error("attributes 'height' = " + std::to_string(height) + ", 'width' = " + std::to_string(width)
                 + " (the unpadded output size) with window_size " + formatPair(window) + " out of range: " + why);

@@ -25,20 +25,36 @@ public:
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
 
 protected:
-    //! (B * nW, N, C) with N and nW of this map.
-    std::string checkInput(nvinfer1::Dims const& dims) const override;
+    //! With height/width: windows only. Without: windows and the feature map (its dims give H and W).
+    int32_t numInputs() const override
+    {
+        return hasSizeAttributes() ? 1 : 2;
+    }
 
-    cudaError_t launch(nvinfer1::Dims const& dims, DType type, void const* input, void* output,
+    std::string describeInputs() const override;
+
+    //! windows (B * nW, N, C) with N and nW of the map; feature_map (B, H, W, C') with H, W in range.
+    std::string checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
+
+    cudaError_t launch(nvinfer1::Dims const* dims, int32_t nbInputs, DType type, void const* input, void* output,
         cudaStream_t stream) const override;
 
 private:
+    //! A graph of one size (attributes height/width), or any size (0, 0: the feature-map input).
+    bool hasSizeAttributes() const
+    {
+        return mHeight > 0;
+    }
+
+    //! The geometry of the run: from the attributes, or from the feature map's dims (checked by checkInputs).
+    WindowGeometry geometry(nvinfer1::Dims const* dims, int32_t nbInputs) const;
 
     int32_t mWindow[2];
     int32_t mShift[2];
     int32_t mPadFirst;
-    int32_t mHeight;
+    int32_t mHeight; // 0: from the feature map
     int32_t mWidth;
-    WindowGeometry mGeometry; // checked by the creator (checkWindowGeometry): every count fits in int32
+    WindowGeometry mGeometry; // with size attributes: checked by the creator (every count fits in int32)
 };
 
 class SwinWindowReverseCreator final : public SwinPluginCreatorBase

@@ -171,6 +171,49 @@ bool FieldReader::float1(char const* name, float& out)
     return true;
 }
 
+bool FieldReader::optionalInt1(char const* name, int32_t& out, int32_t absent)
+{
+    if (!has(name))
+    {
+        out = absent;
+        return true;
+    }
+    return int1(name, out);
+}
+
+bool FieldReader::floats(char const* name, std::vector<float>& out)
+{
+    nvinfer1::PluginField const* f = find(name);
+    if (f == nullptr || f->data == nullptr || f->length < 1)
+    {
+        return error(std::string("required attribute '") + name + "' is missing (expected FLOATS)");
+    }
+    out.resize(static_cast<size_t>(f->length));
+    for (int32_t i = 0; i < f->length; ++i)
+    {
+        if (f->type == nvinfer1::PluginFieldType::kFLOAT32)
+        {
+            out[i] = static_cast<float const*>(f->data)[i];
+        }
+        else if (f->type == nvinfer1::PluginFieldType::kFLOAT64)
+        {
+            out[i] = static_cast<float>(static_cast<double const*>(f->data)[i]);
+        }
+        else
+        {
+            return error(std::string("attribute '") + name + "' must be floats (PluginFieldType kFLOAT32), got type "
+                + std::to_string(static_cast<int32_t>(f->type)));
+        }
+    }
+    return true;
+}
+
+bool FieldReader::has(char const* name) const
+{
+    nvinfer1::PluginField const* f = find(name);
+    return f != nullptr && f->data != nullptr;
+}
+
 bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift)
 {
     if (!reader.ints("window_size", window, 2) || !reader.ints("shift_size", shift, 2))
@@ -186,6 +229,21 @@ bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift)
     {
         return reader.error("attribute 'shift_size' = " + formatPair(shift)
             + " out of range: need 0 <= shift < window (window_size = " + formatPair(window) + ")");
+    }
+    return true;
+}
+
+bool readOptionalSize(FieldReader& reader, int32_t& height, int32_t& width)
+{
+    if (!reader.optionalInt1("height", height, 0) || !reader.optionalInt1("width", width, 0))
+    {
+        return false;
+    }
+    if (height < 0 || width < 0 || (height == 0) != (width == 0))
+    {
+        return reader.error("attributes 'height' = " + std::to_string(height) + ", 'width' = " + std::to_string(width)
+            + ": give both (>= 1) for a graph of one size, or neither (0) when the size comes from the "
+              "feature-map input");
     }
     return true;
 }
@@ -224,6 +282,39 @@ bool allKnown(nvinfer1::Dims const& dims, int32_t first)
         }
     }
     return true;
+}
+
+std::string checkMapSize(char const* input, int64_t H, int64_t W, int32_t const* window)
+{
+    char const* why = checkWindowGeometry(H, W, window[0], window[1]);
+    return why == nullptr ? std::string()
+                          : std::string("input '") + input + "' is " + std::to_string(H) + " x " + std::to_string(W)
+            + " with window_size " + formatPair(window) + ": " + why;
+}
+
+std::string checkFeatureMap(nvinfer1::Dims const& map, int32_t const* window)
+{
+    if (map.nbDims != 4)
+    {
+        return "input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(map.nbDims) + "-D";
+    }
+    return map.d[1] < 0 || map.d[2] < 0 ? std::string() : checkMapSize("feature_map", map.d[1], map.d[2], window);
+}
+
+bool isFeatureMapFormat(nvinfer1::PluginTensorDesc const& desc)
+{
+    using nvinfer1::DataType;
+    return desc.format == nvinfer1::TensorFormat::kLINEAR
+        && (desc.type == DataType::kFLOAT || desc.type == DataType::kHALF || desc.type == DataType::kINT8);
+}
+
+std::string cudaErrorText(cudaError_t status)
+{
+#if defined(SWIN_TRT_EMULATION)
+    return "cudaError " + std::to_string(static_cast<int32_t>(status));
+#else
+    return cudaGetErrorString(status);
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -295,36 +386,49 @@ void SwinPluginBase::serializeField(
 bool SwinDataMovementPlugin::supportsFormatCombination(
     int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
-    if (inOut == nullptr || nbInputs != 1 || nbOutputs != 1 || pos < 0 || pos > 1)
+    if (inOut == nullptr || nbInputs != numInputs() || nbOutputs != 1 || pos < 0 || pos > nbInputs)
     {
         return false;
     }
     nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
-    if (desc.format != nvinfer1::TensorFormat::kLINEAR)
+    if (pos == nbInputs) // the output moves input 0's codes
     {
-        return false;
+        return desc.format == nvinfer1::TensorFormat::kLINEAR && desc.type == inOut[0].desc.type;
     }
-    if (pos == 0)
-    {
-        using nvinfer1::DataType;
-        return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF || desc.type == DataType::kINT8;
-    }
-    return desc.type == inOut[0].desc.type;
+    return isFeatureMapFormat(desc); // input 0, or the feature map (any of these types, whatever input 0's)
 }
 
 int32_t SwinDataMovementPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
     return guarded("configurePlugin", -1, [&]() -> int32_t {
-        if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
+        if (in == nullptr || out == nullptr || nbInputs != numInputs() || nbOutputs != 1)
         {
-            return fail("expects 1 input and 1 output");
+            return fail("expects " + describeInputs() + " and 1 output, got " + std::to_string(nbInputs)
+                + " input(s)");
         }
-        std::string why = checkInput(in[0].desc.dims);
-        if (why.empty())
+        // The build-time dims (-1 where dynamic), then both ends of the optimization profile. The ends bound each
+        // dim on its own, so whether dim 0 holds whole images is left to the run (-1 there).
+        nvinfer1::Dims dims[2][3];
+        for (int32_t i = 0; i < nbInputs; ++i)
         {
-            why = checkTypes(in[0].desc, out[0].desc);
+            dims[i][0] = in[i].desc.dims;
+            dims[i][1] = in[i].min;
+            dims[i][2] = in[i].max;
+            dims[i][1].d[0] = -1;
+            dims[i][2].d[0] = -1;
         }
+        char const* const which[] = {"", "the profile's minimum: ", "the profile's maximum: "};
+        for (int32_t k = 0; k < 3; ++k)
+        {
+            nvinfer1::Dims const set[2] = {dims[0][k], dims[nbInputs - 1][k]};
+            std::string const why = checkInputs(set, nbInputs);
+            if (!why.empty())
+            {
+                return fail(which[k] + why);
+            }
+        }
+        std::string const why = checkTypes(in[0].desc, out[0].desc);
         return why.empty() ? 0 : fail(why);
     });
 }
@@ -333,9 +437,9 @@ int32_t SwinDataMovementPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* 
     nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
     return guarded("onShapeChange", -1, [&]() -> int32_t {
-        if (in == nullptr || out == nullptr || nbInputs != 1 || nbOutputs != 1)
+        if (in == nullptr || out == nullptr || nbInputs != numInputs() || nbOutputs != 1)
         {
-            return fail("onShapeChange: expects 1 input and 1 output");
+            return fail("onShapeChange: expects " + describeInputs() + " and 1 output");
         }
         std::string const why = checkTypes(in[0], out[0]);
         return why.empty() ? 0 : fail("onShapeChange: " + why);
@@ -351,20 +455,29 @@ int32_t SwinDataMovementPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputD
         {
             return fail("enqueue: null descriptors or buffers");
         }
-        nvinfer1::Dims const& d = inputDesc[0].dims;
+        int32_t const nbInputs = numInputs(); // TensorRT runs the node it configured
         DType type;
         if (!toKernelType(inputDesc[0].type, type))
         {
             return fail(std::string("enqueue: unsupported input type ") + typeName(inputDesc[0].type)
                 + " (need float32, float16 or int8)");
         }
-        std::string why = checkInput(d);
-        for (int32_t i = 0; why.empty() && i < d.nbDims; ++i)
+        nvinfer1::Dims const dims[2] = {inputDesc[0].dims, inputDesc[nbInputs - 1].dims};
+        std::string why;
+        for (int32_t input = 0; why.empty() && input < nbInputs; ++input)
         {
-            if (d.d[i] < 0 || d.d[i] > INT32_MAX)
+            for (int32_t i = 0; why.empty() && i < dims[input].nbDims; ++i)
             {
-                why = "input dimension " + std::to_string(i) + " (" + std::to_string(d.d[i]) + ") out of range";
+                if (dims[input].d[i] < 0 || dims[input].d[i] > INT32_MAX)
+                {
+                    why = "dimension " + std::to_string(i) + " of input " + std::to_string(input) + " ("
+                        + std::to_string(dims[input].d[i]) + ") out of range";
+                }
             }
+        }
+        if (why.empty())
+        {
+            why = checkInputs(dims, nbInputs);
         }
         if (why.empty())
         {
@@ -374,10 +487,10 @@ int32_t SwinDataMovementPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputD
         {
             return fail("enqueue: " + why);
         }
-        cudaError_t const status = launch(d, type, inputs[0], outputs[0], stream);
+        cudaError_t const status = launch(dims, nbInputs, type, inputs[0], outputs[0], stream);
         if (status != cudaSuccess)
         {
-            return fail(std::string("kernel launch failed: ") + cudaGetErrorString(status));
+            return fail("kernel launch failed: " + cudaErrorText(status));
         }
         return 0;
     });

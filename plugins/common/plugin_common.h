@@ -54,6 +54,15 @@ public:
     bool int1(char const* name, int32_t& out);
     bool float1(char const* name, float& out);
 
+    //! An optional INT: `absent` when the node does not carry it, else as int1().
+    bool optionalInt1(char const* name, int32_t& out, int32_t absent);
+
+    //! FLOATS of any length >= 1 (kFLOAT32 or kFLOAT64 fields). Logs and returns false when missing or mistyped.
+    bool floats(char const* name, std::vector<float>& out);
+
+    //! Whether the node carries the attribute at all.
+    bool has(char const* name) const;
+
     //! Logs "<context>: <message>" as an error and returns false.
     bool error(std::string const& message) const;
 
@@ -66,6 +75,11 @@ private:
 
 //! Window/shift attributes shared by the three ops, validated. Returns false (logged) when out of range.
 bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift);
+
+//! The optional `height`/`width` of reverse and attention: both absent (or 0: "from the feature-map input",
+//! which is how they are serialized) or both >= 1. Returns false (logged) when only one is given or a value is
+//! negative; the ranges of given values are the op's to check.
+bool readOptionalSize(FieldReader& reader, int32_t& height, int32_t& width);
 
 //! Logs "<what>: <method>: <message>" as an error; never throws (used from catch handlers).
 void logCaught(char const* what, char const* method, char const* message) noexcept;
@@ -168,15 +182,17 @@ private:
     nvinfer1::PluginFieldCollection mSerialFC{};
 };
 
-//! Base of SwinWindowPartition and SwinWindowReverse: one input, one output of the same type, the codes
-//! moved unchanged (linear float32, float16 or int8).
+//! Base of SwinWindowPartition and SwinWindowReverse: input 0 moved to the one output of the same type, the
+//! codes unchanged (linear float32, float16 or int8); reverse may take a second input, the feature map whose
+//! dims give its size (any of those types, never read).
 //!
 //! Moving int8 codes unchanged is only right when input and output share one quantization scale. Explicit
 //! Q/DQ graphs (strongly typed builds) put one scale around the op; a weakly typed TensorRT 10 build with a
 //! calibrator (`trtexec --int8`) may give the two tensors different scales. That case is refused with a
 //! message in configurePlugin, onShapeChange and enqueue, never computed wrongly.
 //!
-//! configurePlugin and enqueue are written here once; an op supplies checkInput (its shape rules) and launch.
+//! configurePlugin and enqueue are written here once; an op supplies numInputs, checkInputs (its shape rules)
+//! and launch.
 class SwinDataMovementPlugin : public SwinPluginBase
 {
 public:
@@ -195,12 +211,23 @@ public:
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept final;
 
 protected:
-    //! Empty when the input dims fit the op (a dim of -1 is not known yet and passes), else the message.
-    virtual std::string checkInput(nvinfer1::Dims const& dims) const = 0;
+    //! How many inputs this node takes (fixed by its attributes).
+    virtual int32_t numInputs() const
+    {
+        return 1;
+    }
+
+    //! The inputs this node takes, for messages, e.g. "1 input (x)".
+    virtual std::string describeInputs() const = 0;
+
+    //! Empty when the dims of the `nbInputs` (== numInputs()) inputs fit the op, else the message. A dim of -1 is
+    //! not known yet and passes: configurePlugin calls this with the build-time dims, the profile's min and its
+    //! max; enqueue with the run's dims.
+    virtual std::string checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const = 0;
 
     //! Enqueues the kernel for checked input dims, all known and in [0, INT32_MAX].
-    virtual cudaError_t launch(nvinfer1::Dims const& dims, DType type, void const* input, void* output,
-        cudaStream_t stream) const = 0;
+    virtual cudaError_t launch(nvinfer1::Dims const* dims, int32_t nbInputs, DType type, void const* input,
+        void* output, cudaStream_t stream) const = 0;
 
 private:
     //! Empty when `in` -> `out` can move the codes unchanged; otherwise why not (type change, int8 scales).
@@ -270,6 +297,20 @@ char const* typeName(nvinfer1::DataType type);
 
 //! True when every dimension of `dims` at index >= `first` is known (>= 0).
 bool allKnown(nvinfer1::Dims const& dims, int32_t first);
+
+//! Empty when an H x W map with `window` fits the int32 geometry (swin_index.h), else "input '<input>' is
+//! H x W with window_size [wh, ww]: <why>".
+std::string checkMapSize(char const* input, int64_t H, int64_t W, int32_t const* window);
+
+//! The feature-map input of reverse and attention, (B, H, W, C') of which only the dims are read: empty when it
+//! is 4-D and its H, W (where known) fit the geometry, else the message.
+std::string checkFeatureMap(nvinfer1::Dims const& map, int32_t const* window);
+
+//! "float32, float16 or int8 in kLINEAR": the feature-map input of reverse and attention (dims only, never read).
+bool isFeatureMapFormat(nvinfer1::PluginTensorDesc const& desc);
+
+//! The text of a kernel launch status (the emulated build has no CUDA runtime to ask).
+std::string cudaErrorText(cudaError_t status);
 
 } // namespace plugin
 } // namespace swin_trt

@@ -84,14 +84,74 @@ bool checkWindowArgs(char const* op, int32_t dtype, int32_t B, int32_t H, int32_
     return true;
 }
 
+//! Both attention entry points: arguments checked with a message, then the kernel (headScale: null for V1).
+int32_t attention(char const* op, void const* qkv, int32_t qkv_dtype, void const* bias_table, int32_t bias_dtype,
+    void* context, int32_t rows, int32_t num_heads, int32_t head_dim, int32_t wh, int32_t ww, int32_t sh, int32_t sw,
+    int32_t height, int32_t width, float scale, float const* headScale, void* stream)
+{
+    if ((qkv_dtype != 0 && qkv_dtype != 1) || (bias_dtype != 0 && bias_dtype != 1))
+    {
+        return fail(std::string(op) + ": qkv and bias_table must be float32 (0) or float16 (1), got "
+            + std::to_string(qkv_dtype) + " and " + std::to_string(bias_dtype));
+    }
+    if (rows < 0 || num_heads < 1)
+    {
+        return fail(std::string(op) + ": need rows >= 0 and num_heads >= 1");
+    }
+    if (char const* why = swin_trt::checkWindowGeometry(height, width, wh, ww))
+    {
+        return fail(std::string(op) + ": " + why + "; got grid " + pair(height, width) + ", window " + pair(wh, ww));
+    }
+    if (char const* why = swin_trt::checkWindowShift(wh, ww, sh, sw))
+    {
+        return fail(std::string(op) + ": " + why + "; got window " + pair(wh, ww) + ", shift " + pair(sh, sw));
+    }
+    if (char const* why = swin_trt::checkWindowAttentionSupport(wh * ww, head_dim))
+    {
+        return fail(std::string(op) + ": " + why + "; got N=" + std::to_string(wh * ww)
+            + ", head_dim=" + std::to_string(head_dim));
+    }
+    if (height % wh != 0 || width % ww != 0)
+    {
+        return fail(std::string(op) + ": height/width must be the padded grid, positive multiples of the window "
+            + pair(wh, ww) + "; got " + pair(height, width));
+    }
+    int32_t const windows = (height / wh) * (width / ww);
+    if (rows % windows != 0)
+    {
+        return fail(std::string(op) + ": rows (" + std::to_string(rows) + ") must be a multiple of the "
+            + std::to_string(windows) + " windows of the " + pair(height, width) + " grid (whole images)");
+    }
+    if (!(scale > 0.0F))
+    {
+        return fail(std::string(op) + ": scale must be > 0");
+    }
+    if (headScale != nullptr)
+    {
+        if (char const* why = swin_trt::checkCosineHeadScale(num_heads, headScale))
+        {
+            return fail(std::string(op) + ": " + why);
+        }
+    }
+    if (qkv == nullptr || bias_table == nullptr || context == nullptr)
+    {
+        return fail(std::string(op) + ": null pointer");
+    }
+    return result(swin_trt::windowAttention(qkv, static_cast<swin_trt::DType>(qkv_dtype), bias_table,
+                      static_cast<swin_trt::DType>(bias_dtype), context, rows, num_heads, head_dim, wh, ww, sh, sw,
+                      height, width, scale, headScale, static_cast<cudaStream_t>(stream)),
+        op);
+}
+
 } // namespace
 
 extern "C"
 {
 
+//! 2: swin_trt_window_attention_cosine was added (version 1 had the other four).
 SWIN_CAPI_EXPORT int32_t swin_trt_capi_version(void)
 {
-    return 1;
+    return 2;
 }
 
 SWIN_CAPI_EXPORT int32_t swin_trt_capi_is_emulated(void)
@@ -138,52 +198,22 @@ SWIN_CAPI_EXPORT int32_t swin_trt_window_attention(void const* qkv, int32_t qkv_
     int32_t bias_dtype, void* context, int32_t rows, int32_t num_heads, int32_t head_dim, int32_t wh, int32_t ww,
     int32_t sh, int32_t sw, int32_t height, int32_t width, float scale, void* stream)
 {
-    char const* op = "swin_trt_window_attention";
-    if ((qkv_dtype != 0 && qkv_dtype != 1) || (bias_dtype != 0 && bias_dtype != 1))
+    return attention("swin_trt_window_attention", qkv, qkv_dtype, bias_table, bias_dtype, context, rows, num_heads,
+        head_dim, wh, ww, sh, sw, height, width, scale, nullptr, stream);
+}
+
+//! Cosine mode (Swin V2): head_scale points to num_heads floats in host memory (each in (0, 100]).
+SWIN_CAPI_EXPORT int32_t swin_trt_window_attention_cosine(void const* qkv, int32_t qkv_dtype, void const* bias_table,
+    int32_t bias_dtype, void* context, int32_t rows, int32_t num_heads, int32_t head_dim, int32_t wh, int32_t ww,
+    int32_t sh, int32_t sw, int32_t height, int32_t width, float const* head_scale, void* stream)
+{
+    char const* op = "swin_trt_window_attention_cosine";
+    if (head_scale == nullptr)
     {
-        return fail(std::string(op) + ": qkv and bias_table must be float32 (0) or float16 (1), got "
-            + std::to_string(qkv_dtype) + " and " + std::to_string(bias_dtype));
+        return fail(std::string(op) + ": head_scale is null (need num_heads floats in host memory)");
     }
-    if (rows < 0 || num_heads < 1)
-    {
-        return fail(std::string(op) + ": need rows >= 0 and num_heads >= 1");
-    }
-    if (char const* why = swin_trt::checkWindowGeometry(height, width, wh, ww))
-    {
-        return fail(std::string(op) + ": " + why + "; got grid " + pair(height, width) + ", window " + pair(wh, ww));
-    }
-    if (char const* why = swin_trt::checkWindowShift(wh, ww, sh, sw))
-    {
-        return fail(std::string(op) + ": " + why + "; got window " + pair(wh, ww) + ", shift " + pair(sh, sw));
-    }
-    if (char const* why = swin_trt::checkWindowAttentionSupport(wh * ww, head_dim))
-    {
-        return fail(std::string(op) + ": " + why + "; got N=" + std::to_string(wh * ww)
-            + ", head_dim=" + std::to_string(head_dim));
-    }
-    if (height % wh != 0 || width % ww != 0)
-    {
-        return fail(std::string(op) + ": height/width must be the padded grid, positive multiples of the window "
-            + pair(wh, ww) + "; got " + pair(height, width));
-    }
-    int32_t const windows = (height / wh) * (width / ww);
-    if (rows % windows != 0)
-    {
-        return fail(std::string(op) + ": rows (" + std::to_string(rows) + ") must be a multiple of the "
-            + std::to_string(windows) + " windows of the " + pair(height, width) + " grid (whole images)");
-    }
-    if (!(scale > 0.0F))
-    {
-        return fail(std::string(op) + ": scale must be > 0");
-    }
-    if (qkv == nullptr || bias_table == nullptr || context == nullptr)
-    {
-        return fail(std::string(op) + ": null pointer");
-    }
-    return result(swin_trt::windowAttention(qkv, static_cast<swin_trt::DType>(qkv_dtype), bias_table,
-                      static_cast<swin_trt::DType>(bias_dtype), context, rows, num_heads, head_dim, wh, ww, sh, sw,
-                      height, width, scale, static_cast<cudaStream_t>(stream)),
-        op);
+    return attention(op, qkv, qkv_dtype, bias_table, bias_dtype, context, rows, num_heads, head_dim, wh, ww, sh, sw,
+        height, width, 1.0F, head_scale, stream);
 }
 
 } // extern "C"

@@ -3,6 +3,7 @@
 #ifndef SWIN_TRT_TESTS_BRUTE_FORCE_H
 #define SWIN_TRT_TESTS_BRUTE_FORCE_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -204,6 +205,91 @@ inline std::vector<int32_t> relativePositionIndex(int32_t wh, int32_t ww)
         }
     }
     return out;
+}
+
+//! SwinWindowAttention in double precision, straight from the contract: qkv (rows, N, 3C) with the last dim
+//! laid out as (3, heads, headDim), table ((2wh-1)(2ww-1), heads), (Hp, Wp) the padded grid. Returns
+//! context (rows, N, C). With `headScale` (cosine mode, one per head) the logit is
+//! headScale[h] * q.k / (max(|q|, 1e-12) max(|k|, 1e-12)) instead of scale * q.k.
+inline std::vector<double> attention(std::vector<float> const& qkv, std::vector<float> const& table, int32_t rows,
+    int32_t heads, int32_t headDim, int32_t wh, int32_t ww, int32_t sh, int32_t sw, int32_t Hp, int32_t Wp, double scale,
+    std::vector<float> const* headScale = nullptr)
+{
+    int32_t const N = wh * ww;
+    int32_t const C = heads * headDim;
+    int32_t const nW = (Hp / wh) * (Wp / ww);
+    std::vector<int32_t> const regions = maskRegions(Hp, Wp, wh, ww, sh, sw);
+    std::vector<int32_t> const rpi = relativePositionIndex(wh, ww);
+    bool const masked = sh != 0 || sw != 0;
+    std::vector<double> out(static_cast<size_t>(rows) * N * C);
+    std::vector<double> p(N);
+    auto at = [&](int32_t r, int32_t t, int32_t part, int32_t h, int32_t d) {
+        return static_cast<double>(qkv[(static_cast<size_t>(r) * N + t) * 3 * C + part * C + h * headDim + d]);
+    };
+    for (int32_t r = 0; r < rows; ++r)
+    {
+        int32_t const w = r % nW;
+        for (int32_t h = 0; h < heads; ++h)
+        {
+            for (int32_t i = 0; i < N; ++i)
+            {
+                double mx = -1e300;
+                for (int32_t j = 0; j < N; ++j)
+                {
+                    double dot = 0.0;
+                    double qq = 0.0;
+                    double kk = 0.0;
+                    for (int32_t d = 0; d < headDim; ++d)
+                    {
+                        dot += at(r, i, 0, h, d) * at(r, j, 1, h, d);
+                        qq += at(r, i, 0, h, d) * at(r, i, 0, h, d);
+                        kk += at(r, j, 1, h, d) * at(r, j, 1, h, d);
+                    }
+                    double const similarity = headScale == nullptr
+                        ? scale * dot
+                        : (*headScale)[static_cast<size_t>(h)] * dot / (fmax(sqrt(qq), 1e-12) * fmax(sqrt(kk), 1e-12));
+                    double v = similarity + table[static_cast<size_t>(rpi[static_cast<size_t>(i) * N + j]) * heads + h];
+                    if (masked && regions[static_cast<size_t>(w) * N + i] != regions[static_cast<size_t>(w) * N + j])
+                    {
+                        v += -100.0;
+                    }
+                    p[j] = v;
+                    mx = v > mx ? v : mx;
+                }
+                double sum = 0.0;
+                for (int32_t j = 0; j < N; ++j)
+                {
+                    p[j] = exp(p[j] - mx);
+                    sum += p[j];
+                }
+                for (int32_t d = 0; d < headDim; ++d)
+                {
+                    double o = 0.0;
+                    for (int32_t j = 0; j < N; ++j)
+                    {
+                        o += p[j] * at(r, j, 2, h, d);
+                    }
+                    out[(static_cast<size_t>(r) * N + i) * C + h * headDim + d] = o / sum;
+                }
+            }
+        }
+    }
+    return out;
+}
+
+//! max |got - expect| / max |expect| (NaN in `got` counts as an infinite error).
+template <typename Got>
+double relativeError(Got const& got, std::vector<double> const& expect)
+{
+    double maxErr = 0.0;
+    double maxRef = 0.0;
+    for (size_t i = 0; i < expect.size(); ++i)
+    {
+        double const err = fabs(static_cast<double>(got[i]) - expect[i]);
+        maxErr = (err > maxErr || err != err) ? (err != err ? INFINITY : err) : maxErr;
+        maxRef = fabs(expect[i]) > maxRef ? fabs(expect[i]) : maxRef;
+    }
+    return maxErr / (maxRef > 0 ? maxRef : 1.0);
 }
 
 } // namespace brute

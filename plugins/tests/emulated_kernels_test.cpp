@@ -1,7 +1,8 @@
 // swin_trt_emulated_kernels_test: runs the real kernel source on the host emulator (cuda_emulator.h) and
 // compares with the brute-force model of the contract (brute_force.h): every vector width of the row
 // gather, padded and non-square maps, shifts, both pad orders; attention for float32/float16, every head_dim
-// class, N up to 256, masks. Needs the CUDA headers (cuda_fp16.h), not a GPU. Exit status 0 = pass.
+// class, N up to 256, masks, in V1 mode and in cosine mode (Swin V2). Needs the CUDA headers (cuda_fp16.h),
+// not a GPU. Exit status 0 = pass.
 #include "swin_kernels.h"
 
 #include "brute_force.h"
@@ -78,6 +79,7 @@ struct AttnCase
 {
     int32_t B, numHeads, headDim, wh, ww, sh, sw, Hp, Wp;
     bool half, biasHalf;
+    bool cosine = false; // Swin V2: per-head scales in (0, 100], bias in (0, 16) as the folded CPB gives
 };
 
 float roundHalf(float v)
@@ -89,9 +91,9 @@ void testAttention(AttnCase const& c)
 {
     using namespace swin_trt;
     char where[200];
-    snprintf(where, sizeof(where), "attention B=%d heads=%d hd=%d window=(%d,%d) shift=(%d,%d) grid=%dx%d %s bias %s",
-        c.B, c.numHeads, c.headDim, c.wh, c.ww, c.sh, c.sw, c.Hp, c.Wp, c.half ? "fp16" : "fp32",
-        c.biasHalf ? "fp16" : "fp32");
+    snprintf(where, sizeof(where), "attention%s B=%d heads=%d hd=%d window=(%d,%d) shift=(%d,%d) grid=%dx%d %s bias %s",
+        c.cosine ? " (cosine)" : "", c.B, c.numHeads, c.headDim, c.wh, c.ww, c.sh, c.sw, c.Hp, c.Wp,
+        c.half ? "fp16" : "fp32", c.biasHalf ? "fp16" : "fp32");
     int32_t const N = c.wh * c.ww;
     int32_t const nW = (c.Hp / c.wh) * (c.Wp / c.ww);
     int32_t const rows = c.B * nW;
@@ -106,9 +108,17 @@ void testAttention(AttnCase const& c)
     {
         v = c.half ? roundHalf(normal(rng)) : normal(rng);
     }
+    std::uniform_real_distribution<float> cpb(0.0F, 16.0F);
     for (float& v : bias)
     {
-        v = c.biasHalf ? roundHalf(normal(rng)) : normal(rng);
+        float const value = c.cosine ? cpb(rng) : normal(rng);
+        v = c.biasHalf ? roundHalf(value) : value;
+    }
+    // Per-head scales from small to the clamp (exp(log 100)), so the logits span up to +-100.
+    std::vector<float> headScale(static_cast<size_t>(c.numHeads));
+    for (int32_t h = 0; h < c.numHeads; ++h)
+    {
+        headScale[static_cast<size_t>(h)] = c.numHeads == 1 ? 100.0F : 1.5F + 98.5F * h / (c.numHeads - 1);
     }
     std::vector<__half> qkvH(qkv.size()), biasH(bias.size()), outH(static_cast<size_t>(rows) * N * C);
     for (size_t i = 0; i < qkv.size(); ++i)
@@ -124,7 +134,7 @@ void testAttention(AttnCase const& c)
         c.half ? DType::kFLOAT16 : DType::kFLOAT32,
         c.biasHalf ? static_cast<void const*>(biasH.data()) : bias.data(), c.biasHalf ? DType::kFLOAT16 : DType::kFLOAT32,
         c.half ? static_cast<void*>(outH.data()) : outF.data(), rows, c.numHeads, c.headDim, c.wh, c.ww, c.sh, c.sw,
-        c.Hp, c.Wp, scale, nullptr);
+        c.Hp, c.Wp, scale, c.cosine ? headScale.data() : nullptr, nullptr);
     check(status == cudaSuccess, std::string(where) + ": launch");
     if (c.half)
     {
@@ -134,61 +144,9 @@ void testAttention(AttnCase const& c)
         }
     }
 
-    // Double-precision reference from the brute-force index model.
-    std::vector<int32_t> const regions = brute::maskRegions(c.Hp, c.Wp, c.wh, c.ww, c.sh, c.sw);
-    std::vector<int32_t> const rpi = brute::relativePositionIndex(c.wh, c.ww);
-    bool const masked = c.sh != 0 || c.sw != 0;
-    double maxErr = 0.0;
-    double maxRef = 0.0;
-    std::vector<double> logits(N);
-    for (int32_t r = 0; r < rows; ++r)
-    {
-        int32_t const w = r % nW;
-        for (int32_t h = 0; h < c.numHeads; ++h)
-        {
-            for (int32_t i = 0; i < N; ++i)
-            {
-                float const* q = &qkv[(static_cast<size_t>(r) * N + i) * 3 * C + h * c.headDim];
-                double mx = -1e300;
-                for (int32_t j = 0; j < N; ++j)
-                {
-                    float const* k = &qkv[(static_cast<size_t>(r) * N + j) * 3 * C + C + h * c.headDim];
-                    double dot = 0.0;
-                    for (int32_t d = 0; d < c.headDim; ++d)
-                    {
-                        dot += static_cast<double>(q[d]) * k[d];
-                    }
-                    double v = scale * dot + bias[static_cast<size_t>(rpi[static_cast<size_t>(i) * N + j]) * c.numHeads + h];
-                    if (masked && regions[static_cast<size_t>(w) * N + i] != regions[static_cast<size_t>(w) * N + j])
-                    {
-                        v += -100.0;
-                    }
-                    logits[j] = v;
-                    mx = v > mx ? v : mx;
-                }
-                double sum = 0.0;
-                for (int32_t j = 0; j < N; ++j)
-                {
-                    logits[j] = exp(logits[j] - mx);
-                    sum += logits[j];
-                }
-                for (int32_t d = 0; d < c.headDim; ++d)
-                {
-                    double o = 0.0;
-                    for (int32_t j = 0; j < N; ++j)
-                    {
-                        o += logits[j] * qkv[(static_cast<size_t>(r) * N + j) * 3 * C + 2 * C + h * c.headDim + d];
-                    }
-                    o /= sum;
-                    double const got = outF[(static_cast<size_t>(r) * N + i) * C + h * c.headDim + d];
-                    double const err = fabs(got - o);
-                    maxErr = (err > maxErr || err != err) ? err : maxErr;
-                    maxRef = fabs(o) > maxRef ? fabs(o) : maxRef;
-                }
-            }
-        }
-    }
-    double const rel = maxErr / (maxRef > 0 ? maxRef : 1.0);
+    std::vector<double> const expect = brute::attention(qkv, bias, rows, c.numHeads, c.headDim, c.wh, c.ww, c.sh,
+        c.sw, c.Hp, c.Wp, scale, c.cosine ? &headScale : nullptr);
+    double const rel = brute::relativeError(outF, expect);
     double const tol = c.half ? 2e-3 : 1e-5;
     char msg[96];
     snprintf(msg, sizeof(msg), ": relative error %.3g > %.1g", rel, tol);
@@ -236,15 +194,47 @@ int main()
         {1, 1, 128, 16, 16, 8, 8, 32, 16, true, true},
         {2, 4, 8, 1, 1, 0, 0, 3, 2, false, false},     // N = 1
         {1, 2, 33, 2, 6, 0, 5, 4, 12, true, true},     // head_dim 33 (HDC 2, scalar), shift along W only
+        // Cosine mode (Swin V2): window 8 (N = 64, two key tiles), shifted and not, fp32 and fp16, every
+        // head_dim class, scalar loads, N = 256.
+        {1, 3, 32, 8, 8, 4, 4, 16, 24, false, false, true},
+        {2, 3, 32, 8, 8, 0, 0, 8, 16, true, true, true},
+        {1, 4, 16, 4, 4, 2, 2, 8, 12, true, false, true},
+        {1, 2, 5, 3, 3, 1, 0, 6, 9, false, true, true},
+        {1, 2, 96, 8, 8, 4, 4, 16, 16, true, false, true},
+        {1, 1, 128, 16, 16, 8, 8, 32, 16, false, false, true},
     };
     for (AttnCase const& c : attnCases)
     {
         testAttention(c);
     }
     check(swin_trt::windowAttention(nullptr, DType::kFLOAT32, nullptr, DType::kFLOAT32, nullptr, 1, 1, 32, 7, 7, 0, 0,
-              7, 7, 1.0F, nullptr)
+              7, 7, 1.0F, nullptr, nullptr)
             == cudaErrorInvalidValue,
         "attention rejects null pointers");
+    {
+        std::vector<float> qkv(49 * 3 * 32, 0.0F), table(169, 0.0F), out(49 * 32, 0.0F);
+        for (float bad : {0.0F, -1.0F, 100.5F, NAN, INFINITY})
+        {
+            float const scales[1] = {bad};
+            check(swin_trt::windowAttention(qkv.data(), DType::kFLOAT32, table.data(), DType::kFLOAT32, out.data(), 1,
+                      1, 32, 7, 7, 0, 0, 7, 7, 1.0F, scales, nullptr)
+                    == cudaErrorInvalidValue,
+                "cosine attention rejects head_scale " + std::to_string(bad));
+        }
+        check(swin_trt::checkCosineHeadScale(257, qkv.data()) != nullptr, "cosine attention: at most 256 heads");
+        // Zero q and k rows: max(|x|, eps) keeps the logits finite (uniform attention, no NaN).
+        float const one[1] = {100.0F};
+        check(swin_trt::windowAttention(qkv.data(), DType::kFLOAT32, table.data(), DType::kFLOAT32, out.data(), 1, 1,
+                  32, 7, 7, 0, 0, 7, 7, 1.0F, one, nullptr)
+                == cudaSuccess,
+            "cosine attention of zero vectors runs");
+        bool finite = true;
+        for (float v : out)
+        {
+            finite = finite && v == 0.0F;
+        }
+        check(finite, "cosine attention of zero vectors gives zeros, not NaN");
+    }
     printf("swin_trt_emulated_kernels_test: %d checks, %d failures\n", gChecks, gFailures);
     return gFailures == 0 ? 0 : 1;
 }

@@ -8,8 +8,17 @@
 // The review's findings each have a test: int8 partition/reverse with two different scales is refused;
 // every noexcept method survives failing allocations (operator new is replaced below and made to throw);
 // sizes whose window products overflow int32 are refused; attention refuses a batch of partial images.
+//
+// Registration at load (libswin_trt_plugins_autoreg, for hosts that only dlopen): its host-test copy is
+// dlopened with RTLD_LOCAL and registers into a registry of this test's own (TestRegistry), which stands for
+// TensorRT's: these checks are of swin_trt's registration code and its load-time behaviour, not of TensorRT.
 #include "NvInferRuntime.h"
 
+#include "plugin_registrar.h"
+#include "plugin_test_support.h"
+
+#include <dlfcn.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +32,7 @@
 // (The plugin library resolves operator new to this definition: the executable's symbol interposes.)
 namespace
 {
-bool gFailAllocations = false;
+using swin_test::gFailAllocations;
 int gFailedAllocations = 0;
 
 void* allocate(size_t size)
@@ -81,278 +90,149 @@ void operator delete[](void* p, size_t) noexcept
 }
 
 using namespace nvinfer1;
-
-extern "C" IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
-extern "C" void setLoggerFinder(ILoggerFinder* finder);
+using namespace swin_test;
 
 namespace
 {
 
-int gFailures = 0;
-int gChecks = 0;
-
-void check(bool ok, std::string const& what)
-{
-    ++gChecks;
-    if (!ok && ++gFailures <= 30)
-    {
-        fprintf(stderr, "FAIL: %s\n", what.c_str());
-    }
-}
-
-// ---- logger ------------------------------------------------------------------------------------------------
-class CaptureLogger : public ILogger
+// ---- a plugin registry of the test's own, for the registration code of libswin_trt_plugins_autoreg ----------
+// It implements IPluginRegistry as its documentation says TensorRT's does (registerCreator refuses a second
+// creator of the same name, version and namespace; getCreator finds by all three): what is checked below is
+// swin_trt's registration code and its load-time behaviour, not TensorRT's registry.
+class TestRegistry : public IPluginRegistry
 {
 public:
-    void log(Severity severity, AsciiChar const* msg) noexcept override
+    struct Entry
     {
-        if (severity <= Severity::kWARNING && !gFailAllocations) // (no memory: the message is dropped)
-        {
-            messages.emplace_back(msg);
-        }
+        IPluginCreatorInterface* creator;
+        std::string name, version, nameSpace, givenNamespace;
+    };
+
+    std::vector<Entry> entries;
+    int32_t registerCalls = 0;
+    bool refuseAll = false;
+
+    static IPluginCreatorV3One* v3(IPluginCreatorInterface* c)
+    {
+        return strcmp(c->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0 ? static_cast<IPluginCreatorV3One*>(c)
+                                                                                  : nullptr;
     }
 
-    bool saw(char const* needle) const
+    bool registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const pluginNamespace) noexcept override
     {
-        for (auto const& m : messages)
+        ++registerCalls;
+        IPluginCreatorV3One* c = v3(&creator);
+        if (refuseAll || c == nullptr || getCreator(c->getPluginName(), c->getPluginVersion(), pluginNamespace))
         {
-            if (m.find(needle) != std::string::npos)
+            return false;
+        }
+        entries.push_back({&creator, c->getPluginName(), c->getPluginVersion(), c->getPluginNamespace(),
+            pluginNamespace});
+        return true;
+    }
+
+    IPluginCreatorInterface* getCreator(AsciiChar const* const pluginName, AsciiChar const* const pluginVersion,
+        AsciiChar const* const pluginNamespace) noexcept override
+    {
+        for (Entry const& e : entries)
+        {
+            if (e.name == pluginName && e.version == pluginVersion && e.givenNamespace == pluginNamespace)
             {
-                return true;
+                return e.creator;
             }
         }
-        return false;
+        return nullptr;
     }
 
-    std::vector<std::string> messages;
-};
-
-CaptureLogger gLogger;
-
-class Finder : public ILoggerFinder
-{
-public:
-    ILogger* findLogger() override
+    IPluginCreatorInterface* const* getAllCreators(int32_t* const numCreators) const noexcept override
     {
-        return &gLogger;
-    }
-};
-
-Finder gFinder;
-
-// ---- mock IExprBuilder: every expression carries its value for a concrete batch, and whether it is constant --
-class ExprImpl : public apiv::VDimensionExpr
-{
-public:
-    ExprImpl(bool constant, int64_t value)
-        : mConstant(constant)
-        , mValue(value)
-    {
+        *numCreators = 0;
+        return nullptr;
     }
 
-    bool isConstant() const override
-    {
-        return mConstant;
-    }
-
-    int64_t getConstantValue() const override
-    {
-        return mConstant ? mValue : -1;
-    }
-
-    bool isSizeTensor() const override
+    bool deregisterCreator(IPluginCreatorInterface const&) noexcept override
     {
         return false;
     }
 
-    bool mConstant;
-    int64_t mValue;
-};
+    void setErrorRecorder(IErrorRecorder* const) noexcept override {}
 
-class MockExpr : public IDimensionExpr
-{
-public:
-    MockExpr(bool constant, int64_t value)
-        : mImplObject(constant, value)
-    {
-        mImpl = &mImplObject;
-    }
-
-    ExprImpl mImplObject;
-};
-
-int64_t valueOf(IDimensionExpr const* e)
-{
-    return static_cast<MockExpr const*>(e)->mImplObject.mValue;
-}
-
-class BuilderImpl : public apiv::VExprBuilder
-{
-public:
-    IDimensionExpr const* make(bool constant, int64_t v)
-    {
-        pool.emplace_back(new MockExpr(constant, v));
-        return pool.back().get();
-    }
-
-    IDimensionExpr const* constant(int64_t value) override
-    {
-        return make(true, value);
-    }
-
-    IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& a, IDimensionExpr const& b) override
-    {
-        int64_t const x = valueOf(&a);
-        int64_t const y = valueOf(&b);
-        int64_t v = 0;
-        switch (op)
-        {
-        case DimensionOperation::kSUM: v = x + y; break;
-        case DimensionOperation::kPROD: v = x * y; break;
-        case DimensionOperation::kMAX: v = x > y ? x : y; break;
-        case DimensionOperation::kMIN: v = x < y ? x : y; break;
-        case DimensionOperation::kSUB: v = x - y; break;
-        case DimensionOperation::kEQUAL: v = x == y; break;
-        case DimensionOperation::kLESS: v = x < y; break;
-        case DimensionOperation::kFLOOR_DIV: v = x / y; break;
-        case DimensionOperation::kCEIL_DIV: v = (x + y - 1) / y; break;
-        }
-        return make(a.isConstant() && b.isConstant(), v);
-    }
-
-    IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override
+    IErrorRecorder* getErrorRecorder() const noexcept override
     {
         return nullptr;
     }
 
-    std::vector<std::unique_ptr<MockExpr>> pool;
+    bool isParentSearchEnabled() const override
+    {
+        return false;
+    }
+
+    void setParentSearchEnabled(bool const) override {}
+
+    PluginLibraryHandle loadLibrary(AsciiChar const*) noexcept override
+    {
+        return nullptr;
+    }
+
+    void deregisterLibrary(PluginLibraryHandle) noexcept override {}
+
+    IPluginResource* acquirePluginResource(AsciiChar const*, IPluginResource*) noexcept override
+    {
+        return nullptr;
+    }
+
+    int32_t releasePluginResource(AsciiChar const*) noexcept override
+    {
+        return -1;
+    }
+
+#if NV_TENSORRT_MAJOR < 11 // IPluginV2-era methods, removed in TensorRT 11: deprecated, yet pure virtual in 10.x
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    bool registerCreator(IPluginCreator&, AsciiChar const* const) noexcept override
+    {
+        return false;
+    }
+
+    IPluginCreator* const* getPluginCreatorList(int32_t* const numCreators) const noexcept override
+    {
+        *numCreators = 0;
+        return nullptr;
+    }
+
+    IPluginCreator* getPluginCreator(AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept
+        override
+    {
+        return nullptr;
+    }
+
+    bool deregisterCreator(IPluginCreator const&) noexcept override
+    {
+        return false;
+    }
+#pragma GCC diagnostic pop
+#else
+    IPluginCreatorInterface* const* getAllCreatorsRecursive(int32_t* const numCreators) noexcept override
+    {
+        *numCreators = 0;
+        return nullptr;
+    }
+#endif
 };
 
-class MockBuilder : public IExprBuilder
-{
-public:
-    MockBuilder()
-    {
-        mImpl = &mImplObject;
-    }
+TestRegistry gRegistry; // what getPluginRegistry() (below) hands to libswin_trt_plugins_autoreg
 
-    BuilderImpl mImplObject;
-};
+} // namespace
 
-// ---- helpers -----------------------------------------------------------------------------------------------
-IPluginCreatorV3One* creator(char const* name)
+// libswin_trt_plugins_autoreg_hosttest is linked without libnvinfer: this definition (exported by the test
+// executable) is the getPluginRegistry() its load-time registrar calls.
+extern "C" __attribute__((visibility("default"))) IPluginRegistry* getPluginRegistry() noexcept
 {
-    int32_t n = 0;
-    IPluginCreatorInterface* const* list = getCreators(n);
-    for (int32_t i = 0; i < n; ++i)
-    {
-        auto* c = static_cast<IPluginCreatorV3One*>(list[i]);
-        if (strcmp(c->getPluginName(), name) == 0)
-        {
-            return c;
-        }
-    }
-    return nullptr;
+    return &gRegistry;
 }
 
-struct Fields
+namespace
 {
-    std::vector<std::vector<int32_t>> ints;
-    std::vector<float> floats;
-    std::vector<PluginField> fields;
-    PluginFieldCollection fc{};
-
-    Fields()
-    {
-        ints.reserve(16);
-        floats.reserve(16);
-    }
-
-    Fields& i(char const* name, std::vector<int32_t> v)
-    {
-        ints.push_back(std::move(v));
-        fields.emplace_back(name, ints.back().data(), PluginFieldType::kINT32, static_cast<int32_t>(ints.back().size()));
-        return *this;
-    }
-
-    Fields& f(char const* name, float v)
-    {
-        floats.push_back(v);
-        fields.emplace_back(name, &floats.back(), PluginFieldType::kFLOAT32, 1);
-        return *this;
-    }
-
-    PluginFieldCollection const* get()
-    {
-        fc.nbFields = static_cast<int32_t>(fields.size());
-        fc.fields = fields.data();
-        return &fc;
-    }
-};
-
-IPluginV3OneBuild* build(IPluginV3* p)
-{
-    return static_cast<IPluginV3OneBuild*>(p->getCapabilityInterface(PluginCapabilityType::kBUILD));
-}
-
-IPluginV3OneRuntime* runtime(IPluginV3* p)
-{
-    return static_cast<IPluginV3OneRuntime*>(p->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
-}
-
-IPluginV3OneCore* core(IPluginV3* p)
-{
-    return static_cast<IPluginV3OneCore*>(p->getCapabilityInterface(PluginCapabilityType::kCORE));
-}
-
-DynamicPluginTensorDesc desc(DataType type, std::vector<int64_t> dims, TensorFormat format = TensorFormat::kLINEAR)
-{
-    DynamicPluginTensorDesc d{};
-    d.desc.type = type;
-    d.desc.format = format;
-    d.desc.dims.nbDims = static_cast<int32_t>(dims.size());
-    for (size_t k = 0; k < dims.size(); ++k)
-    {
-        d.desc.dims.d[k] = dims[k];
-    }
-    d.min = d.desc.dims;
-    d.max = d.desc.dims;
-    d.opt = d.desc.dims;
-    return d;
-}
-
-//! Serialize -> create (runtime phase) -> serialize again: same fields.
-void checkRoundTrip(IPluginCreatorV3One* c, IPluginV3* p, std::string const& what)
-{
-    PluginFieldCollection const* a = runtime(p)->getFieldsToSerialize();
-    IPluginV3* q = c->createPlugin("restored", a, TensorRTPhase::kRUNTIME);
-    check(q != nullptr, what + ": createPlugin from serialized fields");
-    if (q == nullptr)
-    {
-        return;
-    }
-    // Re-read both (the first collection may point into p's scratch that a second call rebuilds).
-    a = runtime(p)->getFieldsToSerialize();
-    PluginFieldCollection const* b = runtime(q)->getFieldsToSerialize();
-    bool same = a->nbFields == b->nbFields;
-    for (int32_t k = 0; same && k < a->nbFields; ++k)
-    {
-        PluginField const& x = a->fields[k];
-        PluginField const& y = b->fields[k];
-        size_t const bytes = (x.type == PluginFieldType::kFLOAT32 || x.type == PluginFieldType::kINT32 ? 4 : 0)
-            * static_cast<size_t>(x.length);
-        same = strcmp(x.name, y.name) == 0 && x.type == y.type && x.length == y.length && bytes > 0
-            && memcmp(x.data, y.data, bytes) == 0;
-    }
-    check(same, what + ": serialization round trip");
-    IPluginV3* cl = p->clone();
-    IPluginV3* at = runtime(p)->attachToContext(nullptr);
-    check(cl != nullptr && at != nullptr && strcmp(core(cl)->getPluginName(), core(p)->getPluginName()) == 0,
-        what + ": clone/attachToContext");
-    delete cl;
-    delete at;
-    delete q;
-}
 
 void testRegistry()
 {
@@ -412,10 +292,27 @@ void testPartition()
     check(out.nbDims == 3 && !out.d[0]->isConstant() && valueOf(out.d[0]) == 27 && out.d[1]->isConstant()
             && out.d[1]->getConstantValue() == 20 && valueOf(out.d[2]) == 8,
         "partition: output (B*9, 20, 8) with dynamic B");
-    in.d[1] = eb.mImplObject.make(false, 9);
-    gLogger.messages.clear();
-    check(build(p)->getOutputShapes(&in, 1, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("must be static"),
-        "partition: dynamic H is refused with a message");
+    // Any size: symbolic H and W give d0 = B * ceil(H / wh) * ceil(W / ww) as an expression.
+    in.d[1] = symbolic(eb, 10);
+    in.d[2] = symbolic(eb, 21);
+    check(build(p)->getOutputShapes(&in, 1, nullptr, 0, &out, 1, eb) == 0 && !out.d[0]->isConstant()
+            && valueOf(out.d[0]) == 3 * 3 * 5 && out.d[1]->getConstantValue() == 20 && valueOf(out.d[2]) == 8,
+        "partition: symbolic H, W: output (B * ceil(H/4) * ceil(W/5), 20, C)");
+    in.d[2] = eb.constant(13);
+    check(build(p)->getOutputShapes(&in, 1, nullptr, 0, &out, 1, eb) == 0 && !out.d[0]->isConstant()
+            && valueOf(out.d[0]) == 27,
+        "partition: symbolic H with a static W");
+    {
+        // The optimization profile's ends are checked in configurePlugin (the build-time dims are -1).
+        DynamicPluginTensorDesc any = ranged(DataType::kHALF, {-1, -1, -1, 8}, {1, 4, 5, 8}, {8, 1024, 2048, 8});
+        DynamicPluginTensorDesc anyOut = desc(DataType::kHALF, {-1, 20, 8});
+        check(build(p)->configurePlugin(&any, 1, &anyOut, 1) == 0, "partition: configurePlugin with a H x W profile");
+        DynamicPluginTensorDesc huge = ranged(DataType::kHALF, {-1, -1, -1, 8}, {1, 4, 5, 8}, {8, 1 << 25, 64, 8});
+        gLogger.messages.clear();
+        check(build(p)->configurePlugin(&huge, 1, &anyOut, 1) != 0 && gLogger.saw("profile's maximum")
+                && gLogger.saw("2^24"),
+            "partition: a profile whose maximum H exceeds 2^24 is refused, naming the maximum");
+    }
 
     // Formats.
     for (DataType t : {DataType::kFLOAT, DataType::kHALF, DataType::kINT8})
@@ -508,6 +405,96 @@ void testReverse()
     delete q;
 }
 
+//! Reverse without height/width takes its size from input 1, the feature map (dims only).
+void testReverseAnySize()
+{
+    IPluginCreatorV3One* c = creator("SwinWindowReverse");
+    Fields fields;
+    fields.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1});
+    IPluginV3* p = c->createPlugin("rev_any", fields.get(), TensorRTPhase::kBUILD);
+    check(p != nullptr, "reverse any size: created without height/width");
+    if (p == nullptr)
+    {
+        return;
+    }
+    MockBuilder eb;
+    DimsExprs in[2]{};
+    in[0].nbDims = 3;
+    in[0].d[0] = symbolic(eb, 5 * 2 * 3);
+    in[0].d[1] = eb.constant(49);
+    in[0].d[2] = eb.constant(96);
+    in[1].nbDims = 4;
+    in[1].d[0] = symbolic(eb, 5);
+    in[1].d[1] = symbolic(eb, 14);
+    in[1].d[2] = symbolic(eb, 20);
+    in[1].d[3] = eb.constant(96);
+    DimsExprs out{};
+    check(build(p)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) == 0 && out.nbDims == 4
+            && out.d[0] == in[1].d[0] && out.d[1] == in[1].d[1] && out.d[2] == in[1].d[2] && out.d[3] == in[0].d[2],
+        "reverse any size: output (fm.B, fm.H, fm.W, windows.C), the feature map's expressions passed through");
+    gLogger.messages.clear();
+    check(build(p)->getOutputShapes(in, 1, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("2 inputs"),
+        "reverse any size: one input (no size source) is refused, saying what it needs");
+    in[1].nbDims = 3;
+    check(build(p)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) != 0, "reverse any size: a 3-D feature map refused");
+
+    // Formats: the feature map may be float32, float16 or int8, whatever the windows are; never another format.
+    DynamicPluginTensorDesc io[3] = {desc(DataType::kINT8, {-1, 49, 96}), desc(DataType::kFLOAT, {-1, -1, -1, 96}),
+        desc(DataType::kINT8, {-1, -1, -1, 96})};
+    check(build(p)->supportsFormatCombination(0, io, 2, 1) && build(p)->supportsFormatCombination(1, io, 2, 1)
+            && build(p)->supportsFormatCombination(2, io, 2, 1),
+        "reverse any size: int8 windows with a float32 feature map");
+    io[1] = desc(DataType::kINT8, {-1, -1, -1, 96});
+    io[0] = desc(DataType::kHALF, {-1, 49, 96});
+    io[2] = desc(DataType::kHALF, {-1, -1, -1, 96});
+    check(build(p)->supportsFormatCombination(1, io, 2, 1) && build(p)->supportsFormatCombination(2, io, 2, 1),
+        "reverse any size: float16 windows with an int8 feature map");
+    io[1] = desc(DataType::kINT32, {-1, -1, -1, 96});
+    check(!build(p)->supportsFormatCombination(1, io, 2, 1), "reverse any size: an int32 feature map refused");
+    io[1] = desc(DataType::kHALF, {-1, -1, -1, 96}, TensorFormat::kCHW2);
+    check(!build(p)->supportsFormatCombination(1, io, 2, 1), "reverse any size: feature map kLINEAR only");
+    io[2] = desc(DataType::kFLOAT, {-1, -1, -1, 96});
+    check(!build(p)->supportsFormatCombination(2, io, 2, 1), "reverse any size: output type follows the windows");
+    check(!build(p)->supportsFormatCombination(0, io, 1, 1), "reverse any size: not with one input");
+
+    DynamicPluginTensorDesc cin[2] = {ranged(DataType::kFLOAT, {-1, 49, 96}, {4, 49, 96}, {512, 49, 96}),
+        ranged(DataType::kFLOAT, {-1, -1, -1, 96}, {1, 8, 8, 96}, {8, 56, 70, 96})};
+    DynamicPluginTensorDesc cout = desc(DataType::kFLOAT, {-1, -1, -1, 96});
+    check(build(p)->configurePlugin(cin, 2, &cout, 1) == 0, "reverse any size: configurePlugin with a profile");
+    cin[1] = ranged(DataType::kFLOAT, {-1, -1, -1, 96}, {1, 8, 8, 96}, {8, 1 << 25, 70, 96});
+    gLogger.messages.clear();
+    check(build(p)->configurePlugin(cin, 2, &cout, 1) != 0 && gLogger.saw("feature_map") && gLogger.saw("2^24"),
+        "reverse any size: a profile maximum beyond 2^24 refused");
+
+    // enqueue derives nW from the feature map and checks dim 0 == B * nW before launching (no GPU needed).
+    PluginTensorDesc run[2] = {plainDesc(DataType::kFLOAT, {7, 49, 8}), plainDesc(DataType::kFLOAT, {2, 14, 14, 8})};
+    PluginTensorDesc runOut = plainDesc(DataType::kFLOAT, {2, 14, 14, 8});
+    float buffer[8] = {};
+    void const* inputs[] = {buffer, buffer};
+    void* outputs[] = {buffer};
+    gLogger.messages.clear();
+    check(runtime(p)->enqueue(run, &runOut, inputs, outputs, nullptr, nullptr) != 0 && gLogger.saw("B * nW = 2 * 4"),
+        "reverse any size: enqueue refuses 7 rows for 2 images of 4 windows");
+    checkRoundTrip(c, p, "reverse any size");
+    delete p;
+
+    // A node with height/width takes one input: a feature map as well would be two size sources.
+    Fields sized;
+    sized.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1}).i("height", {14}).i("width", {20});
+    IPluginV3* q = c->createPlugin("rev_sized", sized.get(), TensorRTPhase::kBUILD);
+    in[1].nbDims = 4;
+    gLogger.messages.clear();
+    check(q != nullptr && build(q)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("1 input"),
+        "reverse: height/width and a feature map (two size sources) refused");
+    delete q;
+    Fields half;
+    half.i("window_size", {7, 7}).i("shift_size", {3, 3}).i("pad_first", {1}).i("height", {14});
+    gLogger.messages.clear();
+    q = c->createPlugin("rev_half", half.get(), TensorRTPhase::kBUILD);
+    check(q == nullptr && gLogger.saw("'width' = 0"), "reverse: height without width refused");
+    delete q;
+}
+
 void testAttention()
 {
     IPluginCreatorV3One* c = creator("SwinWindowAttention");
@@ -578,6 +565,302 @@ PluginTensorDesc plainDesc(DataType type, std::vector<int64_t> dims, float scale
     PluginTensorDesc d = desc(type, std::move(dims)).desc;
     d.scale = scale;
     return d;
+}
+
+//! Attention without height/width: a shifted node takes its grid from input 2 (the feature map, dims only);
+//! an unshifted one needs none.
+void testAttentionAnySize()
+{
+    IPluginCreatorV3One* c = creator("SwinWindowAttention");
+    Fields shifted;
+    shifted.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {3, 3}).f("scale", 0.17677669F);
+    IPluginV3* p = c->createPlugin("attn_any", shifted.get(), TensorRTPhase::kBUILD);
+    check(p != nullptr, "attention any size: shifted node created without height/width");
+    if (p == nullptr)
+    {
+        return;
+    }
+    MockBuilder eb;
+    DimsExprs in[3]{};
+    in[0].nbDims = 3;
+    in[0].d[0] = symbolic(eb, 2 * 6);
+    in[0].d[1] = eb.constant(49);
+    in[0].d[2] = eb.constant(288);
+    in[1].nbDims = 2;
+    in[1].d[0] = eb.constant(169);
+    in[1].d[1] = eb.constant(3);
+    in[2].nbDims = 4;
+    in[2].d[0] = symbolic(eb, 2);
+    in[2].d[1] = symbolic(eb, 10);
+    in[2].d[2] = symbolic(eb, 20);
+    in[2].d[3] = eb.constant(96);
+    DimsExprs out{};
+    check(build(p)->getOutputShapes(in, 3, nullptr, 0, &out, 1, eb) == 0 && out.d[0] == in[0].d[0]
+            && out.d[2]->getConstantValue() == 96,
+        "attention any size: output (rows, N, C) with a feature map");
+    gLogger.messages.clear();
+    check(build(p)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("3 inputs"),
+        "attention any size: a shifted node without height/width or feature map refused");
+    DynamicPluginTensorDesc io[4] = {desc(DataType::kHALF, {-1, 49, 288}), desc(DataType::kFLOAT, {169, 3}),
+        desc(DataType::kINT8, {-1, -1, -1, 96}), desc(DataType::kHALF, {-1, 49, 96})};
+    check(build(p)->supportsFormatCombination(2, io, 3, 1) && build(p)->supportsFormatCombination(3, io, 3, 1)
+            && build(p)->supportsFormatCombination(0, io, 3, 1),
+        "attention any size: an int8 feature map beside float16 qkv");
+    io[2] = desc(DataType::kBOOL, {-1, -1, -1, 96});
+    check(!build(p)->supportsFormatCombination(2, io, 3, 1), "attention any size: a bool feature map refused");
+
+    DynamicPluginTensorDesc cfg[4] = {ranged(DataType::kHALF, {-1, 49, 288}, {4, 49, 288}, {640, 49, 288}),
+        desc(DataType::kFLOAT, {169, 3}), ranged(DataType::kHALF, {-1, -1, -1, 96}, {1, 14, 14, 96}, {8, 70, 77, 96}),
+        desc(DataType::kHALF, {-1, 49, 96})};
+    check(build(p)->configurePlugin(cfg, 3, cfg + 3, 1) == 0, "attention any size: configurePlugin with a profile");
+    cfg[2] = ranged(DataType::kHALF, {-1, -1, -1, 96}, {1, 14, 14, 96}, {8, 70, 1 << 25, 96});
+    gLogger.messages.clear();
+    check(build(p)->configurePlugin(cfg, 3, cfg + 3, 1) != 0 && gLogger.saw("profile's maximum"),
+        "attention any size: a profile maximum beyond 2^24 refused");
+
+    // enqueue: grid = the feature map rounded up to the window (10 x 20 -> 14 x 21: 2 x 3 windows), and
+    // rows == B * nW, checked before launching.
+    PluginTensorDesc run[3] = {plainDesc(DataType::kHALF, {11, 49, 288}), plainDesc(DataType::kFLOAT, {169, 3}),
+        plainDesc(DataType::kFLOAT, {2, 10, 20, 96})};
+    PluginTensorDesc runOut = plainDesc(DataType::kHALF, {11, 49, 96});
+    uint16_t buffer[8] = {};
+    void const* inputs[] = {buffer, buffer, buffer};
+    void* outputs[] = {buffer};
+    gLogger.messages.clear();
+    check(runtime(p)->enqueue(run, &runOut, inputs, outputs, nullptr, nullptr) != 0 && gLogger.saw("B * nW = 2 * 6")
+            && gLogger.saw("grid 14x21"),
+        "attention any size: enqueue refuses 11 rows for 2 images of 6 windows");
+    checkRoundTrip(c, p, "attention any size");
+    delete p;
+
+    // Unshifted and without a size: no mask, two inputs; a feature map would be a size nobody reads.
+    Fields plain;
+    plain.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {0, 0}).f("scale", 0.17677669F);
+    IPluginV3* q = c->createPlugin("attn_plain", plain.get(), TensorRTPhase::kBUILD);
+    check(q != nullptr && build(q)->getOutputShapes(in, 2, nullptr, 0, &out, 1, eb) == 0,
+        "attention: an unshifted node needs no size");
+    DynamicPluginTensorDesc two[3] = {desc(DataType::kHALF, {7, 49, 288}), desc(DataType::kFLOAT, {169, 3}),
+        desc(DataType::kHALF, {7, 49, 96})};
+    check(q != nullptr && build(q)->configurePlugin(two, 2, two + 2, 1) == 0,
+        "attention: an unshifted node without a size takes any number of windows");
+    gLogger.messages.clear();
+    check(q != nullptr && build(q)->getOutputShapes(in, 3, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("2 inputs"),
+        "attention: an unshifted node without a size refuses a feature map");
+    delete q;
+    Fields sized;
+    sized.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {3, 3}).i("height", {14}).i("width", {21});
+    sized.f("scale", 0.17677669F);
+    q = c->createPlugin("attn_sized", sized.get(), TensorRTPhase::kBUILD);
+    gLogger.messages.clear();
+    check(q != nullptr && build(q)->getOutputShapes(in, 3, nullptr, 0, &out, 1, eb) != 0 && gLogger.saw("2 inputs"),
+        "attention: height/width and a feature map (two size sources) refused");
+    delete q;
+}
+
+std::vector<std::string> gReports;
+
+void keepReport(char const* message)
+{
+    gReports.emplace_back(message);
+}
+
+bool reported(char const* needle)
+{
+    for (std::string const& r : gReports)
+    {
+        if (r.find(needle) != std::string::npos)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
+//! libswin_trt_plugins_autoreg registers the three creators when a host dlopens it (Triton: RTLD_NOW |
+//! RTLD_LOCAL), once, in namespace swin_trt, version 1. The library under test is the registering library's
+//! host-test copy (same objects, getPluginRegistry() from this executable); the registry is TestRegistry
+//! above. This checks swin_trt's registration code and its load-time behaviour, not TensorRT.
+void testRegistrationAtLoad()
+{
+    int32_t count = 0;
+    IPluginCreatorInterface* const* creators = getCreators(count);
+    check(gRegistry.entries.empty(), "autoreg: nothing registered before the library is loaded");
+    void* handle = dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    check(handle != nullptr, std::string("autoreg: dlopen(RTLD_NOW | RTLD_LOCAL) loads the library: ")
+            + (handle == nullptr ? dlerror() : "ok"));
+    if (handle == nullptr)
+    {
+        return;
+    }
+    check(gRegistry.entries.size() == 3 && gRegistry.registerCalls == 3, "autoreg: three creators registered at load");
+    char const* const names[] = {"SwinWindowPartition", "SwinWindowReverse", "SwinWindowAttention"};
+    for (int32_t i = 0; i < 3 && i < count && gRegistry.entries.size() == 3; ++i)
+    {
+        TestRegistry::Entry const& e = gRegistry.entries[static_cast<size_t>(i)];
+        check(e.creator == creators[i] && e.name == names[i] && e.version == "1" && e.nameSpace == "swin_trt"
+                && e.givenNamespace == "swin_trt",
+            std::string("autoreg: ") + names[i] + " registered as the library's own creator, version 1, namespace "
+                "swin_trt");
+        check(gRegistry.getCreator(names[i], "1", "swin_trt") == creators[i],
+            std::string("autoreg: ") + names[i] + " found by (name, \"1\", \"swin_trt\")");
+    }
+    // A second dlopen (a second model of the same Triton server) runs no constructor: nothing new.
+    void* again = dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    check(again == handle && gRegistry.registerCalls == 3, "autoreg: loading again registers nothing twice");
+    // Linked with -z nodelete: after every dlclose the library (and the creators the registry holds) stay.
+    dlclose(again);
+    dlclose(handle);
+    check(dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_NOLOAD) != nullptr,
+        "autoreg: still loaded after dlclose (-z nodelete): the registered creators stay valid");
+}
+
+//! The registration code on its own (plugin_registrar.cpp): what it does with a registry that already knows the
+//! creators, one that holds another library's, and one that refuses. Again our code, not TensorRT's registry.
+void testRegistrarGuards()
+{
+    int32_t count = 0;
+    IPluginCreatorInterface* const* creators = getCreators(count);
+    TestRegistry registry;
+    gReports.clear();
+    check(swin_trt::plugin::registerCreators(registry, creators, count, keepReport) == 3 && registry.entries.size() == 3,
+        "registrar: registers the three creators");
+    check(swin_trt::plugin::registerCreators(registry, creators, count, keepReport) == 0 && registry.registerCalls == 3
+            && gReports.empty(),
+        "registrar: the same creators again (loadLibrary came first): skipped quietly, nothing registered twice");
+
+    // Another copy of the library (another path) registered its own partition creator first: that one stays.
+    TestRegistry other;
+    IPluginCreatorV3One* partition = creator("SwinWindowPartition");
+    struct ForeignCreator : public IPluginCreatorV3One
+    {
+        IPluginCreatorV3One* inner;
+        explicit ForeignCreator(IPluginCreatorV3One* c)
+            : inner(c)
+        {
+        }
+        IPluginV3* createPlugin(AsciiChar const* name, PluginFieldCollection const* fc, TensorRTPhase phase) noexcept
+            override
+        {
+            return inner->createPlugin(name, fc, phase);
+        }
+        PluginFieldCollection const* getFieldNames() noexcept override
+        {
+            return inner->getFieldNames();
+        }
+        AsciiChar const* getPluginName() const noexcept override
+        {
+            return inner->getPluginName();
+        }
+        AsciiChar const* getPluginVersion() const noexcept override
+        {
+            return inner->getPluginVersion();
+        }
+        AsciiChar const* getPluginNamespace() const noexcept override
+        {
+            return inner->getPluginNamespace();
+        }
+    } foreign(partition);
+    other.registerCreator(foreign, "swin_trt");
+    gReports.clear();
+    check(swin_trt::plugin::registerCreators(other, creators, count, keepReport) == 2
+            && other.getCreator("SwinWindowPartition", "1", "swin_trt") == &foreign
+            && reported("SwinWindowPartition (swin_trt, version 1): another library registered"),
+        "registrar: a creator another library registered stays, and that is reported by name");
+
+    TestRegistry refusing;
+    refusing.refuseAll = true;
+    gReports.clear();
+    check(swin_trt::plugin::registerCreators(refusing, creators, count, keepReport) == 0 && gReports.size() == 3
+            && reported("refused"),
+        "registrar: a registry that refuses: each creator reported");
+    gReports.clear();
+    check(swin_trt::plugin::registerCreators(registry, nullptr, 3, keepReport) == -1 && !gReports.empty(),
+        "registrar: no creator list is an error, reported");
+}
+
+//! Cosine mode (Swin V2): the fields `cosine` and `head_scale`, their rules, and their serialization.
+void testAttentionCosineFields()
+{
+    IPluginCreatorV3One* c = creator("SwinWindowAttention");
+    PluginFieldCollection const* names = c->getFieldNames();
+    bool cosineField = false;
+    bool headScaleField = false;
+    for (int32_t k = 0; k < names->nbFields; ++k)
+    {
+        cosineField = cosineField
+            || (strcmp(names->fields[k].name, "cosine") == 0 && names->fields[k].type == PluginFieldType::kINT32);
+        headScaleField = headScaleField
+            || (strcmp(names->fields[k].name, "head_scale") == 0 && names->fields[k].type == PluginFieldType::kFLOAT32);
+    }
+    check(cosineField && headScaleField, "attention: creator lists cosine (INT32) and head_scale (FLOAT32)");
+
+    Fields good;
+    good.i("num_heads", {3}).i("window_size", {8, 8}).i("shift_size", {4, 4}).f("scale", 1.0F).i("cosine", {1});
+    good.fs("head_scale", {2.5F, 17.0F, 100.0F});
+    IPluginV3* p = c->createPlugin("cosine", good.get(), TensorRTPhase::kBUILD);
+    check(p != nullptr, "attention cosine: valid fields (any size, shifted)");
+    if (p != nullptr)
+    {
+        PluginFieldCollection const* fields = runtime(p)->getFieldsToSerialize();
+        bool serialized = false;
+        for (int32_t k = 0; k < fields->nbFields; ++k)
+        {
+            PluginField const& f = fields->fields[k];
+            if (strcmp(f.name, "head_scale") == 0 && f.length == 3 && f.type == PluginFieldType::kFLOAT32)
+            {
+                serialized = static_cast<float const*>(f.data)[1] == 17.0F;
+            }
+        }
+        check(serialized, "attention cosine: head_scale serialized, all three values");
+        checkRoundTrip(c, p, "attention cosine");
+        delete p;
+    }
+    // A V1 node (no cosine) serializes the six fields it always had: plans of V1 graphs do not change.
+    Fields v1;
+    v1.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {3, 3}).i("height", {14}).i("width", {14});
+    v1.f("scale", 0.17677669F);
+    IPluginV3* q = c->createPlugin("v1", v1.get(), TensorRTPhase::kBUILD);
+    check(q != nullptr && runtime(q)->getFieldsToSerialize()->nbFields == 6,
+        "attention V1: no cosine fields serialized");
+    delete q;
+    Fields explicitV1;
+    explicitV1.i("num_heads", {3}).i("window_size", {7, 7}).i("shift_size", {0, 0}).f("scale", 0.2F).i("cosine", {0});
+    q = c->createPlugin("v1_explicit", explicitV1.get(), TensorRTPhase::kBUILD);
+    check(q != nullptr, "attention: cosine = 0 is V1");
+    delete q;
+
+    struct
+    {
+        std::vector<int32_t> cosine;
+        std::vector<float> headScale;
+        float scale;
+        char const* expect;
+    } const bad[] = {{{1}, {}, 1.0F, "cosine = 1 needs attribute 'head_scale'"},
+        {{1}, {2.0F, 3.0F}, 1.0F, "expected num_heads = 3"}, {{1}, {2.0F, 0.0F, 3.0F}, 1.0F, "'head_scale'[1]"},
+        {{1}, {2.0F, 3.0F, -1.0F}, 1.0F, "'head_scale'[2]"}, {{1}, {100.5F, 3.0F, 4.0F}, 1.0F, "'head_scale'[0]"},
+        {{1}, {NAN, 3.0F, 4.0F}, 1.0F, "'head_scale'[0]"}, {{1}, {INFINITY, 3.0F, 4.0F}, 1.0F, "<= 100"},
+        {{2}, {2.0F, 3.0F, 4.0F}, 1.0F, "'cosine' = 2"}, {{0}, {2.0F, 3.0F, 4.0F}, 1.0F, "'cosine' is 0"},
+        {{1}, {2.0F, 3.0F, 4.0F}, 0.125F, "must be 1.0"}};
+    for (auto const& b : bad)
+    {
+        Fields f;
+        f.i("num_heads", {3}).i("window_size", {8, 8}).i("shift_size", {4, 4}).f("scale", b.scale).i("cosine", b.cosine);
+        if (!b.headScale.empty())
+        {
+            f.fs("head_scale", b.headScale);
+        }
+        gLogger.messages.clear();
+        IPluginV3* r = c->createPlugin("bad_cosine", f.get(), TensorRTPhase::kBUILD);
+        check(r == nullptr && gLogger.saw(b.expect), std::string("attention cosine: refused with '") + b.expect + "'");
+        delete r;
+    }
+    Fields many;
+    many.i("num_heads", {257}).i("window_size", {8, 8}).i("shift_size", {0, 0}).f("scale", 1.0F).i("cosine", {1});
+    many.fs("head_scale", std::vector<float>(257, 10.0F));
+    gLogger.messages.clear();
+    IPluginV3* r = c->createPlugin("many_heads", many.get(), TensorRTPhase::kBUILD);
+    check(r == nullptr && gLogger.saw("1 to 256 heads"), "attention cosine: more than 256 heads refused");
+    delete r;
 }
 
 //! Finding: int8 partition/reverse copied codes unchanged even when a weakly typed 10.x build gave input and
@@ -807,11 +1090,16 @@ int main()
     testRegistry();
     testPartition();
     testReverse();
+    testReverseAnySize();
     testAttention();
+    testAttentionAnySize();
+    testAttentionCosineFields();
     testInt8Scales();
     testNoexceptMethodsSurviveFailingAllocations();
     testHostileSizes();
     testAttentionNeedsWholeImages();
+    testRegistrarGuards();
+    testRegistrationAtLoad();
     printf("swin_trt_plugin_host_test (TensorRT %d.%d headers): %d checks, %d failures\n", NV_TENSORRT_MAJOR,
         NV_TENSORRT_MINOR, gChecks, gFailures);
     return gFailures == 0 ? 0 : 1;

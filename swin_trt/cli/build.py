@@ -5,9 +5,24 @@ from pathlib import Path
 import click
 
 from ..engine import build_engine
+from ..engine.build import RANGE_EXAMPLE
 from ..engine.compare import DEFAULT_RUNS, DEFAULT_WARMUP, compare_model, format_comparison
 from ..errors import UserError
-from .options import ENGINE, flags
+from .options import ENGINE, flags, parse_img_size
+
+
+def parse_img_size_range(text: str | None):
+    """``"448x448:576x576:1024x1024"`` -> ``((448, 448), (576, 576), (1024, 1024))``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    parts = str(text).split(":")
+    if len(parts) != 3:
+        raise UserError(f"--img-size-range {text!r} is not MIN:OPT:MAX (three sizes N or HxW, e.g. "
+                        f"{RANGE_EXAMPLE})")
+    try:
+        return tuple(parse_img_size(part) for part in parts)
+    except UserError as exc:
+        raise UserError(f"--img-size-range {text!r}: {exc}") from None
 
 
 @click.command()
@@ -20,6 +35,9 @@ from .options import ENGINE, flags
 @click.option("--opt-batch", type=int, help="Batch size TensorRT tunes for (dynamic batch; default: max).")
 @click.option("--max-batch", type=int,
               help="Largest batch (dynamic batch; default: the export's --dynamic-batch, else 8).")
+@click.option("--img-size-range", metavar="MIN:OPT:MAX",
+              help="Image sizes (HxW) of a graph with dynamic height and width (export --dynamic-size): the "
+                   f"engine runs from MIN to MAX and is tuned for OPT, e.g. {RANGE_EXAMPLE}.")
 @click.option("--builder-opt-level", type=click.IntRange(0, 5),
               help="0-5: higher searches longer for faster kernels (default 3).")
 @click.option("--version-compatible", is_flag=True, default=None,
@@ -43,9 +61,9 @@ from .options import ENGINE, flags
               help="FP32 layers in full FP32 (TensorRT uses TF32 on Ampere+ by default, ~1e-3 relative error).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="TensorRT's verbose log.")
-def build(model, output, plugins, target, workspace_gib, timing_cache, opt_batch, max_batch, builder_opt_level,
-          version_compatible, hardware_compat, dla_core, compare, variants, compare_runs, compare_warmup, no_tf32,
-          no_progress, verbose):
+def build(model, output, plugins, target, workspace_gib, timing_cache, opt_batch, max_batch, img_size_range,
+          builder_opt_level, version_compatible, hardware_compat, dla_core, compare, variants, compare_runs,
+          compare_warmup, no_tf32, no_progress, verbose):
     """Build a TensorRT engine from MODEL (.onnx) on this machine's GPU.
 
     The network is strongly typed: FP16/INT8 come from the graph (export, quantize), never from builder
@@ -63,9 +81,13 @@ def build(model, output, plugins, target, workspace_gib, timing_cache, opt_batch
           --plugins build/libswin_trt_plugins.so --workspace 2
       # plugins or TensorRT alone: build the four variants of the export, keep the fastest
       swin-trt build out/swin_t.onnx -o out/swin_t.engine --compare
+      # a backbone of any size (export --features --dynamic-size, then rewrite): one engine for 448 to 1024
+      swin-trt build out/backbone.rw.onnx -o out/backbone.engine --img-size-range 448x448:576x576:1024x1024 \\
+          --plugins build/libswin_trt_plugins.so
     """
     options = dict(plugins=plugins, target=target, workspace_gib=workspace_gib, timing_cache=timing_cache,
-                   opt_batch=opt_batch, max_batch=max_batch, builder_opt_level=builder_opt_level,
+                   opt_batch=opt_batch, max_batch=max_batch, img_size_range=parse_img_size_range(img_size_range),
+                   builder_opt_level=builder_opt_level,
                    version_compatible=version_compatible, hardware_compat=hardware_compat,
                    progress=not no_progress, dla_core=dla_core, tf32=not no_tf32, verbose=verbose)
     if variants and not compare:

@@ -52,6 +52,11 @@ class GraphInfo:
     def batch_dims(self) -> list[int | None]:
         return [dims[0] for _, dims in self.inputs]
 
+    @property
+    def any_size_inputs(self) -> list[tuple[str, list]]:
+        """The image inputs ``(B, C, H, W)`` whose height or width is dynamic (a graph of any size)."""
+        return [(name, dims) for name, dims in self.inputs if len(dims) == 4 and None in dims[2:]]
+
 
 @dataclass
 class BuildResult:
@@ -70,6 +75,9 @@ class BuildResult:
         lines += [f"  {t['mode']:<6} {t['name']}: {t['shape']} {t['dtype']}" for t in m["io"]]
         if m["profile"]:
             lines.append(f"  batch profile min/opt/max {'/'.join(str(b) for b in m['profile'])}")
+        if m.get("img_size_profile"):
+            sizes = "/".join(f"{h}x{w}" for h, w in m["img_size_profile"])
+            lines.append(f"  image size profile min/opt/max {sizes}")
         lines.append(f"  manifest {self.manifest_path}")
         return "\n".join(lines)
 
@@ -98,9 +106,11 @@ def inspect_onnx(path: str | Path) -> GraphInfo:
             continue
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                 for d in value.type.tensor_type.shape.dim]
-        if not dims or any(d is None for d in dims[1:]):
-            raise UserError(f"input {value.name!r} of {str(path)!r} has shape {dims}: only the batch axis may "
-                            f"be dynamic; re-export with a fixed image size (swin-trt export --img-size)")
+        fixed = dims[1:2] if len(dims) == 4 else dims[1:]  # an image (B, C, H, W) may have any H, W
+        if not dims or any(d is None for d in fixed):
+            raise UserError(f"input {value.name!r} of {str(path)!r} has shape {dims}: only the batch, and the "
+                            f"height and width of a (B, C, H, W) image, may be dynamic; re-export it (swin-trt "
+                            f"export --img-size, --dynamic-batch, --dynamic-size)")
         inputs.append((value.name, dims))
     if not inputs:
         raise UserError(f"{str(path)!r} has no graph inputs")
@@ -134,6 +144,63 @@ def batch_profile(batch_dims: list[int | None], opt_batch: int | None = None, ma
     return 1, opt_batch, max_batch
 
 
+Size = tuple[int, int]
+RANGE_EXAMPLE = "448x448:576x576:1024x1024"
+
+
+def size_profile(graph: GraphInfo, size_range: tuple[Size, Size, Size] | None = None,
+                 min_img_size: Size | None = None) -> tuple[Size, Size, Size] | None:
+    """``((H, W) min, opt, max)`` of the optimization profile of a graph with dynamic height and width, from
+    ``--img-size-range``; None for a graph of one size. ``min_img_size``: the smallest size the graph is right
+    at (its sidecar's ``dynamic_size.min_img_size``, written by ``swin-trt export --dynamic-size``)."""
+    any_size = graph.any_size_inputs
+    if not any_size:
+        if size_range is not None:
+            shapes = ", ".join(f"{name} {dims}" for name, dims in graph.inputs)
+            raise UserError(f"--img-size-range: the graph's inputs have a fixed size ({shapes}); a size range needs "
+                            f"a graph with dynamic height and width (swin-trt export --dynamic-size, then swin-trt "
+                            f"rewrite): drop --img-size-range, or build from such a graph")
+        return None
+    if size_range is None:
+        name, dims = any_size[0]
+        low = (f" (this one is right from {min_img_size[0]}x{min_img_size[1]} up)" if min_img_size else "")
+        raise UserError(f"input {name!r} has dynamic height/width ({dims}): pass --img-size-range MIN:OPT:MAX, the "
+                        f"sizes the engine runs at and the one TensorRT tunes for, e.g. --img-size-range "
+                        f"{RANGE_EXAMPLE}{low}")
+    low, opt, high = (tuple(int(v) for v in size) for size in size_range)
+    text = ":".join(f"{h}x{w}" for h, w in (low, opt, high))
+    for axis, label in enumerate(("height", "width")):
+        if min(low[axis], opt[axis], high[axis]) < 1 or not low[axis] <= opt[axis] <= high[axis]:
+            raise UserError(f"--img-size-range {text}: need 1 <= MIN <= OPT <= MAX in the {label}; e.g. "
+                            f"--img-size-range {RANGE_EXAMPLE}")
+    if min_img_size and (low[0] < min_img_size[0] or low[1] < min_img_size[1]):
+        raise UserError(f"--img-size-range {text}: the graph is right only from {min_img_size[0]}x{min_img_size[1]} "
+                        f"up (below that its last stage is not larger than the window; the export's sidecar says "
+                        f"so): raise MIN to at least {min_img_size[0]}x{min_img_size[1]}")
+    for name, dims in any_size:
+        for axis, label in enumerate(("height", "width")):
+            fixed = dims[2 + axis]
+            if fixed is not None and not low[axis] == opt[axis] == high[axis] == fixed:
+                raise UserError(f"--img-size-range {text}: input {name!r} has a fixed {label} of {fixed} ({dims}): "
+                                f"give MIN, OPT and MAX that {label}")
+    return low, opt, high
+
+
+def profile_shapes(dims: list, batches: tuple[int, int, int] | None,
+                   sizes: tuple[Size, Size, Size] | None) -> list[tuple[int, ...]]:
+    """The (min, opt, max) shapes of one input: the batch profile on a dynamic dim 0, the size profile on the
+    dynamic height/width of an image; the fixed dims as they are."""
+    shapes = []
+    for k in range(3):
+        shape = list(dims)
+        if dims[0] is None:
+            shape[0] = batches[k]
+        if sizes is not None and len(dims) == 4:
+            shape[2], shape[3] = sizes[k]
+        shapes.append(tuple(shape))
+    return shapes
+
+
 def parse_failure(path: Path, graph: GraphInfo, detail: str) -> UserError:
     """The parser's errors are printed above (one line per node); this says what to do about them."""
     if graph.plugin_ops:
@@ -162,12 +229,15 @@ def _finish_config(trt, builder, config, settings: TargetSettings, dla_core: int
 
 def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=None, timing_cache=None,
                  opt_batch=None, max_batch=None, builder_opt_level=None, version_compatible=None,
-                 hardware_compat=None, progress=True, dla_core=None, tf32=True, verbose=False) -> BuildResult:
+                 hardware_compat=None, progress=True, dla_core=None, tf32=True, verbose=False,
+                 img_size_range=None) -> BuildResult:
     """Build ``onnx_path`` into a TensorRT plan at ``output`` with a manifest at ``output.json``.
 
     Both appear only if the build succeeds. Options left as None take the target's defaults
     (:mod:`swin_trt.engine.targets`); ``opt_batch``/``max_batch`` apply to dynamic-batch graphs only.
     ``tf32=False`` keeps FP32 layers in full FP32 (TensorRT allows TF32 by default on Ampere and newer).
+    ``img_size_range``: ``((H, W) min, opt, max)`` for a graph with dynamic height and width (required
+    there, refused elsewhere); the manifest records it as ``img_size_profile``.
     """
     onnx_path, output = Path(onnx_path), Path(output)
     timing_cache = Path(timing_cache) if timing_cache else None
@@ -176,6 +246,8 @@ def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=N
         raise UserError(f"output {str(output)!r} would overwrite the ONNX model: pass another -o")
     sidecar = read_sidecar(onnx_path) or {}
     profile_batch = batch_profile(graph.batch_dims, opt_batch, max_batch, sidecar.get("dynamic_batch_max"))
+    min_img_size = (sidecar.get("dynamic_size") or {}).get("min_img_size")
+    profile_size = size_profile(graph, img_size_range, tuple(min_img_size) if min_img_size else None)
     settings = resolve_target(target, workspace_gib=workspace_gib, builder_opt_level=builder_opt_level,
                               version_compatible=version_compatible, hardware_compat=hardware_compat,
                               dla_core=dla_core)
@@ -192,11 +264,11 @@ def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=N
     environment.load_plugins(trt, plugin_path, graph.plugin_ops)
 
     profiles = None  # a static graph: Polygraphy's default profile holds its fixed shapes
-    if profile_batch is not None:
+    if profile_batch is not None or profile_size is not None:
         shapes = pg.trt.Profile()  # Polygraphy's: (min, opt, max) per dynamic input
         for name, dims in graph.inputs:
-            if dims[0] is None:
-                shapes.add(name, *[(batch, *dims[1:]) for batch in profile_batch])
+            if None in dims:
+                shapes.add(name, *profile_shapes(dims, profile_batch, profile_size))
         profiles = [shapes]
     create_config = pg.trt.CreateConfig(
         tf32=tf32, profiles=profiles, load_timing_cache=str(timing_cache) if timing_cache else None,
@@ -249,6 +321,7 @@ def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=N
         "plugins": manifest.plugin_record(plugin_path),
         "io": manifest.network_io(network),
         "profile": list(profile_batch) if profile_batch else None,
+        "img_size_profile": [list(size) for size in profile_size] if profile_size else None,
         "source": manifest.source_record(onnx_path, sidecar),
         "timing_cache": str(timing_cache) if timing_cache else None,
         "build_seconds": round(seconds, 2),

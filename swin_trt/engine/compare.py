@@ -119,6 +119,7 @@ def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, 
     """
     if runs < 1 or warmup < 0:
         raise UserError(f"--compare-runs {runs} must be >= 1 and --compare-warmup {warmup} >= 0")
+    _refuse_size_range(build_options)
     paths = _check_variants(variants)
     output = Path(output)
     require_gpu_stack()
@@ -156,6 +157,14 @@ def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, 
             temporary.write_bytes(best.path.read_bytes())
             write_json(manifest_file, record)
     return BuildResult(output, manifest_file, record)
+
+
+def _refuse_size_range(build_options: dict) -> None:
+    # The engines are timed by swin-trt's TensorRT runner, which runs one image size per engine.
+    if build_options.get("img_size_range") is not None:
+        raise UserError("--compare times every variant at one image size, so it does not take --img-size-range "
+                        "yet: build a graph of any size without --compare, or compare its variants exported at "
+                        "one size")
 
 
 def require_gpu_stack() -> None:
@@ -199,6 +208,7 @@ def compare_model(model: str | Path, output: str | Path, variant_specs=(), *, pl
     if variant_specs:
         return compare_variants(parse_variant_specs(variant_specs), output, plugins=plugins, runs=runs,
                                 warmup=warmup, echo=echo, **build_options)
+    _refuse_size_range(build_options)
     source = export_of(Path(model))
     _require_export(source)
     require_gpu_stack()  # before minutes of rewriting on the CPU

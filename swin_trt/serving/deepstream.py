@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .model_info import ModelInfo
-from .triton_bundle import PLUGIN_LOADING_NOTE, find_bundle_plugins
+from .triton_bundle import copy_plugins, find_bundle_plugins, plugin_loading_note
 
 CONFIG = "config_infer_swin.txt"
 LABELS = "labels.txt"
@@ -60,7 +60,8 @@ def nvinfer_config(model: ModelInfo, model_file: str, plugins: str | None, optio
     else:  # nvinfer builds the engine from the ONNX graph on first run (the plugins must be registered)
         lines.append(f"onnx-file={model_file}")
     if plugins is not None:
-        lines += ["# the swin-trt TensorRT plugins: nvinfer dlopens this library before it loads the model",
+        lines += ["# the swin-trt TensorRT plugins: nvinfer dlopens this library before it loads the model, and",
+                  "# loading it registers the plugins (they are in libswin_trt_plugins.so beside it)",
                   f"custom-lib-path={plugins}"]
     lines += [f"labelfile-path={LABELS}", f"batch-size={model.max_batch}",
               "# precision: 0 FP32, 1 INT8, 2 FP16 (a swin-trt engine is strongly typed: it runs as built)",
@@ -79,7 +80,7 @@ def write_deepstream_bundle(model: ModelInfo, folder: str | Path, options: DeepS
         raise UserError(f"{str(folder)!r} is not empty: pass a new folder with -o")
     plugins = find_bundle_plugins(model, options.plugins)
     model_file = "model.engine" if model.kind == "engine" else "model.onnx"
-    config = nvinfer_config(model, model_file, plugins.name if plugins else None, options)
+    config = nvinfer_config(model, model_file, plugins[1].name if plugins else None, options)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:  # all or nothing: the folder appears complete
@@ -87,8 +88,7 @@ def write_deepstream_bundle(model: ModelInfo, folder: str | Path, options: DeepS
         # nvinfer's classifier label file: one line per output layer, the classes separated by ';'
         (staging / LABELS).write_text(";".join(model.class_names) + "\n")
         shutil.copyfile(model.path, staging / model_file)
-        if plugins is not None:
-            shutil.copyfile(plugins, staging / plugins.name)
+        copy_plugins(plugins, staging)
         (staging / "README.md").write_text(_readme(model, plugins))
         if folder.exists():
             folder.rmdir()
@@ -98,7 +98,7 @@ def write_deepstream_bundle(model: ModelInfo, folder: str | Path, options: DeepS
     return folder / CONFIG
 
 
-def _readme(model: ModelInfo, plugins: Path | None) -> str:
+def _readme(model: ModelInfo, plugins: tuple[Path, Path] | None) -> str:
     height, width = model.image_size
     lines = ["# DeepStream bundle", "",
              f"Written by `swin-trt package --deepstream` from `{model.path.name}` ({model.kind}, {model.precision},"
@@ -116,5 +116,5 @@ def _readme(model: ModelInfo, plugins: Path | None) -> str:
                       f"it was built for ({(model.sidecar.get('gpu') or {}).get('name', '?')}): build it on the "
                       f"Jetson or server that runs DeepStream."]
     if plugins is not None:
-        lines += ["", PLUGIN_LOADING_NOTE.replace("the server", "nvinfer")]
+        lines += ["", plugin_loading_note(plugins, host="nvinfer")]
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """``swin-trt package MODEL --triton -o REPO``: a model repository for a production Triton server.
 
-* An engine becomes ``platform: "tensorrt_plan"``: ``<name>/1/model.plan`` with the plugin library beside it,
+* An engine becomes ``platform: "tensorrt_plan"``: ``<name>/1/model.plan`` with the plugin libraries beside it,
   dynamic batching sized from the engine's optimization profile, ``labels.txt``, and a README with the exact
-  ``tritonserver`` command that loads the plugins (``--backend-config=tensorrt,plugins=...``).
+  ``tritonserver`` command that loads the plugins (``--backend-config=tensorrt,plugins=...``: the registering
+  library, :data:`PLUGIN_LOADING_NOTE`).
 * An ONNX graph becomes its CPU twin, ``platform: "onnxruntime_onnx"``: the plugin nodes lowered to standard
   ONNX ops (:func:`swin_trt.ops.lowering.lower_plugins`), as ONNX Runtime needs.
 
@@ -25,15 +26,22 @@ from .model_config import ConfigSpec, Tensor, build_config, labels_text, write_c
 from .model_info import ModelInfo
 
 LABELS = "labels.txt"
-# Triton's TensorRT backend (tensorrt_backend src/tensorrt.cc) and DeepStream's nvinfer open a plugin library
-# with a plain dlopen; neither calls the library's getCreators() as IPluginRegistry::loadLibrary does.
+# Triton's TensorRT backend (tensorrt_backend src/shared_library.cc: dlopen RTLD_NOW | RTLD_LOCAL) and
+# DeepStream's nvinfer open a plugin library with a plain dlopen; neither calls the library's getCreators() as
+# IPluginRegistry::loadLibrary does. So bundles point them at libswin_trt_plugins_autoreg.so, which registers
+# the creators when it is loaded (plugins/README.md, "Hosts that only dlopen").
 PLUGIN_LOADING_NOTE = (
-    "Plugin loading: the server opens the plugin library with `dlopen` alone, so the library has to register "
-    "its plugin creators when it is loaded (a static registrar); a library that only exports `getCreators()` "
-    "(TensorRT's `loadLibrary` protocol) leaves them unregistered and the engine fails to deserialize with "
-    "\"plugin creator not found\". Build the engine with `swin-trt build --version-compatible` to carry the "
-    "plugins inside the plan instead.")
+    "Plugin loading: the server opens a plugin library with `dlopen` alone and never calls its `getCreators()`, "
+    "so it is given `{registering}`, which registers the swin_trt plugin creators with TensorRT's plugin registry "
+    "when it is loaded. The plugins themselves are in `{plugins}` beside it (found there through the registering "
+    "library's RUNPATH `$ORIGIN`): keep the two files together, both built for the server's TensorRT version.")
 SERVE_HINT = " Or serve it with `swin-trt serve`, which loads the library through TensorRT's registry."
+
+
+def plugin_loading_note(libraries: tuple[Path, Path], host: str = "the server") -> str:
+    """The README paragraph on how ``host`` loads the plugins from ``(plugin library, registering library)``."""
+    plugins, registering = libraries
+    return PLUGIN_LOADING_NOTE.format(plugins=plugins.name, registering=registering.name).replace("the server", host)
 
 
 @dataclass
@@ -44,8 +52,12 @@ class BundleOptions:
     instances: int = 1
 
 
-def find_bundle_plugins(model: ModelInfo, explicit: Path | None) -> Path | None:
-    """The plugin library a bundle must carry: ``explicit``, or the engine's own (checked by hash)."""
+def find_bundle_plugins(model: ModelInfo, explicit: Path | None) -> tuple[Path, Path] | None:
+    """The plugin libraries a bundle must carry: ``(plugin library, registering library beside it)``. The plugin
+    library is ``explicit`` (or the one beside an explicit registering library), or the engine's own; it is
+    checked against the hash the engine's manifest records."""
+    from ..plugin_library import AUTOREG_FILENAME, PLUGINS_FILENAME, find_registering_library
+
     if not model.plugin_ops and explicit is None:
         return None
     if explicit is not None:
@@ -53,6 +65,8 @@ def find_bundle_plugins(model: ModelInfo, explicit: Path | None) -> Path | None:
             raise UserError(f"--plugins {str(explicit)!r} does not exist: pass the libswin_trt_plugins.so the "
                             f"engine was built with")
         library = Path(explicit)
+        if library.name == AUTOREG_FILENAME:  # the registering library: the plugins are the ones beside it
+            library = library.with_name(PLUGINS_FILENAME)
     elif model.plugin_library is not None:
         library = model.plugin_library
     else:
@@ -60,10 +74,19 @@ def find_bundle_plugins(model: ModelInfo, explicit: Path | None) -> Path | None:
 
         library = find_plugin_library()
     record = model.sidecar.get("plugins") if model.kind == "engine" else None
+    if not library.is_file():
+        raise UserError(f"plugin library {str(library)!r} does not exist: pass the libswin_trt_plugins.so the "
+                        f"engine was built with (--plugins)")
     if record and record.get("sha256") and sha256_file(library) != record["sha256"]:
         raise UserError(f"plugin library {str(library)!r} is not the one {model.path.name} was built with (its "
                         f"sha256 differs from the manifest's): pass that build with --plugins, or rebuild the engine")
-    return library
+    return library, find_registering_library(library)
+
+
+def copy_plugins(libraries: tuple[Path, Path] | None, folder: Path) -> None:
+    """Both plugin libraries into ``folder`` (the registering one finds the plugin library beside itself)."""
+    for library in libraries or ():
+        shutil.copyfile(library, folder / library.name)
 
 
 def _io(model: ModelInfo, batched: bool) -> tuple[list[Tensor], list[Tensor]]:
@@ -109,8 +132,7 @@ def write_triton_bundle(model: ModelInfo, repository: str | Path, options: Bundl
         (staging / LABELS).write_text(labels_text(model.class_names))
         if engine:
             shutil.copyfile(model.path, staging / "1" / "model.plan")
-            if plugins is not None:
-                shutil.copyfile(plugins, staging / "1" / plugins.name)
+            copy_plugins(plugins, staging / "1")
         else:
             onnx.save_model(_cpu_twin(model.path), str(staging / "1" / "model.onnx"))
         staging.rename(repository / options.name)
@@ -132,12 +154,14 @@ def _cpu_twin(path: Path) -> onnx.ModelProto:
     return lower_plugins(ort_int8.cpu_copy(load_onnx(path)))
 
 
-def server_command(repository: Path, name: str, plugins: Path | None, version_compatible: bool = False) -> str:
-    """The ``tritonserver`` line that serves ``repository`` (and loads the plugin library, if any)."""
+def server_command(repository: Path, name: str, plugins: tuple[Path, Path] | None,
+                   version_compatible: bool = False) -> str:
+    """The ``tritonserver`` line that serves ``repository`` and, where the model has plugins, loads the
+    registering library of ``plugins`` (``(plugin library, registering library)``)."""
     command = f"tritonserver --model-repository {repository}"
     settings = []
     if plugins is not None:
-        settings.append(f"plugins={repository / name / '1' / plugins.name}")
+        settings.append(f"plugins={repository / name / '1' / plugins[1].name}")
     if version_compatible:
         settings.append("version-compatible=true")
     if settings:
@@ -145,7 +169,7 @@ def server_command(repository: Path, name: str, plugins: Path | None, version_co
     return command
 
 
-def _readme(model: ModelInfo, repository: Path, name: str, plugins: Path | None) -> str:
+def _readme(model: ModelInfo, repository: Path, name: str, plugins: tuple[Path, Path] | None) -> str:
     engine = model.kind == "engine"
     version_compatible = bool((model.sidecar.get("target") or {}).get("version_compatible"))
     command = server_command(repository, name, plugins, version_compatible)
@@ -159,8 +183,7 @@ def _readme(model: ModelInfo, repository: Path, name: str, plugins: Path | None)
              f"Written by `swin-trt package --triton`: {what}; {batch}.", "",
              "```", f"{name}/config.pbtxt", f"{name}/{LABELS}",
              f"{name}/1/{'model.plan' if engine else 'model.onnx'}"]
-    if plugins is not None:
-        lines.append(f"{name}/1/{plugins.name}")
+    lines += [f"{name}/1/{library.name}" for library in plugins or ()]
     lines += ["```", "", "Start the server (Triton's container or a Triton install"
               + (f" with TensorRT {model.sidecar.get('tensorrt', '?')}, the version the engine was built with; an "
                  f"engine runs only on the TensorRT and GPU generation it was built for):" if engine else
@@ -168,9 +191,9 @@ def _readme(model: ModelInfo, repository: Path, name: str, plugins: Path | None)
                  "Python backend):"),
               "", "```bash", command, "```", ""]
     if plugins is not None:
-        lines += [PLUGIN_LOADING_NOTE + SERVE_HINT + (" This engine is version-compatible and carries its plugins: "
-                                         "`version-compatible=true` lets TensorRT take them from the plan."
-                                         if version_compatible else ""), ""]
+        lines += [plugin_loading_note(plugins) + SERVE_HINT
+                  + (" This engine is version-compatible and carries its plugins: `version-compatible=true` lets "
+                     "TensorRT take them from the plan." if version_compatible else ""), ""]
     lines += ["Ask it from anywhere (the preprocessing and class names are in the config):", "", "```bash",
               f"swin-trt infer clip.mp4 --server http://HOST:8000 --model-name {name}", "```", "",
               f"Input `{model.input.name}`: {model.input.dtype} {model.input.shape} (batch first), RGB, "
