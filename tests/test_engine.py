@@ -397,7 +397,7 @@ def _plugin_library():
 
 
 def _compare_with_onnxruntime(onnx_path, engine_path, batch_sizes, **backend_options):
-    """Runs both on random inputs; returns the batch sizes the engine holds CUDA graphs for."""
+    """Runs both on random inputs; returns the batch sizes of the CUDA graphs the engine holds."""
     from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
     from swin_trt.backends.tensorrt import TensorRTBackend
 
@@ -410,7 +410,7 @@ def _compare_with_onnxruntime(onnx_path, engine_path, batch_sizes, **backend_opt
                 got, want = engine.infer(x), reference.infer(x)
                 assert [g.shape for g in got] == [w.shape for w in want]
                 assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) <= 1e-3
-        return sorted(engine.graphs)
+        return sorted(shape[0] for shape in engine.graphs)  # graphs are keyed by input shape
 
 
 @pytest.mark.tensorrt

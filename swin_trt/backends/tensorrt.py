@@ -104,13 +104,16 @@ class TensorRTBackend(Backend):
         self.input_name = inputs[0]
         self.output_names = [n for n in names if n != self.input_name]
         shape = tuple(engine.get_tensor_shape(self.input_name))
-        if shape[0] < 0:  # dynamic batch: the range of optimization profile 0
+        largest = shape
+        if any(d < 0 for d in shape):  # dynamic batch and/or size: the range of optimization profile 0
             low, _, high = engine.get_tensor_profile_shape(self.input_name, 0)
+            largest = tuple(high)
             self.min_batch, self.max_batch = low[0], high[0]
         else:
             self.min_batch = self.max_batch = shape[0]
-        self.input_shape = (None if shape[0] < 0 else shape[0], *shape[1:])
-        self.context.set_input_shape(self.input_name, (self.max_batch, *shape[1:]))
+        self.input_shape = tuple(None if d < 0 else d for d in shape)
+        # Buffers for the profile's largest input; each call then sets its own shape (infer).
+        self.context.set_input_shape(self.input_name, largest)
         self.host, self.device = {}, {}
         for name in names:
             dtype = engine.get_tensor_dtype(name)
@@ -133,8 +136,8 @@ class TensorRTBackend(Backend):
         for name in self.output_names:
             cuda.memcpy_dtoh_async(self.host[name][:int(np.prod(shapes[name]))], self.device[name], stream)
 
-    def _graph_for(self, batch: int, count: int, shapes: dict):
-        """The CUDA graph of one batch size; captured after an ordinary run did TensorRT's lazy setup."""
+    def _graph_for(self, batch: tuple, count: int, shapes: dict):
+        """The CUDA graph of one input shape; captured after an ordinary run did TensorRT's lazy setup."""
         if batch not in self.graphs:
             cudart, handle = self.cudart, self.stream.handle
             self._enqueue(count, shapes)
@@ -162,7 +165,7 @@ class TensorRTBackend(Backend):
             shapes = {name: tuple(self.context.get_tensor_shape(name)) for name in self.output_names}
             host_in[:batch.size] = batch.ravel()
             if self.cudart is not None:
-                _check(self.cudart.cudaGraphLaunch(self._graph_for(len(batch), batch.size, shapes),
+                _check(self.cudart.cudaGraphLaunch(self._graph_for(batch.shape, batch.size, shapes),
                                                    self.stream.handle), "cudaGraphLaunch")
             else:
                 self._enqueue(batch.size, shapes)

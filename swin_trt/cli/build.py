@@ -5,24 +5,9 @@ from pathlib import Path
 import click
 
 from ..engine import build_engine
-from ..engine.build import RANGE_EXAMPLE
 from ..engine.compare import DEFAULT_RUNS, DEFAULT_WARMUP, compare_model, format_comparison
 from ..errors import UserError
-from .options import ENGINE, flags, parse_img_size
-
-
-def parse_img_size_range(text: str | None):
-    """``"448x448:576x576:1024x1024"`` -> ``((448, 448), (576, 576), (1024, 1024))``; ``None`` stays ``None``."""
-    if text is None:
-        return None
-    parts = str(text).split(":")
-    if len(parts) != 3:
-        raise UserError(f"--img-size-range {text!r} is not MIN:OPT:MAX (three sizes N or HxW, e.g. "
-                        f"{RANGE_EXAMPLE})")
-    try:
-        return tuple(parse_img_size(part) for part in parts)
-    except UserError as exc:
-        raise UserError(f"--img-size-range {text!r}: {exc}") from None
+from .options import ENGINE, flags, parse_img_size_range
 
 
 @click.command()
@@ -35,9 +20,6 @@ def parse_img_size_range(text: str | None):
 @click.option("--opt-batch", type=int, help="Batch size TensorRT tunes for (dynamic batch; default: max).")
 @click.option("--max-batch", type=int,
               help="Largest batch (dynamic batch; default: the export's --dynamic-batch, else 8).")
-@click.option("--img-size-range", metavar="MIN:OPT:MAX",
-              help="Image sizes (HxW) of a graph with dynamic height and width (export --dynamic-size): the "
-                   f"engine runs from MIN to MAX and is tuned for OPT, e.g. {RANGE_EXAMPLE}.")
 @click.option("--builder-opt-level", type=click.IntRange(0, 5),
               help="0-5: higher searches longer for faster kernels (default 3).")
 @click.option("--version-compatible", is_flag=True, default=None,

@@ -10,7 +10,7 @@ from ..compiler.job import compile_model
 from ..compiler.options import CompileOptions, load_recipe
 from ..precision.defaults import COMPILE_PRECISIONS
 from .options import (CALIB_METHOD, CALIB_NUM, ENGINE, GATES, PREPROCESS_EPILOG, VARIANT, export_flags, flags,
-                      parse_img_size, preprocess_from, preprocess_options)
+                      parse_img_size, parse_img_size_range, preprocess_from, preprocess_options)
 
 _PATH = click.Path(path_type=Path)
 _GATES = ("min_agreement", "min_cosine", "max_acc_drop", "max_miou_drop")
@@ -80,6 +80,8 @@ def compile_(recipe, **flags):
     build = not settings.pop("no_build", False)
     if "img_size" in settings:
         settings["img_size"] = parse_img_size(settings["img_size"])
+    if "img_size_range" in settings:
+        settings["img_size_range"] = parse_img_size_range(settings["img_size_range"])
     for key in ("onnx", "checkpoint", "calib_data", "val_data", "val_masks", "plugins", "outdir"):
         if key in settings:
             settings[key] = Path(settings[key])

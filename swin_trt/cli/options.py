@@ -13,6 +13,7 @@ import click
 
 from ..data.model_input import PreprocessOptions
 from ..data.preprocess import INTERPOLATIONS, PRESETS, RESIZE_MODES
+from ..engine.build import RANGE_EXAMPLE
 from ..engine.targets import TARGETS
 from ..errors import UserError
 from ..precision.defaults import DEFAULT_CALIB_IMAGES
@@ -215,7 +216,24 @@ TARGET = Flag("--target", type=click.Choice(TARGETS), default="auto",
               help="Where the engine runs; auto detects Jetson Orin/Thor/Xavier, else server (also without a GPU).")
 WORKSPACE = Flag("--workspace", "workspace_gib", type=float, metavar="GiB",
                  help="Builder workspace limit (default: server 8, Thor 4, Orin 2, Xavier 1).")
-ENGINE = (PLUGINS, TARGET, WORKSPACE)
+IMG_SIZE_RANGE = Flag("--img-size-range", metavar="MIN:OPT:MAX",
+                      help="Image sizes (HxW) of a graph with dynamic height and width (export --dynamic-size): the "
+                           f"engine runs from MIN to MAX and is tuned for OPT, e.g. {RANGE_EXAMPLE}.")
+ENGINE = (PLUGINS, TARGET, WORKSPACE, IMG_SIZE_RANGE)
+
+
+def parse_img_size_range(text: str | None):
+    """``"448x448:576x576:1024x1024"`` -> ``((448, 448), (576, 576), (1024, 1024))``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    parts = str(text).split(":")
+    if len(parts) != 3:
+        raise UserError(f"--img-size-range {text!r} is not MIN:OPT:MAX (three sizes N or HxW, e.g. "
+                        f"{RANGE_EXAMPLE})")
+    try:
+        return tuple(parse_img_size(part) for part in parts)
+    except UserError as exc:
+        raise UserError(f"--img-size-range {text!r}: {exc}") from None
 
 
 def export_flags(recipe: bool = False):

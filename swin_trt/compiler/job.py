@@ -189,8 +189,8 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
 
     def build() -> str:
         build_options = dict(plugins=options.plugins, target=options.target, workspace_gib=options.workspace_gib,
-                             max_batch=options.dynamic_batch)
-        if options.compare:
+                             max_batch=options.dynamic_batch, img_size_range=options.img_size_range)
+        if options.compare and options.img_size_range is None:  # variants are timed at one size only
             from .variants import build_fastest
 
             return build_fastest(options, files, calib_data, val_data, build_options, echo)
@@ -202,7 +202,8 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
     stages.append(Stage("build", [files.engine, sidecar_path(files.engine)], lambda: {
         "input": sha256_file(files.final), "export": sha256_file(files.exported) if options.compare else None,
         "plugins": _plugin_library_sha(options.plugins), "target": options.target,
-        "workspace": options.workspace_gib, "compare": options.compare, "swin_trt": version}, build,
+        "workspace": options.workspace_gib, "img_size_range": options.img_size_range, "compare": options.compare,
+        "swin_trt": version}, build,
         unavailable=lambda: no_engine, note="no engine: TensorRT or a GPU is missing (see above)"))
 
     def candidates() -> list[Path]:

@@ -34,6 +34,7 @@ class CompileOptions:
     plugins: Path | None = None
     target: str = "auto"
     workspace_gib: float | None = None
+    img_size_range: tuple | None = None  # ((h, w) min, opt, max) for a graph with dynamic height and width
     build: bool = True
     force: bool = False
     gates: dict = field(default_factory=dict)  # min_agreement, min_cosine, max_acc_drop, max_miou_drop
