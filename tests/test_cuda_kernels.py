@@ -8,8 +8,8 @@ Covers every kernel and dtype: random shapes, non-square windows and padded maps
 orders, batches up to 32 (Swin-T/Swin-B stage shapes), one node's attributes at every stage map of a backbone of
 any size (448x448, 512x640), unaligned pointers (narrower vector paths), non-default streams; attention in
 float32 and float16, V1 and cosine mode (Swin V2; float16 within 2e-3 of the float32 reference, relative to
-the largest output). Needs only torch, numpy and pytest (no conftest fixtures; cosine mode's expectation comes
-from ``tests/cosine_reference.py``): ``scripts/gpu_check.sh`` runs it with ``--noconftest`` on a bare GPU
+the largest output). Needs only torch, numpy and pytest (no conftest fixtures; cosine mode's head scales come
+from ``tests/v2_head_scales.py``): ``scripts/gpu_check.sh`` runs it with ``--noconftest`` on a bare GPU
 machine.
 """
 
@@ -218,7 +218,7 @@ COSINE_CASES = [  # (B, heads, head_dim, window, shift, Hp, Wp): Swin V2 shapes 
 @pytest.mark.parametrize("case", COSINE_CASES, ids=_attention_id)
 def test_cosine_attention_matches_reference(capi, case, dtype):
     """Cosine mode (Swin V2): per-head scales up to 100 and a continuous-position-bias table in (0, 16)."""
-    from cosine_reference import cosine_qkv, head_scales
+    from v2_head_scales import head_scales
 
     batch, heads, head_dim, window, shift, grid_h, grid_w = case
     generator = torch.Generator().manual_seed(heads * 100 + head_dim + 1)
@@ -229,8 +229,8 @@ def test_cosine_attention_matches_reference(capi, case, dtype):
     scales = head_scales(heads)
     out = plugin_library.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, grid_h, grid_w, lib=capi,
                                         head_scale=scales)
-    expect = reference.window_attention(cosine_qkv(qkv.float().numpy(), heads, scales), table.numpy(), heads, window,
-                                        shift, grid_h, grid_w, 1.0)
+    expect = reference.window_attention(qkv.float().numpy(), table.numpy(), heads, window, shift, grid_h, grid_w, 1.0,
+                                        cosine=1, head_scale=scales)
     error = np.abs(out.float().cpu().numpy() - expect).max() / np.abs(expect).max()
     assert error <= (2e-3 if dtype == "float16" else 1e-4), f"relative error {error:.3g}"
 

@@ -85,13 +85,14 @@ def attention_case(window, shift, grid, heads=2, head_dim=4, batch=2, seed=0):
 def test_attention_with_feature_map_at_every_size(window, shift):
     _, table, attrs = attention_case(window, shift, (7, 7))
     init = onnx.numpy_helper.from_array(table, "table")
-    model = plugin_model(schema.ATTENTION, attrs, [("qkv", TensorProto.FLOAT, ["r", window[0] * window[1], 24]),
-                                                   feature_map_input()],
-                         node_inputs=["qkv", "table", "fm"], inits=[init])
+    shifted = any(shift)  # an unshifted node has no mask and takes no feature map (op contract)
+    model = plugin_model(schema.ATTENTION, attrs, [("qkv", TensorProto.FLOAT, ["r", window[0] * window[1], 24])]
+                         + [feature_map_input()] * shifted,
+                         node_inputs=["qkv", "table", "fm"][:2 + shifted], inits=[init])
     for size in SIZES:
         grid = reference.padded_size(*size, window)
         qkv, _, _ = attention_case(window, shift, grid, seed=sum(size))
-        got = run(model, {"qkv": qkv, "fm": np.zeros((2, *size, 1), np.float32)})
+        got = run(model, {"qkv": qkv, **({"fm": np.zeros((2, *size, 1), np.float32)} if shifted else {})})
         expected = reference.window_attention(qkv, table, height=grid[0], width=grid[1], **attrs)
         np.testing.assert_allclose(got, expected, atol=2e-5, rtol=0)
 
@@ -123,3 +124,78 @@ def test_size_comes_from_one_place():
     schema.check_attributes(schema.ATTENTION, dict(attention, shift_size=(0, 0)), "n", num_inputs=2)  # no mask
     with pytest.raises(schema.PluginAttributeError, match="cannot know the spatial size"):
         schema.check_attributes(schema.ATTENTION, dict(attention, shift_size=(3, 3)), "n", num_inputs=2)
+
+
+def cosine_attrs(heads, head_dim=4, **extra):
+    scales = np.linspace(1.5, 100.0, heads).astype(np.float32) if heads > 1 else np.array([100.0], np.float32)
+    return dict(num_heads=heads, scale=1.0, cosine=1, head_scale=[float(s) for s in scales], **extra)
+
+
+def torch_cosine_attention(qkv, table, attrs, grid):
+    """Swin V2's attention as timm writes it (F.normalize, logit scale, bias, mask, softmax), in torch: an
+    oracle that shares nothing with swin_trt.ops.reference but the mask."""
+    import torch
+    import torch.nn.functional as F
+
+    heads, window = attrs["num_heads"], attrs["window_size"]
+    rows, tokens, three_c = qkv.shape
+    q, k, v = torch.from_numpy(qkv).reshape(rows, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+    attn = attn * torch.tensor(attrs["head_scale"]).reshape(1, heads, 1, 1)
+    index = torch.from_numpy(reference.relative_position_index(window).reshape(-1))
+    attn = attn + torch.from_numpy(table)[index].reshape(tokens, tokens, heads).permute(2, 0, 1)[None]
+    mask = reference.attention_mask(window, attrs["shift_size"], *grid)
+    if mask is not None:
+        attn = (attn.reshape(-1, mask.shape[0], heads, tokens, tokens) + torch.from_numpy(mask)[None, :, None])
+        attn = attn.reshape(rows, heads, tokens, tokens)
+    out = attn.softmax(-1) @ v
+    return out.transpose(1, 2).reshape(rows, tokens, three_c // 3).numpy()
+
+
+@pytest.mark.parametrize("window,shift", GEOMETRIES)
+def test_cosine_attention_reference_lowering_and_torch_agree(window, shift):
+    """Cosine mode (Swin V2): the numpy contract equals timm's formula in torch; the lowering equals the
+    contract, with the size in attributes and, in a graph of any size, from the feature map."""
+    attrs = cosine_attrs(2, window_size=window, shift_size=shift)
+    grid = reference.padded_size(10, 13, window)
+    qkv, table, _ = attention_case(window, shift, grid, seed=3)
+    qkv[0, 0, :4] = 0  # an all-zero q row: the norm's floor, no NaN
+    expected = reference.window_attention(qkv, table, height=grid[0], width=grid[1], **attrs)
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(expected, torch_cosine_attention(qkv, table, attrs, grid), atol=2e-5, rtol=0)
+    init = onnx.numpy_helper.from_array(table, "table")
+    static = plugin_model(schema.ATTENTION, dict(attrs, height=grid[0], width=grid[1]),
+                          [("qkv", TensorProto.FLOAT, list(qkv.shape))], node_inputs=["qkv", "table"], inits=[init])
+    np.testing.assert_allclose(run(static, {"qkv": qkv}), expected, atol=2e-5, rtol=0)
+    node_inputs = ["qkv", "table", "fm"] if any(shift) else ["qkv", "table"]
+    inputs = [("qkv", TensorProto.FLOAT, ["r", window[0] * window[1], 24])] + [feature_map_input()] * any(shift)
+    any_size = plugin_model(schema.ATTENTION, attrs, inputs, node_inputs=node_inputs, inits=[init])
+    for size in SIZES:
+        grid = reference.padded_size(*size, window)
+        qkv, _, _ = attention_case(window, shift, grid, seed=sum(size))
+        feeds = {"qkv": qkv, **({"fm": np.zeros((2, *size, 1), np.float32)} if any(shift) else {})}
+        want = reference.window_attention(qkv, table, height=grid[0], width=grid[1], **attrs)
+        np.testing.assert_allclose(run(any_size, feeds), want, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(cosine=2), "cosine=2 is out of range"),
+    (dict(head_scale=None), "lacks attribute head_scale"),
+    (dict(head_scale=[2.0]), "one value per head"),
+    (dict(head_scale=[2.0, 100.5]), r"head_scale\[1\] = 100.5 is out of range"),
+    (dict(head_scale=[float("nan"), 2.0]), r"head_scale\[0\] = nan is out of range"),
+    (dict(head_scale=[0.0, 2.0]), r"head_scale\[0\] = 0.0"),
+    (dict(scale=0.5), "exactly 1.0 with cosine = 1"),
+    (dict(cosine=0), "head_scale is only for cosine = 1"),
+])
+def test_cosine_fields_are_checked_with_the_node_and_attribute_named(change, message):
+    attrs = dict(cosine_attrs(2, window_size=(4, 4), shift_size=(0, 0)), **change)
+    attrs = {key: value for key, value in attrs.items() if value is not None}
+    with pytest.raises(schema.PluginAttributeError, match=message):
+        schema.check_attributes(schema.ATTENTION, attrs, "node 'blocks.0.attn'", num_inputs=2)
+
+
+def test_unshifted_attention_takes_no_feature_map():
+    attrs = dict(num_heads=2, window_size=(7, 7), shift_size=(0, 0), scale=0.5)
+    with pytest.raises(schema.PluginAttributeError, match="takes only qkv and the bias table"):
+        schema.check_attributes(schema.ATTENTION, attrs, "n", num_inputs=3)

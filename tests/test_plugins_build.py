@@ -280,7 +280,7 @@ COSINE_CASES = [  # (B, heads, head_dim, window, shift, Hp, Wp): Swin V2's windo
 def test_emulated_cosine_attention_matches_reference(emulated, case, dtype, bias_dtype):
     """Cosine mode (Swin V2) through the C ABI: per-head scales up to 100, a continuous-position-bias table
     (values in (0, 16)), shifted and not, float32 and float16."""
-    from cosine_reference import cosine_qkv, head_scales
+    from v2_head_scales import head_scales
 
     batch, heads, head_dim, window, shift, grid_h, grid_w = case
     rng = np.random.default_rng(head_dim * 11 + heads)
@@ -294,8 +294,8 @@ def test_emulated_cosine_attention_matches_reference(emulated, case, dtype, bias
         _ptr(qkv), _CODES[qkv.dtype], _ptr(table), _CODES[table.dtype], _ptr(out), rows, heads, head_dim, *window,
         *shift, grid_h, grid_w, plugin_library.head_scale_array(scales), None)
     plugin_library.check_status(emulated, status, "cosine attention")
-    expect = reference.window_attention(cosine_qkv(qkv, heads, scales), table.astype(np.float32), heads, window,
-                                        shift, grid_h, grid_w, 1.0)
+    expect = reference.window_attention(qkv.astype(np.float32), table.astype(np.float32), heads, window,
+                                        shift, grid_h, grid_w, 1.0, cosine=1, head_scale=scales)
     error = np.abs(out.astype(np.float32) - expect).max() / np.abs(expect).max()
     assert error <= (2e-3 if dtype == np.float16 else 1e-5), f"relative error {error:.3g}"
 
@@ -304,7 +304,7 @@ def test_emulated_cosine_attention_matches_reference(emulated, case, dtype, bias
 def test_emulated_cosine_attention_of_one_node_at_every_size(emulated, pad_first):
     """A V2 block of a backbone of any size: partition, cosine attention on the grid the map rounds up to,
     reverse; at several sizes, against the reference."""
-    from cosine_reference import cosine_qkv, head_scales
+    from v2_head_scales import head_scales
 
     window, shift, heads, head_dim = (8, 8), (4, 4), 2, 8
     rng = np.random.default_rng(int(pad_first) + 7)
@@ -319,7 +319,7 @@ def test_emulated_cosine_attention_of_one_node_at_every_size(emulated, pad_first
                                                            head_dim, *window, *shift, *grid,
                                                            plugin_library.head_scale_array(scales), None)
         plugin_library.check_status(emulated, status, "cosine attention")
-        expect = reference.window_attention(cosine_qkv(qkv, heads, scales), table, heads, window, shift, *grid, 1.0)
+        expect = reference.window_attention(qkv, table, heads, window, shift, *grid, 1.0, cosine=1, head_scale=scales)
         np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-5 * np.abs(expect).max())
         merged = _emu_reverse(emulated, out, window, shift, pad_first, height, width)
         np.testing.assert_array_equal(merged, reference.window_reverse(out, window, shift, pad_first, height, width))

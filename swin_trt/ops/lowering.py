@@ -225,7 +225,12 @@ def _lower_attention(node: gs.Node, build: _Builder) -> None:
     x = build("Reshape", [x, build.const("qkv_shape", np.array([0, 0, 3, heads, -1], np.int64))])
     x = build("Transpose", [x], perm=[2, 0, 3, 1, 4])  # (3, R, heads, N, hd)
     q, k, v = (build("Gather", [x, build.const(f"pick_{i}", np.array(i, np.int64))], axis=0) for i in range(3))
-    q = build("Mul", [q, build.const("scale", np.array(attrs["scale"], np.float32))])
+    if int(attrs.get("cosine", 0)):  # Swin V2: head_scale[h] * normalize(q) . normalize(k)
+        q, k = (_normalize(build, t) for t in (q, k))
+        scales = np.asarray(attrs["head_scale"], np.float32).reshape(heads, 1, 1) * np.float32(attrs["scale"])
+        q = build("Mul", [q, build.const("head_scale", scales)])
+    else:
+        q = build("Mul", [q, build.const("scale", np.array(attrs["scale"], np.float32))])
     logits = build("MatMul", [q, build("Transpose", [k], perm=[0, 1, 3, 2])])
     # Relative position bias: gather the table with the contract's index -> (heads, N, N).
     rpi = reference.relative_position_index(window).reshape(-1).astype(np.int64)
@@ -241,6 +246,16 @@ def _lower_attention(node: gs.Node, build: _Builder) -> None:
     context = build("Transpose", [build("MatMul", [probs, v])], perm=[0, 2, 1, 3])  # (R, N, heads, hd)
     context = build("Reshape", [context, build.const("out_shape", np.array([0, 0, -1], np.int64))])
     build("CastLike", [context, qkv], outputs=[out])
+
+
+def _normalize(build: _Builder, x):
+    """``x / max(||x||_2, 1e-12)`` over the last axis (torch.nn.functional.normalize)."""
+    # Mul + ReduceSum + Sqrt, not ReduceL2: ReduceSum takes its axes as an input from opset 13, ReduceL2 from 18
+    squares = build("ReduceSum", [build("Mul", [x, x]), build.const("last_axis", np.array([-1], np.int64))],
+                    keepdims=1)
+    norm = build("Sqrt", [squares])
+    norm = build("Max", [norm, build.const("eps", np.array(reference.NORM_EPSILON, np.float32))])
+    return build("Div", [x, norm])
 
 
 def _add_shift_mask(build: _Builder, logits, hp: _Int, wp: _Int, window, shift, heads: int):

@@ -30,6 +30,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 MASK_VALUE = -100.0  # what the original Swin adds between tokens of different shifted regions
+NORM_EPSILON = 1e-12  # cosine mode: torch.nn.functional.normalize's floor on the norm
 
 Pair = Tuple[int, int]
 
@@ -183,11 +184,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return logits
 
 
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), np.float32(NORM_EPSILON))
+
+
 def window_attention(qkv: np.ndarray, bias_table: np.ndarray, num_heads: int, window_size, shift_size,
-                     height: int, width: int, scale: float) -> np.ndarray:
+                     height: int, width: int, scale: float, cosine: int = 0, head_scale=None) -> np.ndarray:
     """SwinWindowAttention: ``(B * nW, N, 3C)`` -> ``(B * nW, N, C)``, computed in float32.
 
-    ``height`` and ``width`` are the padded grid; the output keeps the input's dtype.
+    ``height`` and ``width`` are the padded grid; the output keeps the input's dtype. ``cosine`` (Swin V2):
+    ``head_scale[h] * normalize(q) . normalize(k)`` replaces ``scale * q . k`` (``scale`` is then 1).
     """
     window, shift = check_attributes(window_size, shift_size, "SwinWindowAttention")
     rows, tokens, three_c = qkv.shape
@@ -198,7 +204,12 @@ def window_attention(qkv: np.ndarray, bias_table: np.ndarray, num_heads: int, wi
                          f"and {num_heads} heads")
     data = qkv.astype(np.float32).reshape(rows, tokens, 3, num_heads, head_dim).transpose(2, 0, 3, 1, 4)
     q, k, v = data[0], data[1], data[2]  # (rows, heads, N, hd)
-    logits = (q * np.float32(scale)) @ k.transpose(0, 1, 3, 2)
+    if cosine:
+        scales = np.asarray(head_scale, np.float32).reshape(1, num_heads, 1, 1) * np.float32(scale)
+        q, k = _normalize(q) * scales, _normalize(k)
+    else:
+        q = q * np.float32(scale)
+    logits = q @ k.transpose(0, 1, 3, 2)
     logits += relative_position_bias(bias_table.astype(np.float32), window)[None]
     mask = attention_mask(window, shift, height, width)
     if mask is not None:

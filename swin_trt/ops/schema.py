@@ -35,6 +35,10 @@ SIZE_ATTRIBUTES = ("height", "width")  # INT each: reverse's output size; attent
 FEATURE_MAP_INPUT = {REVERSE: 1, ATTENTION: 2}
 MAX_TOKENS = 256  # N = wh * ww the CUDA attention kernel supports
 MAX_HEAD_DIM = 128  # C / num_heads the CUDA attention kernel supports (plugins/common/swin_kernels.h)
+# Cosine mode (Swin V2): ``cosine = 1`` plus ``head_scale``, one folded exp(min(logit_scale, log 100)) per head.
+COSINE_ATTRIBUTES = {"cosine": "int", "head_scale": "floats"}
+MAX_HEAD_SCALE = 100.0  # exp(log 100): V2 clamps its logit scale there
+MAX_COSINE_HEADS = 256  # the per-head scales travel in the kernel's parameters
 
 
 class PluginAttributeError(ValueError):
@@ -84,6 +88,10 @@ def check_attributes(op_type: str, attrs: dict, where: str, num_inputs: int | No
     if num_inputs is not None:
         given = [name for name in SIZE_ATTRIBUTES if name in attrs]
         if has_feature_map(op_type, num_inputs):
+            if not needs_size(op_type, attrs):
+                raise PluginAttributeError(
+                    f"{where} ({op_type}) is unshifted (no mask) but has a feature-map input (input "
+                    f"{FEATURE_MAP_INPUT[op_type]}): it takes only qkv and the bias table; drop the input")
             if given:
                 raise PluginAttributeError(
                     f"{where} ({op_type}) has both a feature-map input (input {FEATURE_MAP_INPUT[op_type]}) and "
@@ -116,3 +124,31 @@ def check_attributes(op_type: str, attrs: dict, where: str, num_inputs: int | No
             fail("height", f"height and width are the padded grid: multiples of the window {window}")
         if not float(attrs["scale"]) > 0:
             fail("scale", "> 0")
+        _check_cosine(attrs, where, fail)
+
+
+def _check_cosine(attrs: dict, where: str, fail) -> None:
+    """Cosine mode's fields: ``cosine`` 0/1, ``head_scale`` iff cosine, one per head in (0, 100], scale 1."""
+    cosine = int(attrs.get("cosine", 0))
+    if cosine not in (0, 1):
+        fail("cosine", "0 (Swin V1 attention) or 1 (scaled cosine attention, Swin V2)")
+    if not cosine:
+        if "head_scale" in attrs:
+            raise PluginAttributeError(f"{where} ({ATTENTION}): attribute head_scale is only for cosine = 1; "
+                                       f"drop it or set cosine = 1")
+        return
+    if "head_scale" not in attrs:
+        raise PluginAttributeError(f"{where} ({ATTENTION}) has cosine = 1 but lacks attribute head_scale "
+                                   f"(one exp(min(logit_scale, log 100)) per head)")
+    scales = [float(v) for v in attrs["head_scale"]]
+    heads = int(attrs["num_heads"])
+    if len(scales) != heads:
+        fail("head_scale", f"one value per head: {heads} values, not {len(scales)}")
+    if heads > MAX_COSINE_HEADS:
+        fail("num_heads", f"at most {MAX_COSINE_HEADS} heads in cosine mode")
+    for index, value in enumerate(scales):
+        if not 0 < value <= MAX_HEAD_SCALE:  # also refuses NaN
+            raise PluginAttributeError(f"{where} ({ATTENTION}): head_scale[{index}] = {value!r} is out of range: "
+                                       f"finite, > 0 and <= {MAX_HEAD_SCALE:g}")
+    if float(attrs["scale"]) != 1.0:
+        fail("scale", "exactly 1.0 with cosine = 1 (head_scale carries the scale)")

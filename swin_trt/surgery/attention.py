@@ -8,6 +8,12 @@ padded grid come from the partition that feeds the projections. The bias table i
 graph by probing: the logits path evaluated on zero logits yields bias + mask; the mask is known from the
 attributes, and every table entry appears in a full window, so the table is read back exactly and checked.
 The whole region is then probed on random qkv against the op contract.
+
+Swin V2's scaled cosine attention (timm, torchvision, Hugging Face: ``F.normalize`` on q and k, the logits
+times ``exp(min(logit_scale, log 100))`` per head, a bias table computed by the CPB MLP) matches the same way:
+the normalizations are recognised on the q and k operands; the per-head scale is read off the logits path
+(its value on ones minus on zeros); the CPB MLP is a constant subgraph, folded before matching, so the table
+is read back like V1's. The node then carries ``cosine = 1`` and ``head_scale`` (op contract, cosine mode).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from .windows import WindowMatch
 
 _LOGIT_OPS = {"Add", "Reshape", "Mul", "Div", "Sub", "Cast"}
 _SPLIT_OPS = {"Gather", "Squeeze", "Split", "Slice", "Transpose", "Reshape", "Unsqueeze", "Mul", "Div"}
+_NORM_OPS = {"ReduceL2", "ReduceSum", "ReduceSumSquare", "Mul", "Pow", "Sqrt", "Clip", "Max", "Expand", "Cast"}
 ATOL = 1e-4
 
 
@@ -75,29 +82,56 @@ def _context_end(softmax: gs.Node):
     return None, None
 
 
+def _normalized_source(tensor):
+    """``x`` when ``tensor`` is ``x`` divided by its own L2 norm (``F.normalize``, exported as ReduceL2 or
+    Mul/Pow + ReduceSum + Sqrt, then Clip or Max, maybe Expand, then Div), else None."""
+    node = producer(tensor)
+    if node is None or node.op != "Div" or len(_variable_inputs(node)) != 2:
+        return None
+    source, norm = node.inputs
+    reduced = False
+    while (step := producer(norm)) is not None and step.op in _NORM_OPS:
+        variables = _variable_inputs(step)
+        reduced = reduced or step.op.startswith("Reduce")
+        if variables and all(v is source for v in variables):
+            return source if reduced else None
+        if not variables:
+            return None
+        norm = variables[0]  # Expand's, Clip's and Max's data input comes first
+    return None
+
+
 def _projection_output(tensor):
-    """Walk up from a q, k or v operand through head splits and scalings to the first (rows, N, *) tensor."""
+    """Walk up from a q, k or v operand through head splits, scalings and an L2 normalization to the first
+    (rows, N, *) tensor; also whether the operand was normalized on the way (Swin V2's cosine attention)."""
+    normalized = False
     while (node := producer(tensor)) is not None:
         if tensor.shape is not None and len(tensor.shape) == 3:
-            return tensor
+            return tensor, normalized
+        source = _normalized_source(tensor)
+        if source is not None:
+            tensor, normalized = source, True
+            continue
         variables = _variable_inputs(node)
         if node.op not in _SPLIT_OPS or len(variables) != 1:
-            return None
+            return None, normalized
         tensor = variables[0]
-    return tensor if tensor.shape is not None and len(tensor.shape) == 3 else None
+    return (tensor if tensor.shape is not None and len(tensor.shape) == 3 else None), normalized
 
 
 def _qkv_inputs(qk: gs.Node, pv: gs.Node, channels: int):
-    """[qkv] when q, k and v are cut from one (rows, N, 3C) tensor; [q, k, v] when each is its own (rows, N,
-    C) projection; None otherwise."""
-    sources = [_projection_output(t) for t in (qk.inputs[0], qk.inputs[1], pv.inputs[1])]
-    if any(s is None for s in sources):
-        return None
+    """``(inputs, cosine)``: inputs [qkv] when q, k and v are cut from one (rows, N, 3C) tensor, [q, k, v] when
+    each is its own (rows, N, C) projection, else None; cosine when q and k (and only they) are normalized."""
+    found = [_projection_output(t) for t in (qk.inputs[0], qk.inputs[1], pv.inputs[1])]
+    sources, normalized = [f[0] for f in found], [f[1] for f in found]
+    if any(s is None for s in sources) or normalized not in ([False] * 3, [True, True, False]):
+        return None, False
+    cosine = normalized[0]
     if all(s is sources[0] for s in sources) and sources[0].shape[-1] == 3 * channels:
-        return sources[:1]
+        return sources[:1], cosine
     if len({s.name for s in sources}) == 3 and all(s.shape[-1] == channels for s in sources):
-        return sources
-    return None
+        return sources, cosine
+    return None, False
 
 
 def feeding_partition(start: gs.Variable, partitions: dict) -> WindowMatch | None:
@@ -138,9 +172,15 @@ def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, 
     mask = reference.attention_mask(window, shift, *grid)
     bias, exact = added[0], np.ones((tokens, tokens), bool)
     if mask is not None:
-        added = added.reshape(-1, mask.shape[0], heads, tokens, tokens)
-        bias, exact = _unmasked_bias(added[0], mask)
-        added = (added - mask[None, :, None]).reshape(-1, heads, tokens, tokens)
+        # Hugging Face's Swinv2 adds the mask twice (-200 between regions): after the softmax that is the
+        # contract's -100 (both weights underflow to 0 next to logits of order 1); the probe below checks it.
+        for times in (1, 2):
+            per_window = added.reshape(-1, mask.shape[0], heads, tokens, tokens)
+            bias, exact = _unmasked_bias(per_window[0], times * mask)
+            unmasked = (per_window - times * mask[None, :, None]).reshape(-1, heads, tokens, tokens)
+            if np.allclose(unmasked, bias[None], atol=1e-5):
+                break
+        added = unmasked
     if not np.allclose(added, bias[None], atol=1e-5):
         return None, "the additive term differs between windows beyond the shift mask"
     index = reference.relative_position_index(window)
@@ -150,6 +190,21 @@ def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, 
     if not np.allclose(reference.relative_position_bias(table, window), bias, atol=1e-5):
         return None, "the additive term is not a relative position bias"
     return table, ""
+
+
+def _recover_head_scale(logits: Region, qk: gs.Node, rows: int, heads: int, tokens: int):
+    """Cosine attention's scale per head, read off the logits path: its value on ones minus its value on zeros
+    (the bias and mask cancel). V2's ``exp(min(logit_scale, log 100))`` is a constant there once folded."""
+    shape = (rows, heads, tokens, tokens)
+    name = qk.outputs[0].name
+    slope = (logits.run({name: np.ones(shape, np.float32)}).reshape(shape).astype(np.float64)
+             - logits.run({name: np.zeros(shape, np.float32)}).reshape(shape))
+    scale = slope.mean(axis=(0, 2, 3))
+    if not np.allclose(slope, scale[None, :, None, None], rtol=1e-4, atol=1e-4):
+        return None, "the scale of the cosine logits is not one constant per head"
+    if not all(0 < s <= schema.MAX_HEAD_SCALE * (1 + 1e-6) for s in scale):
+        return None, f"cosine logits scaled by {scale.min():.3g}..{scale.max():.3g}, outside (0, 100]"
+    return np.minimum(scale, schema.MAX_HEAD_SCALE).astype(np.float32), ""
 
 
 def find_attention(graph: gs.Graph, partitions: list[WindowMatch]):
@@ -171,7 +226,7 @@ def _match(graph, softmax, partitions):
     if qk is None or end is None:
         return None, "not the q.k -> softmax -> .v pattern"
     channels = end.shape[-1]
-    inputs = _qkv_inputs(qk, pv, channels) if isinstance(channels, int) else None
+    inputs, cosine = _qkv_inputs(qk, pv, channels) if isinstance(channels, int) else (None, False)
     if inputs is None:
         return None, "could not find the qkv tensor (B*nW, N, 3C) or the q, k, v projections (B*nW, N, C)"
     start = inputs[0]
@@ -194,6 +249,12 @@ def _match(graph, softmax, partitions):
         return None, reason
     attrs = dict(num_heads=heads, window_size=tuple(window), shift_size=tuple(shift), height=grid[0],
                  width=grid[1], scale=float((channels // heads) ** -0.5))
+    if cosine:
+        head_scale, reason = _recover_head_scale(Region(graph, [qk.outputs[0]], softmax.inputs[0]), qk, rows,
+                                                 heads, tokens)
+        if head_scale is None:
+            return None, reason
+        attrs.update(scale=1.0, cosine=1, head_scale=[float(s) for s in head_scale])
     region = Region(graph, inputs, end)
     if not region.self_contained:
         return None, "the attention region reads tensors other than qkv and constants"

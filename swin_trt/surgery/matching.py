@@ -60,9 +60,12 @@ def _window_key(match) -> tuple:
 
 def _differences(first, second) -> list[str]:
     """Size-independent attributes on which two matches of the same op disagree."""
-    names = ("window_size", "shift_size", "num_heads", "scale")
-    differ = [f"{n} {first.attrs[n]} vs {second.attrs[n]}" for n in names
-              if n in first.attrs and tuple(np.ravel(first.attrs[n])) != tuple(np.ravel(second.attrs[n]))]
+    names = ("window_size", "shift_size", "num_heads", "scale", "cosine")
+    differ = [f"{n} {first.attrs[n]} vs {second.attrs.get(n)}" for n in names
+              if n in first.attrs and tuple(np.ravel(first.attrs[n])) != tuple(np.ravel(second.attrs.get(n)))]
+    if "head_scale" in first.attrs and not np.allclose(first.attrs["head_scale"], second.attrs.get("head_scale", []),
+                                                       rtol=1e-5):
+        differ.append("head_scale")
     if isinstance(first, windows.WindowMatch) and not set(first.pad_orders) & set(second.pad_orders):
         differ.append(f"pad_first {first.pad_orders} vs {second.pad_orders}")
     if isinstance(first, attention.AttentionMatch) and (

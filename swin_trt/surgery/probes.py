@@ -5,6 +5,10 @@ Shape folding and window matching learn what the graph computes by running it, s
 sizes the model accepts. Candidates vary every dynamic dim between runs (batch 1/2, height and width over
 different residues modulo 2, 4, 7 and 12, never equal to each other) so that a value that depends on a dim
 differs between probes; sizes the graph rejects (a model that needs multiples of 32, say) are skipped.
+The third size of each set (with and without the multiples of 32) is large (one side near 600 px) so that
+the window count of every stage differs between the runs: with windows of 4 to 16 at strides 4 to 32, the
+first two sizes alone give the last stage the same count (6 windows of 4, 1 window of 16), and a count that
+never changes would be folded as a constant, wrong at other sizes.
 Dims that share a name (``torch.export`` ties equal dims) get equal values.
 """
 
@@ -17,7 +21,7 @@ import onnx
 
 BATCH_PROBES = (1, 2, 1, 1, 2)
 # (height, width) per candidate; the first two and the last two are multiples of 32 for strict models
-SPATIAL_PROBES = ((224, 320), (288, 256), (356, 228), (352, 192), (256, 384))
+SPATIAL_PROBES = ((224, 320), (288, 256), (356, 582), (352, 608), (256, 384))
 WANTED = {"batch": 2, "spatial": 3}  # runs to compare: enough to tell a varying value from a constant one
 
 
