@@ -50,12 +50,14 @@ class _Silent(_LineProgress):
         self.closed = True
 
 
-def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True, leave: bool = False):
-    """A bar for ``total`` steps: tqdm on a terminal, a closing summary line otherwise, nothing if disabled."""
+def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True, leave: bool = False,
+                 position: int | None = None):
+    """A bar for ``total`` steps: tqdm on a terminal, a closing summary line otherwise, nothing if disabled.
+    ``position``: the line of a nested bar (tqdm's)."""
     if not enabled:
         return _Silent(total, desc, unit)
     if interactive():
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
+        return tqdm(total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True, position=position)
     return _LineProgress(total, desc, unit)

@@ -11,16 +11,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..io import sha256_file
+from ..io import sha256_file, sidecar_path
 
-MANIFEST_SUFFIX = ".json"
 FLOAT_DTYPES = {"FLOAT": "fp32", "HALF": "fp16", "BF16": "bf16"}
 QUANTIZED_DTYPES = {"INT8": "int8", "FP8": "fp8", "INT4": "int4", "FP4": "fp4"}
 
 
 def manifest_path(engine_path: str | Path) -> Path:
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + MANIFEST_SUFFIX)
+    """``model.engine`` -> ``model.engine.json``: an engine's manifest sits where any artifact's sidecar does."""
+    return sidecar_path(engine_path)
 
 
 def enum_name(value) -> str:
