@@ -3,6 +3,9 @@
 1. UperNet on a Swin-T backbone (transformers, random weights built from a config), exported by plain
    ``torch.onnx.export`` at 576x576 (no sidecar), rewritten through the CLI with ``--strict``: plugin counts,
    rewrite time, max abs error and class-map agreement against the source on scikit-image's photos, latency.
+   Then INT8 through the CLI as a user would run it: ``calibrate`` on crops of scikit-image's other photos,
+   ``quantize --precision int8``, ``validate`` against the rewritten FP32 graph on the six photos above
+   (never calibrated on): SNR, logits cosine and class-map (pixel) agreement from its report.json.
 2. A Swin-T ``SwinBackbone`` exported with dynamic batch, height and width (at 512x640, where every stage is
    padded), rewritten once: the one graph against the source at 448x448 and 512x640, latency at each.
 
@@ -68,15 +71,51 @@ def export(kind: str, size, path: Path, dynamic: bool) -> float:
     return time.perf_counter() - start
 
 
-def rewrite_cli(source: Path, output: Path) -> tuple[float, dict, str]:
+def swin_trt(*args) -> tuple[float, str]:
+    """Run the CLI; its seconds and stdout (exit with its output on failure)."""
     start = time.perf_counter()
-    command = [sys.executable, "-c", "from swin_trt.cli import main; main()", "rewrite", str(source),
-               "-o", str(output), "--strict", "--fuse-attention"]
+    command = [sys.executable, "-c", "from swin_trt.cli import main; main()", *map(str, args)]
     result = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(result.stdout + result.stderr)
-    return seconds, json.loads(Path(f"{output}.json").read_text())["rewrite"], result.stdout
+    return time.perf_counter() - start, result.stdout
+
+
+def rewrite_cli(source: Path, output: Path) -> tuple[float, dict, str]:
+    seconds, printed = swin_trt("rewrite", source, "-o", output, "--strict", "--fuse-attention")
+    return seconds, json.loads(Path(f"{output}.json").read_text())["rewrite"], printed
+
+
+def save_photos(folder: Path, names) -> Path:
+    from PIL import Image
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.fromarray(np.asarray(getattr(data, name)())).convert("RGB").save(folder / f"{name}.png")
+    return folder
+
+
+# scikit-image's photos that ship in the wheel, other than PHOTOS (kidney, lily, eagle, skin need a download)
+CALIB_PHOTOS = ("camera", "cat", "horse", "logo", "coins", "page", "text", "moon", "retina", "brick", "grass",
+                "gravel", "colorwheel", "clock")
+
+
+def int8_cli(rewritten: Path, tmp: Path, calib_num: int) -> dict:
+    """calibrate -> quantize --precision int8 -> validate, as a user would; the INT8 row of report.json."""
+    calib = save_photos(tmp / "calib", CALIB_PHOTOS)
+    val = save_photos(tmp / "val", PHOTOS)
+    seconds = {"calibrate": swin_trt("calibrate", rewritten, "--data", calib, "--num", calib_num, "--batch", 2,
+                                     "-o", tmp / "calib.json")[0]}
+    int8 = tmp / "upernet.int8.onnx"
+    seconds["quantize"] = swin_trt("quantize", rewritten, "--precision", "int8", "--calib", tmp / "calib.json",
+                                   "-o", int8)[0]
+    seconds["validate"] = swin_trt("validate", "--reference", rewritten, "--candidate", int8, "--data", val,
+                                   "--batch", 2, "--layer-images", 0, "-o", tmp / "report")[0]
+    row = json.loads((tmp / "report" / "report.json").read_text())["candidates"][-1]
+    keys = ("precision", "snr_db", "cosine", "pixel_agreement", "max_abs_err")
+    return {"calib_images": len(list(calib.iterdir())), "eval_images": len(PHOTOS), "seconds": seconds,
+            **{k: row.get(k) for k in keys}}
 
 
 def median_ms(session, x, runs: int) -> float:
@@ -112,6 +151,8 @@ def compare(source: Path, rewritten: Path, size, runs: int) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--calib-num", type=int, default=14, help="calibration photos for the INT8 step")
+    parser.add_argument("--int8-only", action="store_true", help="stop after UperNet (skip the backbone)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/dense_rewrite.json"))
     args = parser.parse_args()
     result = {"machine": {"processor": platform.processor() or platform.machine(),
@@ -126,6 +167,11 @@ def main():
         result["upernet_swin_t_576"] = {"export_seconds": export_s, "rewrite_seconds": seconds,
                                         "plugins": report["plugins"], "unmatched": report["unmatched"],
                                         **compare(upernet, tmp / "upernet.rw.onnx", (576, 576), args.runs)}
+        result["upernet_swin_t_576"]["int8"] = int8_cli(tmp / "upernet.rw.onnx", tmp, args.calib_num)
+        if args.int8_only:
+            write_json(args.out, result)
+            print(json.dumps(result, indent=2))
+            return
         export_s = export("backbone", (512, 640), backbone, dynamic=True)
         seconds, report, printed = rewrite_cli(backbone, tmp / "backbone.rw.onnx")
         print(printed.splitlines()[0])
