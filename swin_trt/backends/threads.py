@@ -1,21 +1,28 @@
 """How many threads ONNX Runtime runs on, chosen by workload: the default is the fast one, said once.
 
 ONNX Runtime's own default (one intra-op thread per core, idle threads spinning) is right only when the model
-has the CPU to itself. Measured on a 2-core box (benchmarks/bench_threads.py, results/threads.json): video
-inference with that default reached 0.40 of model-only throughput, because decoding and ONNX Runtime fought
-for both cores; one ONNX Runtime thread left a core to the decoder and reached 0.92. So:
+has the CPU to itself: beside a video decoder its spinning threads take the decoder's core away. Measured on a
+2-core x86 box (``benchmarks/bench_pipeline.py --arch swin_demo --frames 240 --size 320x240 --batch 8``,
+``benchmarks/results/pipeline.json``; each fixed setting alternated with the default, ratios per pair):
 
-* ``stream`` (``infer`` on files, cameras, streams): a decoding thread runs beside the model all the time.
-  ONNX Runtime gets every core but one, and its threads may spin: the decoder has a core of its own.
+* both cores, spinning on (ONNX Runtime's default): 0.89x the default below;
+* one thread (the old advice, ``--threads 1``): 0.82-0.90x;
+* both cores, spinning off (the default): the fastest pipeline, about 120 fps, 0.76 of what the model alone
+  does with both cores (170 fps): decoding and preprocessing need CPU time the model cannot have.
+
+So every workload gives ONNX Runtime every core; what differs is spinning:
+
+* ``stream`` (``infer`` on files, cameras, streams): a decoding thread runs beside the model all the time, so
+  idle ONNX Runtime threads sleep instead of spinning, and the decoder runs whenever they wait.
 * ``batch`` (``validate``, ``calibrate``, ``quantize --precision best``): images are read between batches in
-  the same thread, never beside the model, so ONNX Runtime gets every core.
-* ``model`` (benchmarks of the model alone): every core.
+  the same thread, never beside the model: threads spin.
+* ``model`` (benchmarks of the model alone): every core, spinning.
 
-On 4-16 cores (a Jetson Orin has 6-12 Arm cores) the same rule holds: decoding one stream needs about one
-core, so ``stream`` leaves one; several streams or a heavy decoder (4K H.265) may want ``--threads`` lower.
-``--threads N`` (where a command has it) and the environment variable ``SWIN_TRT_THREADS=N`` override the
-choice, in that order; with an override that takes every core, ``stream`` turns spinning off so that the
-decoder is not starved.
+On 4-16 cores (a Jetson Orin has 6-12 Arm cores) the same reasoning holds: one stream's decoder needs a
+fraction of one core, and sleeping workers give it that core when it needs it. Several streams or a heavy decoder
+(4K H.265) may want ``--threads`` lower. ``--threads N`` (where a command has it) and the environment variable
+``SWIN_TRT_THREADS=N`` override the count, in that order; ``stream`` keeps spinning off whenever ONNX Runtime
+has every core, and allows it when an override leaves a core free.
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ def choose(workload: str, threads: int | None = None) -> ThreadPolicy:
     threads = threads or _from_environment()
     if threads is None:
         source = "default"
-        threads = max(1, cpus - 1) if workload == "stream" else cpus
+        threads = cpus
     # Beside a decoder, threads that spin on every core would take its core away.
     spinning = not (workload == "stream" and threads >= cpus and cpus > 1)
     return ThreadPolicy(workload, threads, spinning, source, cpus)

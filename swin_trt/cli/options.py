@@ -75,7 +75,8 @@ def threads_option(workload: str):
     """``--threads``: ONNX Runtime's threads for a command of ``workload`` (:mod:`swin_trt.backends.threads`)."""
     from ..backends.threads import ENV
 
-    defaults = {"stream": "every core but one, which decoding keeps", "batch": "every core"}
+    defaults = {"stream": "every core, idle threads sleeping so that decoding gets its turn",
+                "batch": "every core"}
     return click.option("--threads", type=click.IntRange(min=1),
                         help=f"ONNX Runtime threads. Default: {defaults[workload]} ({ENV}=N also sets it).")
 
