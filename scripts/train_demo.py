@@ -56,11 +56,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from swin_trt.data.preprocess import Preprocessing
+from swin_trt.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, Preprocessor
 from swin_trt.models import SwinConfig, SwinTransformer
 from swin_trt.models.checkpoint import apply_state, load_checkpoint
 from swin_trt.models.demo import DEMO_CONFIG, DEMO_NAME, DEMO_WEIGHTS, assets_dir
-from swin_trt.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 # class name -> file in skimage/data. Real photographs only (no synthetic charts, silhouettes or phantoms).
 CLASSES = (
@@ -352,23 +351,30 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def training_arguments(argv, description: str, outputs: str, batch_size: int, lr_help: str):
+    """The flags both demo trainers take, parsed: ``(parser, args, bundled)``; ``bundled`` when ``--out`` is the
+    package's assets folder (which ``--quick`` must never overwrite)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=assets_dir(),
-                        help="folder for swin_demo.{safetensors,json} and demo_images/ (default: %(default)s)")
+                        help=f"folder for {outputs} (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="default: %(default)s")
+    parser.add_argument("--lr", type=float, default=2e-3, help=f"{lr_help} (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     parser.add_argument("--quick", action="store_true",
                         help="3 steps and a tiny validation set: a smoke test of the pipeline, not a model")
     args = parser.parse_args(argv)
-
-    out = args.out
-    bundled = out.resolve() == assets_dir().resolve()
+    bundled = args.out.resolve() == assets_dir().resolve()
     if args.quick and bundled:
         parser.error("--quick would overwrite the bundled model with untrained weights: pass --out DIR")
+    return parser, args, bundled
+
+
+def main(argv=None) -> int:
+    parser, args, bundled = training_arguments(argv, __doc__.split("\n\n")[0],
+                                               "swin_demo.{safetensors,json} and demo_images/", 32,
+                                               "peak AdamW learning rate")
+    out = args.out
     steps = 3 if args.quick else args.steps
     batch = min(args.batch_size, 12) if args.quick else args.batch_size
     val_per_class = 2 if args.quick else VAL_PER_CLASS

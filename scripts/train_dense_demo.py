@@ -43,7 +43,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train_demo.py: shared cores, same numbers
 
-import argparse
 import json
 import platform
 import shutil
@@ -185,22 +184,10 @@ def evaluate_folder(folder: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=assets_dir(),
-                        help="folder for swin_demo_seg.{safetensors,json} and demo_seg/ (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=16, help="default: %(default)s")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW rate of the head (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    parser.add_argument("--quick", action="store_true",
-                        help="3 steps and a tiny validation set: a smoke test of the pipeline, not a model")
-    args = parser.parse_args(argv)
-
+    parser, args, bundled = classification.training_arguments(
+        argv, __doc__.split("\n\n")[0], "swin_demo_seg.{safetensors,json} and demo_seg/", 16,
+        "peak AdamW rate of the head")
     out = args.out
-    bundled = out.resolve() == assets_dir().resolve()
-    if args.quick and bundled:
-        parser.error("--quick would overwrite the bundled model with untrained weights: pass --out DIR")
     backbone_weights = assets_dir() / DEMO_WEIGHTS
     if not backbone_weights.is_file():
         parser.error(f"{backbone_weights} is missing: train swin_demo first (python scripts/train_demo.py)")
