@@ -203,3 +203,40 @@ def int8_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     del graph.node[:]
     graph.node.extend(nodes)
     return model
+
+
+# Graph-surgery helpers shared by test_surgery, test_surgery_v2 and test_dense_surgery.
+def export_peer(model, size, exporter, dynamic, path):
+    """``torch.onnx.export`` of someone's model as a user would (input ``input``, output ``logits``), loaded back."""
+    import warnings
+
+    import torch
+
+    x = torch.randn(2, 3, *size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            shapes = {"x": {0: torch.export.Dim("batch", min=1, max=8)}} if dynamic else None
+            program = torch.onnx.export(model.eval(), (x,), dynamo=True, opset_version=18, verbose=False,
+                                        dynamic_shapes=shapes, input_names=["input"], output_names=["logits"])
+            onnx.save_model(program.model_proto, str(path))
+        else:
+            axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None
+            torch.onnx.export(model.eval(), (x,), str(path), dynamo=False, opset_version=17,
+                              input_names=["input"], output_names=["logits"], dynamic_axes=axes)
+    return onnx.load(str(path))
+
+
+def photo_batch(photo_dir, size, count):
+    """``count`` preprocessed photos of ``photo_dir`` at ``size`` (repeated when there are fewer)."""
+    from swin_trt.data.images import list_images, open_rgb
+    from swin_trt.data.preprocess import Preprocessor
+
+    pre = Preprocessor(size)
+    images = [pre(open_rgb(item.path)) for item in list_images(photo_dir)]
+    return np.stack((images * 2)[:count])
+
+
+def run_first(session, x):
+    """The first output of an ONNX Runtime session on ``x`` (fed to its one input)."""
+    return session.run(None, {session.get_inputs()[0].name: x})[0]

@@ -15,7 +15,7 @@ from swin_trt.ops import schema
 from swin_trt.surgery.rewrite import rewrite
 
 from conftest import TINY
-from test_surgery import photos
+from conftest import photo_batch
 
 HF_SMALL = dict(embed_dim=TINY["embed_dim"], depths=list(TINY["depths"]), num_heads=list(TINY["num_heads"]))
 PER_OP = {schema.PARTITION: 8, schema.REVERSE: 8, schema.ATTENTION: 8}  # one of each per block, 8 blocks
@@ -50,7 +50,7 @@ def hf_model(kind, window=7, attn="sdpa"):
     return Outputs().eval()
 
 
-def export(model, size, exporter, path, dynamic=False, batch=1):
+def export_peer(model, size, exporter, path, dynamic=False, batch=1):
     """Plain torch.onnx.export as a user calls it; ``dynamic`` leaves batch, height and width dynamic."""
     x = torch.randn(batch, 3, *size)
     with warnings.catch_warnings():
@@ -76,7 +76,7 @@ def assert_equal_on_photos(original, rewritten, photo_dir, sizes, batches=(1,)):
     name = reference.get_inputs()[0].name
     for size in sizes:
         for batch in batches:
-            x = photos(photo_dir, size, batch)
+            x = photo_batch(photo_dir, size, batch)
             expected, got = reference.run(None, {name: x}), candidate.run(None, {name: x})
             assert len(expected) == len(got)
             for a, b in zip(expected, got):
@@ -112,7 +112,7 @@ def test_hugging_face_swin_static(tmp_path, photo_dir, kind, exporter):
     export the eager attention."""
     size = (160, 192)
     model = hf_model(kind, window=4, attn="eager" if exporter == "dynamo" else "sdpa")
-    original = export(model, size, exporter, tmp_path / "m.onnx")
+    original = export_peer(model, size, exporter, tmp_path / "m.onnx")
     rewritten, report = rewrite(original, strict=True, fuse_attention=True)
     assert_fully_rewritten(rewritten, report)
     heights = [r.attrs["height"] for r in report.replacements if r.op == schema.REVERSE]
@@ -126,7 +126,7 @@ def test_hugging_face_swin_static(tmp_path, photo_dir, kind, exporter):
 def test_upernet_swin_from_transformers_rewrites_strict_through_the_cli(cli, tmp_path, photo_dir):
     """The user's case: UperNet on a Swin backbone, plain torch.onnx.export at 576x576, no sidecar."""
     source = tmp_path / "upernet.onnx"
-    original = export(hf_model("upernet"), (576, 576), "torchscript", source)
+    original = export_peer(hf_model("upernet"), (576, 576), "torchscript", source)
     rewritten, printed = rewrite_through_cli(cli, source)
     assert "found 24 window ops: 8 SwinWindowAttention, 8 SwinWindowPartition, 8 SwinWindowReverse" in printed
     assert_equal_on_photos(original, rewritten, photo_dir, [(576, 576)])
@@ -150,7 +150,7 @@ def dynamic_backbone(impl, exporter):
 
 @pytest.mark.parametrize("impl,exporter", DYNAMIC_CASES, ids=["-".join(c) for c in DYNAMIC_CASES])
 def test_dynamic_size_backbone_is_rewritten_once_for_every_size(tmp_path, photo_dir, impl, exporter):
-    original = export(dynamic_backbone(impl, exporter), (512, 640), exporter, tmp_path / "m.onnx", dynamic=True,
+    original = export_peer(dynamic_backbone(impl, exporter), (512, 640), exporter, tmp_path / "m.onnx", dynamic=True,
                       batch=2)
     dims = [d.dim_param for d in original.graph.input[0].type.tensor_type.shape.dim]
     assert dims[0] and dims[2] and dims[3]  # batch, height and width are dynamic
@@ -195,7 +195,7 @@ def test_dynamic_graph_that_runs_at_no_probe_size_is_a_clear_error(cli, tmp_path
 
     model = SwinTransformer(SwinConfig(img_size=(256, 256), **TINY), features=True).eval()
     path = tmp_path / "m.onnx"
-    export(model, (256, 256), "torchscript", path, dynamic=True)
+    export_peer(model, (256, 256), "torchscript", path, dynamic=True)
     result = cli("rewrite", path, "-o", tmp_path / "out.onnx", expect=2)
     assert "could not evaluate the graph's shape arithmetic" in result.output
     assert "height=224, width=320" in result.output

@@ -4,7 +4,6 @@ plugins' CPU implementation and must equal the original on real photos."""
 
 import json
 import re
-import warnings
 
 import numpy as np
 import onnx
@@ -13,12 +12,10 @@ import pytest
 import torch
 
 from swin_trt.backends.onnxruntime import create_session
-from swin_trt.data.preprocess import Preprocessor
-from swin_trt.data.images import list_images, open_rgb
 from swin_trt.ops import schema
 from swin_trt.surgery.rewrite import rewrite
 
-from conftest import TINY
+from conftest import TINY, export_peer, photo_batch, run_first
 
 # Window 4 keeps the matrix fast. Square 128: every stage divides (32, 16, 8, 4). Non-square 96x112: stages
 # 24x28, 12x14, 6x7, 3x4, so the window divides none of the last three and timm shrinks it in stage 4.
@@ -43,32 +40,6 @@ def build_peer(impl, size):
     return SwinTransformer(SwinConfig(img_size=size, convention="timm", **CONFIG))
 
 
-def export(model, size, exporter, dynamic, path):
-    x = torch.randn(2, 3, *size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if exporter == "dynamo":
-            shapes = {"x": {0: torch.export.Dim("batch", min=1, max=8)}} if dynamic else None
-            program = torch.onnx.export(model.eval(), (x,), dynamo=True, opset_version=18, verbose=False,
-                                        dynamic_shapes=shapes, input_names=["input"], output_names=["logits"])
-            onnx.save_model(program.model_proto, str(path))
-        else:
-            axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None
-            torch.onnx.export(model.eval(), (x,), str(path), dynamo=False, opset_version=17,
-                              input_names=["input"], output_names=["logits"], dynamic_axes=axes)
-    return onnx.load(str(path))
-
-
-def photos(photo_dir, size, count):
-    pre = Preprocessor(size)
-    images = [pre(open_rgb(item.path)) for item in list_images(photo_dir)]
-    return np.stack((images * 2)[:count])
-
-
-def run(session, x):
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
 CASES = [(impl, exporter, dynamic, shape)
          for impl in ("ours", "timm", "torchvision") for exporter in ("torchscript", "dynamo")
          for dynamic, shape in ((False, "nonsquare"), (True, "square"))]
@@ -77,7 +48,7 @@ CASES = [(impl, exporter, dynamic, shape)
 @pytest.mark.parametrize("impl,exporter,dynamic,shape", CASES, ids=["-".join(map(str, c)) for c in CASES])
 def test_rewrite_matrix(tmp_path, photo_dir, impl, exporter, dynamic, shape):
     size = SIZES[shape]
-    original = export(build_peer(impl, size), size, exporter, dynamic, tmp_path / "m.onnx")
+    original = export_peer(build_peer(impl, size), size, exporter, dynamic, tmp_path / "m.onnx")
     rewritten, report = rewrite(original, fuse_attention=True)
     counts = report.counts()
     assert counts == {schema.PARTITION: 8, schema.REVERSE: 8, schema.ATTENTION: 8}, report.format()
@@ -95,12 +66,12 @@ def test_rewrite_matrix(tmp_path, photo_dir, impl, exporter, dynamic, shape):
     candidate = create_session(rewritten)
     batches = (1, 3) if dynamic else (2,)
     for batch in batches:
-        x = photos(photo_dir, size, batch)
-        assert np.abs(run(reference, x) - run(candidate, x)).max() <= 1e-4
+        x = photo_batch(photo_dir, size, batch)
+        assert np.abs(run_first(reference, x) - run_first(candidate, x)).max() <= 1e-4
 
 
 def test_no_fuse_attention_keeps_softmax(tmp_path):
-    original = export(build_peer("ours", SIZES["square"]), SIZES["square"], "torchscript", False,
+    original = export_peer(build_peer("ours", SIZES["square"]), SIZES["square"], "torchscript", False,
                       tmp_path / "m.onnx")
     rewritten, report = rewrite(original, fuse_attention=False)
     assert schema.ATTENTION not in report.counts()
@@ -113,7 +84,7 @@ def test_variants_keep_the_graph_exact(tmp_path, photo_dir, window_ops, fuse_att
     """Each plugin family is a choice; every combination computes what the original does. The default (no
     arguments) is partition/reverse as plugins and attention left native."""
     size = SIZES["nonsquare"]
-    original = export(build_peer("ours", size), size, "torchscript", False, tmp_path / "m.onnx")
+    original = export_peer(build_peer("ours", size), size, "torchscript", False, tmp_path / "m.onnx")
     options = {} if fuse_attention is None else {"fuse_attention": fuse_attention}
     rewritten, report = rewrite(original, window_ops=window_ops, **options)
     ops = [n.op_type for n in rewritten.graph.node]
@@ -131,8 +102,8 @@ def test_variants_keep_the_graph_exact(tmp_path, photo_dir, window_ops, fuse_att
     initializers = {i.name for i in rewritten.graph.initializer}
     assert all(n.input[1] in initializers for n in rewritten.graph.node if n.op_type == "Reshape")
     reference = ort.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
-    x = photos(photo_dir, size, 2)
-    assert np.abs(run(reference, x) - run(create_session(rewritten), x)).max() <= 1e-4
+    x = photo_batch(photo_dir, size, 2)
+    assert np.abs(run_first(reference, x) - run_first(create_session(rewritten), x)).max() <= 1e-4
 
 
 def test_unknown_window_ops_is_a_user_error(tmp_path):
@@ -153,21 +124,21 @@ def test_attention_with_heads_wider_than_the_plugin_is_left_with_the_reason(tmp_
     size = (32, 32)
     model = SwinTransformer(SwinConfig(img_size=size, embed_dim=256, depths=(2,), num_heads=(1,), window_size=4,
                                        num_classes=10))
-    original = export(model, size, "torchscript", False, tmp_path / "m.onnx")
+    original = export_peer(model, size, "torchscript", False, tmp_path / "m.onnx")
     rewritten, report = rewrite(original, fuse_attention=True)
     assert schema.ATTENTION not in report.counts() and report.counts()[schema.PARTITION] == 2
     assert [op for _, op, _ in report.unmatched] == ["Softmax", "Softmax"]
     assert all(reason == "head dim 256: the SwinWindowAttention plugin runs head dims 1 to 128"
                for _, _, reason in report.unmatched)
-    x = photos(photo_dir, size, 2)
-    np.testing.assert_allclose(run(create_session(rewritten), x), run(create_session(original), x), atol=1e-4)
+    x = photo_batch(photo_dir, size, 2)
+    np.testing.assert_allclose(run_first(create_session(rewritten), x), run_first(create_session(original), x), atol=1e-4)
     with pytest.raises(UserError, match="--strict: 2 window op.*head dim 256"):
         rewrite(original, fuse_attention=True, strict=True)
 
 
 def test_shrunk_windows_of_timm_are_matched(tmp_path):
     """At 96x112 the last stage is 3x4: timm shrinks the window to (3, 4) with no shift."""
-    original = export(build_peer("timm", SIZES["nonsquare"]), SIZES["nonsquare"], "torchscript", False,
+    original = export_peer(build_peer("timm", SIZES["nonsquare"]), SIZES["nonsquare"], "torchscript", False,
                       tmp_path / "m.onnx")
     _, report = rewrite(original)
     last = [r for r in report.replacements if r.op == schema.PARTITION][-1]

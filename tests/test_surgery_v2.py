@@ -19,7 +19,7 @@ from swin_trt.models.swin_v2 import CosineWindowAttention
 from swin_trt.ops import schema
 from swin_trt.surgery.rewrite import rewrite
 
-from test_surgery import export, photos, run
+from conftest import export_peer, photo_batch, run_first
 
 # Window 4, 8 blocks. 96x112: stages 24x28, 12x14, 6x7, 3x4: the window divides none of the last three (the
 # pad orders differ there) and the last stage is smaller than it (each implementation's own shrink rule).
@@ -44,7 +44,7 @@ def attributes(node: onnx.NodeProto) -> dict:
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_every_v2_block_becomes_three_plugins_and_stays_exact(tmp_path, photo_dir, impl, exporter):
-    original = export(build_v2(impl), SIZE, exporter, False, tmp_path / "m.onnx")
+    original = export_peer(build_v2(impl), SIZE, exporter, False, tmp_path / "m.onnx")
     rewritten, report = rewrite(original, fuse_attention=True)
     assert report.counts() == {schema.PARTITION: 8, schema.REVERSE: 8, schema.ATTENTION: 8}, report.format()
     assert not report.unmatched
@@ -57,8 +57,8 @@ def test_every_v2_block_becomes_three_plugins_and_stays_exact(tmp_path, photo_di
             assert len(attrs["head_scale"]) == attrs["num_heads"]
             assert all(0 < s <= 100 for s in attrs["head_scale"])
     reference = ort.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
-    x = photos(photo_dir, SIZE, 2)
-    assert np.abs(run(reference, x) - run(create_session(rewritten), x)).max() <= 1e-4
+    x = photo_batch(photo_dir, SIZE, 2)
+    assert np.abs(run_first(reference, x) - run_first(create_session(rewritten), x)).max() <= 1e-4
 
 
 def test_folded_cpb_table_and_head_scales_are_the_models(tmp_path):
@@ -67,7 +67,7 @@ def test_folded_cpb_table_and_head_scales_are_the_models(tmp_path):
     model = build_v2("ours", (64, 64))
     blocks = [m for m in model.modules() if isinstance(m, CosineWindowAttention)]
     assert any((b.logit_scale > math.log(100)).any() for b in blocks)  # the clamp is exercised
-    original = export(model, (64, 64), "torchscript", False, tmp_path / "m.onnx")
+    original = export_peer(model, (64, 64), "torchscript", False, tmp_path / "m.onnx")
     rewritten, _ = rewrite(original, fuse_attention=True)
     tables = {i.name: onnx.numpy_helper.to_array(i) for i in rewritten.graph.initializer}
     nodes = [n for n in rewritten.graph.node if n.op_type == schema.ATTENTION]
@@ -93,5 +93,5 @@ def test_v2_export_of_any_size_rewrites_into_one_graph_for_every_size(cli, tmp_p
     reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
     candidate = create_session(onnx.load(str(plugins)))
     for size in [(160, 160), (192, 288), (224, 176)]:
-        x = photos(photo_dir, size, 1)
-        assert np.abs(run(reference, x) - run(candidate, x)).max() <= 1e-4, size
+        x = photo_batch(photo_dir, size, 1)
+        assert np.abs(run_first(reference, x) - run_first(candidate, x)).max() <= 1e-4, size
