@@ -35,8 +35,8 @@ SIZE_ATTRIBUTES = ("height", "width")  # INT each: reverse's output size; attent
 FEATURE_MAP_INPUT = {REVERSE: 1, ATTENTION: 2}
 MAX_TOKENS = 256  # N = wh * ww the CUDA attention kernel supports
 MAX_HEAD_DIM = 128  # C / num_heads the CUDA attention kernel supports (plugins/common/swin_kernels.h)
-# Cosine mode (Swin V2): ``cosine = 1`` plus ``head_scale``, one folded exp(min(logit_scale, log 100)) per head.
-COSINE_ATTRIBUTES = {"cosine": "int", "head_scale": "floats"}
+# Cosine mode (Swin V2): optional fields ``cosine`` (INT 0/1) and ``head_scale`` (FLOATS, one folded
+# exp(min(logit_scale, log 100)) per head), checked in _check_cosine.
 MAX_HEAD_SCALE = 100.0  # exp(log 100): V2 clamps its logit scale there
 MAX_COSINE_HEADS = 256  # the per-head scales travel in the kernel's parameters
 

@@ -162,13 +162,10 @@ def _unmasked_bias(windows: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, n
     return np.where(exact[None], read, windows[0] - mask[0][None]), exact
 
 
-def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, window, shift, grid):
+def _recover_table(at_zero: np.ndarray, heads: int, window, shift, grid):
+    """The bias table from the logits path's value on zero q.k (``at_zero``: bias + mask per window)."""
     tokens = window[0] * window[1]
-    logits = Region(graph, [qk.outputs[0]], softmax.inputs[0])
-    if not logits.self_contained:
-        return None, "the logits path reads tensors other than constants"
-    added = logits.run({qk.outputs[0].name: np.zeros((rows, heads, tokens, tokens), np.float32)})
-    added = added.reshape(-1, heads, tokens, tokens)
+    added = at_zero.reshape(-1, heads, tokens, tokens)
     mask = reference.attention_mask(window, shift, *grid)
     bias, exact = added[0], np.ones((tokens, tokens), bool)
     if mask is not None:
@@ -192,13 +189,11 @@ def _recover_table(graph, qk: gs.Node, softmax: gs.Node, rows: int, heads: int, 
     return table, ""
 
 
-def _recover_head_scale(logits: Region, qk: gs.Node, rows: int, heads: int, tokens: int):
+def _recover_head_scale(logits: Region, at_zero: np.ndarray, shape: tuple):
     """Cosine attention's scale per head, read off the logits path: its value on ones minus its value on zeros
     (the bias and mask cancel). V2's ``exp(min(logit_scale, log 100))`` is a constant there once folded."""
-    shape = (rows, heads, tokens, tokens)
-    name = qk.outputs[0].name
-    slope = (logits.run({name: np.ones(shape, np.float32)}).reshape(shape).astype(np.float64)
-             - logits.run({name: np.zeros(shape, np.float32)}).reshape(shape))
+    slope = (logits.run({logits.starts[0].name: np.ones(shape, np.float32)}).reshape(shape).astype(np.float64)
+             - at_zero.reshape(shape))
     scale = slope.mean(axis=(0, 2, 3))
     if not np.allclose(slope, scale[None, :, None, None], rtol=1e-4, atol=1e-4):
         return None, "the scale of the cosine logits is not one constant per head"
@@ -244,14 +239,18 @@ def _match(graph, softmax, partitions):
     unsupported = schema.attention_unsupported(tokens, channels // heads)
     if unsupported:
         return None, unsupported
-    table, reason = _recover_table(graph, qk, softmax, rows, heads, window, shift, grid)
+    logits = Region(graph, [qk.outputs[0]], softmax.inputs[0])
+    if not logits.self_contained:
+        return None, "the logits path reads tensors other than constants"
+    probe_shape = (rows, heads, tokens, tokens)
+    at_zero = logits.run({qk.outputs[0].name: np.zeros(probe_shape, np.float32)})
+    table, reason = _recover_table(at_zero, heads, window, shift, grid)
     if table is None:
         return None, reason
     attrs = dict(num_heads=heads, window_size=tuple(window), shift_size=tuple(shift), height=grid[0],
                  width=grid[1], scale=float((channels // heads) ** -0.5))
     if cosine:
-        head_scale, reason = _recover_head_scale(Region(graph, [qk.outputs[0]], softmax.inputs[0]), qk, rows,
-                                                 heads, tokens)
+        head_scale, reason = _recover_head_scale(logits, at_zero, probe_shape)
         if head_scale is None:
             return None, reason
         attrs.update(scale=1.0, cosine=1, head_scale=[float(s) for s in head_scale])
