@@ -267,20 +267,22 @@ def read_image_folder(root: Path, class_names) -> tuple[list[Image.Image], np.nd
     return images, np.array(labels, dtype=np.int64)
 
 
-def load_bundle(folder: Path):
-    """Model and Preprocessor from a folder with swin_demo.{json,safetensors}, as the registry builds them.
+def load_bundle(folder: Path, name: str = DEMO_NAME, config_file: str = DEMO_CONFIG,
+                weights_file: str = DEMO_WEIGHTS, model_class=SwinTransformer):
+    """Model and Preprocessor from a folder with ``<name>.{json,safetensors}``, as the registry builds them.
 
-    For the package's own assets this is literally ``create_model("swin_demo")``; for any other folder it is
-    the same steps (config from the JSON, weights through the checkpoint import)."""
-    data = json.loads((folder / DEMO_CONFIG).read_text())
+    For the package's own assets this is literally ``create_model(name)``; for any other folder it is the same
+    steps (config from the JSON, weights through the checkpoint import). The dense trainer passes its own
+    names and ``SwinSegmenter``."""
+    data = json.loads((folder / config_file).read_text())
     if folder.resolve() == assets_dir().resolve():
         from swin_trt.models import create_model
 
-        model, spec, report = create_model(DEMO_NAME)
-        assert report is not None, "swin_demo loaded without its bundled weights"
+        model, _, report = create_model(name)
+        assert report is not None, f"{name} loaded without its bundled weights"
     else:
-        model = SwinTransformer(SwinConfig.from_dict(data["config"]))
-        apply_state(model, load_checkpoint(folder / DEMO_WEIGHTS))
+        model = model_class(SwinConfig.from_dict(data["config"]))
+        apply_state(model, load_checkpoint(folder / weights_file))
         model.eval()
     preprocessor = Preprocessing.from_dict(data["preprocessing"]).at(tuple(model.config.img_size))
     return model, preprocessor, data

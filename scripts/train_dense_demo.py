@@ -62,7 +62,7 @@ import train_demo as classification  # noqa: E402  the photos, their split and t
 
 from swin_trt.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: E402
 from swin_trt.models import SwinConfig  # noqa: E402
-from swin_trt.models.checkpoint import apply_state, load_checkpoint  # noqa: E402
+from swin_trt.models.checkpoint import load_checkpoint  # noqa: E402
 from swin_trt.models.demo import (DEMO_SEG_CONFIG, DEMO_SEG_DIR, DEMO_SEG_NAME, DEMO_SEG_WEIGHTS,  # noqa: E402
                                   DEMO_WEIGHTS, assets_dir)
 from swin_trt.models.segmentation import SwinSegmenter  # noqa: E402
@@ -145,23 +145,6 @@ def confusion(model, preprocessor, images, masks, classes: int, batch: int = 32)
     return result
 
 
-def load_bundle(folder: Path):
-    """Model and Preprocessor from a folder with swin_demo_seg.{json,safetensors}, as the registry builds them
-    (for the package's own assets literally ``create_model("swin_demo_seg")``)."""
-    data = json.loads((folder / DEMO_SEG_CONFIG).read_text())
-    if folder.resolve() == assets_dir().resolve():
-        from swin_trt.models import create_model
-
-        model, _, report = create_model(DEMO_SEG_NAME)
-        assert report is not None, "swin_demo_seg loaded without its bundled weights"
-    else:
-        model = SwinSegmenter(SwinConfig.from_dict(data["config"]))
-        apply_state(model, load_checkpoint(folder / DEMO_SEG_WEIGHTS))
-        model.eval()
-    preprocessor = Preprocessing.from_dict(data["preprocessing"]).at(tuple(model.config.img_size))
-    return model, preprocessor, data
-
-
 def read_mosaics(folder: Path):
     images, masks = [], []
     for path in sorted((folder / "images").glob("*.png")):
@@ -174,7 +157,8 @@ def read_mosaics(folder: Path):
 
 def evaluate_folder(folder: Path) -> dict:
     """mIoU of the saved model on the saved mosaics, through the users' eval path."""
-    model, preprocessor, data = load_bundle(folder)
+    model, preprocessor, data = classification.load_bundle(folder, DEMO_SEG_NAME, DEMO_SEG_CONFIG, DEMO_SEG_WEIGHTS,
+                                                           SwinSegmenter)
     names = list(data["config"]["class_names"])
     images, masks = read_mosaics(folder / DEMO_SEG_DIR)
     result = confusion(model, preprocessor, images, masks, len(names))
