@@ -39,6 +39,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -231,12 +232,46 @@ def init_weights(model: torch.nn.Module) -> None:
             torch.nn.init.zeros_(module.bias)
 
 
+def _no_decay(name: str, param: torch.nn.Parameter) -> bool:
+    """swin_demo's decay rule: biases, norms and the relative position bias tables take no weight decay."""
+    return param.ndim <= 1 or name.endswith("relative_position_bias_table")
+
+
 def param_groups(model: torch.nn.Module, weight_decay: float):
     decay, no_decay = [], []
     for name, param in model.named_parameters():
-        skip = param.ndim <= 1 or name.endswith("relative_position_bias_table")
-        (no_decay if skip else decay).append(param)
+        (no_decay if _no_decay(name, param) else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def head_param_groups(model: torch.nn.Module, weight_decay: float, head_prefix: str, backbone_scale: float,
+                      frozen: tuple[str, ...] = ()):
+    """The dense and detection trainers' groups: swin_demo's decay rule, the backbone at ``backbone_scale`` of the
+    head's (``head_prefix``) rate (the ``scale`` :func:`train` multiplies the rate by); parameters under
+    ``frozen`` left out, and without gradients."""
+    if frozen:
+        for name, param in model.named_parameters():
+            param.requires_grad_(not name.startswith(frozen))
+    groups = []
+    for is_head in (False, True):
+        named = [(n, p) for n, p in model.named_parameters()
+                 if p.requires_grad and n.startswith(head_prefix) == is_head]
+        scale = 1.0 if is_head else backbone_scale
+        decay = [p for n, p in named if not _no_decay(n, p)]
+        rest = [p for n, p in named if _no_decay(n, p)]
+        groups += [{"params": decay, "weight_decay": weight_decay, "scale": scale},
+                   {"params": rest, "weight_decay": 0.0, "scale": scale}]
+    return groups
+
+
+def pretrained_backbone(model: torch.nn.Module, weights: Path, head_prefix: str) -> str:
+    """Load swin_demo's weights into a dense or detection model's backbone (its classifier and final norm have no
+    place there; only the head, ``head_prefix``, keeps its initialisation); their sha256."""
+    checkpoint = load_checkpoint(weights)
+    backbone = {k: v for k, v in checkpoint.tensors.items() if not k.startswith(("head.", "norm."))}
+    missing, unexpected = model.load_state_dict(backbone, strict=False)
+    assert not unexpected and all(k.startswith(head_prefix) for k in missing), (missing, unexpected)
+    return checkpoint.sha256
 
 
 def lr_at(step: int, steps: int, base: float, warmup: int) -> float:
@@ -244,6 +279,41 @@ def lr_at(step: int, steps: int, base: float, warmup: int) -> float:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(model: torch.nn.Module, groups, steps: int, lr: float, max_warmup: int, batches, loss_of, evaluate):
+    """The demo trainers' loop: ``steps`` AdamW steps on ``groups`` (betas 0.9/0.999), each at :func:`lr_at`'s
+    rate (warm-up ``steps // 10`` steps, 1 to ``max_warmup``) times the group's ``scale`` (1 where it has
+    none), on the loss ``loss_of(model, batches())``, gradients clipped at norm 5, with a progress bar of the
+    running loss. At a quarter, half and three quarters of a run of 40 steps or more, ``evaluate(model)`` gives
+    ``(record, text)``: the record joins the history (with the step and the running loss), the text the line
+    printed. Returns ``(history, seconds)``."""
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
+    warmup = max(1, min(max_warmup, steps // 10))
+    checkpoints = {steps // 4, steps // 2, 3 * steps // 4} if steps >= 40 else set()
+    history = []
+    started = time.perf_counter()
+    bar = tqdm(range(steps), desc="train", unit="step", dynamic_ncols=True, mininterval=2.0)
+    running = None
+    for step in bar:
+        model.train()
+        rate = lr_at(step, steps, lr, warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = rate * group.get("scale", 1.0)
+        loss = loss_of(model, batches())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        bar.set_postfix(loss=f"{running:.3f}", lr=f"{rate:.2e}", refresh=False)
+        if step + 1 in checkpoints:
+            record, text = evaluate(model)
+            history.append({"step": step + 1, **record, "loss": round(running, 4)})
+            tqdm.write(f"step {step + 1}: loss {running:.3f}, {text}")
+    seconds = time.perf_counter() - started
+    bar.close()
+    return history, seconds
 
 
 @torch.no_grad()
@@ -272,8 +342,8 @@ def load_bundle(folder: Path, name: str = DEMO_NAME, config_file: str = DEMO_CON
     """Model and Preprocessor from a folder with ``<name>.{json,safetensors}``, as the registry builds them.
 
     For the package's own assets this is literally ``create_model(name)``; for any other folder it is the same
-    steps (config from the JSON, weights through the checkpoint import). The dense trainer passes its own
-    names and ``SwinSegmenter``."""
+    steps (config from the JSON, weights through the checkpoint import). The dense and detection trainers pass
+    their own names and ``SwinSegmenter`` / ``SwinDetector``."""
     data = json.loads((folder / config_file).read_text())
     if folder.resolve() == assets_dir().resolve():
         from swin_trt.models import create_model
@@ -324,6 +394,62 @@ def _replace_dir(staged: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
+@contextlib.contextmanager
+def staging_dir(out: Path):
+    """A fresh hidden folder inside ``out`` to write a bundle into before it moves into place; removed after."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def install(staging: Path, out: Path, folder: str, weights_file: str, weights: bytes, config_file: str,
+            document: dict) -> None:
+    """Into place: the staged ``folder``, then the weights, then the JSON (which makes the model visible to the
+    registry)."""
+    config_text = json.dumps(document, indent=2) + "\n"
+    _replace_dir(staging / folder, out / folder)
+    _write_atomic(out / weights_file, weights)
+    _write_atomic(out / config_file, config_text.encode())
+
+
+def check_bundled(evaluate, out: Path, name: str, key: str, label: str, staged: dict) -> None:
+    """With the files in the package, ``evaluate(out)`` is literally ``create_model(name)``: it must score what
+    the staged files scored (``staged[key]``)."""
+    check = evaluate(out)
+    if abs(check[key] - staged[key]) > 1e-9:
+        raise SystemExit(f"error: create_model('{name}') gives {label} {check[key]}, the staged files "
+                         f"gave {staged[key]}")
+    print(f"checked through create_model('{name}'): {label} {check[key]:.4f}")
+
+
+def print_written(out: Path, weights_file: str, dtype: str, config_file: str, folder: str, pattern: str) -> None:
+    size = (out / weights_file).stat().st_size
+    folder_bytes = sum(p.stat().st_size for p in (out / folder).rglob(pattern) if p.is_file())
+    print(f"wrote {out}: {weights_file} {size / 1e6:.2f} MB ({dtype}), {config_file}, {folder}/ "
+          f"{folder_bytes / 1e6:.2f} MB")
+
+
+def environment(script: str, argv, **versions) -> dict:
+    """Where and how a training ran, for its metrics: torch's version (then ``versions``, other libraries'),
+    numpy's, python's, the machine and the command."""
+    return {"torch": torch.__version__, **versions, "numpy": np.__version__, "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "command": " ".join([f"python {script}", *(sys.argv[1:] if argv is None else argv)])}
+
+
+def split_recipe() -> dict:
+    """The dense and detection trainers' dataset recipe: the photos and swin_demo's split of them."""
+    return {
+        "source": "scikit-image sample photos (skimage/data), one class per photo (swin_demo's twelve)",
+        "classes": {name: file for name, file in CLASSES},
+        "split": f"swin_demo's: each photo cut into a {GRID}x{GRID} grid; validation = cells (row, column) "
+                 f"{list(VAL_CELLS)}; every training crop stays {GAP} x the shorter side away from them",
+    }
+
+
 def state_bytes(model: torch.nn.Module, metadata: dict) -> tuple[bytes, str]:
     from safetensors.torch import save
 
@@ -353,13 +479,13 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def training_arguments(argv, description: str, outputs: str, batch_size: int, lr_help: str):
-    """The flags both demo trainers take, parsed: ``(parser, args, bundled)``; ``bundled`` when ``--out`` is the
+def training_arguments(argv, description: str, outputs: str, batch_size: int, lr_help: str, steps: int = 1000):
+    """The flags the demo trainers take, parsed: ``(parser, args, bundled)``; ``bundled`` when ``--out`` is the
     package's assets folder (which ``--quick`` must never overwrite)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=assets_dir(),
                         help=f"folder for {outputs} (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=steps, help="optimizer steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="default: %(default)s")
     parser.add_argument("--lr", type=float, default=2e-3, help=f"{lr_help} (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
@@ -372,17 +498,32 @@ def training_arguments(argv, description: str, outputs: str, batch_size: int, lr
     return parser, args, bundled
 
 
+def run_length(parser: argparse.ArgumentParser, args, quick_batch: int) -> tuple[int, int]:
+    """``(steps, batch)``: ``--steps`` and ``--batch-size``, or with ``--quick`` 3 steps and a batch of at most
+    ``quick_batch``."""
+    steps = 3 if args.quick else args.steps
+    batch = min(args.batch_size, quick_batch) if args.quick else args.batch_size
+    if steps < 1 or batch < 1:
+        parser.error("--steps and --batch-size must be >= 1")
+    return steps, batch
+
+
+def backbone_weights(parser: argparse.ArgumentParser) -> Path:
+    """The bundled swin_demo weights, which the dense and detection demos start from."""
+    weights = assets_dir() / DEMO_WEIGHTS
+    if not weights.is_file():
+        parser.error(f"{weights} is missing: train swin_demo first (python scripts/train_demo.py)")
+    return weights
+
+
 def main(argv=None) -> int:
     parser, args, bundled = training_arguments(argv, __doc__.split("\n\n")[0],
                                                "swin_demo.{safetensors,json} and demo_images/", 32,
                                                "peak AdamW learning rate")
     out = args.out
-    steps = 3 if args.quick else args.steps
-    batch = min(args.batch_size, 12) if args.quick else args.batch_size
+    steps, batch = run_length(parser, args, 12)
     val_per_class = 2 if args.quick else VAL_PER_CLASS
     save_per_class = 1 if args.quick else SAVE_PER_CLASS
-    if steps < 1 or batch < 1:
-        parser.error("--steps and --batch-size must be >= 1")
 
     seed_everything(args.seed)
     class_names = [name for name, _ in CLASSES]
@@ -406,35 +547,18 @@ def main(argv=None) -> int:
     model = SwinTransformer(config)
     init_weights(model)
     params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(param_groups(model, 0.05), lr=args.lr, betas=(0.9, 0.999))
-    warmup = max(1, min(100, steps // 10))
     rng = np.random.default_rng([args.seed, 0])
-    checkpoints = {steps // 4, steps // 2, 3 * steps // 4} if steps >= 40 else set()
-    history = []
+
+    def held_out(model):
+        acc = float((predict(model, eval_pre, val_images) == val_labels).mean())
+        return {"heldout_top1": round(acc, 4)}, f"held-out top-1 {acc:.3f}"
+
     print(f"swin_demo: {len(class_names)} classes, {params / 1e6:.2f}M parameters, {steps} steps x batch "
           f"{batch}, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
-    started = time.perf_counter()
-    bar = tqdm(range(steps), desc="train", unit="step", dynamic_ncols=True, mininterval=2.0)
-    running = None
-    for step in bar:
-        model.train()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, steps, args.lr, warmup)
-        x, y = train_batch(samplers, rng, batch, size, IMAGENET_MEAN, IMAGENET_STD)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{running:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
-        if step + 1 in checkpoints:
-            acc = float((predict(model, eval_pre, val_images) == val_labels).mean())
-            history.append({"step": step + 1, "heldout_top1": round(acc, 4), "loss": round(running, 4)})
-            tqdm.write(f"step {step + 1}: loss {running:.3f}, held-out top-1 {acc:.3f}")
-    train_seconds = time.perf_counter() - started
-    bar.close()
+    history, train_seconds = train(
+        model, param_groups(model, 0.05), steps, args.lr, 100,
+        lambda: train_batch(samplers, rng, batch, size, IMAGENET_MEAN, IMAGENET_STD),
+        lambda model, data: F.cross_entropy(model(data[0]), data[1], label_smoothing=0.1), held_out)
 
     heldout = float((predict(model, eval_pre, val_images) == val_labels).mean())
     print(f"trained in {train_seconds / 60:.1f} min; held-out top-1 ({len(val_labels)} crops, in memory): "
@@ -459,9 +583,7 @@ def main(argv=None) -> int:
                 "torch": torch.__version__}
     weights, dtype = state_bytes(model, metadata)
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
-    try:
+    with staging_dir(out) as staging:
         (staging / DEMO_WEIGHTS).write_bytes(weights)
         image_dir = staging / "demo_images"
         for label, name in enumerate(class_names):
@@ -494,33 +616,15 @@ def main(argv=None) -> int:
             "quick": args.quick,
             "parameters": params,
             "weights_dtype": dtype,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-            "command": " ".join(["python scripts/train_demo.py", *(sys.argv[1:] if argv is None else argv)]),
+            **environment("scripts/train_demo.py", argv),
             "dataset": recipe,
         }
-        config_text = json.dumps(document, indent=2) + "\n"
-
-        # Into place: images, then weights, then the JSON (which makes the model visible to the registry).
-        _replace_dir(image_dir, out / "demo_images")
-        _write_atomic(out / DEMO_WEIGHTS, weights)
-        _write_atomic(out / DEMO_CONFIG, config_text.encode())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        install(staging, out, "demo_images", DEMO_WEIGHTS, weights, DEMO_CONFIG, document)
 
     print(f"validation top-1 on {result['images']} demo_images: {result['top1']:.4f}")
     if bundled:
-        check = evaluate_folder(out)  # literally create_model("swin_demo") now
-        if abs(check["top1"] - result["top1"]) > 1e-9:
-            raise SystemExit(f"error: create_model('swin_demo') gives top-1 {check['top1']}, the staged files "
-                             f"gave {result['top1']}")
-        print(f"checked through create_model('swin_demo'): top-1 {check['top1']:.4f}")
-    sizes = {p.name: p.stat().st_size for p in (out / DEMO_WEIGHTS, out / DEMO_CONFIG)}
-    images_bytes = sum(p.stat().st_size for p in (out / "demo_images").rglob("*.png"))
-    print(f"wrote {out}: {DEMO_WEIGHTS} {sizes[DEMO_WEIGHTS] / 1e6:.2f} MB ({dtype}), {DEMO_CONFIG}, "
-          f"demo_images/ {images_bytes / 1e6:.2f} MB")
+        check_bundled(evaluate_folder, out, DEMO_NAME, "top1", "top-1", result)
+    print_written(out, DEMO_WEIGHTS, dtype, DEMO_CONFIG, "demo_images", "*.png")
     return 0
 
 

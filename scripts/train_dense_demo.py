@@ -44,27 +44,21 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train_demo.py: shared cores, same numbers
 
 import json
-import platform
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_demo as classification  # noqa: E402  the photos, their split and the training helpers
 
 from swin_trt.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: E402
 from swin_trt.models import SwinConfig  # noqa: E402
-from swin_trt.models.checkpoint import load_checkpoint  # noqa: E402
 from swin_trt.models.demo import (DEMO_SEG_CONFIG, DEMO_SEG_DIR, DEMO_SEG_NAME, DEMO_SEG_WEIGHTS,  # noqa: E402
-                                  DEMO_WEIGHTS, assets_dir)
+                                  DEMO_WEIGHTS)
 from swin_trt.models.segmentation import SwinSegmenter  # noqa: E402
 from swin_trt.validate.segmentation import Confusion  # noqa: E402
 
@@ -111,28 +105,6 @@ def train_batch(samplers, rng: np.random.Generator, batch: int):
     return x, torch.from_numpy(np.stack(labels).astype(np.int64))
 
 
-def pretrained_backbone(model: SwinSegmenter, weights: Path) -> str:
-    """Load swin_demo's weights into the backbone (its classifier and final norm have no place here)."""
-    checkpoint = load_checkpoint(weights)
-    backbone = {k: v for k, v in checkpoint.tensors.items() if not k.startswith(("head.", "norm."))}
-    missing, unexpected = model.load_state_dict(backbone, strict=False)
-    assert not unexpected and all(k.startswith("decode_head.") for k in missing), (missing, unexpected)
-    return checkpoint.sha256
-
-
-def param_groups(model: SwinSegmenter, lr: float, weight_decay: float):
-    """swin_demo's decay rule; the backbone at BACKBONE_LR_SCALE of the head's rate."""
-    groups = []
-    for is_head in (False, True):
-        named = [(n, p) for n, p in model.named_parameters() if n.startswith("decode_head.") == is_head]
-        scale = 1.0 if is_head else BACKBONE_LR_SCALE
-        decay = [p for n, p in named if not (p.ndim <= 1 or n.endswith("relative_position_bias_table"))]
-        rest = [p for n, p in named if p.ndim <= 1 or n.endswith("relative_position_bias_table")]
-        groups += [{"params": decay, "weight_decay": weight_decay, "scale": scale},
-                   {"params": rest, "weight_decay": 0.0, "scale": scale}]
-    return groups
-
-
 @torch.no_grad()
 def confusion(model, preprocessor, images, masks, classes: int, batch: int = 32) -> Confusion:
     """Masks (rows) against the model's argmax, images through the eval transform."""
@@ -172,15 +144,10 @@ def main(argv=None) -> int:
         argv, __doc__.split("\n\n")[0], "swin_demo_seg.{safetensors,json} and demo_seg/", 16,
         "peak AdamW rate of the head")
     out = args.out
-    backbone_weights = assets_dir() / DEMO_WEIGHTS
-    if not backbone_weights.is_file():
-        parser.error(f"{backbone_weights} is missing: train swin_demo first (python scripts/train_demo.py)")
-    steps = 3 if args.quick else args.steps
-    batch = min(args.batch_size, 4) if args.quick else args.batch_size
+    backbone_weights = classification.backbone_weights(parser)
+    steps, batch = classification.run_length(parser, args, 4)
     val_count = 4 if args.quick else VAL_MOSAICS
     save_count = 2 if args.quick else SAVE_MOSAICS
-    if steps < 1 or batch < 1:
-        parser.error("--steps and --batch-size must be >= 1")
 
     classification.seed_everything(args.seed)
     class_names = [name for name, _ in classification.CLASSES]
@@ -195,51 +162,29 @@ def main(argv=None) -> int:
     val_images, val_masks = zip(*(mosaic(samplers, val_rng, SIZE, validation=True) for _ in range(val_count)))
 
     model = SwinSegmenter(config)
-    backbone_sha = pretrained_backbone(model, backbone_weights)
+    backbone_sha = classification.pretrained_backbone(model, backbone_weights, "decode_head.")
     params = sum(p.numel() for p in model.parameters())
     head_params = sum(p.numel() for p in model.decode_head.parameters())
-    groups = param_groups(model, args.lr, 0.05)
-    optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999))
-    warmup = max(1, min(50, steps // 10))
+    groups = classification.head_param_groups(model, 0.05, "decode_head.", BACKBONE_LR_SCALE)
     rng = np.random.default_rng([args.seed, 0])
-    checkpoints = {steps // 4, steps // 2, 3 * steps // 4} if steps >= 40 else set()
-    history = []
+
+    def held_out(model):
+        miou = confusion(model, eval_pre, val_images, val_masks, len(class_names)).miou()
+        return {"heldout_miou": round(miou, 4)}, f"held-out mIoU {miou:.3f}"
+
     print(f"{DEMO_SEG_NAME}: {len(class_names)} classes, {params / 1e6:.2f}M parameters ({head_params / 1e3:.1f}k "
           f"in the head), {steps} steps x batch {batch} at {SIZE[0]}x{SIZE[1]}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", flush=True)
-    started = time.perf_counter()
-    bar = tqdm(range(steps), desc="train", unit="step", dynamic_ncols=True, mininterval=2.0)
-    running = None
-    for step in bar:
-        model.train()
-        rate = classification.lr_at(step, steps, args.lr, warmup)
-        for group in optimizer.param_groups:
-            group["lr"] = rate * group["scale"]
-        x, y = train_batch(samplers, rng, batch)
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        bar.set_postfix(loss=f"{running:.3f}", lr=f"{rate:.2e}", refresh=False)
-        if step + 1 in checkpoints:
-            miou = confusion(model, eval_pre, val_images, val_masks, len(class_names)).miou()
-            history.append({"step": step + 1, "heldout_miou": round(miou, 4), "loss": round(running, 4)})
-            tqdm.write(f"step {step + 1}: loss {running:.3f}, held-out mIoU {miou:.3f}")
-    train_seconds = time.perf_counter() - started
-    bar.close()
+    history, train_seconds = classification.train(
+        model, groups, steps, args.lr, 50, lambda: train_batch(samplers, rng, batch),
+        lambda model, data: F.cross_entropy(model(data[0]), data[1]), held_out)
 
     heldout = confusion(model, eval_pre, val_images, val_masks, len(class_names))
     print(f"trained in {train_seconds / 60:.1f} min; held-out mIoU ({val_count} mosaics, in memory): "
           f"{heldout.miou():.4f}, pixel accuracy {heldout.pixel_accuracy():.4f}", flush=True)
 
     recipe = {
-        "source": "scikit-image sample photos (skimage/data), one class per photo (swin_demo's twelve)",
-        "classes": {name: file for name, file in classification.CLASSES},
-        "split": f"swin_demo's: each photo cut into a {classification.GRID}x{classification.GRID} grid; "
-                 f"validation = cells (row, column) {list(classification.VAL_CELLS)}; every training crop stays "
-                 f"{classification.GAP} x the shorter side away from them",
+        **classification.split_recipe(),
         "mosaics": f"{SIZE[0]}x{SIZE[1]}, a power diagram of {REGIONS[0]}-{REGIONS[1]} regions (distinct photos, "
                    f"seeds uniform, weights U(0, 0.1) x area); each region a crop of its photo resized to the "
                    f"mosaic's size, label = the photo",
@@ -253,9 +198,7 @@ def main(argv=None) -> int:
                 "torch": torch.__version__}
     weights, dtype = classification.state_bytes(model, metadata)
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
-    try:
+    with classification.staging_dir(out) as staging:
         (staging / DEMO_SEG_WEIGHTS).write_bytes(weights)
         bundle = staging / DEMO_SEG_DIR
         (bundle / "images").mkdir(parents=True)
@@ -291,33 +234,15 @@ def main(argv=None) -> int:
             "parameters": params,
             "head_parameters": head_params,
             "weights_dtype": dtype,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-            "command": " ".join(["python scripts/train_dense_demo.py", *(sys.argv[1:] if argv is None else argv)]),
+            **classification.environment("scripts/train_dense_demo.py", argv),
             "dataset": recipe,
         }
-        config_text = json.dumps(document, indent=2) + "\n"
-
-        # Into place: mosaics, then weights, then the JSON (which makes the model visible to the registry).
-        classification._replace_dir(bundle, out / DEMO_SEG_DIR)
-        classification._write_atomic(out / DEMO_SEG_WEIGHTS, weights)
-        classification._write_atomic(out / DEMO_SEG_CONFIG, config_text.encode())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        classification.install(staging, out, DEMO_SEG_DIR, DEMO_SEG_WEIGHTS, weights, DEMO_SEG_CONFIG, document)
 
     print(f"validation mIoU on {result['images']} demo_seg mosaics: {result['miou']:.4f}")
     if bundled:
-        check = evaluate_folder(out)  # literally create_model("swin_demo_seg") now
-        if abs(check["miou"] - result["miou"]) > 1e-9:
-            raise SystemExit(f"error: create_model('{DEMO_SEG_NAME}') gives mIoU {check['miou']}, the staged files "
-                             f"gave {result['miou']}")
-        print(f"checked through create_model('{DEMO_SEG_NAME}'): mIoU {check['miou']:.4f}")
-    size = (out / DEMO_SEG_WEIGHTS).stat().st_size
-    mosaics_bytes = sum(p.stat().st_size for p in (out / DEMO_SEG_DIR).rglob("*.png"))
-    print(f"wrote {out}: {DEMO_SEG_WEIGHTS} {size / 1e6:.2f} MB ({dtype}), {DEMO_SEG_CONFIG}, {DEMO_SEG_DIR}/ "
-          f"{mosaics_bytes / 1e6:.2f} MB")
+        classification.check_bundled(evaluate_folder, out, DEMO_SEG_NAME, "miou", "mIoU", result)
+    classification.print_written(out, DEMO_SEG_WEIGHTS, dtype, DEMO_SEG_CONFIG, DEMO_SEG_DIR, "*.png")
     return 0
 
 

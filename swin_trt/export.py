@@ -17,9 +17,11 @@ from . import export_any_size as any_size
 from .errors import UserError
 from .io import atomic_output, sha256_file, sidecar_path, write_json
 from .models import create_model
+from .models.detection import check_image, head_summary
 
 INPUT_NAME = "input"
 LOGITS_NAME = "logits"
+DETECTION_NAMES = ("boxes", "scores", "labels")  # as torchvision's detectors are exported: one image's N found
 EXPORTERS = ("torchscript", "dynamo")
 # The dynamo exporter has no opset-17 implementations and its down-conversion of Pad fails: it starts at 18.
 DEFAULT_OPSET = {"torchscript": 17, "dynamo": 18}
@@ -40,7 +42,9 @@ class ExportResult:
         lines += [f"  input  {name}: {shape}" for name, shape in self.inputs]
         lines += [f"  output {name}: {shape}" for name, shape in self.outputs]
         if self.max_abs_err is not None:
-            lines.append(f"  ONNX Runtime vs PyTorch: max abs err {self.max_abs_err:.2e}")
+            found = self.sidecar.get("check", {}).get("detections")
+            same = "" if found is None else f" (the same {found} detections and labels)"
+            lines.append(f"  ONNX Runtime vs PyTorch: max abs err {self.max_abs_err:.2e}{same}")
         if self.sidecar.get("dynamic_size"):
             low = self.sidecar["dynamic_size"]["min_img_size"]
             lines.append(f"  dynamic height/width: one graph for every input from {low[0]}x{low[1]} up "
@@ -63,8 +67,10 @@ def _shape(value_info) -> list:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-def _output_names(features: bool, stages: int) -> list[str]:
-    return [f"stage{i + 1}" for i in range(stages)] if features else [LOGITS_NAME]
+def _output_names(features: bool, stages: int, task: str) -> list[str]:
+    if features:
+        return [f"stage{i + 1}" for i in range(stages)]
+    return list(DETECTION_NAMES) if task == "detection" else [LOGITS_NAME]
 
 
 def seeded_model(arch: str, seed: int, **options):
@@ -108,15 +114,22 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
     model, spec, report = seeded_model(arch, seed, checkpoint=checkpoint, img_size=img_size,
                                        convention=convention, features=features, num_classes=num_classes)
     config = model.config
+    detections = spec.task == "detection" and not features  # boxes, scores, labels: as many rows as it finds
+    if detections and (batch != 1 or dynamic_batch or dynamic_size or fold_normalization):
+        raise UserError(f"{spec.name} is a detector: it exports the detections of one image at its own size, taking "
+                        f"pixels / 255 (it normalises inside), so --batch, --dynamic-batch, --dynamic-size and "
+                        f"--fold-normalization do not apply (--features exports its backbone)")
     if dynamic_size:
         any_size.check_export_size(config)
     example_batch = min(2, dynamic_batch) if dynamic_batch else batch
     example = torch.randn(example_batch, config.in_chans, *config.img_size, generator=torch.Generator().manual_seed(seed))
+    if detections:
+        example = check_image(config.img_size)
     if fold_normalization:
         model = FoldedNormalization(model, spec.preprocessing.mean, spec.preprocessing.std)
         example = example_pixels(fold_normalization, example.shape, torch.Generator().manual_seed(seed))
     output = Path(output)
-    names = _output_names(features, len(config.depths))
+    names = _output_names(features, len(config.depths), spec.task)
     class_map = spec.task == "segmentation" and not features  # (B, classes, H, W) at the input's size
     dynamic_axes = None
     if dynamic_batch or dynamic_size:
@@ -151,7 +164,10 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         onnx_model = onnx.load(str(temporary))
         if dynamic_size and not all(d.dim_param for d in onnx_model.graph.input[0].type.tensor_type.shape.dim[2:]):
             raise UserError(f"--dynamic-size: the {exporter} exporter fixed the input size; try the other exporter")
-        if not dynamic_batch:  # the exporters leave the batch of reshaped outputs unnamed-dynamic
+        if detections:  # one count, found at run time, shared by the three outputs
+            for value in onnx_model.graph.output:
+                value.type.tensor_type.shape.dim[0].dim_param = "detections"
+        elif not dynamic_batch:  # the exporters leave the batch of reshaped outputs unnamed-dynamic
             for value in onnx_model.graph.output:
                 value.type.tensor_type.shape.dim[0].dim_value = batch
         if features:  # with dynamic sizes the exporter leaves the stages' channels unnamed-dynamic too
@@ -164,7 +180,8 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
                 dim.dim_value = size
         onnx.save_model(onnx_model, str(temporary))
         onnx.checker.check_model(onnx_model, full_check=True)
-        max_abs_err = _check_with_onnxruntime(temporary, example, expected) if check else None
+        compare = _check_detections if detections else _check_with_onnxruntime
+        max_abs_err = compare(temporary, example, expected) if check else None
         if check and dynamic_size:
             max_abs_err = max(max_abs_err, _check_at_another_size(temporary, model, example_batch, seed))
     result = ExportResult(output, {}, max_abs_err=max_abs_err)
@@ -194,7 +211,9 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
         "opset": opset,
         "exporter": exporter,
         "onnx_sha256": sha256_file(output),
-        "check": {"onnxruntime_max_abs_err": max_abs_err},
+        "check": {"onnxruntime_max_abs_err": max_abs_err,
+                  **({"detections": len(expected[0])} if detections and check else {})},
+        **({"detector": head_summary()} if detections else {}),
         "versions": _package_versions(),
     }
     if fold_normalization:
@@ -228,9 +247,25 @@ def _check_at_another_size(path: Path, model, batch: int, seed: int) -> float:
     return _check_with_onnxruntime(path, example, expected if isinstance(expected, tuple) else (expected,))
 
 
-def _check_with_onnxruntime(path: Path, example: torch.Tensor, expected) -> float:
+def _run_onnxruntime(path: Path, example: torch.Tensor) -> list[np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: example.numpy()})
+    return session.run(None, {session.get_inputs()[0].name: example.numpy()})
+
+
+def _check_with_onnxruntime(path: Path, example: torch.Tensor, expected) -> float:
+    got = _run_onnxruntime(path, example)
     return float(max(np.abs(g - e.numpy()).max() for g, e in zip(got, expected)))
+
+
+def _check_detections(path: Path, example: torch.Tensor, expected) -> float:
+    """A detector's outputs have a row per detection: ONNX Runtime must find as many as PyTorch, with the same
+    labels in the same order; the error is that of the boxes and scores."""
+    boxes, scores, labels = (e.numpy() for e in expected)
+    got_boxes, got_scores, got_labels = _run_onnxruntime(path, example)
+    if len(got_boxes) != len(boxes) or not np.array_equal(got_labels, labels):
+        raise UserError(f"the export does not compute what the model does: ONNX Runtime finds {len(got_boxes)} "
+                        f"detections (labels {got_labels[:10].tolist()}...), PyTorch {len(boxes)} (labels "
+                        f"{labels[:10].tolist()}...)")
+    return float(max(np.abs(got_boxes - boxes).max(initial=0.0), np.abs(got_scores - scores).max(initial=0.0)))

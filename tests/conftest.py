@@ -14,6 +14,45 @@ from onnx import TensorProto, helper, numpy_helper
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=7, num_classes=10)
 
 
+# ---- tolerances from float32 error (never from what one machine printed) -------------------------------------
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def sum_atol(terms: float, length: int, evaluations: int = 2) -> float:
+    """How far ``evaluations`` float32 evaluations of a sum of ``length`` terms, whose absolute values add up
+    to ``terms``, may lie apart: each is off by at most gamma_n = n eps times ``terms`` (Higham), whatever order
+    or blocking (SIMD width, threads, fused kernels) the CPU chooses; two more roundings cover a scale and a
+    bias added to it."""
+    return evaluations * (length + 2) * EPS32 * terms
+
+
+def rounding_atol(expected: np.ndarray, ulps: int = 1024) -> float:
+    """Two float32 evaluations of the same network that may order their roundings differently (another batch
+    size or graph makes ONNX Runtime pick other kernels): ``ulps`` units in the last place of the output's
+    largest magnitude, the bound the rewrite's own equivalence check uses (swin_trt.surgery.equivalence)."""
+    return ulps * EPS32 * float(np.abs(expected).max())
+
+
+def attention_atol(qkv: np.ndarray, table: np.ndarray, attrs: dict) -> float:
+    """How far two float32 evaluations of window attention on ``qkv`` may lie apart. A logit ``s q.k + b``
+    over head_dim d is off by up to (d + 4) eps times its terms' magnitude L (cosine mode: the normalisations
+    add their own d eps, and |q.k| <= 1 once normalised, so L = s + |b|); softmax turns a logit error into up
+    to twice that relative error of its weights, plus (2N + 4) eps for the exps and the row sum of N tokens;
+    the output, weights times v, is off by max|v| times that. Twice for two evaluations. A wrong bias, mask or
+    window moves outputs by tenths, far beyond this."""
+    heads = attrs["num_heads"]
+    rows, tokens, three_c = qkv.shape
+    d = three_c // (3 * heads)
+    q, k, v = np.abs(qkv.reshape(rows, tokens, 3, heads, d)).transpose(2, 0, 3, 1, 4)
+    bias = float(np.abs(table).max())
+    if attrs.get("cosine"):
+        logit_error = (2 * d + 8) * EPS32 * (max(attrs["head_scale"]) + bias)
+    else:
+        logit_error = (d + 4) * EPS32 * (attrs["scale"] * float(np.einsum("rhtd,rhsd->rhts", q, k).max()) + bias)
+    return 2 * float(v.max()) * (2 * logit_error + (2 * tokens + 4) * EPS32)
+
+
 def finishes_within(seconds: float, call):
     """``call()``'s result (its exception is raised again), failing the test if it has not returned within
     ``seconds``: a guard against hangs, set far above the expected time so that a loaded machine cannot trip it
@@ -50,6 +89,87 @@ def load_script(path: Path, name: str):
     finally:
         sys.dont_write_bytecode = saved
     return module
+
+
+def readme_precision_table(heading: str) -> dict[str, list]:
+    """The FP32/FP16/INT8 rows of the README's table under ``## <heading>``: label -> its cells as numbers
+    (``12.3%`` -> 0.123; empty -> None)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for label, cells in re.findall(r"^\| (FP32[^|]*|FP16[^|]*|INT8[^|]*) \|(.*)\|$", section, re.M):
+        rows[label.strip()] = [float(c.strip().rstrip("%")) / (100 if c.strip().endswith("%") else 1)
+                               if c.strip() else None for c in cells.split("|")]
+    return rows
+
+
+# ---- the demo trainers' mosaics (scripts/train_dense_demo.py, scripts/train_detection_demo.py) ----------------
+
+class BoxRecorder:
+    """A CropSampler (scripts/train_demo.py) that remembers every box it hands out, ``("train" | "val", box)``."""
+
+    def __init__(self, sampler):
+        self.sampler, self.boxes = sampler, []
+        self.photo, self.val_cells = sampler.photo, sampler.val_cells
+
+    def train_box(self, rng):
+        box = self.sampler.train_box(rng)
+        self.boxes.append(("train", box))
+        return box
+
+    def train_crop(self, rng, size):
+        return np.asarray(self.photo.resize((size[1], size[0]), box=self.train_box(rng)))
+
+    def val_box(self, rng, cell):
+        box = self.sampler.val_box(rng, cell)
+        self.boxes.append(("val", box))
+        return box
+
+
+def assert_split_kept(recorders: list[BoxRecorder], is_training_box) -> None:
+    """Every training box keeps clear of the held-out cells, every validation box lies inside one, and both
+    kinds were drawn."""
+    for recorder in recorders:
+        width, height = recorder.photo.size
+        for kind, box in recorder.boxes:
+            if kind == "train":
+                assert is_training_box(box, width, height)
+            else:
+                assert any(c[0] <= box[0] < box[2] <= c[2] and c[1] <= box[1] < box[3] <= c[3]
+                           for c in recorder.val_cells)
+    assert {kind for r in recorders for kind, _ in r.boxes} == {"train", "val"}
+
+
+def quick_runs(script: Path, tmp_path: Path) -> list[Path]:
+    """``script --quick --out`` run twice, into ``tmp_path/one`` and ``tmp_path/two``; each must succeed."""
+    import subprocess
+    import sys
+
+    runs = []
+    for name in ("one", "two"):
+        out = tmp_path / name
+        run = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True,
+                             text=True, timeout=300, cwd=script.parents[1])
+        assert run.returncode == 0, run.stdout + run.stderr
+        runs.append(out)
+    return runs
+
+
+def assert_quick_refused(script: Path, bundled_before: dict[str, str]) -> None:
+    """``script --quick`` without ``--out`` is refused (it would overwrite the bundled model), and the bundled
+    files (name -> sha256, taken before any run) are as they were."""
+    import subprocess
+    import sys
+
+    from swin_trt.io import sha256_file
+    from swin_trt.models.demo import assets_dir
+
+    refused = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=120,
+                             cwd=script.parents[1])
+    assert refused.returncode == 2 and "--quick" in refused.stderr
+    assert {n: sha256_file(assets_dir() / n) for n in bundled_before} == bundled_before
 
 
 @pytest.fixture
@@ -240,3 +360,88 @@ def photo_batch(photo_dir, size, count):
 def run_first(session, x):
     """The first output of an ONNX Runtime session on ``x`` (fed to its one input)."""
     return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+# ---- detectors on a Swin backbone, built and exported as a user would (torchvision, random weights) ----------
+
+DETECTOR_SIZE = 320  # the size issue 23 reported on; the exports are plain torch.onnx.export at batch 1
+
+
+def swin_fpn_detector(kind: str, size: int = DETECTOR_SIZE, num_classes: int = 5):
+    """A torchvision detector (``fcos``, ``faster_rcnn``, ``retinanet``, ``mask_rcnn``) on torchvision's Swin-T
+    features (NHWC stages 1/3/5/7, permuted to NCHW) and a FeaturePyramidNetwork; boxes/scores/labels out.
+
+    Score thresholds are 0 so that random weights still give a full set of detections to compare."""
+    from collections import OrderedDict
+
+    import torch
+    import torchvision
+    from torch import nn
+    from torchvision.models import detection
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.ops import FeaturePyramidNetwork
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
+
+    class SwinFPN(nn.Module):
+        def __init__(self, extra, channels=64):
+            super().__init__()
+            self.body = torchvision.models.swin_t(weights=None).features
+            self.fpn = FeaturePyramidNetwork([96, 192, 384, 768], channels, extra_blocks=extra)
+            self.out_channels = channels
+
+        def forward(self, x):
+            maps = OrderedDict()
+            for index, layer in enumerate(self.body):
+                x = layer(x)
+                if index in (1, 3, 5, 7):
+                    maps[str(len(maps))] = x.permute(0, 3, 1, 2)
+            return self.fpn(maps)
+
+    class Detections(nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, images):
+            found = self.model(images)[0]
+            return found["boxes"], found["scores"], found["labels"]
+
+    torch.manual_seed(0)
+    sizes = dict(min_size=size, max_size=size)
+    if kind in ("fcos", "retinanet"):
+        anchors = AnchorGenerator(((16,), (32,), (64,), (128,), (256,), (512,)), ((1.0,),) * 6) if kind == "fcos" \
+            else AnchorGenerator(tuple((s, s * 1.26) for s in (16, 32, 64, 128, 256, 512)), ((0.5, 1.0, 2.0),) * 6)
+        build = detection.FCOS if kind == "fcos" else detection.RetinaNet
+        model = build(SwinFPN(LastLevelP6P7(64, 64)), num_classes=num_classes, anchor_generator=anchors,
+                      score_thresh=0.0, **sizes)
+    else:
+        anchors = AnchorGenerator(((16,), (32,), (64,), (128,), (256,)), ((0.5, 1.0, 2.0),) * 5)
+        build = detection.FasterRCNN if kind == "faster_rcnn" else detection.MaskRCNN
+        model = build(SwinFPN(LastLevelMaxPool()), num_classes=num_classes, rpn_anchor_generator=anchors,
+                      box_score_thresh=0.0, **sizes)
+    return Detections(model.eval())
+
+
+def export_detector(kind: str, path: Path, size: int = DETECTOR_SIZE) -> Path:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(swin_fpn_detector(kind, size), (torch.rand(1, 3, size, size),), str(path), dynamo=False,
+                          opset_version=17, input_names=["images"], output_names=["boxes", "scores", "labels"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def detector_onnx(tmp_path_factory):
+    """``detector_onnx(kind)``: the path of that torchvision detector's export, made once per session."""
+    folder = tmp_path_factory.mktemp("detectors")
+    made = {}
+
+    def get(kind: str) -> Path:
+        if kind not in made:
+            made[kind] = export_detector(kind, folder / f"{kind}.onnx")
+        return made[kind]
+    return get

@@ -94,8 +94,11 @@ def test_reuse_follows_the_content_of_every_input(cli, tmp_path, own_data):
     assert all(statuses[s] == "reused" for s in ("export", "rewrite", "calibrate", "quantize"))
 
 
-def test_build_key_follows_the_plugin_library_content(tmp_path, crops_dir):
-    from swin_trt.compiler.job import Artifacts, plan
+def test_build_key_follows_the_plugin_library_content_and_the_environment(tmp_path, crops_dir, monkeypatch):
+    """The engine is rebuilt after a change of plugin library, TensorRT version or GPU, and only then. The
+    environment is faked here (no TensorRT or GPU on CI): what is tested is the reuse decision, not a build."""
+    from swin_trt.engine import environment
+    from swin_trt.compiler.job import Artifacts, DataSources, plan
     from swin_trt.compiler.options import CompileOptions
     from swin_trt.compiler.stages import key_hash
 
@@ -108,13 +111,20 @@ def test_build_key_follows_the_plugin_library_content(tmp_path, crops_dir):
     files.exported.write_bytes(b"export")  # ... and the export its variants are made from (--compare)
 
     def build_key():
-        stage = next(s for s in plan(options, files, None, crops_dir) if s.name == "build")
+        stage = next(s for s in plan(options, files, DataSources(None, crops_dir)) if s.name == "build")
         return key_hash(stage.key())
 
     first = build_key()
     assert build_key() == first
     library.write_bytes(b"another build")  # same path, new content
     assert build_key() != first
+    keys = set()
+    for tensorrt, gpu in (("10.3.0", "Orin"), ("11.4.1", "Orin"), ("11.4.1", "H100")):
+        fake = {"tensorrt": tensorrt, "gpu": {"name": gpu, "compute_capability": "8.7"}}
+        monkeypatch.setattr(environment, "build_environment", lambda fake=fake: fake)
+        keys.add(build_key())
+        assert build_key() in keys  # unchanged environment: the same key
+    assert len(keys) == 3
 
 
 def test_int8_without_val_data_validates_on_held_out_images(cli, tmp_path, own_data):

@@ -20,7 +20,7 @@ from swin_trt.io import sha256_file as file_sha256
 from swin_trt.models.checkpoint import apply_state, load_checkpoint
 from swin_trt.models.demo import DEMO_CONFIG, DEMO_WEIGHTS, assets_dir, demo_images_dir
 
-from conftest import load_script
+from conftest import assert_quick_refused, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_demo.py"
@@ -138,7 +138,4 @@ def test_quick_training_run_end_to_end(tmp_path):
         assert pngs and all(Image.open(p).size == (128, 128) for p in pngs)
     assert not list(out.glob(".*")), "staging or temporary files left behind"
     # --quick never touches the bundled model, and refuses to overwrite it.
-    refused = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True,
-                             timeout=120, cwd=ROOT)
-    assert refused.returncode == 2 and "--quick" in refused.stderr
-    assert {n: file_sha256(assets_dir() / n) for n in before} == before
+    assert_quick_refused(SCRIPT, before)

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,8 @@ from swin_trt.models.demo import (DEMO_SEG_CONFIG, DEMO_SEG_WEIGHTS, assets_dir,
 from swin_trt.models.segmentation import SwinSegmenter
 from swin_trt.validate.segmentation import Confusion
 
-from conftest import load_script
+from conftest import (BoxRecorder, assert_quick_refused, assert_split_kept, load_script, quick_runs,
+                      readme_precision_table)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_dense_demo.py"
@@ -34,12 +32,7 @@ README_TOLERANCE = 0.002  # another CPU's rounding may move a few pixels; the nu
 
 def readme_table() -> dict[str, list[float]]:
     """The README's dense-demo rows: label -> [mIoU, change, pixel accuracy, pixel agreement, mIoU agreement]."""
-    section = (ROOT / "README.md").read_text().split("## The dense demo model", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for label, cells in re.findall(r"^\| (FP32[^|]*|FP16[^|]*|INT8[^|]*) \|(.*)\|$", section, re.M):
-        rows[label.strip()] = [float(c.strip().rstrip("%")) / (100 if c.strip().endswith("%") else 1)
-                               if c.strip() else None for c in cells.split("|")]
-    return rows
+    return readme_precision_table("The dense demo model")
 
 
 @pytest.fixture(scope="module")
@@ -136,43 +129,17 @@ def test_export_bundled_segmenter(tmp_path, cli):
         assert candidate["pixel_agreement"] >= 0.999 and abs(candidate["miou_change"]) <= 1e-3
 
 
-class _Recorder:
-    """A CropSampler that remembers every box it hands out."""
-
-    def __init__(self, sampler):
-        self.sampler, self.boxes = sampler, []
-        self.photo, self.val_cells = sampler.photo, sampler.val_cells
-
-    def train_crop(self, rng, size):
-        box = self.sampler.train_box(rng)
-        self.boxes.append(("train", box))
-        return np.asarray(self.photo.resize((size[1], size[0]), box=box))
-
-    def val_box(self, rng, cell):
-        box = self.sampler.val_box(rng, cell)
-        self.boxes.append(("val", box))
-        return box
-
-
 def test_mosaics_keep_training_and_held_out_regions_apart():
     script = load_script(SCRIPT, "train_dense_demo")
     classification = script.classification
-    samplers = [_Recorder(classification.CropSampler(photo)) for photo in classification.load_photos()]
+    samplers = [BoxRecorder(classification.CropSampler(photo)) for photo in classification.load_photos()]
     rng = np.random.default_rng(0)
     for validation in (False, True):
         for _ in range(20):
             pixels, labels = script.mosaic(samplers, rng, script.SIZE, validation)
             assert pixels.shape == (*script.SIZE, 3) and labels.shape == script.SIZE
             assert 1 <= len(np.unique(labels)) <= script.REGIONS[1] and labels.max() < len(samplers)
-    for recorder in samplers:
-        width, height = recorder.photo.size
-        for kind, box in recorder.boxes:
-            if kind == "train":
-                assert classification.is_training_box(box, width, height)
-            else:
-                assert any(c[0] <= box[0] < box[2] <= c[2] and c[1] <= box[1] < box[3] <= c[3]
-                           for c in recorder.val_cells)
-    assert {kind for r in samplers for kind, _ in r.boxes} == {"train", "val"}
+    assert_split_kept(samplers, classification.is_training_box)
 
 
 def _digest(folder: Path) -> str:
@@ -184,13 +151,7 @@ def _digest(folder: Path) -> str:
 
 def test_quick_training_runs_are_reproducible(tmp_path):
     before = {n: sha256_file(assets_dir() / n) for n in (DEMO_SEG_CONFIG, DEMO_SEG_WEIGHTS)}
-    runs = []
-    for name in ("one", "two"):
-        out = tmp_path / name
-        run = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)], capture_output=True,
-                             text=True, timeout=300, cwd=ROOT)
-        assert run.returncode == 0, run.stdout + run.stderr
-        runs.append(out)
+    runs = quick_runs(SCRIPT, tmp_path)
     assert _digest(runs[0]) == _digest(runs[1])  # weights and mosaics, byte for byte
     document = json.loads((runs[0] / DEMO_SEG_CONFIG).read_text())
     assert document["metrics"]["quick"] is True and document["metrics"]["steps"] == 3
@@ -201,7 +162,4 @@ def test_quick_training_runs_are_reproducible(tmp_path):
     assert masks and [p.name for p in masks] == sorted(p.name for p in (runs[0] / "demo_seg" / "images").glob("*"))
     assert all(Image.open(p).mode == "L" and np.asarray(Image.open(p)).max() < 12 for p in masks)
     assert not list(runs[0].glob(".*")), "staging or temporary files left behind"
-    refused = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=120,
-                             cwd=ROOT)
-    assert refused.returncode == 2 and "--quick" in refused.stderr
-    assert {n: sha256_file(assets_dir() / n) for n in before} == before
+    assert_quick_refused(SCRIPT, before)

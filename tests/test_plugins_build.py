@@ -24,6 +24,8 @@ from swin_trt.errors import UserError
 from swin_trt.ops import reference
 from swin_trt import plugin_library
 
+from conftest import attention_atol
+
 REPO = Path(__file__).resolve().parent.parent
 CMAKE = shutil.which("cmake")
 CTEST = shutil.which("ctest")
@@ -320,7 +322,8 @@ def test_emulated_cosine_attention_of_one_node_at_every_size(emulated, pad_first
                                                            plugin_library.head_scale_array(scales), None)
         plugin_library.check_status(emulated, status, "cosine attention")
         expect = reference.window_attention(qkv, table, heads, window, shift, *grid, 1.0, cosine=1, head_scale=scales)
-        np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-5 * np.abs(expect).max())
+        attrs = dict(num_heads=heads, cosine=1, head_scale=scales)
+        np.testing.assert_allclose(out, expect, rtol=0, atol=attention_atol(qkv, table, attrs))
         merged = _emu_reverse(emulated, out, window, shift, pad_first, height, width)
         np.testing.assert_array_equal(merged, reference.window_reverse(out, window, shift, pad_first, height, width))
 
@@ -389,7 +392,7 @@ def test_emulated_kernels_are_thread_safe(emulated):
         plugin_library.check_status(emulated, status, "attention")
         np.testing.assert_array_equal(windows, reference.window_partition(x, window, shift, True))
         expect = reference.window_attention(qkv, table, heads, window, shift, *grid, 0.5)
-        np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(out, expect, rtol=0, atol=attention_atol(qkv, table, dict(num_heads=heads, scale=0.5)))
         return seed
 
     with ThreadPoolExecutor(max_workers=4) as pool:

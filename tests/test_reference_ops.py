@@ -7,6 +7,8 @@ import torch.nn.functional as F
 
 from swin_trt.ops import reference
 
+from conftest import attention_atol
+
 
 def torch_partition(x, window, shift, pad_first):
     """What timm (pad_first=False) and torchvision (pad_first=True) do, written with torch ops."""
@@ -97,7 +99,8 @@ def test_attention_matches_torch():
     attn = (t[0] * hd ** -0.5) @ t[1].transpose(-1, -2) + bias
     attn = (attn.view(2, n_windows, heads, 16, 16) + mask[None, :, None]).view(-1, heads, 16, 16)
     expected = (attn.softmax(-1) @ t[2]).transpose(1, 2).reshape(-1, 16, heads * hd).numpy()
-    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    attrs = dict(num_heads=heads, scale=hd ** -0.5)
+    np.testing.assert_allclose(ours, expected, atol=attention_atol(qkv, table, attrs), rtol=0)
 
 
 def test_bad_attributes_are_named():

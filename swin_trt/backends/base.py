@@ -15,6 +15,17 @@ class BackendUnavailable(UserError):
     """The backend went away mid-run (a server that stopped answering): what was predicted is kept."""
 
 
+def padded_chunks(batch: np.ndarray, size: int):
+    """``batch`` in chunks of exactly ``size`` images, the last padded by repeating its last image: yields
+    ``(chunk, real)``, where the first ``real`` images of ``chunk`` are the batch's own."""
+    for start in range(0, len(batch), size):
+        part = batch[start:start + size]
+        real = len(part)
+        if real < size:
+            part = np.concatenate([part, np.repeat(part[-1:], size - real, axis=0)])
+        yield part, real
+
+
 class Backend(abc.ABC):
     """Runs a Swin on a batch of preprocessed images.
 
@@ -38,17 +49,29 @@ class Backend(abc.ABC):
         ...
 
     def infer_padded(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Run any number of images on a fixed-batch model, padding the last chunk."""
+        """Run any number of images on a fixed-batch model, padding the last chunk.
+
+        Only an output with a batch axis (first dim equal to the model's batch) can be cut back to the real
+        images and joined across chunks. An output without one (a detector's ``boxes (N, 4)``) belongs to the
+        whole call: splitting or padding would keep one chunk's first rows and drop the rest, so it is refused.
+        A first dim that equals the batch by chance (one detection of a batch-1 model) cannot be told from a
+        batch axis here; validate finds each output's batch axis first (swin_trt/validate/layout.py) and runs
+        such models image by image.
+        """
         fixed = self.fixed_batch
         if fixed is None or len(batch) == fixed:
             return self.infer(batch)
         chunks = []
-        for start in range(0, len(batch), fixed):
-            part = batch[start:start + fixed]
-            count = len(part)
-            if count < fixed:
-                part = np.concatenate([part, np.repeat(part[-1:], fixed - count, axis=0)])
-            chunks.append([out[:count] for out in self.infer(part)])
+        for part, real in padded_chunks(batch, fixed):
+            outputs = self.infer(part)
+            for index, out in enumerate(outputs):
+                if out.ndim == 0 or out.shape[0] != fixed:
+                    names = list(getattr(self, "output_names", None) or [])
+                    name = names[index] if index < len(names) else f"output {index}"
+                    raise UserError(f"{name!r} has shape {list(out.shape)} for a batch of {fixed}: it has no batch "
+                                    f"axis, so its values belong to the whole call and a batch of {len(batch)} "
+                                    f"cannot be split or padded for it; call infer with batches of exactly {fixed}")
+            chunks.append([out[:real] for out in outputs])
         return [np.concatenate(parts) for parts in zip(*chunks)]
 
     def submit(self, batch: np.ndarray) -> Future:

@@ -29,6 +29,13 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     return model
 
 
+# ONNX Runtime passes that change what a graph computes. ReshapeFusion (1.32) turns a reshape target built as
+# Concat(Gather(Shape(a), i), ...) into [0, -1] once shapes are known, which fails on an empty tensor (a
+# detector's box level with no box above its threshold: "cannot reshape {0,2,2} to {0,-1}"). Known shapes are
+# what a rewritten or shape-inferred graph has, so without this one photo in two stopped a detector.
+UNSOUND_OPTIMIZERS = ("ReshapeFusion",)
+
+
 def create_session(model: onnx.ModelProto, threads: int | None = None, spinning: bool | None = None,
                    int8: str = "fast", lowered: bool = False):
     """An ``InferenceSession`` on the CPU for ``model`` with its plugin nodes lowered (unless ``lowered``).
@@ -46,7 +53,7 @@ def create_session(model: onnx.ModelProto, threads: int | None = None, spinning:
     options.intra_op_num_threads = policy.threads
     if not (policy.spinning if spinning is None else spinning):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    disabled = ort_int8.DISABLED[int8] if ort_int8.has_qdq(model) else None
+    disabled = [*UNSOUND_OPTIMIZERS, *(ort_int8.DISABLED[int8] if ort_int8.has_qdq(model) else ())]
     graph = ort_int8.cpu_copy(model)
     graph = graph if lowered else lower_plugins(graph)
     return ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"],

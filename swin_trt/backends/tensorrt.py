@@ -11,6 +11,13 @@ every plan, this runner only where the manifest says the plan was built version 
 pycuda has no stream-capture API, so ``cuda_graph=True`` captures through cuda-python's runtime bindings.
 The CUDA context is the device's primary context (the one TensorRT's runtime API calls use), made current
 around every call so the backend works from any thread.
+
+A detector's outputs have data-dependent shapes: TensorRT runs NMS, NonZero and top-k of a computed k as
+layers whose output size is known only once they ran, and leaves -1 in those outputs' shapes even after every
+input shape is set. Such an output gets no fixed buffer: an ``IOutputAllocator`` (:func:`make_output_allocator`)
+hands TensorRT device memory of the size it asks for while it runs (:class:`GrowingDeviceBuffers`), and hears
+the shape before ``execute_async_v3`` returns; the copy to the host follows. These engines cannot be captured
+into CUDA graphs (the run waits for the sizes).
 """
 
 from __future__ import annotations
@@ -39,6 +46,62 @@ def _import_cudart():
     return cudart
 
 
+def data_dependent_outputs(shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """The outputs whose shape TensorRT cannot tell before running: a -1 left in their shape once every input
+    shape is set (``context.get_tensor_shape``). Their size comes from the data: NMS, NonZero, top-k."""
+    return [name for name, shape in shapes.items() if any(int(d) < 0 for d in shape)]
+
+
+class GrowingDeviceBuffers:
+    """Device memory per tensor name that only grows: a stream of frames allocates once it has seen its largest
+    detection count."""
+
+    def __init__(self, cuda):
+        self.cuda = cuda
+        self.buffers: dict = {}  # name -> pycuda DeviceAllocation
+        self.capacity: dict[str, int] = {}  # name -> bytes
+
+    def reserve(self, name: str, size: int) -> int:
+        """The address of at least ``size`` bytes for ``name`` (at least 1: no detections is still an address;
+        mem_alloc aligns to 256 bytes, more than TensorRT asks)."""
+        size = max(int(size), 1)
+        if self.capacity.get(name, 0) < size:
+            old = self.buffers.pop(name, None)
+            if old is not None:
+                old.free()  # the previous run's copy is done: every infer synchronizes its stream
+            self.buffers[name] = self.cuda.mem_alloc(size)
+            self.capacity[name] = size
+        return int(self.buffers[name])
+
+    def release(self) -> None:
+        for buffer in self.buffers.values():
+            buffer.free()
+        self.buffers, self.capacity = {}, {}
+
+
+def make_output_allocator(trt, memory: GrowingDeviceBuffers):
+    """A ``DeviceOutputAllocator`` on ``memory`` (the class is made here: ``tensorrt`` is imported lazily)."""
+
+    class DeviceOutputAllocator(trt.IOutputAllocator):
+        """TensorRT's callbacks for outputs of data-dependent shape: while ``execute_async_v3`` runs, it asks for
+        the bytes of each such output and then says the output's shape (kept in ``shapes`` for the copy out)."""
+
+        def __init__(self):
+            trt.IOutputAllocator.__init__(self)
+            self.shapes: dict[str, tuple[int, ...]] = {}  # name -> the shape of the last run
+
+        def reallocate_output(self, tensor_name, memory_address, size, alignment):  # before TensorRT 10
+            return memory.reserve(tensor_name, size)
+
+        def reallocate_output_async(self, tensor_name, memory_address, size, alignment, stream):
+            return memory.reserve(tensor_name, size)
+
+        def notify_shape(self, tensor_name, shape):
+            self.shapes[tensor_name] = tuple(int(d) for d in shape)
+
+    return DeviceOutputAllocator()
+
+
 def _check(result, what: str):
     """cuda-python returns ``(error, *values)``; raise on an error, return the values."""
     error, *values = result
@@ -58,6 +121,7 @@ class TensorRTBackend(Backend):
         cuda = self.cuda = environment.import_pycuda()
         environment.require_gpu()
         self.cudart = _import_cudart() if cuda_graph else None
+        self.cuda_graph = cuda_graph
         info = self._read_manifest(path)
         needs_plugins = plugins is not None or bool(info.get("plugins"))
         if needs_plugins and plugins is None and Path(info["plugins"]["path"]).is_file():
@@ -114,6 +178,14 @@ class TensorRTBackend(Backend):
         self.input_shape = tuple(None if d < 0 else d for d in shape)
         # Buffers for the profile's largest input; each call then sets its own shape (infer).
         self.context.set_input_shape(self.input_name, largest)
+        shapes = {name: tuple(self.context.get_tensor_shape(name)) for name in self.output_names}
+        self.data_dependent = data_dependent_outputs(shapes)
+        if self.data_dependent and self.cuda_graph:
+            raise UserError(f"--cuda-graph: the engine's outputs {', '.join(self.data_dependent)} have a size that "
+                            f"depends on the data (NMS, NonZero, top-k), which a CUDA graph cannot capture: run "
+                            f"without --cuda-graph")
+        self.output_memory = GrowingDeviceBuffers(cuda)
+        self.output_allocator = make_output_allocator(trt, self.output_memory) if self.data_dependent else None
         self.host, self.device = {}, {}
         for name in names:
             dtype = engine.get_tensor_dtype(name)
@@ -122,19 +194,41 @@ class TensorRTBackend(Backend):
             except TypeError:
                 raise UserError(f"engine tensor {name!r} has dtype {enum_name(dtype)}, which numpy cannot hold: "
                                 f"export with float32 or float16 inputs and outputs") from None
+            if name in self.data_dependent:  # sized at each run (_reported_shape), from what TensorRT reports
+                self.host[name] = cuda.pagelocked_empty(1, np_dtype)  # page-locked memory of 0 bytes fails
+                self.context.set_output_allocator(name, self.output_allocator)
+                continue
             count = int(np.prod(tuple(self.context.get_tensor_shape(name))))
             self.host[name] = cuda.pagelocked_empty(count, np_dtype)
             self.device[name] = cuda.mem_alloc(self.host[name].nbytes)
             self.context.set_tensor_address(name, int(self.device[name]))
 
     def _enqueue(self, count: int, shapes: dict):
-        """Copy in, run, copy out: on the stream, so it can also be captured into a graph."""
+        """Copy in, run, copy out: on the stream, so it can also be captured into a graph. ``shapes`` gains the
+        shapes TensorRT reported for the outputs of data-dependent shape."""
         cuda, stream = self.cuda, self.stream
         cuda.memcpy_htod_async(self.device[self.input_name], self.host[self.input_name][:count], stream)
         if not self.context.execute_async_v3(stream.handle):
             raise RuntimeError("TensorRT execute_async_v3 failed; see the log above")
         for name in self.output_names:
-            cuda.memcpy_dtoh_async(self.host[name][:int(np.prod(shapes[name]))], self.device[name], stream)
+            if name in self.data_dependent:
+                shapes[name] = self._reported_shape(name)
+                device = self.output_memory.buffers.get(name)
+                if device is None or not int(np.prod(shapes[name])):
+                    continue  # nothing was written (no detections)
+            else:
+                device = self.device[name]
+            cuda.memcpy_dtoh_async(self.host[name][:int(np.prod(shapes[name]))], device, stream)
+
+    def _reported_shape(self, name: str) -> tuple[int, ...]:
+        """The shape TensorRT reported for a data-dependent output in this run; its host buffer grown to fit."""
+        shape = self.output_allocator.shapes.get(name)
+        if shape is None or any(d < 0 for d in shape):
+            raise RuntimeError(f"TensorRT did not report the shape of {name!r} (data-dependent) in this run")
+        count = int(np.prod(shape))
+        if self.host[name].size < count:
+            self.host[name] = self.cuda.pagelocked_empty(count, self.host[name].dtype)
+        return shape
 
     def _graph_for(self, batch: tuple, count: int, shapes: dict):
         """The CUDA graph of one input shape; captured after an ordinary run did TensorRT's lazy setup."""
@@ -153,6 +247,9 @@ class TensorRTBackend(Backend):
         return self.graphs[batch][1]
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        if len(batch) > self.max_batch and self.data_dependent:  # e.g. boxes (N, 4) of all images together
+            raise ValueError(f"batch of {len(batch)}: this engine runs at most {self.max_batch} images, and its "
+                             f"outputs {', '.join(self.data_dependent)} have no batch axis to join chunks along")
         if len(batch) > self.max_batch:  # a dynamic engine runs any number of images in max-batch chunks
             parts = [self.infer(batch[i:i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
             return [np.concatenate(outs) for outs in zip(*parts)]
@@ -204,7 +301,10 @@ class TensorRTBackend(Backend):
                 self.cudart.cudaGraphExecDestroy(executable)
                 self.cudart.cudaGraphDestroy(graph)
             self.graphs = {}
-            for attribute in ("context", "engine", "runtime", "device", "host", "stream"):
+            if getattr(self, "output_memory", None) is not None:
+                self.output_memory.release()
+            for attribute in ("context", "engine", "runtime", "device", "host", "stream", "output_allocator",
+                              "output_memory"):
                 if hasattr(self, attribute):
                     delattr(self, attribute)  # TensorRT objects and device memory go while the context is current
         self.cuda_context.detach()

@@ -35,7 +35,8 @@ def calibrate(model, data, num, batch, method, percentile, min_images, output, q
     images, preprocessed as MODEL.json says (or the flags, or the ImageNet defaults), and writes the
     ranges of every tensor `swin-trt quantize --precision int8` will
     quantize: the inputs of MatMul/Gemm/Conv and of the window partition/reverse plugins. The cache is
-    tied to MODEL by its sha256. See calibration/README.md for choosing images.
+    tied to MODEL by its sha256. See calibration/README.md for choosing images. A detector (NMS, top-k
+    inside) calibrates as it is; its head's tensors are measured too, for `quantize --quantize-head`.
 
     \b
     Examples:

@@ -38,6 +38,10 @@ _GATES = ("min_agreement", "min_cosine", "max_acc_drop", "max_miou_drop")
                                               "per image, <stem>.png, pixel value = class index): the report adds "
                                               "the true mIoU [default: the bundled masks when validating on the "
                                               "bundled swin_demo_seg mosaics].")
+@click.option("--val-annotations", type=click.Path(dir_okay=False, path_type=Path),
+              help="COCO instances JSON of the validation images (detectors; images matched by file name): the "
+                   "report adds the true mAP [default: the bundled boxes when validating on the bundled "
+                   "swin_demo_det mosaics].")
 @click.option("--val-limit", type=int, help="Validate on at most this many images.")
 @flags(*ENGINE, recipe=True)
 @click.option("--no-build", is_flag=True, default=None, help="Stop before the TensorRT build.")
@@ -82,7 +86,7 @@ def compile_(recipe, **flags):
         settings["img_size"] = parse_img_size(settings["img_size"])
     if "img_size_range" in settings:
         settings["img_size_range"] = parse_img_size_range(settings["img_size_range"])
-    for key in ("onnx", "checkpoint", "calib_data", "val_data", "val_masks", "plugins", "outdir"):
+    for key in ("onnx", "checkpoint", "calib_data", "val_data", "val_masks", "val_annotations", "plugins", "outdir"):
         if key in settings:
             settings[key] = Path(settings[key])
     if "outdir" not in settings:

@@ -13,14 +13,15 @@ from ..backends.base import BACKEND_OF_KIND, BACKENDS
 from ..model_ref import ModelRef
 from ..errors import UserError
 from ..io import atomic_output
+from ..video.detections import DEFAULT_SCORE_THRESHOLD
 from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, threads_option
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
 @click.argument("source")
 @click.option("-m", "--model",
-              help="An .onnx (any classifier; its .json sidecar, if any, says how to preprocess), a TensorRT "
-                   ".engine, or torch:<arch>[:<checkpoint>].")
+              help="An .onnx (any classifier, segmentation model or detector; its .json sidecar, if any, says how "
+                   "to preprocess), a TensorRT .engine, or torch:<arch>[:<checkpoint>].")
 @click.option("--server", metavar="URL",
               help="Infer on a Triton server instead of --model: http://HOST:8000 or grpc://HOST:8001 "
                    "(`swin-trt serve`). Decoding and preprocessing stay here; requests are pipelined.")
@@ -37,27 +38,34 @@ from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, thread
                    "video files are decoded at their own frame rate.")
 @click.option("--topk", type=click.IntRange(min=1), default=5, show_default=True,
               help="Classes per frame (a segmentation model: the largest by pixel share).")
+@click.option("--score-threshold", type=click.FloatRange(0, 1), default=DEFAULT_SCORE_THRESHOLD, show_default=True,
+              help="A detector: write and draw the detections scoring at least this.")
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
-              help="Class names, one per line (default: the model's, else class_<i>).")
+              help="Class names, one per line (default: the model's, else class_<i>); a detector's label id i is "
+                   "line i (torchvision counts the background as 0).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after reading N frames from the source.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write one JSON line per frame here (default: standard output).")
 @click.option("--save-video", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the frames with their top-1 label and score, or a segmentation model's class map "
-                   "blended over them (.mp4, .mkv, .avi, .mov, .ts).")
+              help="Write the frames with their top-1 label and score, a segmentation model's class map blended "
+                   "over them, or a detector's boxes with label and score (.mp4, .mkv, .avi, .mov, .ts).")
 @threads_option("stream")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds to wait for a camera or stream to open, to send the next frame, or for --server "
                    "to answer a request.")
 @preprocess_options
-def infer(source, model, server, model_name, backend, batch, every, realtime, topk, labels, max_frames, out,
-          save_video, threads, timeout, preprocess):
-    """Classify or segment SOURCE: an image, a folder of images, a video file, a camera or a stream URL.
+def infer(source, model, server, model_name, backend, batch, every, realtime, topk, score_threshold, labels,
+          max_frames, out, save_video, threads, timeout, preprocess):
+    """Classify, segment or detect in SOURCE: an image, a folder of images, a video file, a camera or a stream URL.
 
     Decoding and preprocessing run in a worker thread, overlapping inference. Each frame gives a JSON line
     (index, timestamp in s, top-k classes and softmax scores, latency in ms from decoded to predicted; for a
     segmentation model, whose output is a class map, the top-k classes by pixel share, their shares and
-    the histogram of every class present, and --save-video blends the class map over the frame);
+    the histogram of every class present, and --save-video blends the class map over the frame; for a
+    detector, whose outputs are boxes, scores and labels, its detections scoring at least --score-threshold,
+    best first: "boxes" as x1, y1, x2, y2 in pixels of the frame as decoded ("box_space": "frame", with its
+    "frame_size" [width, height]; the fit to the model's input is undone), "labels", "label_ids" and
+    "scores", and --save-video draws each box with its label and score);
     the end prints frames, dropped, corrupt, fps, latency p50/p95/p99 and the decode / preprocess / infer
     time split. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them; a --server
     that goes away keeps them too, and exits 2).
@@ -70,7 +78,7 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
       swin-trt infer rtsp://camera.local/stream -m torch:swin_demo --realtime --max-frames 1000
       swin-trt infer clip.mp4 --server http://gpu-box:8000 --batch 4 --out preds.jsonl
     """
-    from ..video.annotate import AnnotatedVideoWriter, class_map_frame
+    from ..video.annotate import AnnotatedVideoWriter, class_map_frame, draw_detections
     from ..video.codecs import muxer_for
     from ..video.model import load_classifier
     from ..video.inference_loop import Pipeline, PipelineOptions
@@ -96,7 +104,7 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
             click.echo("note: --realtime has no effect on still images (they have no frame rate)", err=True)
         options = PipelineOptions(batch=batch or classifier.backend.fixed_batch or 1, every=every,
                                   realtime=realtime, max_frames=max_frames, topk=topk,
-                                  keep_images=save_video is not None)
+                                  keep_images=save_video is not None, score_threshold=score_threshold)
         if out is not None:
             lines = stack.enter_context(open(stack.enter_context(atomic_output(out)), "w", encoding="utf-8"))
         else:
@@ -109,7 +117,10 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
 
         def on_prediction(prediction):
             lines.write(json.dumps(prediction.to_json()) + "\n")
-            if video is not None and prediction.class_map is None:
+            if video is not None and prediction.detections is not None:
+                video.write(draw_detections(prediction.image, prediction.detections, prediction.classes),
+                            prediction.caption())
+            elif video is not None and prediction.class_map is None:
                 video.write(prediction.image, prediction.caption())
             elif video is not None:  # a segmentation model: its class map over the part of the frame it saw
                 box = classifier.preprocessor.source_box(*prediction.image.size)

@@ -192,6 +192,46 @@ MAX_MIOU_DROP = Flag("--max-miou-drop", type=float,
                           "(a fraction: 0.01 = one point). Needs label masks (validate --masks, compile --val-masks).")
 GATES = (MIN_COSINE, MIN_AGREEMENT, MAX_ACC_DROP, MAX_MIOU_DROP)
 
+
+# ---- validate's detection flags (swin_trt/data/detection_outputs.py, validate/detection.py, coco.py) ------
+
+def _outputs_spec(ctx, param, value):
+    from ..data.detection_outputs import parse_outputs
+
+    if value is None:
+        return None
+    try:
+        return parse_outputs(value)
+    except UserError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def detection_options(command):
+    """``--outputs``, ``--score-threshold``, ``--annotations``, ``--max-map-drop``: what validate does with a
+    detector's boxes, scores and labels."""
+    from ..validate.detection import DEFAULT_SCORE_THRESHOLD, MATCH_IOU
+
+    options = [
+        click.option("--outputs", "detection_outputs", callback=_outputs_spec,
+                     metavar="boxes=NAME,scores=NAME,labels=NAME",
+                     help="Which outputs are a detector's boxes (N, 4), scores (N,) and labels (N,) (also with a "
+                          "batch axis). Default: found by name and shape; a detector whose outputs cannot be told "
+                          "apart needs this."),
+        click.option("--score-threshold", type=click.FloatRange(min=0), metavar="S",
+                     help=f"Detections scoring at least this are compared with the reference's (matched by IoU >= "
+                          f"{MATCH_IOU} and the same label) [default: {DEFAULT_SCORE_THRESHOLD}, torchvision's "
+                          f"box_score_thresh]."),
+        click.option("--annotations", type=click.Path(dir_okay=False, path_type=Path),
+                     help="COCO instances JSON of the images (matched by file name): adds the true mAP@[.5:.95] and "
+                          "AP50 of the reference and of each candidate, and the change. Labels are category ids."),
+        click.option("--max-map-drop", type=float,
+                     help="Fail (exit 1) when a detector candidate's mAP is more than this below the reference's "
+                          "(a fraction: 0.01 = one point). Needs --annotations."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
 # Which plugin families the rewrite emits: rewrite, and compile's rewrite stage.
 FUSE_ATTENTION = Flag("--fuse-attention/--no-fuse-attention", default=DEFAULT_FUSE_ATTENTION,
                       help="Also replace the attention core by SwinWindowAttention. Off by default: TensorRT fuses "

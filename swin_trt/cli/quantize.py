@@ -30,6 +30,10 @@ from .options import preprocess_options
               help="Keep the first layer (the patch-embedding Conv) in higher precision.")
 @click.option("--keep-last/--quantize-last", default=True, show_default=True,
               help="Keep the last layer (the classifier) in higher precision.")
+@click.option("--keep-head/--quantize-head", default=True, show_default=True,
+              help="Keep a detector's head (everything after the FPN: RPN/ROI or dense heads, box decoding, NMS) "
+                   "in float32; INT8 and FP16 go into the backbone and neck. --quantize-head also quantizes the "
+                   "head's layers (FP16: all but the box selection after NMS/top-k, which stays float32).")
 @click.option("--data", type=click.Path(path_type=Path),
               help="best: held-out images (folder, video or .txt list) to measure sensitivity and the budget on; "
                    "preferably not the calibration images.")
@@ -45,8 +49,8 @@ from .options import preprocess_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The ONNX file to write; its sidecar goes to OUTPUT.json.")
 @preprocess_options
-def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, keep_first, keep_last, data,
-             eval_num, min_agreement, min_cosine, max_drop, output, preprocess):
+def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, keep_first, keep_last, keep_head,
+             data, eval_num, min_agreement, min_cosine, max_drop, output, preprocess):
     """Put FP16, INT8 or mixed precision into MODEL's graph, as explicit types.
 
     TensorRT 11 builds strongly typed networks only: the precision of every layer comes from the ONNX
@@ -72,7 +76,7 @@ def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, k
     if max_drop is not None:
         min_agreement = 1.0 - max_drop
     request = QuantizeRequest(precision, calib, io_fp16, not no_islands, int8_base, tuple(exclude), keep_first,
-                              keep_last, data, eval_num, Budget(min_agreement, min_cosine), preprocess)
+                              keep_last, keep_head, data, eval_num, Budget(min_agreement, min_cosine), preprocess)
     section = quantize_file(model, output, request, log=lambda line: click.echo(line, err=True))
     click.echo(_describe(output, section))
 
@@ -85,8 +89,19 @@ def _describe(output: Path, section: dict) -> str:
                      f"{int8['weight_dequantize']} per-channel weights, {int8['int8_plugins']} int8 window plugins "
                      f"(ranges: {section.get('method')}; float between layers: {section['int8_base']})")
         for name, why in int8["left_float"].items():
-            if why != "fallback":
+            if why not in ("fallback", "detection head"):
                 lines.append(f"    kept float: {name} ({why})")
+    for part in ("int8", "fp16"):
+        head = (section.get(part) or {}).get("detection_head")
+        if head:
+            converted = head["quantized"] if part == "int8" else head["float16"]
+            where = (f"{head['nodes']} nodes after the neck: {head['shared_weight_layers']} layers shared across "
+                     f"pyramid levels, {head['data_dependent_ops']} data-dependent ops from "
+                     f"{head['first_data_dependent']}")
+            kept = ("quantized too (--quantize-head)" if part == "int8" else
+                    f"float16 but for its box selection, {head['selection_nodes']} nodes (--quantize-head)")
+            lines.append(f"  {part.upper()} detection head ({where}): "
+                         + (kept if converted else "kept float32 (--quantize-head to change)"))
     fp16 = section.get("fp16")
     if fp16:
         lines.append(f"  FP16: {fp16['fp32_nodes']} nodes kept float32"

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import GateFailed
-from .options import GATES, PREPROCESS_EPILOG, flags, note_threads, preprocess_options, threads_option
+from .options import (GATES, PREPROCESS_EPILOG, detection_options, flags, note_threads, preprocess_options,
+                      threads_option)
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
@@ -40,18 +41,23 @@ from .options import GATES, PREPROCESS_EPILOG, flags, note_threads, preprocess_o
 @click.option("--calib", type=click.Path(dir_okay=False, path_type=Path),
               help="The calibration cache the INT8 candidates were made with (default: what their sidecars "
                    "name): the report says how many validation images were also calibration images.")
+@detection_options
 @threads_option("batch")
 @preprocess_options
 def validate(reference, candidates, data, labels, masks, output_dir, fp32, layer_images, batch, limit, as_json,
-             atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop, calib, threads, preprocess):
+             atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop, calib, detection_outputs, score_threshold,
+             annotations, max_map_drop, threads, preprocess):
     """Compare candidates with a reference on the same real images.
 
-    Any ONNX graph (any input and output names; logits, several feature maps or dense class maps), a
-    TensorRT engine, or torch:<arch>. Per candidate and per output: SNR, cosine, max/mean abs error;
-    agreement of the top class (per image for logits, per pixel for class maps); for class maps the
-    mean-IoU agreement with the reference, and with --masks the true mIoU and its change; accuracy
-    (labelled images) and its change; latency; for FP16/INT8 graphs, which layers lose the signal. With
-    -o, a self-contained report.html and report.json. A failed gate exits 1, after the report is written.
+    Any ONNX graph (any input and output names; logits, several feature maps, dense class maps or a
+    detector's boxes/scores/labels), a TensorRT engine, or torch:<arch>. Per candidate and per output: SNR,
+    cosine, max/mean abs error over every element (an output without a batch axis is compared whole, image
+    by image); agreement of the top class (per image for logits, per pixel for class maps); for class maps
+    the mean-IoU agreement with the reference, and with --masks the true mIoU and its change; for detectors
+    the share of the reference's detections found, extra detections, IoU and score drift, and with
+    --annotations the true mAP and its change; accuracy (labelled images) and its change; latency; for
+    FP16/INT8 graphs, which layers lose the signal. With -o, a self-contained report.html and report.json.
+    A failed gate exits 1, after the report is written.
 
     \b
     Example:
@@ -62,6 +68,9 @@ def validate(reference, candidates, data, labels, masks, output_dir, fp32, layer
       # a segmentation model against label masks (the bundled demo's mosaics by default)
       swin-trt validate --reference out/seg.onnx --candidate out/seg.int8.onnx \
           --data swin_trt/assets/demo_seg/images --masks swin_trt/assets/demo_seg/masks
+      # a detector (boxes, scores, labels) against COCO annotations of its images
+      swin-trt validate --reference det.onnx --candidate det.int8.onnx --data val2017/ \\
+          --annotations instances_val2017.json --max-map-drop 0.01
     """
     from ..validate.gates import Gates
     from ..validate.run import Options, run_validation, write_report
@@ -69,9 +78,10 @@ def validate(reference, candidates, data, labels, masks, output_dir, fp32, layer
 
     options = Options(reference=str(reference), candidates=[str(c) for c in candidates], data=data, labels=labels,
                       batch=batch, limit=limit, fp32=fp32, layer_images=layer_images, progress=not as_json,
-                      gates=Gates(atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop),
+                      gates=Gates(atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop, max_map_drop),
                       preprocess=preprocess, calib=calib, masks=masks,
-                      threads=note_threads("batch", threads).threads)
+                      threads=note_threads("batch", threads).threads, outputs=detection_outputs,
+                      score_threshold=score_threshold, annotations=annotations)
     document = run_validation(options)
     paths = write_report(document, output_dir) if output_dir else None
     if as_json:

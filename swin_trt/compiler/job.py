@@ -49,6 +49,19 @@ def _tensorrt_missing() -> str | None:
     return None
 
 
+def _onnxruntime_version() -> str:
+    """Calibration ranges and CPU validation are ONNX Runtime's arithmetic: a new version re-runs them."""
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def _build_environment() -> dict:
+    from ..engine import environment
+
+    return environment.build_environment()
+
+
 def _plugin_library_sha(explicit: Path | None) -> str | None:
     """The content of the plugin library the build would load (None where none is found yet)."""
     from ..plugin_library import find_plugin_library
@@ -100,30 +113,43 @@ class Artifacts:
         return self.outdir / "report.json", self.outdir / "report.html"
 
 
-def _data_sources(options: CompileOptions, outdir: Path, echo) -> tuple[Path | None, Path, Path | None]:
-    """(calibration data, validation data, their label masks): held-out images of --calib-data unless
-    --val-data is given. Masks: --val-masks, else the bundled ones where the images are the bundled mosaics."""
+@dataclass
+class DataSources:
+    """What compile calibrates and validates on, and the validation images' ground truth (label masks of a
+    segmenter's images, COCO boxes of a detector's)."""
+
+    calib: Path | None
+    val: Path
+    masks: Path | None = None
+    annotations: Path | None = None
+
+
+def _data_sources(options: CompileOptions, outdir: Path, echo) -> DataSources:
+    """Held-out images of --calib-data unless --val-data is given. Ground truth: --val-masks/--val-annotations,
+    else what ships with the bundled mosaics where the images are those."""
     from ..models import get_arch
     from ..models.demo import bundled_validation_data, demo_images_dir
 
-    images, masks = bundled_validation_data(f"torch:{options.arch}" if options.arch else None)
+    bundled = bundled_validation_data(f"torch:{options.arch}" if options.arch else None)
     drawn_from = options.val_data or options.calib_data
-    bundled_masks = masks if masks is not None and (drawn_from is None or Path(drawn_from).resolve() ==
-                                                    images.resolve()) else None
-    masks = options.val_masks or bundled_masks
+    from_bundle = drawn_from is None or Path(drawn_from).resolve() == bundled.images.resolve()
+    masks = options.val_masks or (bundled.masks if from_bundle else None)
+    annotations = options.val_annotations or (bundled.annotations if from_bundle else None)
     if options.needs_calibration and options.val_data is None:
         parts = split(options.calib_data, outdir, options.calib_num)
         echo(parts.message)
-        return parts.calibration, parts.validation, masks
+        return DataSources(parts.calibration, parts.validation, masks, annotations)
     if options.val_data is not None:
-        return options.calib_data, options.val_data, masks
-    bundled = options.arch is not None and get_arch(options.arch).weights and images.is_dir()
-    return options.calib_data, (images if bundled else options.calib_data or demo_images_dir()), masks
+        return DataSources(options.calib_data, options.val_data, masks, annotations)
+    use_bundle = options.arch is not None and get_arch(options.arch).weights and bundled.images.is_dir()
+    return DataSources(options.calib_data, bundled.images if use_bundle else options.calib_data or demo_images_dir(),
+                       masks, annotations)
 
 
-def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val_data: Path,
-         echo: Callable[[str], None] = print, val_masks: Path | None = None) -> list[Stage]:
+def plan(options: CompileOptions, files: Artifacts, data: DataSources,
+         echo: Callable[[str], None] = print) -> list[Stage]:
     """The stages this compile runs, in order."""
+    calib_data, val_data, val_masks = data.calib, data.val, data.masks
     version = _version()
     pre = asdict(options.preprocess)
     stages = []
@@ -166,7 +192,8 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
         stages.append(Stage("calibrate", [files.calib], lambda: {
             "input": sha256_file(files.rewritten),
             "data": CalibrationSource(calib_data, options.calib_num).fingerprint(),
-            "method": options.calib_method, "num": options.calib_num, "preprocess": pre, "swin_trt": version},
+            "method": options.calib_method, "num": options.calib_num, "preprocess": pre,
+            "onnxruntime": _onnxruntime_version(), "swin_trt": version},
             calibrate))
 
     if options.precision != "fp32":
@@ -203,7 +230,7 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
         "input": sha256_file(files.final), "export": sha256_file(files.exported) if options.compare else None,
         "plugins": _plugin_library_sha(options.plugins), "target": options.target,
         "workspace": options.workspace_gib, "img_size_range": options.img_size_range, "compare": options.compare,
-        "swin_trt": version}, build,
+        "environment": _build_environment(), "swin_trt": version}, build,
         unavailable=lambda: no_engine, note="no engine: TensorRT or a GPU is missing (see above)"))
 
     def candidates() -> list[Path]:
@@ -217,6 +244,7 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
         document = run_validation(Options(str(files.exported), [str(c) for c in candidates()], data=val_data,
                                           limit=options.val_limit, gates=Gates(**options.gates),
                                           preprocess=options.preprocess, masks=val_masks,
+                                          annotations=data.annotations,
                                           calib=files.calib if options.needs_calibration else None))
         write_report(document, files.outdir)
         return _validation_summary(document)
@@ -225,8 +253,11 @@ def plan(options: CompileOptions, files: Artifacts, calib_data: Path | None, val
         "reference": sha256_file(files.exported), "candidates": [sha256_file(c) for c in candidates()],
         "data": _images_fingerprint(val_data, options.val_limit), "limit": options.val_limit,
         "masks": _images_fingerprint(val_masks) if val_masks else None,
+        "annotations": sha256_file(data.annotations) if data.annotations else None,
         "gates": options.gates, "preprocess": pre,
-        "calib": sha256_file(files.calib) if options.needs_calibration else None, "swin_trt": version}, validate))
+        "calib": sha256_file(files.calib) if options.needs_calibration else None,
+        "environment": None if no_engine else _build_environment(), "onnxruntime": _onnxruntime_version(),
+        "swin_trt": version}, validate))
     return stages
 
 
@@ -236,9 +267,8 @@ def compile_model(options: CompileOptions, echo: Callable[[str], None] = print) 
     outdir = Path(options.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     files = Artifacts(outdir, options.precision, Path(options.onnx) if options.onnx else None)
-    calib_data, val_data, val_masks = _data_sources(options, outdir, echo)
     runner = StageRunner(outdir, echo, force=options.force)
-    results = runner.run_all(plan(options, files, calib_data, val_data, echo, val_masks))
+    results = runner.run_all(plan(options, files, _data_sources(options, outdir, echo), echo))
     echo("")
     echo(runner.table())
     report_json, report_html = files.report
@@ -257,6 +287,12 @@ def _validation_summary(document: dict) -> str:
         name = Path(entry["name"]).name
         agreement = entry["top1_agreement"]
         agreement = "-" if agreement is None else f"{agreement:.3f}"
+        if entry.get("detection") is not None:  # a detector: the reference's detections found, and the mAP
+            found = entry["detection"]
+            mean_ap = "" if entry.get("map") is None else f", mAP {entry['map']:.4f} ({entry['map_change']:+.4f})"
+            parts.append(f"{name}: found {found['found']:.3f} of {found['reference']} detections, "
+                         f"{found['extra']} extra{mean_ap}")
+            continue
         if entry.get("miou_agreement") is not None:  # a class map: agreement per pixel, and the mIoU
             miou = "" if entry.get("miou") is None else f", mIoU {entry['miou']:.4f} ({entry['miou_change']:+.4f})"
             parts.append(f"{name}: pixel agr {agreement}, mIoU agr {entry['miou_agreement']:.3f}{miou}")

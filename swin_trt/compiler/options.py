@@ -30,6 +30,7 @@ class CompileOptions:
     calib_num: int = DEFAULT_CALIB_IMAGES
     val_data: Path | None = None
     val_masks: Path | None = None  # label masks of the validation images (segmentation: true mIoU)
+    val_annotations: Path | None = None  # COCO boxes of the validation images (detection: true mAP)
     val_limit: int | None = None
     plugins: Path | None = None
     target: str = "auto"
@@ -62,7 +63,7 @@ class CompileOptions:
         if self.needs_calibration and self.calib_data is None:
             raise UserError(f"--precision {self.precision} needs --calib-data (a folder of images, a video or a "
                             f"list of paths) to calibrate INT8 ranges on")
-        for name in ("onnx", "calib_data", "val_data", "val_masks", "checkpoint"):
+        for name in ("onnx", "calib_data", "val_data", "val_masks", "val_annotations", "checkpoint"):
             value = getattr(self, name)
             if value is not None and not Path(value).exists():
                 raise UserError(f"--{name.replace('_', '-')} {str(value)!r} does not exist")

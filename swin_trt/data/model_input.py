@@ -3,7 +3,9 @@
 The recipe comes, in order of precedence, from the command's flags (``--preprocess`` preset, then
 ``--mean``/``--std``/``--interpolation``/``--crop-pct``/``--resize``), from the model's sidecar (written by
 ``export``, carried by ``rewrite``/``quantize``/``build``), from the arch of a ``torch:`` reference, and last
-from the ImageNet defaults every Swin checkpoint uses, which are then announced once on stderr. The size is
+from defaults by what the graph outputs (:func:`default_recipe`: the ImageNet recipe every Swin checkpoint
+uses; the whole image for dense models; 0..1 pixels of the whole image for detectors, as torchvision's are
+fed), which are then announced once on stderr. The size is
 the graph's own input size; a graph with dynamic height/width takes ``--img-size``.
 """
 
@@ -17,6 +19,7 @@ import onnx
 
 from ..errors import UserError
 from ..model_ref import ModelRef
+from .detection_outputs import declares_detections, detection_shapes
 from .preprocess import PRESETS, Preprocessing, Preprocessor
 
 
@@ -63,6 +66,7 @@ class GraphIO:
     input_name: str
     input_shape: tuple  # (B, C, H, W); None where dynamic or unknown
     output_ranks: tuple[int, ...] = ()
+    detections: bool = False  # outputs are a detector's boxes, scores and labels
 
     @property
     def spatial(self) -> tuple[int, int] | None:
@@ -85,7 +89,8 @@ def onnx_io(model: onnx.ModelProto) -> GraphIO:
     if not inputs:
         raise UserError("the ONNX graph has no input")
     first = inputs[0]
-    return GraphIO(first.name, _dims(first), tuple(len(_dims(o)) for o in model.graph.output))
+    return GraphIO(first.name, _dims(first), tuple(len(_dims(o)) for o in model.graph.output),
+                   declares_detections(model))
 
 
 def _engine_io(sidecar: dict | None) -> GraphIO | None:
@@ -94,8 +99,8 @@ def _engine_io(sidecar: dict | None) -> GraphIO | None:
     if not inputs:
         return None
     shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in inputs[0]["shape"])
-    ranks = tuple(len(t["shape"]) for t in io if t.get("mode") == "output")
-    return GraphIO(inputs[0]["name"], shape, ranks)
+    outputs = [tuple(t["shape"]) for t in io if t.get("mode") == "output"]
+    return GraphIO(inputs[0]["name"], shape, tuple(len(o) for o in outputs), detection_shapes(outputs))
 
 
 @dataclass
@@ -155,8 +160,15 @@ def read_facts(ref: ModelRef | str, proto: onnx.ModelProto | None = None) -> Mod
         if "fit" not in recorded and io is not None and io.dense:  # sidecars older than `fit`: dense is stretched
             recipe = replace(recipe, resize="stretch")
         return ModelFacts(ref, io, recipe, origin, crop, class_names)
-    recipe = Preprocessing(resize="stretch") if io is not None and io.dense else Preprocessing()
-    return ModelFacts(ref, io, recipe, "defaults", None, class_names)
+    return ModelFacts(ref, io, default_recipe(io), "defaults", None, class_names)
+
+
+def default_recipe(io: GraphIO | None) -> Preprocessing:
+    """What a model that records nothing is fed: a detector as torchvision's detectors are (0..1 pixels of the
+    whole image: they normalise and resize inside), a dense model the whole image, ImageNet's crop otherwise."""
+    if io is not None and io.detections:
+        return Preprocessing(mean=PRESETS["unit"].mean, std=PRESETS["unit"].std, resize="stretch")
+    return Preprocessing(resize="stretch") if io is not None and io.dense else Preprocessing()
 
 
 def _size(facts: list[ModelFacts], options: PreprocessOptions) -> tuple[int, int]:
@@ -203,9 +215,11 @@ def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, prot
         size = None
     preprocessor = Preprocessor(size, recipe)
     if origin == "defaults" and note is not None:
-        note(f"{chosen.ref} says nothing about its preprocessing: assuming the ImageNet recipe every Swin "
-             f"checkpoint uses ({preprocessor.describe()}); set it with --preprocess, --mean, --std, "
-             f"--interpolation, --crop-pct")
+        assumed = ("feeding it as torchvision's detectors are fed, 0..1 pixels of the whole image"
+                   if chosen.io is not None and chosen.io.detections
+                   else "assuming the ImageNet recipe every Swin checkpoint uses")
+        note(f"{chosen.ref} says nothing about its preprocessing: {assumed} ({preprocessor.describe()}); set it "
+             f"with --preprocess, --mean, --std, --interpolation, --crop-pct, --resize")
     return ModelInput(preprocessor, chosen.class_names, chosen.io, origin)
 
 

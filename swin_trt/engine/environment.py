@@ -88,6 +88,22 @@ def require_gpu():
                         f"NVIDIA driver, `nvidia-smi` must list the GPU)") from None
 
 
+def build_environment() -> dict:
+    """What an engine depends on besides its graph, plugins and options: the TensorRT version and the GPU it is
+    built on (name, compute capability); None for what is absent. A cached engine, and a validation of it, is
+    reused only where this is unchanged."""
+    try:
+        tensorrt = import_tensorrt().__version__
+    except UserError:
+        tensorrt = None
+    try:
+        gpu = require_gpu()
+        device = {"name": gpu.name, "compute_capability": gpu.compute_capability}
+    except UserError:
+        device = None
+    return {"tensorrt": tensorrt, "gpu": device}
+
+
 def make_logger(trt, verbose: bool = False):
     return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
 

@@ -13,11 +13,20 @@
   ``decode_head.*``); its preprocessing stretches the whole image (``fit: stretch``).
 * ``demo_seg/images/<nnn>.png`` and ``demo_seg/masks/<nnn>.png``: held-out mosaics and their label masks
   (pixel value = class index), the layout ``validate --masks`` reads.
+
+``swin_demo_det`` (detection, :class:`~.detection.SwinDetector`, scripts/train_detection_demo.py):
+
+* ``swin_demo_det.json``, ``swin_demo_det.safetensors``: the same forms (backbone keys as timm's, plus
+  torchvision's FCOS under ``detector.*``); its preprocessing is ``unit`` (pixels / 255, the graph normalises
+  inside) with the whole image stretched.
+* ``demo_det/images/<nnn>.png`` and ``demo_det/annotations.json``: held-out mosaics and their boxes, COCO
+  ``instances`` form (category id = label = class index), what ``validate --annotations`` reads.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +37,10 @@ DEMO_SEG_NAME = "swin_demo_seg"
 DEMO_SEG_WEIGHTS = "swin_demo_seg.safetensors"
 DEMO_SEG_CONFIG = "swin_demo_seg.json"
 DEMO_SEG_DIR = "demo_seg"
+DEMO_DET_NAME = "swin_demo_det"
+DEMO_DET_WEIGHTS = "swin_demo_det.safetensors"
+DEMO_DET_CONFIG = "swin_demo_det.json"
+DEMO_DET_DIR = "demo_det"
 
 
 def assets_dir() -> Path:
@@ -47,6 +60,16 @@ def demo_seg_images_dir() -> Path:
 def demo_seg_masks_dir() -> Path:
     """Their label masks, one PNG per image with the same stem (``validate --masks``)."""
     return assets_dir() / DEMO_SEG_DIR / "masks"
+
+
+def demo_det_images_dir() -> Path:
+    """The held-out detection mosaics that ship with the package (``validate --data``)."""
+    return assets_dir() / DEMO_DET_DIR / "images"
+
+
+def demo_det_annotations() -> Path:
+    """Their boxes, COCO ``instances`` JSON, images by file name (``validate --annotations``)."""
+    return assets_dir() / DEMO_DET_DIR / "annotations.json"
 
 
 def _bundled_spec(name: str, config_file: str, weights: str, description: str, model_class=None):
@@ -77,6 +100,15 @@ def demo_seg_spec():
                          SwinSegmenter)
 
 
+def demo_det_spec():
+    """The registry entry of ``swin_demo_det``, or ``None`` while its weights have not been trained yet."""
+    from .detection import SwinDetector
+
+    return _bundled_spec(DEMO_DET_NAME, DEMO_DET_CONFIG, DEMO_DET_WEIGHTS,
+                         "demo Swin detector (FCOS head) trained here on mosaics of scikit-image's photos",
+                         SwinDetector)
+
+
 def model_arch(model: str | None) -> str | None:
     """The named arch a model argument was made from (``torch:<arch>``, or its sidecar's ``arch``), if any."""
     from ..errors import UserError
@@ -95,9 +127,22 @@ def model_arch(model: str | None) -> str | None:
     return (ref.sidecar() or {}).get("arch")
 
 
-def bundled_validation_data(model: str | None = None) -> tuple[Path, Path | None]:
-    """The images (and label masks) that ship for validating ``model``: the segmentation mosaics for
-    ``swin_demo_seg`` and what is made from it, the classification demo images for anything else."""
-    if model_arch(model) == DEMO_SEG_NAME and demo_seg_images_dir().is_dir():
-        return demo_seg_images_dir(), demo_seg_masks_dir()
-    return demo_images_dir(), None
+@dataclass(frozen=True)
+class BundledData:
+    """Validation data that ships with the package: images, and what they are labelled with."""
+
+    images: Path
+    masks: Path | None = None  # label masks of the segmentation mosaics
+    annotations: Path | None = None  # COCO instances JSON of the detection mosaics
+
+
+def bundled_validation_data(model: str | None = None) -> BundledData:
+    """The images (and their ground truth) that ship for validating ``model``: the segmentation mosaics and their
+    masks for ``swin_demo_seg``, the detection mosaics and their boxes for ``swin_demo_det``, each also for what
+    is made from it, the classification demo images for anything else."""
+    arch = model_arch(model)
+    if arch == DEMO_SEG_NAME and demo_seg_images_dir().is_dir():
+        return BundledData(demo_seg_images_dir(), masks=demo_seg_masks_dir())
+    if arch == DEMO_DET_NAME and demo_det_images_dir().is_dir():
+        return BundledData(demo_det_images_dir(), annotations=demo_det_annotations())
+    return BundledData(demo_images_dir())

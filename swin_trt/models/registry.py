@@ -34,7 +34,8 @@ class ArchSpec:
 
     @property
     def task(self) -> str:
-        """``classification`` (logits per image) or ``segmentation`` (class logits per pixel)."""
+        """``classification`` (logits per image), ``segmentation`` (class logits per pixel) or ``detection``
+        (boxes, scores and labels of one image)."""
         return getattr(self.model_class, "task", "classification")
 
     def build(self, config, features: bool = False):
@@ -119,11 +120,11 @@ register(ArchSpec("swinv2_pico_test", _swinv2(16, (2, 2, 2, 2), (1, 1, 2, 2), 4,
 
 
 def _register_demo() -> None:
-    """The demo models trained here (scripts/train_demo.py, scripts/train_dense_demo.py); each config
-    travels with its weights."""
-    from .demo import DEMO_NAME, DEMO_SEG_NAME, demo_seg_spec, demo_spec
+    """The demo models trained here (scripts/train_demo.py, train_dense_demo.py, train_detection_demo.py);
+    each config travels with its weights."""
+    from .demo import DEMO_DET_NAME, DEMO_NAME, DEMO_SEG_NAME, demo_det_spec, demo_seg_spec, demo_spec
 
-    for name, make in ((DEMO_NAME, demo_spec), (DEMO_SEG_NAME, demo_seg_spec)):
+    for name, make in ((DEMO_NAME, demo_spec), (DEMO_SEG_NAME, demo_seg_spec), (DEMO_DET_NAME, demo_det_spec)):
         spec = None if name in _ARCHS else make()  # None while its weights have not been trained yet
         if spec is not None:
             register(spec)

@@ -61,19 +61,6 @@ class SwinSegmenter(SwinTransformer):
         widths = [config.embed_dim * 2 ** stage for stage in range(len(config.depths))]
         self.decode_head = FPNLiteHead(widths, config.embed_dim, config.num_classes)
 
-    def stage_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The backbone's stage outputs, NCHW (what ``SwinTransformer`` returns in features mode)."""
-        expected = self.config.img_size
-        if tuple(x.shape[-2:]) != expected:
-            raise ValueError(f"input is {tuple(x.shape[-2:])}, but this model was built for {expected}: "
-                             f"build it with img_size={expected[0]}x{expected[1]} changed to your size")
-        x = self.patch_embed(x)
-        maps = []
-        for stage in self.layers:
-            x = stage(x)
-            maps.append(x.permute(0, 3, 1, 2))
-        return tuple(maps)
-
     def forward(self, x: torch.Tensor):
         maps = self.stage_maps(x)
         if self.features:

@@ -336,7 +336,7 @@ class SwinTransformer(nn.Module):
     """Swin Transformer v1 for one input size ``config.img_size``.
 
     ``forward`` returns logits ``(B, num_classes)``; with ``features=True`` it returns the four stage outputs
-    as NCHW tensors instead (for detection/segmentation heads).
+    as NCHW tensors instead (:meth:`stage_maps`, for detection/segmentation heads).
     """
 
     family = SwinConfig.family
@@ -358,17 +358,26 @@ class SwinTransformer(nn.Module):
         self.norm = nn.LayerNorm(config.num_features, eps=config.layer_norm_eps)
         self.head = ClassifierHead(config.num_features, config.num_classes)
 
-    def forward(self, x: torch.Tensor):
+    def _check_size(self, x: torch.Tensor) -> None:
         expected = self.config.img_size
         if tuple(x.shape[-2:]) != expected:
             raise ValueError(f"input is {tuple(x.shape[-2:])}, but this model was built for {expected}: "
                              f"build it with img_size={expected[0]}x{expected[1]} changed to your size")
+
+    def stage_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The stage outputs, NCHW, finest first: what features mode returns, and what the dense and detection
+        heads of the subclasses read."""
+        self._check_size(x)
         x = self.patch_embed(x)
+        maps = []
+        for stage in self.layers:
+            x = stage(x)
+            maps.append(x.permute(0, 3, 1, 2))
+        return tuple(maps)
+
+    def forward(self, x: torch.Tensor):
         if self.features:
-            outputs = []
-            for stage in self.layers:
-                x = stage(x)
-                outputs.append(x.permute(0, 3, 1, 2))
-            return tuple(outputs)
-        x = self.layers(x)
+            return self.stage_maps(x)
+        self._check_size(x)
+        x = self.layers(self.patch_embed(x))
         return self.head(self.norm(x))

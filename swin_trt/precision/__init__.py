@@ -6,6 +6,7 @@ same graph, which lets every precision choice be checked without a GPU.
 
 * :mod:`.histogram`, :mod:`.methods`: streaming |x| histograms and the four ways to pick ``amax``.
 * :mod:`.points`: which tensors get quantized (inputs of MatMul/Gemm/Conv and of the window plugins).
+* :mod:`.detection_head`: where a detector's head begins (it stays float32 unless ``--quantize-head``).
 * :mod:`.sources`, :mod:`.calibration`, :mod:`.cache`: calibration images -> ranges -> the JSON cache.
 * :mod:`.fp16`, :mod:`.int8`, :mod:`.mixed` (with :mod:`.switchable`): the three ``quantize --precision`` modes.
 * :mod:`.evaluate`: running graphs on ONNX Runtime's CPU provider (``swin_trt.backends.onnxruntime``).

@@ -4,6 +4,11 @@ output, and each tensor's |x| goes into its streaming histogram.
 The plugin nodes are lowered first (as ``create_session`` would) so that the extra outputs can be given
 their inferred types; lowering keeps the names of plugin inputs and outputs, so the names in the cache are
 the names in the stored (plugin) graph.
+
+A detector's tensors change shape from image to image (the proposals its box head reads) and may have no
+elements at all (no proposal survived): the histograms take any shape, and a tensor seen empty on every image
+keeps the smallest range (:data:`.cache.MIN_AMAX`). A model that fails in ONNX Runtime on a calibration image,
+or computes inf/nan, is a :class:`UserError` that names the image or the tensor: calibrating it cannot succeed.
 """
 
 from __future__ import annotations
@@ -56,10 +61,22 @@ def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: P
     bar = progress_bar(total, "calibrate", "img", enabled=progress)
 
     def run(pixels: np.ndarray) -> None:
-        outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {input_name: pixels})))
+        try:
+            values = session.run(None, {input_name: pixels})
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors (Fail, InvalidArgument, ...) on this input
+            first = seen + 1
+            images = f"image {first}" if len(pixels) == 1 else f"images {first}-{seen + len(pixels)}"
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"the model fails in ONNX Runtime on calibration {images} ({detail}): a graph that does "
+                            f"not run on real images cannot be calibrated; check it against its source with "
+                            f"`swin-trt validate SOURCE MODEL --data IMAGES` (or calibrate the source)") from None
+        outputs = dict(zip([o.name for o in session.get_outputs()], values))
         outputs[input_name] = pixels
         for name in names:
-            histograms[name].update(outputs[name])
+            try:
+                histograms[name].update(outputs[name])
+            except ValueError as exc:  # inf/nan: nothing can be calibrated from it
+                raise UserError(f"calibration tensor {name!r}: {exc}") from None
 
     for crop in crops:
         pending.append(crop)

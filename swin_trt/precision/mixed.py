@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -96,7 +96,7 @@ def mixed_precision(model: onnx.ModelProto, scales: dict[str, float], pixels: np
         k = _smallest_fallback(order, lambda n: budget.holds(measure(everything - set(order[:n]))))
     while True:
         skip = frozenset(order[:k])
-        final = build(model, Int8Options(options.exclude, options.keep_first, options.keep_last, skip))
+        final = build(model, replace(options, skip=skip))
         report.final = _summary(agreement(reference, run_logits(create_session(final.model, int8="exact"), pixels)))
         report.met = budget.holds(report.final)
         if report.met:

@@ -20,6 +20,7 @@ from ..io import atomic_output, sha256_file, sidecar_path, write_json
 from . import cache as cache_io
 from .defaults import DEFAULT_EVAL_IMAGES, DEFAULT_INT8_BASE, INT8_BASES, PRECISIONS
 from .evaluate import load_pixels
+from .detection_head import find_detection_head
 from .fp16 import to_fp16
 from .int8 import Int8Options, quantize_int8
 from .mixed import Budget, Built, mixed_precision
@@ -34,6 +35,7 @@ class QuantizeRequest:
     exclude: tuple[str, ...] = ()
     keep_first: bool = True
     keep_last: bool = True
+    keep_head: bool = True  # a detector's head stays float32 (README, "Detectors")
     data: Path | None = None  # held-out images for best
     eval_num: int = DEFAULT_EVAL_IMAGES
     budget: Budget = field(default_factory=Budget)
@@ -61,7 +63,7 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
         cache = cache_io.read_cache(request.calib, model_path)
         scales = _scales(cache)
         section.update(method=cache.get("method"), calib=str(request.calib), calib_sha256=sha256_file(request.calib))
-    options = Int8Options(tuple(request.exclude), request.keep_first, request.keep_last)
+    options = Int8Options(tuple(request.exclude), request.keep_first, request.keep_last, request.keep_head)
     fp16_base = request.precision == "best" or request.int8_base == "fp16"
 
     def build(base_model: onnx.ModelProto, opts: Int8Options) -> Built:
@@ -70,11 +72,12 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
         if not fp16_base:
             return Built(quantized, {"int8": int8_report.to_dict()})
         quantized, fp16_report = to_fp16(quantized, keep_io_types=not request.io_fp16, islands=request.islands,
-                                         int8_nodes=int8_report.quantized)
+                                         int8_nodes=int8_report.quantized, keep_head=request.keep_head)
         return Built(quantized, {"int8": int8_report.to_dict(), "fp16": fp16_report})
 
     if request.precision == "fp16":
-        result, section["fp16"] = to_fp16(model, keep_io_types=not request.io_fp16, islands=request.islands)
+        result, section["fp16"] = to_fp16(model, keep_io_types=not request.io_fp16, islands=request.islands,
+                                          keep_head=request.keep_head)
     elif request.precision == "int8":
         built = build(model, options)
         result = built.model
@@ -82,6 +85,12 @@ def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=
     else:
         if request.data is None:
             raise UserError("--precision best needs --data: held-out images to measure each layer's sensitivity")
+        head = find_detection_head(model)
+        if head.variable_outputs:
+            raise UserError(f"--precision best measures top-1 agreement and logits cosine, which a detector does "
+                            f"not have ({', '.join(head.outputs)} vary in length per image): quantize it with "
+                            f"--precision int8 or fp16, then measure its detection agreement with `swin-trt "
+                            f"validate {model_path} OUTPUT --data IMAGES`")
         preprocessor = resolve_input(model_path, request.preprocess, proto=model).preprocessor
         pixels = load_pixels(request.data, preprocessor, request.eval_num, min_images=1)
         built, mixed = mixed_precision(model, scales, pixels, options=options, budget=request.budget,

@@ -5,6 +5,13 @@ channels, so a per-channel std (ImageNet's) cannot be written there. A model exp
 ``--fold-normalization float255`` normalises itself and gets ``net-scale-factor=1``, ``offsets=0;0;0``; a model
 whose std is the same on every channel is written exactly; anything else is refused with the re-export to do.
 nvinfer scales the whole frame (or object) to the network size: swin-trt's centre crop is not applied there.
+
+A detector is refused (exit 2). nvinfer reads a detector's outputs through a bbox parser: its own parsers
+expect fixed-size grids of candidates, and a graph that does NMS itself (boxes, scores, labels of data-dependent
+length) needs a custom ``NvDsInferParseCustomFunc`` in a ``custom-lib-path`` library, named by
+``parse-bbox-func-name``. swin-trt ships none: it would be C++ against DeepStream's headers that nothing here
+can build or run, and a config pointing at an untested parser is worse than none. The refusal says what is
+missing and points at ``package --triton``, which serves such outputs as they are.
 """
 
 from __future__ import annotations
@@ -73,8 +80,23 @@ def nvinfer_config(model: ModelInfo, model_file: str, plugins: str | None, optio
     return "\n".join(lines)
 
 
+def refuse_detector(model: ModelInfo) -> None:
+    """A detector has no nvinfer bundle here (see the module docstring): say what is missing and what to do."""
+    if not model.detector:
+        return
+    shown = ", ".join(f"{t.name} {[-1 if d is None else d for d in t.shape]}" for t in model.outputs)
+    raise UserError(f"{model.path.name} is a detector ({shown}: detections of data-dependent length, NMS inside the "
+                    f"graph). Gst-nvinfer reads detections only through a bbox parser, and these outputs need a custom "
+                    f"one (an NvDsInferParseCustomFunc in a library given by custom-lib-path and "
+                    f"parse-bbox-func-name), which swin-trt does not ship: it cannot be built or tested without "
+                    f"DeepStream. Serve the model with `swin-trt package {model.path.name} --triton -o REPO` "
+                    f"(Triton returns variable-length outputs as they are), or write that parser for these three "
+                    f"outputs and an nvinfer config of your own")
+
+
 def write_deepstream_bundle(model: ModelInfo, folder: str | Path, options: DeepStreamOptions) -> Path:
     """Write ``folder/{config_infer_swin.txt, labels.txt, model, plugin library, README.md}``; returns the config."""
+    refuse_detector(model)
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise UserError(f"{str(folder)!r} is not empty: pass a new folder with -o")

@@ -3,6 +3,10 @@
 An engine is never deserialized here (that needs TensorRT and its GPU): ``swin-trt build`` wrote its inputs,
 outputs, batch profile, precision and plugin library into ``model.engine.json``, and that is what a server
 configuration needs.
+
+A model is a classifier (its first output ``(batch, classes)``) or a detector: boxes ``(N, 4)`` (or ``(N, 5)``)
+beside per-detection vectors ``(N,)``, N of data-dependent length (NMS inside the graph; -1 in an engine's
+manifest, a symbolic dim in ONNX), and no batch axis Triton could batch along.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ class ModelInfo:
     plugin_ops: list[str] = field(default_factory=list)  # swin-trt plugin ops the graph/engine uses
 
     @property
+    def detector(self) -> bool:
+        return is_detector(self.outputs)
+
+    @property
     def max_batch(self) -> int:
         return self.batch[2] if self.batch else self.input.shape[0]
 
@@ -56,11 +64,15 @@ class ModelInfo:
 
     @property
     def num_classes(self) -> int:
+        if self.detector:  # its label ids say nothing of how many there are: the names, where recorded
+            return len(self.class_names)
         return int(self.outputs[0].shape[-1])
 
     @property
     def class_names(self) -> list[str]:
         names = list((self.sidecar.get("config") or {}).get("class_names") or [])
+        if self.detector:
+            return names
         return names if len(names) == self.num_classes else [f"class_{i}" for i in range(self.num_classes)]
 
     @property
@@ -80,6 +92,13 @@ class ModelInfo:
         return "int8" if "int8" in mode or mode == "best" else "fp16" if "fp16" in mode else "fp32"
 
 
+def is_detector(outputs: list[TensorInfo]) -> bool:
+    """Boxes ``(N, 4)``/``(N, 5)`` and at least one ``(N,)`` vector, N of data-dependent length (None)."""
+    boxes = [t for t in outputs if len(t.shape) == 2 and t.shape[0] is None and t.shape[1] in (4, 5)]
+    vectors = [t for t in outputs if len(t.shape) == 1 and t.shape[0] is None]
+    return bool(boxes) and bool(vectors)
+
+
 def describe_model(path: str | Path) -> ModelInfo:
     """Read ``path`` (an .onnx with its sidecar, or an .engine/.plan with its manifest) for serving."""
     path = Path(path)
@@ -91,9 +110,10 @@ def describe_model(path: str | Path) -> ModelInfo:
         where = manifest_path(path) if info.kind == "engine" else sidecar_path(path)
         raise UserError(f"model {str(path)!r} has no {str(where)!r} with its preprocessing: keep the .json that "
                         f"`swin-trt export`/`build` wrote beside it")
-    if info.sidecar.get("features") or len(info.outputs[0].shape) != 2:
-        raise UserError(f"model {str(path)!r} outputs {info.outputs[0].shape}, not (batch, classes): serving "
-                        f"needs a classifier (export without --features)")
+    if info.sidecar.get("features") or (len(info.outputs[0].shape) != 2 and not info.detector):
+        raise UserError(f"model {str(path)!r} outputs {info.outputs[0].shape}, neither (batch, classes) nor a "
+                        f"detector's boxes (N, 4): serving needs a classifier (export without --features) or a "
+                        f"detector")
     if len(info.input.shape) != 4 or info.input.shape[1] != 3:
         raise UserError(f"model {str(path)!r} takes {info.input.shape}: swin-trt serves (batch, 3, H, W) images")
     return info

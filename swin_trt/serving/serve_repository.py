@@ -55,6 +55,10 @@ def model_name_for(path: str | Path) -> str:
 
 def write_serve_repository(model: ModelInfo, repository: str | Path, options: ServeOptions) -> Path:
     """Write ``repository/<name>/{config.pbtxt, labels.txt, 1/model.py}``; returns the model's folder."""
+    if model.detector:
+        raise UserError(f"{model.path.name} is a detector: `swin-trt serve` serves classifiers (one logits row per "
+                        f"image); serve a detector from a Triton model repository: `swin-trt package "
+                        f"{model.path.name} --triton -o REPO`, then tritonserver as its README says")
     for flag, value in (("--max-batch", options.max_batch), ("--instances", options.instances)):
         if value < 1:
             raise UserError(f"{flag} {value} must be >= 1")

@@ -9,6 +9,10 @@
 
 Both configs carry the ``swin_trt`` parameter (preprocessing, class names), so ``swin-trt infer --server``
 works against the production server too. Nothing is written unless all of it is.
+
+A detector's outputs (boxes ``(N, 4)``, scores and labels ``(N,)``) have a data-dependent length: their config
+declares that axis ``-1`` (Triton returns each response's own length), and the model has no batch axis Triton
+could batch along, so it is served with ``max_batch_size: 0``, one image per request.
 """
 
 from __future__ import annotations
@@ -89,23 +93,34 @@ def copy_plugins(libraries: tuple[Path, Path] | None, folder: Path) -> None:
         shutil.copyfile(library, folder / library.name)
 
 
-def _io(model: ModelInfo, batched: bool) -> tuple[list[Tensor], list[Tensor]]:
-    def dims(shape: list) -> list[int]:
-        return [int(d) for d in (shape[1:] if batched else shape)]
+def triton_dims(shape: list, batched: bool) -> list[int]:
+    """A tensor's ``dims`` in config.pbtxt: without the batch axis where Triton batches, -1 where the length
+    varies from one inference to the next (a detector's detection count)."""
+    return [-1 if d is None else int(d) for d in (shape[1:] if batched else shape)]
 
-    inputs = [Tensor(model.input.name, model.input.dtype, dims(model.input.shape))]
-    outputs = [Tensor(t.name, t.dtype, dims(t.shape), LABELS if i == 0 else None) for i, t in enumerate(model.outputs)]
+
+def _io(model: ModelInfo, batched: bool) -> tuple[list[Tensor], list[Tensor]]:
+    inputs = [Tensor(model.input.name, model.input.dtype, triton_dims(model.input.shape, batched))]
+    classifier = not model.detector  # Triton's classification extension reads the first output's labels
+    outputs = [Tensor(t.name, t.dtype, triton_dims(t.shape, batched), LABELS if i == 0 and classifier else None)
+               for i, t in enumerate(model.outputs)]
     return inputs, outputs
 
 
 def _spec(model: ModelInfo, options: BundleOptions, platform: str) -> ConfigSpec:
     batched = model.batch is not None
+    if batched and model.detector:
+        raise UserError(f"{model.path.name} is a detector with a dynamic batch: its outputs ("
+                        f"{', '.join(f'{t.name} {t.shape}' for t in model.outputs)}) hold the detections of every "
+                        f"image of a call together, with no batch axis for Triton to split them along: export it "
+                        f"with a fixed batch of 1")
     if batched and model.batch[0] > 1:
         raise UserError(f"{model.path.name}'s batch profile starts at {model.batch[0]}: Triton sends batches from 1 "
                         f"up; rebuild with a profile whose minimum is 1")
     inputs, outputs = _io(model, batched)
     parameters = {"preprocessing": model.preprocessing, "class_names": model.class_names,
-                  "precision": model.precision, "source": model.path.name}
+                  "precision": model.precision, "source": model.path.name,
+                  **({"task": "detection"} if model.detector else {})}
     if model.kind == "engine":
         parameters.update(tensorrt=model.sidecar.get("tensorrt"), gpu=(model.sidecar.get("gpu") or {}).get("name"))
     return ConfigSpec(name=options.name, platform=platform, max_batch=model.batch[2] if batched else 0,
@@ -200,6 +215,15 @@ def _readme(model: ModelInfo, repository: Path, name: str, plugins: tuple[Path, 
               + ("0..255 pixels (normalisation folded into the graph)." if model.sidecar.get("folded_normalization")
                  else "normalised with mean {} and std {}.".format(model.preprocessing["mean"],
                                                                    model.preprocessing["std"])),
-              f"Output `{model.outputs[0].name}`: {model.outputs[0].dtype} logits, {model.num_classes} classes "
-              f"(`{LABELS}`).", ""]
+              _outputs_text(model), ""]
     return "\n".join(lines)
+
+
+def _outputs_text(model: ModelInfo) -> str:
+    if not model.detector:
+        return (f"Output `{model.outputs[0].name}`: {model.outputs[0].dtype} logits, {model.num_classes} classes "
+                f"(`{LABELS}`).")
+    shown = ", ".join(f"`{t.name}` {t.dtype} {triton_dims(t.shape, False)}" for t in model.outputs)
+    return (f"Outputs (a detector, one image per request): {shown}. -1 is the number of detections, which each "
+            f"response has its own of; boxes are x1, y1, x2, y2 in the model input's pixels"
+            + (f", label ids name `{LABELS}`'s lines." if model.class_names else "."))

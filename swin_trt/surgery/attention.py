@@ -66,10 +66,22 @@ def _qk_matmul(softmax: gs.Node):
     return None
 
 
-def _context_end(softmax: gs.Node):
+def _probabilities(softmax: gs.Node) -> gs.Variable:
     probs = softmax.outputs[0]
     while len(probs.outputs) == 1 and probs.outputs[0].op == "Cast":  # softmax(dtype=float32).to(dtype)
         probs = probs.outputs[0].outputs[0]
+    return probs
+
+
+def _weights_values(softmax: gs.Node) -> bool:
+    """Whether the Softmax's output is the left operand of a MatMul with a computed right operand (v)."""
+    probs = _probabilities(softmax)
+    return any(c.op == "MatMul" and c.inputs[0] is probs and not isinstance(c.inputs[1], gs.Constant)
+               for c in probs.outputs)
+
+
+def _context_end(softmax: gs.Node):
+    probs = _probabilities(softmax)
     consumers = probs.outputs
     if len(consumers) != 1 or consumers[0].op != "MatMul" or consumers[0].inputs[0] is not probs:
         return None, None
@@ -203,10 +215,13 @@ def _recover_head_scale(logits: Region, at_zero: np.ndarray, shape: tuple):
 
 
 def find_attention(graph: gs.Graph, partitions: list[WindowMatch]):
-    """Attention cores fed by one of ``partitions``; also the softmaxes that did not match, with reasons."""
+    """Attention cores fed by one of ``partitions``; also the candidates that did not match, with reasons.
+
+    A candidate is a Softmax whose probabilities are multiplied with v (``softmax(...) @ v``); a classifier's or
+    a box head's class Softmax is no attention and is neither matched nor reported."""
     by_end = {m.end.name: m for m in partitions}
     matches, unmatched = [], []
-    for softmax in [n for n in graph.nodes if n.op == "Softmax"]:
+    for softmax in [n for n in graph.nodes if n.op == "Softmax" and _weights_values(n)]:
         match, reason = _match(graph, softmax, by_end)
         if match is None:
             unmatched.append((softmax, reason))

@@ -2,9 +2,12 @@
 
 The TorchScript exporter computes every reshape target at run time (Shape -> Gather -> Unsqueeze ->
 Concat chains), and torchvision's and Hugging Face's Swin even build their attention masks in the graph
-(ConstantOfShape, ScatterND, Range). None of it depends on pixel values, only on the input shape. So each
-such tensor is evaluated at several input sizes (:mod:`.probes`: batch, and height/width where they are
-dynamic): equal values become constants; a reshape target that differs only where it copies its input's
+(ConstantOfShape, ScatterND, Range). Most of it depends only on the input shape; a detector's head also
+sizes tensors from pixel values (a box count after NMS), and those are never folded: :mod:`.dependence`
+follows the pixels through values and shapes, and only what they cannot reach is a candidate. Each
+candidate is evaluated at several input sizes and several pixel contents per size (:mod:`.probes`: batch,
+and height/width where they are dynamic); a value that differs between contents stays computed, whatever
+the analysis said; equal values become constants; a reshape target that differs only where it copies its input's
 dim gets 0 there and may get one -1; everything else that depends on the size stays computed, so the graph
 still runs at every size. Then the folded chains are dead and cleanup drops them.
 """
@@ -20,39 +23,22 @@ import onnx_graphsurgeon as gs
 from .. import graph as graphs
 from ..errors import UserError
 from . import probes
-
-# Ops that cannot be folded (random) or that we never want to treat as shape arithmetic.
-_NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
-
+from .dependence import analyse
 
 @dataclass
 class Folding:
     """What shape folding did: how many tensors became constants, which stayed computed (they depend on
-    the input size), and the input sizes the graph was evaluated at."""
+    the input size or on the pixels), and the input sizes the graph was evaluated at."""
 
     folded: int = 0
     kept: list[str] = field(default_factory=list)
     sizes: list[dict[str, int]] = field(default_factory=list)
+    pixel_dependent: list[str] = field(default_factory=list)  # differed between contents at one size
 
 
-def _data_independent(graph: gs.Graph) -> set[str]:
-    """Names of tensors computed only from constants and input *shapes*."""
-    independent: set[str] = set()
-    for node in graph.toposort().nodes:  # toposort so producers come first
-        if node.op in _NEVER_FOLD:
-            continue
-        if node.op in graphs.SHAPE_OPS:
-            ok = True
-        else:
-            ok = all(isinstance(t, gs.Constant) or t.name in independent or t.name == "" for t in node.inputs)
-        if ok:
-            independent.update(t.name for t in node.outputs)
-    return independent
-
-
-def _evaluate(model: onnx.ModelProto, names: list[str], sizes: dict[str, int], shapes_of=()) -> dict[str, np.ndarray]:
-    """Run ``model`` on zeros with the dynamic dims set by ``sizes``; return the named tensors and the shapes
-    of ``shapes_of`` (as ``"<name>.shape"``)."""
+def _evaluate(model: onnx.ModelProto, names: list[str], sizes: dict[str, int], shapes_of=()) -> list[dict]:
+    """Run ``model`` at the dynamic dims ``sizes`` on each probe content; per content, the named tensors and
+    the shapes of ``shapes_of`` (as ``"<name>.shape"``)."""
     import onnxruntime as ort
 
     probe = graphs.copy(model)
@@ -67,40 +53,48 @@ def _evaluate(model: onnx.ModelProto, names: list[str], sizes: dict[str, int], s
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 4  # a size the model rejects is expected here: the caller reports it
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    values = session.run(names, probes.zero_feeds(model, sizes))
-    return dict(zip(names, values))
+    return [dict(zip(names, session.run(names, probes.content_feeds(model, sizes, content))))
+            for content in range(probes.CONTENTS)]
 
 
-def _evaluate_at_probe_sizes(model, names, shapes_of) -> tuple[list[dict], list[dict]]:
-    """Evaluate at the candidate sizes the graph accepts, as many as the dynamic dims need."""
+def _same(first: np.ndarray, second: np.ndarray) -> bool:
+    return first.shape == second.shape and np.array_equal(first, second)
+
+
+def _evaluate_at_probe_sizes(model, names, shapes_of) -> tuple[list[dict], list[dict], set[str]]:
+    """Evaluate at the candidate sizes the graph accepts, as many as the dynamic dims need. Returns the values
+    of the first content per size, the sizes, and the names whose value differed between contents."""
     dims = probes.dynamic_dims(model)
-    values, sizes, failures = [], [], []
+    values, sizes, failures, varying = [], [], [], set()
     for candidate in dims.candidates():
         try:
-            values.append(_evaluate(model, names, candidate, shapes_of))
-            sizes.append(candidate)
+            runs = _evaluate(model, names, candidate, shapes_of)
         except Exception as exc:  # onnxruntime raises its own exception types; a size the model rejects
             failures.append(f"{probes.describe(candidate)}: {str(exc).splitlines()[0][:300]}")
+        else:
+            varying.update(name for name in names if not all(_same(runs[0][name], run[name]) for run in runs[1:]))
+            values.append(runs[0])
+            sizes.append(candidate)
         if len(values) == dims.wanted:
             break
     if len(values) < min(dims.wanted, 2) or not values:
         raise UserError("could not evaluate the graph's shape arithmetic: ONNX Runtime failed at "
                         + "; ".join(failures) + ". Check that the ONNX file runs in ONNX Runtime; for dynamic "
                         "height/width the model must accept sizes like 224x320 and 288x256 (multiples of 32)")
-    return values, sizes
+    return values, sizes, varying
 
 
 def fold_shape_arithmetic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Folding]:
-    """Replace run-time shape arithmetic by constants where it does not depend on the input size."""
+    """Replace run-time shape arithmetic by constants where neither the input size nor the pixels change it."""
     graph = gs.import_onnx(model)
-    independent = _data_independent(graph)
-    # Frontier: data-independent tensors that feed data-dependent nodes. Only they need values.
+    dependence = analyse(graph)
+    # Frontier: foldable tensors that feed nodes the pixels reach. Only they need values.
     frontier = {}
     for node in graph.nodes:
-        if node.op in graphs.SHAPE_OPS or all(t.name in independent or isinstance(t, gs.Constant) for t in node.inputs):
+        if not any(t.name in dependence.pixel_values for t in node.inputs if t.name):
             continue
         for index, tensor in enumerate(node.inputs):
-            if isinstance(tensor, gs.Variable) and tensor.name in independent and tensor not in graph.inputs:
+            if isinstance(tensor, gs.Variable) and tensor.name and dependence.foldable(tensor):
                 frontier.setdefault(tensor.name, []).append((node, index))
     if not frontier:
         return model, Folding()
@@ -109,12 +103,13 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Fold
     if not probes.dynamic_dims(model).static:  # the input shapes of reshapes tell copied dims from free ones
         reshape_inputs = sorted({node.inputs[0].name for consumers in frontier.values() for node, index in consumers
                                  if node.op == "Reshape" and index == 1})
-    values, sizes = _evaluate_at_probe_sizes(model, names, reshape_inputs)
-    folding = Folding(sizes=sizes)
+    values, sizes, varying = _evaluate_at_probe_sizes(model, names, reshape_inputs)
+    folding = Folding(sizes=sizes, pixel_dependent=sorted(varying))
     for name in names:
         first = values[0][name]
-        constant = None
-        if all(np.array_equal(first, v[name]) and first.shape == v[name].shape for v in values[1:]):
+        if name in varying:
+            constant = None  # the analysis missed an op whose result follows the pixels: leave it computed
+        elif all(_same(first, v[name]) for v in values[1:]):
             constant = first
         else:
             constant = _reshape_target_with_copies(name, frontier[name], values)
@@ -162,6 +157,7 @@ def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Folding]:
 
     model, folding = fold_shape_arithmetic(model)
     graph = gs.import_onnx(model)
+    _forget_pixel_dependent_shapes(graph)
     ort.set_default_logger_severity(3)  # constant folding's sessions would warn about optimizers they skip
     graph.fold_constants(error_ok=True).cleanup().toposort()
     for node in list(graph.nodes):  # Identity nodes the TorchScript exporter leaves for aliases
@@ -174,6 +170,17 @@ def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Folding]:
     model = gs.export_onnx(graph)
     model = onnx.shape_inference.infer_shapes(model)
     return model, folding
+
+
+def _forget_pixel_dependent_shapes(graph: gs.Graph) -> None:
+    """Drop the recorded shapes of tensors whose shape the pixels decide. Exporters record the shapes they
+    traced (a box count of 100, say), and onnx-graphsurgeon's constant folding would fold a ``Shape`` of such a
+    tensor from that record. Graph outputs keep the shape the user exported."""
+    pixel_shapes = analyse(graph).pixel_shapes
+    outputs = {t.name for t in graph.outputs}
+    for name, tensor in graph.tensors().items():
+        if name in pixel_shapes and name not in outputs and isinstance(tensor, gs.Variable):
+            tensor.shape = None
 
 
 def specialize(model: onnx.ModelProto, sizes: dict[str, int]) -> onnx.ModelProto:

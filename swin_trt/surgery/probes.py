@@ -9,12 +9,15 @@ The third size of each set (with and without the multiples of 32) is large (one 
 the window count of every stage differs between the runs: with windows of 4 to 16 at strides 4 to 32, the
 first two sizes alone give the last stage the same count (6 windows of 4, 1 window of 16), and a count that
 never changes would be folded as a constant, wrong at other sizes.
-Dims that share a name (``torch.export`` ties equal dims) get equal values.
+Dims that share a name (``torch.export`` ties equal dims) get equal values. At every size the graph runs
+on several pixel contents (:data:`CONTENTS`), never only zeros: whatever differs between them depends on the
+pixels (a detector's box count) and is never folded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -83,7 +86,44 @@ def input_shape(value_info: onnx.ValueInfoProto, sizes: dict[str, int]) -> list[
             for axis, dim in enumerate(value_info.type.tensor_type.shape.dim)]
 
 
-def zero_feeds(model: onnx.ModelProto, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+CONTENTS = 2  # pixel contents per probe size: a value that differs between them depends on the pixels
+CHECK_CONTENTS = 3  # the equivalence check adds a real photo: a trained detector finds nothing in noise
+_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "demo_images" / "astronaut" / "000.png"
+
+
+def _photo(shape: list[int]) -> np.ndarray | None:
+    """A real photo (scikit-image's astronaut, bundled) at ``(B, 3, H, W)``, in 0..1; None for other layouts."""
+    if len(shape) != 4 or shape[1] != 3 or not _PHOTO.is_file():
+        return None
+    from PIL import Image
+
+    image = Image.open(_PHOTO).convert("RGB").resize((shape[3], shape[2]), Image.BILINEAR)
+    return np.broadcast_to(np.asarray(image, np.float64).transpose(2, 0, 1)[None] / 255, shape)
+
+
+def _pixels(shape: list[int], dtype, content: int) -> np.ndarray:
+    """Content ``content`` of an input: uniform noise in [0, 1), a smooth image-like pattern of about unit spread
+    around zero (a normalised photo's range), or a real photo in 0..1 where the input is an image batch;
+    integer inputs get 0..255. Seeded: the same every run."""
+    rng = np.random.default_rng(1000 + content)
+    photo = _photo(shape) if content == 2 else None
+    if photo is not None:
+        values = photo
+    elif content % 2 == 0:
+        values = rng.random(shape)
+    else:
+        grids = np.meshgrid(*[np.linspace(0, 3 * np.pi, n) for n in shape[2:]], indexing="ij") if len(shape) > 2 else []
+        wave = np.sin(sum(grids) + rng.random(shape[:2] + [1] * (len(shape) - 2)) * 6) if grids else 0.0
+        values = 1.5 * wave + 0.25 * rng.standard_normal(shape)
+    if np.issubdtype(dtype, np.integer):
+        return (np.clip(values, 0, 1) * 255).astype(dtype)
+    if dtype == np.bool_:
+        return values > 0.5
+    return values.astype(dtype)
+
+
+def content_feeds(model: onnx.ModelProto, sizes: dict[str, int], content: int) -> dict[str, np.ndarray]:
+    """Inputs of ``model`` at ``sizes``, filled with pixel content number ``content`` (see :func:`_pixels`)."""
     initializers = {i.name for i in model.graph.initializer}
     feeds = {}
     for value_info in model.graph.input:
@@ -91,7 +131,7 @@ def zero_feeds(model: onnx.ModelProto, sizes: dict[str, int]) -> dict[str, np.nd
             continue
         elem = value_info.type.tensor_type.elem_type
         dtype = onnx.helper.tensor_dtype_to_np_dtype(elem) if elem else np.float32
-        feeds[value_info.name] = np.zeros(input_shape(value_info, sizes), dtype=dtype)
+        feeds[value_info.name] = _pixels(input_shape(value_info, sizes), np.dtype(dtype), content)
     return feeds
 
 

@@ -15,6 +15,7 @@ from ..errors import UserError
 from ..ops import schema
 from . import attention, windows
 from .cleanup import simplify
+from .equivalence import Equivalence, check_equivalent
 from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, WINDOW_OPS
 from .matching import find_window_ops
 
@@ -43,6 +44,7 @@ class RewriteReport:
     cleanup: dict = field(default_factory=dict)
     kept_native: dict = field(default_factory=dict)  # op -> count found but left as native ops (by choice)
     variant: dict = field(default_factory=dict)  # {"window_ops": ..., "fuse_attention": ...}
+    equivalence: Equivalence | None = None  # how the result was checked against its source
 
     def counts(self) -> dict:
         return dict(collections.Counter(r.op for r in self.replacements))
@@ -53,7 +55,8 @@ class RewriteReport:
                                  for r in self.replacements],
                 "unmatched": [{"node": n, "op": o, "reason": r} for n, o, r in self.unmatched],
                 "plugins": self.counts(), "kept_native": self.kept_native, "variant": self.variant,
-                "ops_before": self.ops_before, "ops_after": self.ops_after, "cleanup": self.cleanup}
+                "ops_before": self.ops_before, "ops_after": self.ops_after, "cleanup": self.cleanup,
+                "equivalence": self.equivalence.to_dict() if self.equivalence else None}
 
     def format(self) -> str:
         total_before, total_after = sum(self.ops_before.values()), sum(self.ops_after.values())
@@ -76,6 +79,8 @@ class RewriteReport:
                      + (f", {kept} kept computed: they depend on the input size)" if kept else ")"))
         ops = sorted(set(self.ops_before) | set(self.ops_after),
                      key=lambda op: -max(self.ops_before.get(op, 0), self.ops_after.get(op, 0)))
+        if self.equivalence is not None:
+            lines.append(self.equivalence.describe())
         lines.append("  " + "op".ljust(22) + "before  after")
         lines += [f"  {op:22s}{self.ops_before.get(op, 0):6d} {self.ops_after.get(op, 0):6d}" for op in ops]
         return "\n".join(lines)
@@ -90,10 +95,13 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTIO
     """Replace the Swin window ops of ``model`` by plugin nodes. Returns ``(rewritten model, RewriteReport)``.
 
     ``window_ops="native"`` keeps partition/reverse as the exporter wrote them (shape arithmetic folded);
-    ``fuse_attention`` also replaces each attention core by SwinWindowAttention.
+    ``fuse_attention`` also replaces each attention core by SwinWindowAttention. The result is run beside
+    ``model`` before it is returned (:mod:`.equivalence`); one that computes anything else raises
+    :class:`~.equivalence.RewriteChangedGraph`.
     """
     if window_ops not in WINDOW_OPS:
         raise UserError(f"--window-ops {window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
+    source = model
     report = RewriteReport(ops_before=_op_counts(model),
                            variant={"window_ops": window_ops, "fuse_attention": bool(fuse_attention)})
     model, folding = simplify(model)
@@ -132,4 +140,5 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTIO
     if report.replacements and not any(o.domain == schema.DOMAIN for o in rewritten.opset_import):
         rewritten.opset_import.extend([onnx.helper.make_opsetid(schema.DOMAIN, schema.OPSET_VERSION)])
     report.ops_after = _op_counts(rewritten)
+    report.equivalence = check_equivalent(source, rewritten, folding.sizes)
     return rewritten, report

@@ -14,6 +14,7 @@ from .gates import check
 from .latency import latency_stats
 from .model_precision import model_precision
 from .schema import SCHEMA_VERSION, json_safe
+from ..data.detection_outputs import ROLES as DETECTION_KINDS
 from .segmentation import IGNORE_INDEX
 
 
@@ -77,6 +78,36 @@ def engine_variants(name: str) -> list[dict] | None:
     return comparison_rows(ref.sidecar() or {}) or None
 
 
+def _annotation_notes(annotations: dict | None) -> list[str]:
+    """What the COCO evaluation could not use, said where a reader of the mAP will see it."""
+    if not annotations:
+        return []
+    notes = []
+    if annotations["unmatched_images"]:
+        notes.append(f"{annotations['unmatched_images']} validated image(s) have no entry in {annotations['file']} "
+                     f"(matched by file name): mAP is measured on the {annotations['images']} that do")
+    if annotations["size_mismatches"]:
+        notes.append(f"{annotations['size_mismatches']} annotated image(s) have another width/height in "
+                     f"{annotations['file']} than the file validated: their boxes cannot line up, so mAP is wrong "
+                     f"there; annotate the files as they are")
+    if annotations["labels_outside_categories"]:
+        notes.append(f"{annotations['labels_outside_categories']} label value(s) the models output are no category "
+                     f"id of the annotations: those detections score nothing (labels are taken as category ids)")
+    return notes
+
+
+def _shape_notes(entries: list[dict]) -> list[str]:
+    """Outputs whose shape differed from the reference's on some image, where no detection metric explains it."""
+    notes = []
+    for entry in entries:
+        for output in entry.get("outputs") or []:
+            if output.get("shape_mismatches") and output["kind"] not in DETECTION_KINDS:
+                notes.append(f"{entry['name']}: output {output['name']} has another shape than the reference's on "
+                             f"{output['shape_mismatches']} image(s): those images count cosine 0 and are left out "
+                             f"of its errors")
+    return notes
+
+
 def assemble(options, models, data, data_source, label_source, result: dict, layers: dict, latency: dict,
              overlap: dict | None, notes: list[str], masks: Path | None = None) -> dict:
     entries = []
@@ -99,6 +130,8 @@ def assemble(options, models, data, data_source, label_source, result: dict, lay
         notes.append(f"{overlap['images']} of the {overlap['validation_images']} validation images are also "
                      f"calibration images: accuracy on them overstates how well INT8 holds up; validate on "
                      f"held-out images")
+    notes += _annotation_notes(result.get("annotations"))
+    notes += _shape_notes(entries)
     if any(has_qdq(models.protos[c]) for c in options.candidates if c in models.protos):
         notes.append("INT8 (Q/DQ) ONNX candidates: accuracy measured with ONNX Runtime's Q/DQ fusions off (exact "
                      "INT8 arithmetic as TensorRT computes it); latency measured on the fast integer kernels infer "
@@ -120,6 +153,7 @@ def assemble(options, models, data, data_source, label_source, result: dict, lay
                     "label_mapping": data.mapping if (data.labels >= 0).any() else None,
                     "batch": options.batch, "layer_images": options.layer_images,
                     "calibration_overlap": overlap,
+                    "annotations": result.get("annotations"),
                     "masks": ({"folder": str(masks), "ignore_index": IGNORE_INDEX,
                                "labelled_pixels": result["reference"].get("labelled_pixels", 0)}
                               if masks is not None else None),

@@ -64,13 +64,22 @@ class Agreement:
         self.correct1 = 0
         self.correct5 = 0
         self.labelled = 0
+        self.shape_mismatches = 0
+
+    def count_shape_mismatch(self) -> None:
+        """One image whose candidate output has another shape than the reference's (another number of
+        detections): no element lines up with another, so the image counts as having nothing in common
+        (cosine 0) and is left out of the element errors. A disagreement, never a silent pass."""
+        self.count += 1
+        self.shape_mismatches += 1
+        self.cosine_min = 0.0
 
     def update(self, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None) -> None:
         flat_ref = reference.reshape(len(reference), -1).astype(np.float64)
         flat_cand = candidate.reshape(len(candidate), -1).astype(np.float64)
         diff = np.abs(flat_cand - flat_ref)
         self.count += len(reference)
-        self.max_abs_err = max(self.max_abs_err, float(diff.max()))
+        self.max_abs_err = max(self.max_abs_err, float(diff.max()) if diff.size else 0.0)  # (0, 4): no box
         self.sum_abs_err += float(diff.sum())
         self.elements += diff.size
         cosine = cosine_rows(flat_ref, flat_cand)

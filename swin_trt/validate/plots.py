@@ -113,10 +113,14 @@ def _histograms(new, document: dict, labels: dict) -> bytes | None:
         left = np.concatenate([[edges[0] / 10 ** 0.5], edges])
         axis.step(left, counts / max(counts.sum(), 1), where="post",
                   label=f"{labels[entry['name']]} ({entry['precision']})")
+    # Of the first output: logits for a classifier, but a detector's boxes, a backbone's first stage.
+    first = (document["reference_metrics"].get("outputs") or [{"kind": "logits"}])[0]
+    what = "logit" if first["kind"] == "logits" else f"element of {first.get('name', 'the first output')}"
     axis.set_xscale("log")
-    axis.set_xlabel("|candidate - reference| per logit (leftmost step: exactly 0 or below 1e-9)")
-    axis.set_ylabel("fraction of logits")
-    axis.set_title("Error histograms of the logits")
+    axis.set_xlabel(f"|candidate - reference| per {what} (leftmost step: exactly 0 or below 1e-9)")
+    axis.set_ylabel(f"fraction of {what}s")
+    axis.set_title("Error histograms of the logits" if first["kind"] == "logits" else
+                   f"Error histograms of the first output ({first.get('name', '?')}, {first['kind']})")
     axis.legend(fontsize=8)
     return _png(figure)
 
@@ -171,6 +175,45 @@ def _class_iou(new, document: dict, labels: dict) -> bytes | None:
     return _png(figure)
 
 
+def _detection(new, document: dict, labels: dict) -> bytes | None:
+    """Per candidate: the share of the reference's detections found, extra detections (as a share of the
+    reference's) and mean IoU of the matches; with annotations, beside it mAP and AP50 of every model."""
+    reference = document["reference_metrics"]
+    candidates = [c for c in document["candidates"] if c.get("detection")]
+    if reference.get("detection") is None or not candidates:
+        return None
+    truth = reference.get("map") is not None
+    figure, axes = new((11, 3.8) if truth else (8, 3.8), 1, 2 if truth else 1)
+    agreement = axes[0] if truth else axes
+    count = max(reference["detection"]["detections"], 1)
+    series = [("found", [c["detection"]["found"] for c in candidates]),
+              ("extra (share of the reference's count)", [c["detection"]["extra"] / count for c in candidates]),
+              ("mean IoU of the matches", [c["detection"]["mean_iou"] for c in candidates])]
+    x = np.arange(len(candidates))
+    width = 0.8 / len(series)
+    for k, (name, values) in enumerate(series):
+        shown = [np.nan if v is None else v for v in values]
+        bars = agreement.bar(x + (k - 1) * width, shown, width, label=name)
+        agreement.bar_label(bars, labels=["-" if v is None else f"{v:.3f}" for v in values], fontsize=7)
+    agreement.set_xticks(x, [f"{labels[c['name']]}\n{c['precision']}" for c in candidates], fontsize=8)
+    agreement.set_ylim(0, 1.3)  # room above the bars for the legend
+    agreement.set_title(f"Detections against the reference (score >= "
+                        f"{reference['detection']['score_threshold']:g})")
+    agreement.legend(loc="upper center", ncol=2, fontsize=7)
+    if truth:
+        rows = [("reference", reference)] + [(labels[c["name"]], c) for c in candidates]
+        x = np.arange(len(rows))
+        for offset, key, name in ((-0.2, "map", "mAP@[.5:.95]"), (0.2, "ap50", "AP50")):
+            values = [entry.get(key) for _, entry in rows]
+            bars = axes[1].bar(x + offset, [np.nan if v is None else v for v in values], 0.4, label=name)
+            axes[1].bar_label(bars, labels=["-" if v is None else f"{v:.3f}" for v in values], fontsize=7)
+        axes[1].set_xticks(x, [name for name, _ in rows], fontsize=8)
+        axes[1].set_ylim(0, 1.3)
+        axes[1].set_title("mAP against the annotations (pycocotools)")
+        axes[1].legend(loc="upper center", ncol=2, fontsize=8)
+    return _png(figure)
+
+
 def make_plots(document: dict) -> dict[str, bytes]:
     """``{title: PNG bytes}`` for every figure that has data."""
     # Figure objects, not pyplot: no global backend switch in a caller's process (a notebook's).
@@ -182,7 +225,7 @@ def make_plots(document: dict) -> dict[str, bytes]:
 
     labels = short_names([c["name"] for c in document["candidates"]])
     figures = {"Accuracy by precision": _accuracy, "Segmentation by precision": _segmentation,
-               "IoU per class": _class_iou, "Per-layer SNR": _layer_snr,
+               "IoU per class": _class_iou, "Detections by precision": _detection, "Per-layer SNR": _layer_snr,
                "Latency by precision": _latency, "Error histograms": _histograms}
     plots = {}
     for title, draw in figures.items():

@@ -10,7 +10,7 @@ import base64
 from html import escape
 
 from .plots import make_plots, short_names
-from .summary import calibration_overlap_text, is_segmentation, preprocessing_text
+from .summary import calibration_overlap_text, is_detector, is_segmentation, preprocessing_text
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto;
@@ -64,7 +64,8 @@ def _latency(latency) -> str:
 
 def _verdict(gates: dict) -> str:
     if not gates["thresholds"]:
-        return '<div class="verdict none">No gates set (--atol, --min-cosine, --min-agreement, --max-acc-drop)</div>'
+        return ('<div class="verdict none">No gates set (--atol, --min-cosine, --min-agreement, --max-acc-drop, '
+                '--max-miou-drop, --max-map-drop)</div>')
     if gates["passed"]:
         limits = ", ".join(f"{k} {v:g}" for k, v in gates["thresholds"].items())
         return f'<div class="verdict pass">PASSED every gate ({escape(limits)})</div>'
@@ -109,20 +110,79 @@ def _outputs_table(document: dict, labels: dict) -> str:
     rows = []
     for c in document["candidates"]:
         outputs = c.get("outputs") or []
-        if len(outputs) < 2 and all(o["kind"] == "logits" for o in outputs):
+        if len(outputs) < 2 and all(o["kind"] == "logits" and o.get("batch_axis", True) for o in outputs):
             continue
         for o in outputs:
+            mismatches = o.get("shape_mismatches") or 0
             rows.append(f"<tr><td class=text>{escape(labels[c['name']])}</td><td class=text>{escape(o['name'])}</td>"
                         f"<td>{escape(o['kind'])}</td><td>{'&times;'.join(map(str, o['shape']))}</td>"
+                        f"<td>{'yes' if o.get('batch_axis', True) else 'no'}</td>"
+                        f"<td{' class=bad' if mismatches else ''}>{mismatches}</td>"
                         f"<td>{_db(o['snr_db'])}</td><td>{_num(o['cosine'], 6)}</td><td>{_sci(o['max_abs_err'])}</td>"
                         f"<td>{_sci(o['mean_abs_err'])}</td><td>{_pct(o.get('top1_agreement'))}</td></tr>")
     if not rows:
         return ""
-    head = ("<tr><th class=text>model</th><th class=text>output</th><th>kind</th><th>shape per image</th>"
-            "<th>SNR dB</th><th>cosine</th><th>max abs err</th><th>mean abs err</th><th>argmax agreement</th></tr>")
-    return (f"<h2>Every output</h2><p class=muted>Outputs matched by position. Agreement of the argmax over the class "
-            f"axis: per image for logits, per pixel for class maps; feature maps have none.</p>"
+    head = ("<tr><th class=text>model</th><th class=text>output</th><th>kind</th><th>shape per image (first image)</th>"
+            "<th>batch axis</th><th>images of another shape</th><th>SNR dB</th><th>cosine</th><th>max abs err</th>"
+            "<th>mean abs err</th><th>argmax agreement</th></tr>")
+    return (f"<h2>Every output</h2><p class=muted>Outputs matched by position; every element compared, image by image. "
+            f"An output without a batch axis (a batch-1 detector's boxes) is its image's whole array. An image whose "
+            f"output has another shape than the reference's (another number of detections) counts cosine 0 and is "
+            f"left out of the errors. Agreement of the argmax over the class axis: per image for logits, per pixel "
+            f"for class maps; feature maps and detection outputs have none.</p>"
             f"<div class=scroll><table>{head}{''.join(rows)}</table></div>")
+
+
+def _truth_cells(candidate: dict, failed: set, gated: str, other: str) -> list[str]:
+    """Two cells of a metric against the ground truth, each with its change from the reference: ``gated``
+    (marked bad where its ``<gated>_drop`` gate failed) and ``other``."""
+    css = ' class="bad"' if (candidate["name"], f"{gated}_drop") in failed else ""
+    return [f"<td{css}>{_pct(candidate.get(gated), candidate.get(f'{gated}_change'))}</td>",
+            f"<td>{_pct(candidate.get(other), candidate.get(f'{other}_change'))}</td>"]
+
+
+def _table(head: list[str], rows: list[str]) -> str:
+    return f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(rows)}</table>"
+
+
+def _detection_table(document: dict, labels: dict) -> str:
+    """Detectors: agreement of the candidates' detections with the reference's; with annotations, mAP."""
+    if not is_detector(document):
+        return ""
+    reference, annotations = document["reference_metrics"], document["dataset"].get("annotations")
+    truth = annotations is not None
+    head = ["model", "precision", "detections", "found", "extra", "mean IoU", "score drift (max)"]
+    head += ["mAP@[.5:.95] (&Delta;)", "AP50 (&Delta;)"] if truth else []
+    rows = [f'<tr class="reference"><td class="text">reference</td><td>{escape(reference["precision"])}</td>'
+            f'<td>{reference["detection"]["detections"]}</td>' + "<td></td>" * 4
+            + (f"<td>{_pct(reference.get('map'))}</td><td>{_pct(reference.get('ap50'))}</td>" if truth else "")
+            + "</tr>"]
+    failed = {(f["candidate"], f["metric"]) for f in document["gates"]["failures"]}
+    for c in document["candidates"]:
+        d = c["detection"]
+        drift = "&mdash;" if d["score_drift"] is None else f"{_sci(d['score_drift'])} ({_sci(d['max_score_drift'])})"
+        cells = [f'<td class="text" title="{escape(c["name"])}">{escape(labels[c["name"]])}</td>',
+                 f"<td>{escape(c['precision'])}</td><td>{d['candidate']}</td>",
+                 f"<td{' class=bad' if d['found'] is not None and d['found'] < 1 else ''}>{_pct(d['found'])}</td>",
+                 f"<td{' class=bad' if d['extra'] else ''}>{d['extra']}</td>",
+                 f"<td>{'&mdash;' if d['mean_iou'] is None else _num(d['mean_iou'])}</td><td>{drift}</td>"]
+        if truth:
+            cells += _truth_cells(c, failed, "map", "ap50")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    table = _table(head, rows)
+    if truth:
+        source = (f"mAP@[.5:.95] and AP50 by pycocotools against <code>{escape(annotations['file'])}</code>: "
+                  f"{annotations['images']} images matched by file name, {annotations['boxes']} boxes; labels taken "
+                  f"as category ids; every detection the model outputs, boxes mapped back to the original image "
+                  f"through the preprocessing.")
+    else:
+        source = "No annotations: pass <code>--annotations FILE</code> (COCO instances JSON) for the true mAP."
+    threshold = reference["detection"]["score_threshold"]
+    return (f"<h2>Detections</h2><p class=muted>The detections scoring at least {threshold:g}, per image. Each "
+            f"candidate detection, highest score first, is matched to the reference detection of the same label "
+            f"with the highest IoU, if it is at least 0.5. Found: the share of the reference's detections matched. "
+            f"Extra: the candidate's detections left unmatched. Score drift: mean (largest) |&Delta;score| of the "
+            f"matches. {source}</p>{table}")
 
 
 def _iou_cell(class_iou: list, index: int) -> str:
@@ -148,11 +208,9 @@ def _segmentation_table(document: dict, labels: dict) -> str:
                  f"<td>{escape(c['precision'])}</td>", f"<td>{_pct(c.get('pixel_agreement'))}</td>",
                  f"<td>{_pct(c.get('miou_agreement'))}</td>"]
         if truth:
-            css = ' class="bad"' if (c["name"], "miou_drop") in failed else ""
-            cells += [f"<td{css}>{_pct(c.get('miou'), c.get('miou_change'))}</td>",
-                      f"<td>{_pct(c.get('pixel_accuracy'), c.get('pixel_accuracy_change'))}</td>"]
+            cells += _truth_cells(c, failed, "miou", "pixel_accuracy")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    table = f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(rows)}</table>"
+    table = _table(head, rows)
     if truth:
         names = reference.get("class_names") or [str(i) for i in range(len(reference["class_iou"]))]
         models = [("reference", reference)] + [(labels[c["name"]], c) for c in document["candidates"]]
@@ -268,6 +326,7 @@ def render_html(document: dict, plots: dict[str, bytes] | None = None) -> str:
 maps). SNR: the reference output's energy over the error's, in dB (&infin; = identical); the first output's here.
 Latency: per batch, on the path infer runs (INT8: the fast integer kernels; accuracy used the exact emulation), this machine.</p>
 {_segmentation_table(document, labels)}
+{_detection_table(document, labels)}
 {_outputs_table(document, labels)}
 {_variants_table(document, labels)}
 <h2>Figures</h2>

@@ -9,13 +9,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..data.model_input import PreprocessOptions
 from ..errors import UserError
 from ..model_ref import ModelRef
-from .compare import batches, compare
+from .coco import CocoAnnotations
+from .compare import DetectionRequest, batches, compare
+from .detection import DEFAULT_SCORE_THRESHOLD
 from .document import assemble, calibration_overlap
 from .gates import Gates
 from .labels import Labelled, label_items, list_labelled
@@ -41,16 +43,28 @@ class Options:
     calib: Path | None = None  # a calibration cache: how many validation images it was made from is reported
     masks: Path | None = None  # label masks of a segmentation model's images: true mIoU (validate/segmentation.py)
     threads: int | None = None  # ONNX Runtime threads (default: the batch policy, swin_trt.backends.threads)
+    # Detectors (data/detection_outputs.py, validate/detection.py, coco.py): which output is which (default: by
+    # name and shape), the score above which detections are compared (default 0.05), COCO ground truth.
+    outputs: dict[str, str] | None = None
+    score_threshold: float | None = None
+    annotations: Path | None = None
+
+    @property
+    def wants_detections(self) -> bool:
+        """Detection metrics were asked for: a model that is no detector is then an error."""
+        return bool(self.outputs) or self.score_threshold is not None or self.annotations is not None \
+            or self.gates.max_map_drop is not None
 
 
-def default_data(reference: str | None = None) -> tuple[Path, Path | None]:
-    """The images the package ships for ``reference`` (and their label masks for the segmentation demo)."""
+def default_data(reference: str | None = None):
+    """The images the package ships for ``reference``, with their ground truth (:class:`~swin_trt.models.demo.
+    BundledData`: the segmentation demo's masks, the detection demo's boxes)."""
     from ..models.demo import bundled_validation_data
 
-    folder, masks = bundled_validation_data(reference)
-    if not folder.is_dir():
+    bundled = bundled_validation_data(reference)
+    if not bundled.images.is_dir():
         raise UserError("no --data given and the package's demo images are missing: pass --data DIR")
-    return folder, masks
+    return bundled
 
 
 def check_options(options: Options) -> None:
@@ -65,13 +79,15 @@ def check_options(options: Options) -> None:
     if options.masks is not None and not Path(options.masks).is_dir():
         raise UserError(f"--masks {str(options.masks)!r} is not a folder: pass the folder with one PNG mask per "
                         f"image (<image stem>.png, pixel value = class index, 255 = ignore)")
+    if options.gates.max_map_drop is not None and options.annotations is None:
+        raise UserError("--max-map-drop needs ground truth: pass --annotations FILE (COCO instances JSON)")
 
 
 def _layer_images(data: Labelled, preprocessor, count: int):
     """The first ``count`` readable images, preprocessed, one at a time."""
     if count <= 0:
         return
-    for pixels, _, _ in batches(data, preprocessor, 1, progress=False):
+    for pixels, *_ in batches(data, preprocessor, 1, progress=False):
         yield pixels[0]
         count -= 1
         if count == 0:
@@ -116,9 +132,12 @@ def measure_latency(options: Options, models: OpenModels, data: Labelled) -> dic
 
 def run_validation(options: Options) -> dict:
     """Compare every candidate with the reference; returns the report document (JSON-safe)."""
+    if options.data is None:  # the bundled images, with the masks or boxes they ship with
+        bundled = default_data(options.reference)
+        options = replace(options, data=bundled.images, masks=options.masks or bundled.masks,
+                          annotations=options.annotations or bundled.annotations)
     check_options(options)
-    data_source, masks_folder = (options.data, None) if options.data else default_data(options.reference)
-    masks_folder = options.masks or masks_folder
+    data_source, masks_folder = options.data, options.masks
     items, label_source = list_labelled(data_source, options.labels)
     if options.limit:
         items = items[:options.limit]
@@ -128,13 +147,20 @@ def run_validation(options: Options) -> dict:
     if options.gates.max_miou_drop is not None and masks is None:
         raise UserError("--max-miou-drop needs label masks: pass --masks DIR (one PNG per image, pixel value = "
                         "class index)")
+    annotations = CocoAnnotations(options.annotations) if options.annotations is not None else None
+    if annotations is not None:
+        annotations.check_matches([item.path for item in items])
+    detection = DetectionRequest(DEFAULT_SCORE_THRESHOLD if options.score_threshold is None
+                                 else options.score_threshold, options.outputs, annotations,
+                                 required=options.wants_detections)
     with open_models(options.reference, options.candidates, options.preprocess, threads=options.threads) as models:
         data = label_items(items, models.class_names)
         if options.gates.max_acc_drop is not None and not (data.labels >= 0).any():
             raise UserError("--max-acc-drop needs labelled images: an ImageFolder layout (one folder per class) "
                             "or --labels FILE")
         result = compare(models.reference, models.candidates, data, models.model_input.preprocessor,
-                         options.batch, options.progress, masks=masks, class_names=models.class_names)
+                         options.batch, options.progress, masks=masks, class_names=models.class_names,
+                         detection=detection)
         latency = measure_latency(options, models, data)
     notes: list[str] = []
     layers = {}

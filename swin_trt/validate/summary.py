@@ -36,7 +36,7 @@ def calibration_overlap_text(overlap: dict | None) -> str:
 def preprocessing_text(pre: dict | None) -> str:
     if not pre:
         return "-"
-    origin = {"defaults": "ASSUMED ImageNet defaults (the models record none)", "flags": "from the flags",
+    origin = {"defaults": "ASSUMED defaults for what the model outputs (it records none)", "flags": "from the flags",
               "sidecar": "from the model's sidecar", "arch": "from the arch"}.get(pre.get("origin"), pre.get("origin"))
     fit = f"crop_pct {pre['crop_pct']}" if pre.get("fit", "crop") == "crop" else "stretched"
     size = "x".join(map(str, pre["crop"])) if pre.get("crop") else "?"
@@ -45,14 +45,17 @@ def preprocessing_text(pre: dict | None) -> str:
 
 def _outputs(label: str, outputs: list[dict]) -> list[str]:
     """Per-output lines where there is more to say than the first output's row (several outputs, maps)."""
-    if len(outputs) < 2 and all(o["kind"] == "logits" for o in outputs):
+    if len(outputs) < 2 and all(o["kind"] == "logits" and o.get("batch_axis", True) for o in outputs):
         return []
     lines = [f"{label}: per output"]
     for o in outputs:
         agreement = "" if o.get("top1_agreement") is None else f"  argmax agreement {_pct(o['top1_agreement'])}"
         if o.get("miou_agreement") is not None:
             agreement = f"  pixel agreement {_pct(o['pixel_agreement'])}, mIoU agreement {_pct(o['miou_agreement'])}"
-        lines.append(f"  {o['name']} {o['kind']} {'x'.join(map(str, o['shape']))}: SNR {_db(o['snr_db'])} dB, "
+        if o.get("shape_mismatches"):
+            agreement += f"  SHAPE DIFFERS on {o['shape_mismatches']} image(s)"
+        axis = "" if o.get("batch_axis", True) else " (no batch axis: whole per image)"
+        lines.append(f"  {o['name']} {o['kind']} {'x'.join(map(str, o['shape']))}{axis}: SNR {_db(o['snr_db'])} dB, "
                      f"cosine {o['cosine']:.6f}, max abs {o['max_abs_err']:.2e}{agreement}")
     return lines
 
@@ -84,6 +87,41 @@ def _segmentation(document: dict, labels: dict) -> list[str]:
     return [f"class maps, argmax per pixel ({source}):"] + _table(rows)
 
 
+def is_detector(document: dict) -> bool:
+    """The models are detectors (boxes, scores, labels): the report has a detection section."""
+    return document["reference_metrics"].get("detection") is not None
+
+
+def _sci(value) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def _detection(document: dict, labels: dict) -> list[str]:
+    """One row per model: the share of the reference's detections found, extra ones, IoU and score drift of
+    the matches; with annotations, mAP and AP50 and their change."""
+    if not is_detector(document):
+        return []
+    reference = document["reference_metrics"]
+    annotations = document["dataset"].get("annotations")
+    truth = annotations is not None
+    head = ["detections", "count", "found", "extra", "mean IoU", "score drift (max)"]
+    head += ["mAP (chg)", "AP50 (chg)"] if truth else []
+    rows = [head, ["reference", str(reference["detection"]["detections"]), "", "", "", ""]
+            + ([_pct(reference.get("map")), _pct(reference.get("ap50"))] if truth else [])]
+    for c in document["candidates"]:
+        d = c["detection"]
+        drift = "-" if d["score_drift"] is None else f"{_sci(d['score_drift'])} ({_sci(d['max_score_drift'])})"
+        rows.append([labels[c["name"]], str(d["candidate"]), _pct(d["found"]), str(d["extra"]),
+                     "-" if d["mean_iou"] is None else f"{d['mean_iou']:.4f}", drift]
+                    + ([_pct(c.get("map"), c.get("map_change")), _pct(c.get("ap50"), c.get("ap50_change"))]
+                       if truth else []))
+    threshold = reference["detection"]["score_threshold"]
+    source = (f"mAP@[.5:.95] by pycocotools against {annotations['file']}, {annotations['images']} images, "
+              f"{annotations['boxes']} boxes" if truth else "no annotations (--annotations FILE adds the true mAP)")
+    return [f"detections scoring >= {threshold:g}, matched to the reference's by IoU >= 0.5 and label ({source}):"] \
+        + _table(rows)
+
+
 def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
     reference = document["reference_metrics"]
     labelled = "acc1" in reference
@@ -107,6 +145,7 @@ def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
         lines.append(f"calibration overlap: {calibration_overlap_text(dataset['calibration_overlap'])}")
     lines += _table(rows)
     lines += _segmentation(document, labels)
+    lines += _detection(document, labels)
     for c in document["candidates"]:
         lines += _outputs(labels[c["name"]], c.get("outputs") or [])
     for c in document["candidates"]:

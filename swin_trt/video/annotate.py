@@ -1,5 +1,6 @@
-"""Annotated video output, encoded with PyAV: each frame with its top-1 label and score, or for a
-segmentation model its class map blended over the frame in a fixed palette, with the largest classes."""
+"""Annotated video output, encoded with PyAV: each frame with its top-1 label and score, for a segmentation
+model its class map blended over the frame in a fixed palette, with the largest classes, or for a detector its
+boxes, each with its label and score, in its class's colour."""
 
 from __future__ import annotations
 
@@ -58,6 +59,28 @@ def class_map_frame(prediction, labels: list[str], box=None, shown: int = 3):
     legend = [(colours[labels.index(name)], f"{name} {share:.0%}")
               for name, share in zip(prediction.classes[:shown], prediction.scores[:shown])]
     return frame, legend
+
+
+def draw_detections(image: Image.Image, detections, names: list[str], font=None) -> Image.Image:
+    """A copy of ``image`` with each detection's box (``detections``: boxes in the image's pixels, class ids,
+    scores) outlined in its class's palette colour, and ``name score`` on a box of that colour above it."""
+    image = image.convert("RGB")
+    draw = ImageDraw.Draw(image)
+    font = font or _font(image.height)
+    line = max(1, round(min(image.size) / 240))
+    colours = palette(int(max(detections.class_ids, default=0)) + 1)
+    for box, class_id, score, name in zip(detections.boxes, detections.class_ids, detections.scores, names):
+        colour = tuple(int(c) for c in colours[int(class_id)])
+        left, top, right, bottom = (float(v) for v in box)
+        draw.rectangle((left, top, right, bottom), outline=colour, width=line)
+        text = f"{name} {score:.2f}"
+        _, text_top, text_right, text_bottom = draw.textbbox((left, top), text, font=font)
+        width, height = text_right - left + 2 * line, text_bottom - text_top + 2 * line
+        x = max(0.0, min(left, image.width - width))  # inside the frame, even for a box at its right edge
+        y = top - height if top - height >= 0 else top  # above the box, or inside it at the top
+        draw.rectangle((x, y, x + width, y + height), fill=colour)
+        draw.text((x + line, y + line - (text_top - top)), text, fill=(255, 255, 255), font=font)
+    return image
 
 
 def _font(height: int):

@@ -8,7 +8,9 @@ are then decoded at their own frame rate, as a camera would deliver them.
 
 A classifier's frame gets its top-k classes and softmax scores; a segmentation model's (its first output a
 class map ``(B, classes, H, W)``) gets the share of the frame's pixels each class takes (``histogram``), its
-top-k classes by that share, and, for drawing, the class map itself.
+top-k classes by that share, and, for drawing, the class map itself. A detector's (boxes, scores and labels
+among its outputs, :mod:`.detections`) gets its detections at or above ``score_threshold``, boxes in the
+frame's own pixels; a detector answers for all the images of a call together, so it runs frame by frame.
 
 A remote backend (a Triton server) answers later than it is asked: the consumer keeps up to
 ``backend.max_in_flight(batch)`` batches on their way and writes their predictions in order as they come back,
@@ -32,6 +34,8 @@ from ..data.preprocess import Preprocessor
 from ..errors import UserError
 from ..validate.segmentation import class_maps
 from .classes import class_shares, default_labels, top_k
+from .detections import BOX_SPACE, DEFAULT_SCORE_THRESHOLD, FrameDetections, detection_layout, frame_detections, \
+    label_name
 from .sources import Frame, Source
 from .stats import RunStats
 
@@ -47,6 +51,7 @@ class PipelineOptions:
     topk: int = 5
     keep_images: bool = False  # hand each decoded image to the caller (to draw on it)
     queue_batches: int = 1  # queue depth in batches without realtime: the next batch waits ready
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD  # detectors: the detections written and drawn
 
 
 @dataclass
@@ -60,12 +65,18 @@ class Prediction:
     image: Image.Image | None = None
     histogram: dict[str, float] | None = None  # segmentation: pixel share of every class present, largest first
     class_map: np.ndarray | None = None  # segmentation, when images are kept: (H, W) class index per pixel
+    detections: FrameDetections | None = None  # a detector: boxes in the frame's pixels (classes: their labels)
 
     def to_json(self) -> dict:
         record = {"index": self.index, "timestamp": self.timestamp}
         if self.name is not None:
             record["name"] = self.name
-        if self.histogram is None:
+        if self.detections is not None:
+            found = self.detections
+            record.update(boxes=[[round(float(v), 2) for v in box] for box in found.boxes], labels=self.classes,
+                          label_ids=[int(c) for c in found.class_ids], scores=[round(s, 6) for s in self.scores],
+                          box_space=BOX_SPACE, frame_size=list(found.frame_size))
+        elif self.histogram is None:
             record.update(classes=self.classes, scores=[round(s, 6) for s in self.scores])
         else:
             record.update(classes=self.classes, shares=[round(s, 6) for s in self.scores],
@@ -74,7 +85,10 @@ class Prediction:
         return record
 
     def caption(self) -> str:
-        """What an annotated frame says: the top class and its score, or the largest classes' shares."""
+        """What an annotated frame says: the top class and its score, the largest classes' shares, or how many
+        detections there are."""
+        if self.detections is not None:
+            return f"{len(self.detections)} detection{'s' * (len(self.detections) != 1)}"
         if self.histogram is None:
             return f"{self.classes[0]} {self.scores[0]:.2f}"
         return "  ".join(f"{name} {share:.0%}" for name, share in zip(self.classes[:3], self.scores[:3]))
@@ -84,6 +98,7 @@ class Prediction:
 class _Item:
     frame: Frame
     pixels: np.ndarray  # (H, W, 3) uint8, resized and cropped
+    size: tuple[int, int]  # the frame's (width, height), which a detector's boxes are mapped back to
 
 
 class Pipeline:
@@ -99,6 +114,7 @@ class Pipeline:
         self.stats = RunStats()
         self._producer_preprocess_s = 0.0
         self._error: BaseException | None = None
+        self._detections = None  # where a detector's boxes, scores, labels are; False: not a detector
 
     def run(self, on_prediction: Callable[[Prediction], None]) -> RunStats:
         """Predict every selected frame, calling ``on_prediction`` in order; returns the statistics."""
@@ -149,9 +165,9 @@ class Pipeline:
                 start = time.perf_counter()
                 pixels = self.preprocessor.to_uint8(frame.image)
                 self._producer_preprocess_s += time.perf_counter() - start
+                item = _Item(frame, pixels, frame.image.size)
                 if not self.options.keep_images:
                     frame.image = None  # the queue holds small crops only
-                item = _Item(frame, pixels)
                 if self.realtime:
                     self._put_newest(frames, item)
                 else:
@@ -233,11 +249,14 @@ class Pipeline:
     def _finish(self, items: list[_Item], future, on_prediction) -> None:
         """Wait for one batch's outputs (infer time: the time spent waiting) and hand on its predictions."""
         waited = time.perf_counter()
-        scores = future.result()[0]
+        outputs = future.result()
         done = time.perf_counter()
         self.stats.infer_s += done - waited
-        labels = self._labels_for(scores)
-        for item, prediction in zip(items, self._predictions(scores, labels)):
+        if self._detector(outputs):
+            predictions = self._detected(items, outputs)
+        else:
+            predictions = self._predictions(outputs[0], self._labels_for(outputs[0]))
+        for item, prediction in zip(items, predictions):
             latency = done - item.frame.decoded_at
             self.stats.latency.add(latency)
             self.stats.frames += 1
@@ -245,6 +264,26 @@ class Pipeline:
             prediction.update(index=frame.index, timestamp=frame.timestamp, name=frame.name,
                               latency_ms=latency * 1000, image=frame.image)
             on_prediction(Prediction(**prediction))
+
+    def _detector(self, outputs: list[np.ndarray]) -> bool:
+        """Whether the model is a detector, decided once, on its first outputs."""
+        if self._detections is None:
+            self._detections = detection_layout(self._output_names(outputs), outputs) or False
+        return self._detections is not False
+
+    def _output_names(self, outputs) -> list[str]:
+        names = list(getattr(self.backend, "output_names", None) or [])
+        return names if len(names) == len(outputs) else [f"output_{i}" for i in range(len(outputs))]
+
+    def _detected(self, items: list[_Item], outputs: list[np.ndarray]):
+        """The frame's detections: a detector's outputs belong to the one frame of the call."""
+        if len(items) != 1:
+            raise UserError(f"a batch of {len(items)} frames: a detector answers for all the images of a call "
+                            f"together (boxes (N, 4)), so infer runs it one frame at a time: drop --batch")
+        found = frame_detections(self._detections, self._output_names(outputs), outputs, self.preprocessor,
+                                 items[0].size, self.options.score_threshold)
+        yield {"classes": [label_name(self.labels, int(c)) for c in found.class_ids],
+               "scores": [float(s) for s in found.scores], "detections": found}
 
     def _predictions(self, scores: np.ndarray, labels: list[str]):
         """Per image: top-k of the logits, or of the pixel shares of a class map (with the map, to draw)."""
