@@ -179,6 +179,17 @@ def test_rewritten_export_finds_the_same_detections(tmp_path, bundled, mosaics, 
         np.testing.assert_allclose(got[1], expected[1], atol=1e-4, rtol=0)
 
 
+def test_pytorch_reference_validates_its_export(cli, exported):
+    """``validate --reference torch:swin_demo_det``: the PyTorch detector runs one image per call, its outputs
+    named as the export's; the export finds every one of its detections on the bundled mosaics."""
+    output, _ = exported
+    document = json.loads(cli("validate", "--reference", "torch:swin_demo_det", "--candidate", output,
+                              "--limit", 4, "--layer-images", 0, "--json").stdout)
+    assert [o["kind"] for o in document["reference_metrics"]["outputs"]] == ["boxes", "scores", "labels"]
+    detection = document["candidates"][0]["detection"]
+    assert detection["reference"] > 0 and (detection["found"], detection["extra"]) == (1.0, 0)
+
+
 @pytest.mark.slow
 def test_readme_numbers_come_out_of_the_pipeline(tmp_path):
     """benchmarks/bench_detection.py, the README table's source, run again: export, rewrite, calibrate, quantize,

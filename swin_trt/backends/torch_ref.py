@@ -15,8 +15,12 @@ class TorchBackend(Backend):
     def __init__(self, model: torch.nn.Module):
         self.model = model.eval()
         config = model.config
-        self.input_shape = (None, config.in_chans, *config.img_size)
-        self.output_names = ["logits"]
+        if getattr(model, "task", None) == "detection":  # each image finds its own number of boxes: batch 1
+            self.input_shape = (1, config.in_chans, *config.img_size)
+            self.output_names = ["boxes", "scores", "labels"]
+        else:
+            self.input_shape = (None, config.in_chans, *config.img_size)
+            self.output_names = ["logits"]
 
     @classmethod
     def from_spec(cls, ref, img_size=None):
