@@ -221,3 +221,24 @@ def test_make_calib_set_is_deterministic(photo_dir, tmp_path):
                         str(tmp_path / name)], check=True, capture_output=True)
         outputs.append({p.name: p.read_bytes() for p in sorted((tmp_path / name).iterdir())})
     assert outputs[0] == outputs[1] and len(outputs[0]) == 7  # 4 photos + 3 frames
+
+
+def test_calibrate_validate_and_infer_read_the_same_images(tmp_path):
+    """One lister for every command: a TIFF and a sub-folder's images count everywhere, a text file nowhere."""
+    from PIL import Image
+
+    from swin_trt.data.images import list_images
+    from swin_trt.precision.sources import CalibrationSource
+    from swin_trt.video.sources import open_source
+
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    expected = [folder / "a.png", folder / "b.tif", folder / "sub" / "c.jpg"]
+    for path in expected:
+        Image.new("RGB", (8, 8), "red").save(path)
+    (folder / "notes.txt").write_text("not an image")
+    assert [item.path for item in list_images(folder)] == expected
+    assert CalibrationSource(folder, 10)._paths == expected
+    source = open_source(str(folder))
+    assert source.paths == expected
+    source.close()

@@ -13,7 +13,7 @@ from .options import (CALIB_METHOD, CALIB_NUM, PREPROCESS_EPILOG, note_threads, 
 @click.command(epilog=PREPROCESS_EPILOG)
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data", required=True, type=click.Path(path_type=Path),
-              help="A folder of images (recursive; jpg, png, webp, bmp), a video file (frames sampled evenly) "
+              help="A folder of images (recursive; jpg, png, webp, bmp, tif, ...), a video file (frames sampled evenly) "
                    "or a .txt file with one image path per line.")
 @CALIB_NUM.option()
 @click.option("--batch", type=int, default=DEFAULT_CALIB_BATCH, show_default=True,

@@ -10,7 +10,13 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+# What every command reads as an image (calibrate, validate, infer alike), all formats Pillow decodes.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def suffixes_text() -> str:
+    """``jpg, jpeg, png, ...``: the image formats, for messages."""
+    return ", ".join(s.lstrip(".") for s in IMAGE_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,11 @@ def list_images(source: str | Path, labelled: bool = True) -> list[ImageItem]:
         return [ImageItem(source)]
     files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     return [ImageItem(p, p.parent.name if labelled and p.parent != source else None) for p in files]
+
+
+def other_files(folder: Path) -> list[Path]:
+    """The files under ``folder`` that :func:`list_images` passes over (not images by their suffix)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
 
 
 def open_rgb(path: Path) -> Image.Image | None:

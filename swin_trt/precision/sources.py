@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..data.images import IMAGE_SUFFIXES, list_images
+from ..data.images import list_images, other_files, suffixes_text
 from ..data.preprocess import Preprocessor
 from ..data.video_frames import VIDEO_SUFFIXES, is_video, sample_frames
 from ..errors import UserError
@@ -60,15 +60,13 @@ class CalibrationSource:
         self._paths = [paths[index] for index in evenly(len(paths), num)]  # what this source will read
 
     def _folder_images(self) -> list[Path]:
-        files = sorted(p for p in self.source.rglob("*") if p.is_file())
-        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-        others = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+        others = other_files(self.source)
         if others:
             shown = ", ".join(str(p.relative_to(self.source)) for p in others[:5])
             more = f" and {len(others) - 5} more" if len(others) > 5 else ""
             _warn(f"skipping {len(others)} non-image file(s) in {self.source}: {shown}{more} "
-                  f"(images are {', '.join(sorted(s.lstrip('.') for s in IMAGE_SUFFIXES))})")
-        return images
+                  f"(images are {suffixes_text()})")
+        return [item.path for item in list_images(self.source, labelled=False)]
 
     def _name(self, path: Path) -> str:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..data.images import suffixes_text
 from ..data.model_input import PreprocessOptions
 from ..errors import UserError
 from ..model_ref import ModelRef
@@ -142,7 +143,7 @@ def run_validation(options: Options) -> dict:
     if options.limit:
         items = items[:options.limit]
     if not items:
-        raise UserError(f"no images (jpg, png, webp, bmp) found in {str(data_source)!r}")
+        raise UserError(f"no images ({suffixes_text()}) found in {str(data_source)!r}")
     masks = MaskSet(masks_folder, [item.path for item in items]) if masks_folder is not None else None
     if options.gates.max_miou_drop is not None and masks is None:
         raise UserError("--max-miou-drop needs label masks: pass --masks DIR (one PNG per image, pixel value = "

@@ -15,9 +15,9 @@ from typing import Iterator
 import av
 from PIL import Image, ImageOps
 
+from ..data.images import IMAGE_SUFFIXES, list_images, suffixes_text
 from ..errors import UserError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "hls")
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt")  # http(s) may serve a plain file
 # A demuxer error mid-stream is retried (it resyncs on the next packet) this many times in a row, then the
@@ -151,9 +151,9 @@ def classify(spec: str) -> str:
 def _open_images(spec: str, kind: str) -> ImageSource:
     path = Path(spec)
     if kind == "folder":
-        paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = [item.path for item in list_images(path, labelled=False)]  # as calibrate and validate list them
         if not paths:
-            raise UserError(f"folder {spec!r} has no images ({', '.join(IMAGE_SUFFIXES)}): "
+            raise UserError(f"folder {spec!r} has no images ({suffixes_text()}): "
                             f"point SOURCE at a folder of images, an image or a video")
         return ImageSource(paths, kind, f"{len(paths)} images in {spec}")
     if not path.is_file():
