@@ -95,7 +95,8 @@ def compare(reference, candidate, threshold: float) -> dict:
 
 def measure(model: Path, calib_list: Path, held_out: Path, workdir: Path, calib_num: int, eval_num: int,
             threshold: float) -> dict:
-    from swin_trt.backends.onnxruntime import create_session, load_onnx
+    from swin_trt.backends.onnxruntime import create_session
+    from swin_trt.graph import load_onnx
     from swin_trt.data.model_input import PreprocessOptions
     from swin_trt.precision.calibrate_stage import calibrate_file
     from swin_trt.precision.evaluate import load_pixels

@@ -28,6 +28,27 @@ QUANTIZE_OPS = (*QDQ_OPS, "DynamicQuantizeLinear")  # any op that (de)quantizes:
 SHAPE_OPS = ("Shape", "Size")  # their outputs depend on the shape of their input, never on its values
 
 
+def load_onnx(path, weights: bool = True) -> onnx.ModelProto:
+    """Read an ONNX file (``weights=False``: the graph without its external weights). A missing file, bytes
+    that are not ONNX and a graph without nodes are :class:`~swin_trt.errors.UserError`s: every stage reads
+    models through here, so every stage says the same."""
+    from pathlib import Path
+
+    from .errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{str(path)!r} does not exist: check the path")
+    try:
+        model = onnx.load(str(path), load_external_data=weights)
+    except Exception as exc:  # onnx raises DecodeError, google.protobuf errors, ... for non-ONNX bytes
+        raise UserError(f"{str(path)!r} is not an ONNX model ({type(exc).__name__}): pass a .onnx file "
+                        f"written by `swin-trt export` or another exporter") from None
+    if not model.graph.node:
+        raise UserError(f"{str(path)!r} is not an ONNX model (no graph nodes): pass a .onnx file")
+    return model
+
+
 def copy(model: onnx.ModelProto) -> onnx.ModelProto:
     """A deep copy, for code that must hand a ``ModelProto`` to a library which edits it in place."""
     duplicate = onnx.ModelProto()

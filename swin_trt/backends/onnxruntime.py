@@ -7,26 +7,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import UserError
+from ..graph import load_onnx  # noqa: F401  (where callers found it before graph.py held it)
 from ..ops.lowering import lower_plugins
 from . import ort_int8
 from .base import Backend
 from .threads import choose
-
-
-def load_onnx(path: str | Path) -> onnx.ModelProto:
-    """Read an ONNX file; a missing or non-ONNX file is a :class:`UserError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{str(path)!r} does not exist: check the path")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, google.protobuf errors, ... for non-ONNX bytes
-        raise UserError(f"{str(path)!r} is not an ONNX model ({type(exc).__name__}): pass a .onnx file "
-                        f"written by `swin-trt export` or another exporter") from None
-    if not model.graph.node:
-        raise UserError(f"{str(path)!r} is not an ONNX model (no graph nodes): pass a .onnx file")
-    return model
 
 
 # ONNX Runtime passes that change what a graph computes. ReshapeFusion (1.32) turns a reshape target built as

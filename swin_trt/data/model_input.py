@@ -139,7 +139,7 @@ def read_facts(ref: ModelRef | str, proto: onnx.ModelProto | None = None) -> Mod
     io = None
     if ref.kind == "onnx":
         if proto is None:
-            from ..backends.onnxruntime import load_onnx
+            from ..graph import load_onnx
 
             proto = load_onnx(ref.text)
         io = onnx_io(proto)

@@ -26,10 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnx
-
 from .. import __version__
 from ..errors import UserError
+from ..graph import load_onnx
 from ..io import atomic_output, read_sidecar, write_json
 from ..ops import schema
 from . import environment, manifest
@@ -84,17 +83,8 @@ class BuildResult:
 
 def inspect_onnx(path: str | Path) -> GraphInfo:
     """Read ``path``'s graph (not its external weights); bad files and unsupported graphs are UserErrors."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{str(path)!r} does not exist: check the path")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # DecodeError and friends for bytes that are not ONNX
-        raise UserError(f"{str(path)!r} is not an ONNX model ({type(exc).__name__}): pass a .onnx file "
-                        f"written by `swin-trt export` or `swin-trt rewrite`") from None
+    model = load_onnx(path, weights=False)
     graph = model.graph
-    if not graph.node:
-        raise UserError(f"{str(path)!r} is not an ONNX model (no graph nodes): pass a .onnx file")
     shadowing = sorted({f.name for f in model.functions} & set(schema.OP_TYPES))
     if shadowing:  # TensorRT's parser would inline the function instead of calling the plugin
         raise UserError(f"{str(path)!r} carries model-local function(s) {', '.join(shadowing)} named like "

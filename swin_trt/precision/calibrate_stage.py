@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..backends.onnxruntime import load_onnx
+from ..graph import load_onnx
 from ..data.model_input import PreprocessOptions, note_on_stderr, resolve_input
 from ..errors import UserError
 from ..io import atomic_output, sha256_file

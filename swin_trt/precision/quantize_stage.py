@@ -13,7 +13,8 @@ import numpy as np
 import onnx
 
 from .. import graph as graphs
-from ..backends.onnxruntime import create_session, load_onnx
+from ..backends.onnxruntime import create_session
+from ..graph import load_onnx
 from ..data.model_input import PreprocessOptions, carried_sidecar, resolve_input
 from ..errors import UserError
 from ..io import atomic_output, sha256_file, sidecar_path, write_json

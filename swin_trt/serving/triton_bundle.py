@@ -163,7 +163,7 @@ def _cpu_twin(path: Path) -> onnx.ModelProto:
     """The graph ONNX Runtime runs for ``path``: plugin nodes lowered, INT8 weights in the form its CPU kernels
     compute exactly (:mod:`swin_trt.backends.ort_int8`); the same numbers as ``swin-trt validate`` checks."""
     from ..backends import ort_int8
-    from ..backends.onnxruntime import load_onnx
+    from ..graph import load_onnx
     from ..ops.lowering import lower_plugins
 
     return lower_plugins(ort_int8.cpu_copy(load_onnx(path)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from ..backends.onnxruntime import load_onnx
+from ..graph import load_onnx
 from ..data.model_input import PreprocessOptions, carried_sidecar
 from ..errors import UserError
 from ..io import atomic_output, sha256_file, sidecar_path, write_json

@@ -51,7 +51,7 @@ class OpenModels:
 def open_models(reference: str, candidates: list[str], preprocess: PreprocessOptions | None = None,
                 note=None, threads: int | None = None) -> OpenModels:
     """Parse, resolve the common input and open every backend (closing those opened if one fails)."""
-    from ..backends.onnxruntime import load_onnx
+    from ..graph import load_onnx
 
     refs = [ModelRef.parse(m) for m in [reference, *candidates]]
     protos = {r.text: load_onnx(r.text) for r in refs if r.kind == "onnx"}

@@ -97,7 +97,7 @@ def _layer_images(data: Labelled, preprocessor, count: int):
 
 def attribute(options: Options, candidate: str, models: OpenModels, data: Labelled, notes: list[str]) -> dict:
     """Per-layer error attribution of one FP16/INT8 ONNX candidate against the FP32 graph."""
-    from ..backends.onnxruntime import load_onnx
+    from ..graph import load_onnx
     from .layers import attribute_layers
 
     if candidate not in models.protos:
