@@ -43,3 +43,21 @@ def test_infer_threads_on_the_torch_backend_is_exit_2(tmp_path):
     Image.fromarray(sample_images(["chelsea"])[0]).save(image)
     result = CliRunner().invoke(main, ["infer", str(image), "--model", "torch:swin_pico_test", "--threads", "2"])
     assert result.exit_code == 2 and "the torch backend cannot honour threads=2" in result.output
+
+
+def test_a_graph_onnx_runtime_cannot_load_is_a_user_error(tmp_path):
+    """An op ONNX Runtime lacks: the error names the file and the op, as every command then prints it (exit 2)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
+    from swin_trt.errors import UserError
+
+    node = helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "custom.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                      helper.make_opsetid("com.example", 1)]), str(path))
+    with pytest.raises(UserError, match=r"cannot load '.*custom.onnx'.*Frobnicate"):
+        OnnxRuntimeBackend(path)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ..errors import UserError
 from ..graph import load_onnx  # noqa: F401  (where callers found it before graph.py held it)
 from ..ops.lowering import lower_plugins
 from . import ort_int8
@@ -22,13 +23,14 @@ UNSOUND_OPTIMIZERS = ("ReshapeFusion",)
 
 
 def create_session(model: onnx.ModelProto, threads: int | None = None, spinning: bool | None = None,
-                   int8: str = "fast", lowered: bool = False):
+                   int8: str = "fast", lowered: bool = False, source: str | None = None):
     """An ``InferenceSession`` on the CPU for ``model`` with its plugin nodes lowered (unless ``lowered``).
 
     ``threads``/``spinning`` default to the ``batch`` thread policy (:mod:`.threads`: every core, or
     ``SWIN_TRT_THREADS``); ``spinning=False`` stops idle worker threads from busy-waiting, right when other
     work (video decoding) runs beside the model. ``int8`` picks how Q/DQ graphs run (see :mod:`.ort_int8`):
-    ``fast`` integer kernels where exact, ``exact`` every Q/DQ as written.
+    ``fast`` integer kernels where exact, ``exact`` every Q/DQ as written. A graph ONNX Runtime cannot load is
+    a :class:`UserError` naming ``source`` (the file it came from).
     """
     import onnxruntime as ort
 
@@ -41,8 +43,13 @@ def create_session(model: onnx.ModelProto, threads: int | None = None, spinning:
     disabled = [*UNSOUND_OPTIMIZERS, *(ort_int8.DISABLED[int8] if ort_int8.has_qdq(model) else ())]
     graph = ort_int8.cpu_copy(model)
     graph = graph if lowered else lower_plugins(graph)
-    return ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"],
-                                disabled_optimizers=disabled)
+    try:
+        return ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=disabled)
+    except Exception as exc:  # onnxruntime's own exception types: an op it lacks, a malformed graph, ...
+        reason = str(exc).splitlines()[0].split("FAIL : ")[-1][:300]
+        raise UserError(f"ONNX Runtime cannot load {source or model.graph.name or 'the model'!r}: {reason}. swin-trt runs standard ONNX ops and its own "
+                        f"plugin nodes on the CPU; re-export the model without custom ops") from None
 
 
 _INPUT_DTYPES = {"tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
@@ -54,7 +61,8 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, model: str | Path | onnx.ModelProto, threads: int | None = None,
                  spinning: bool | None = None, int8: str = "fast"):
         proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
-        self.session = create_session(proto, threads, spinning, int8)
+        self.session = create_session(proto, threads, spinning, int8,
+                                      source=None if isinstance(model, onnx.ModelProto) else str(model))
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.dtype = _INPUT_DTYPES.get(first.type, np.float32)  # --io-fp16 graphs, --fold-normalization uint8
