@@ -31,7 +31,7 @@ import onnxruntime as ort
 import torch
 
 from swin_trt.backends.onnxruntime import create_session
-from swin_trt.data.preprocess import Preprocessor
+from swin_trt.preprocess import Preprocessor
 from swin_trt.io import write_json
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")

@@ -194,7 +194,6 @@ def latency_at_scale(arch: str, calib_dir: Path, work: Path, runs: int, threads:
     """FP32 vs INT8 at batch 1 on a full-size Swin (random weights: only the time is meaningful here)."""
     from swin_trt.backends.onnxruntime import create_session
     from swin_trt.export import export_model
-    from swin_trt.backends.onnxruntime import create_session
     from swin_trt.precision.calibrate_stage import calibrate_file
     from swin_trt.precision.quantize_stage import QuantizeRequest, quantize_file
     from swin_trt.surgery.rewrite_stage import rewrite_file
@@ -258,7 +257,6 @@ def main(argv=None) -> dict:
     from swin_trt.precision.int8 import Int8Options, quantize_int8
     from swin_trt.precision.methods import compute_amax
     from swin_trt.precision.mixed import Budget, Built, mixed_precision
-    from swin_trt.backends.onnxruntime import create_session
     from swin_trt.data.model_input import resolve_input
     from swin_trt.precision.sources import CalibrationSource
 

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
-from swin_trt.data.preprocess import Preprocessor
+from swin_trt.preprocess import Preprocessor
 from swin_trt.export import export_model
 from swin_trt.io import read_sidecar, write_json
 from swin_trt.serving.model_info import describe_model

@@ -34,7 +34,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [*sorted((ROOT / "swin_trt" / "engine").glob("*.py")), ROOT / "swin_trt" / "backends" / "tensorrt.py"]
+SOURCES = [*sorted((ROOT / "swin_trt" / "engine").glob("*.py")), ROOT / "swin_trt" / "environment.py",
+           ROOT / "swin_trt" / "backends" / "tensorrt.py"]
 WHEELS = {"10.3": "tensorrt-cu12-bindings==10.3.0", "11.4": "tensorrt-cu13-bindings==11.4.0.106"}
 MODULE_ALIASES = {"trt"}  # names the tensorrt module is bound to (also as self.trt)
 TRT_OBJECTS = {"builder", "network", "config", "parser", "error", "profile", "engine", "context", "runtime",

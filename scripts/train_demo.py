@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from swin_trt.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, Preprocessor
+from swin_trt.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, Preprocessor
 from swin_trt.models import SwinConfig, SwinTransformer
 from swin_trt.models.checkpoint import apply_state, load_checkpoint
 from swin_trt.models.demo import DEMO_CONFIG, DEMO_NAME, DEMO_WEIGHTS, assets_dir

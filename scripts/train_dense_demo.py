@@ -55,7 +55,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_demo as classification  # noqa: E402  the photos, their split and the training helpers
 
-from swin_trt.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: E402
+from swin_trt.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: E402
 from swin_trt.models import SwinConfig  # noqa: E402
 from swin_trt.models.demo import (DEMO_SEG_CONFIG, DEMO_SEG_DIR, DEMO_SEG_NAME, DEMO_SEG_WEIGHTS,  # noqa: E402
                                   DEMO_WEIGHTS)

@@ -350,7 +350,7 @@ def export_peer(model, size, exporter, dynamic, path):
 def photo_batch(photo_dir, size, count):
     """``count`` preprocessed photos of ``photo_dir`` at ``size`` (repeated when there are fewer)."""
     from swin_trt.data.images import list_images, open_rgb
-    from swin_trt.data.preprocess import Preprocessor
+    from swin_trt.preprocess import Preprocessor
 
     pre = Preprocessor(size)
     images = [pre(open_rgb(item.path)) for item in list_images(photo_dir)]

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from swin_trt.backends.onnxruntime import create_session
 from swin_trt.cli import main
 from swin_trt.data.images import list_images, open_rgb
-from swin_trt.data.preprocess import PRESETS, Preprocessing
+from swin_trt.preprocess import PRESETS, Preprocessing
 
 NOTE = "assuming the ImageNet recipe"
 SIZE = (64, 64)

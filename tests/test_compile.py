@@ -97,7 +97,7 @@ def test_reuse_follows_the_content_of_every_input(cli, tmp_path, own_data):
 def test_build_key_follows_the_plugin_library_content_and_the_environment(tmp_path, crops_dir, monkeypatch):
     """The engine is rebuilt after a change of plugin library, TensorRT version or GPU, and only then. The
     environment is faked here (no TensorRT or GPU on CI): what is tested is the reuse decision, not a build."""
-    from swin_trt.engine import environment
+    from swin_trt import environment
     from swin_trt.compiler.job import Artifacts, DataSources, plan
     from swin_trt.compiler.options import CompileOptions
     from swin_trt.compiler.stages import key_hash

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from swin_trt.data.preprocess import Preprocessor
+from swin_trt.preprocess import Preprocessor
 from swin_trt.models import SwinConfig, SwinTransformer, create_model, get_arch
 from swin_trt.io import sha256_file as file_sha256
 from swin_trt.models.checkpoint import apply_state, load_checkpoint

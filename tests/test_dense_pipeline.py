@@ -17,7 +17,7 @@ from PIL import Image
 
 from swin_trt.backends.onnxruntime import create_session
 from swin_trt.data.images import list_images, open_rgb
-from swin_trt.data.preprocess import Preprocessing
+from swin_trt.preprocess import Preprocessing
 
 from conftest import sum_atol
 

@@ -259,7 +259,7 @@ def test_infer_runs_a_detector_frame_by_frame(frcnn, few_photos, tmp_path):
 # ---- package ---------------------------------------------------------------------------------------------
 
 def test_triton_declares_variable_length_outputs_and_deepstream_refuses(calibrated, tmp_path):
-    from swin_trt.serving.model_config import read_config
+    from swin_trt.triton_config import read_config
 
     _, int8, _ = calibrated
     result = run("package", int8, "--triton", "-o", tmp_path / "repo")
@@ -296,7 +296,7 @@ def test_detector_engine_allocates_its_outputs_from_the_sizes_tensorrt_reports(f
     pytest.importorskip("tensorrt", reason="TensorRT is not installed")
     pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
     pytest.importorskip("polygraphy", reason="Polygraphy is not installed (pip install 'swin-trt[trt]')")
-    from swin_trt.engine.device import gpu_info
+    from swin_trt.device import gpu_info
 
     if gpu_info() is None:
         pytest.skip("no CUDA GPU")

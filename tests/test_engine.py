@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from swin_trt.engine.build import batch_profile, inspect_onnx, parse_failure, profile_shapes, size_profile
-from swin_trt.engine.environment import version_tuple
+from swin_trt.environment import version_tuple
 from swin_trt.engine.manifest import manifest_path, precision_summary
 from swin_trt.engine.targets import FALLBACK_TARGET, TARGETS, dla_unsupported, resolve_target, target_for
 from swin_trt.errors import UserError
@@ -124,7 +124,7 @@ def test_target_detection(tegra, capability, model, expected):
 def test_auto_target_on_this_machine():
     """auto reads the real machine (no fakes): with no Jetson GPU and no Tegra board, the documented
     fallback; on a Jetson, its family."""
-    from swin_trt.engine.device import gpu_info
+    from swin_trt.device import gpu_info
     from swin_trt.engine.targets import DEVICE_TREE_MODEL, JETSON_BY_CAPABILITY, TEGRA_RELEASE
 
     info = gpu_info()
@@ -225,7 +225,7 @@ def test_polygraphy_takes_the_options_the_build_passes():
     """The loaders and keyword arguments build.py uses exist in the Polygraphy installed here."""
     import inspect
 
-    from swin_trt.engine.environment import MIN_POLYGRAPHY, import_polygraphy
+    from swin_trt.environment import MIN_POLYGRAPHY, import_polygraphy
 
     pytest.importorskip("polygraphy", reason="Polygraphy is not installed (pip install 'swin-trt[trt]')")
     pg = import_polygraphy()
@@ -323,8 +323,8 @@ def test_tensorrt_backend_without_tensorrt_says_how_to_get_it(tmp_path):
 
 
 def test_no_gpu_is_a_clear_user_error():
-    from swin_trt.engine.device import gpu_info
-    from swin_trt.engine.environment import require_gpu
+    from swin_trt.device import gpu_info
+    from swin_trt.environment import require_gpu
 
     if gpu_info() is not None:
         pytest.skip("this machine has a GPU")
@@ -381,7 +381,7 @@ def gpu_stack():
     pytest.importorskip("tensorrt", reason="TensorRT is not installed")
     pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
     pytest.importorskip("polygraphy", reason="Polygraphy is not installed (pip install 'swin-trt[trt]')")
-    from swin_trt.engine.device import gpu_info
+    from swin_trt.device import gpu_info
 
     if gpu_info() is None:
         pytest.skip("no CUDA GPU")

@@ -17,15 +17,15 @@ import pytest
 from PIL import Image
 
 from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
-from swin_trt.data.preprocess import Preprocessor
+from swin_trt.preprocess import Preprocessor
 from swin_trt.export import export_model
 from swin_trt.io import read_sidecar, sha256_file, write_json
 from swin_trt.ops import schema
 
 pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient (pip install 'swin-trt[serve]')")
 
-from swin_trt.serving import model_config  # noqa: E402
-from swin_trt.serving.model_config import read_config  # noqa: E402
+from swin_trt import triton_config as model_config  # noqa: E402
+from swin_trt.triton_config import read_config  # noqa: E402
 
 DEMO_IMAGES = Path(__file__).resolve().parents[1] / "swin_trt" / "assets" / "demo_images"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from swin_trt.data.preprocess import Preprocessing
+from swin_trt.preprocess import Preprocessing
 from swin_trt.errors import UserError
 from swin_trt.validate.segmentation import IGNORE_INDEX, Confusion, MaskSet, SegmentationMetrics, class_maps
 from swin_trt.video.annotate import PALETTE, overlay_class_map, palette

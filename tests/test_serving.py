@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from swin_trt.data.preprocess import Preprocessor
+from swin_trt.preprocess import Preprocessor
 from swin_trt.export import export_model
 from swin_trt.io import read_sidecar
 
@@ -273,7 +273,7 @@ def test_serve_engine_with_plugins_matches_local_infer(demo, images, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed")
     pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
     from swin_trt.engine import build_engine
-    from swin_trt.engine.device import gpu_info
+    from swin_trt.device import gpu_info
     from swin_trt.errors import UserError
     from swin_trt.plugin_library import find_plugin_library
     from swin_trt.surgery.rewrite_stage import rewrite_file

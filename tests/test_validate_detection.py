@@ -16,7 +16,7 @@ from PIL import Image
 from swin_trt.backends.base import Backend
 from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
 from swin_trt.data.images import list_images
-from swin_trt.data.preprocess import PRESETS, Preprocessing, Preprocessor
+from swin_trt.preprocess import PRESETS, Preprocessing, Preprocessor
 from swin_trt.errors import UserError
 from swin_trt.validate.coco import CocoAnnotations, to_source_pixels
 from swin_trt.validate.compare import DetectionRequest, compare

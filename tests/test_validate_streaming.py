@@ -11,7 +11,7 @@ from PIL import Image
 from swin_trt.backends.base import Backend
 from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
 from swin_trt.data.images import list_images
-from swin_trt.data.preprocess import Preprocessor
+from swin_trt.preprocess import Preprocessor
 from swin_trt.validate.compare import compare
 from swin_trt.validate.labels import label_items
 from swin_trt.validate.latency import TimedBackend, latency_stats

@@ -13,7 +13,7 @@ from PIL import Image
 
 from swin_trt.backends.base import Backend
 from swin_trt.backends.onnxruntime import OnnxRuntimeBackend
-from swin_trt.data.preprocess import Preprocessor
+from swin_trt.preprocess import Preprocessor
 from swin_trt.errors import UserError
 from swin_trt.io import read_sidecar
 from swin_trt.video.classes import read_labels, top_k

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import environment
-from ..engine.manifest import enum_name, manifest_path
+from .. import environment
+from ..environment import enum_name
+from ..io import sidecar_path as manifest_path  # an engine's manifest sits where any artifact's sidecar does
 from ..errors import UserError
 from .base import Backend
 

@@ -7,7 +7,7 @@ has its own connection (tritonclient's clients are not shared across threads). E
 a server that refuses, fails or stops answering raises :class:`~swin_trt.backends.base.BackendUnavailable`.
 
 The model's preprocessing and class names come from the server itself: every model swin-trt serves or
-packages carries them in its config (:mod:`swin_trt.serving.model_config`). A model that takes UINT8
+packages carries them in its config (:mod:`swin_trt.triton_config`). A model that takes UINT8
 receives 0..255 pixels (normalised on the server or in the graph); FP32/FP16 models receive normalised floats.
 """
 
@@ -120,7 +120,7 @@ class TritonClientBackend(Backend):
         return ready[0]
 
     def _read_config(self, config: dict) -> None:
-        from ..serving.model_config import WIRE_TO_NUMPY, swin_trt_parameters
+        from ..triton_config import WIRE_TO_NUMPY, swin_trt_parameters
 
         self.settings = swin_trt_parameters(config)
         if "preprocessing" not in self.settings:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..data.model_input import PreprocessOptions
-from ..data.preprocess import INTERPOLATIONS, PRESETS, RESIZE_MODES
+from ..preprocess import INTERPOLATIONS, PRESETS, RESIZE_MODES
 from ..engine.build import RANGE_EXAMPLE
 from ..engine.targets import TARGETS
 from ..errors import UserError

@@ -39,7 +39,7 @@ def _version() -> str:
 
 def _tensorrt_missing() -> str | None:
     """Why no engine can be built here, or ``None`` when TensorRT and a GPU are present."""
-    from ..engine.environment import import_tensorrt, require_gpu
+    from ..environment import import_tensorrt, require_gpu
 
     try:
         import_tensorrt()
@@ -57,7 +57,7 @@ def _onnxruntime_version() -> str:
 
 
 def _build_environment() -> dict:
-    from ..engine import environment
+    from .. import environment
 
     return environment.build_environment()
 

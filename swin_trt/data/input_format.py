@@ -6,7 +6,7 @@ the graph to start from pixels. Folded, the graph computes ``(x / 255 - mean) / 
 (fused) ops, on an RGB ``(B, 3, H, W)`` input that is either uint8 or float32 holding 0..255.
 
 The export's sidecar then says ``mean = 0, std = 1/255`` (the identity from 0..255 pixels), so every stage
-that reads the sidecar (:class:`~swin_trt.data.preprocess.Preprocessor`, calibrate, validate, infer) feeds
+that reads the sidecar (:class:`~swin_trt.preprocess.Preprocessor`, calibrate, validate, infer) feeds
 the folded graph pixel values without knowing about folding; the original mean and std are kept under
 ``folded_normalization``.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .preprocess import PIXEL_STD  # the sidecar's std for a folded graph: normalize() then passes 0..255 through
+from ..preprocess import PIXEL_STD  # the sidecar's std for a folded graph: normalize() then passes 0..255 through
 
 FOLDED_INPUTS = ("uint8", "float255")
 

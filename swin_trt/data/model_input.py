@@ -20,7 +20,7 @@ import onnx
 from ..errors import UserError
 from ..model_ref import ModelRef
 from .detection_outputs import declares_detections, detection_shapes
-from .preprocess import PRESETS, Preprocessing, Preprocessor
+from ..preprocess import PRESETS, Preprocessing, Preprocessor
 
 
 def note_on_stderr(message: str) -> None:

@@ -31,7 +31,8 @@ from ..errors import UserError
 from ..graph import load_onnx
 from ..io import atomic_output, read_sidecar, write_json
 from ..ops import schema
-from . import environment, manifest
+from .. import environment
+from . import manifest
 from .progress import make_progress_monitor
 from .targets import TargetSettings, dla_unsupported, resolve_target
 

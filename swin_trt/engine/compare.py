@@ -22,7 +22,8 @@ from typing import Callable, Mapping
 from ..errors import UserError
 from ..io import atomic_output, read_sidecar, sha256_file, write_json
 from ..surgery.variant import WINDOW_OPS
-from . import environment, manifest
+from .. import environment
+from . import manifest
 from .build import BuildResult, build_engine, inspect_onnx
 
 DEFAULT_RUNS = 50

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..environment import enum_name
 from ..io import sha256_file, sidecar_path
 
 FLOAT_DTYPES = {"FLOAT": "fp32", "HALF": "fp16", "BF16": "bf16"}
@@ -20,11 +21,6 @@ QUANTIZED_DTYPES = {"INT8": "int8", "FP8": "fp8", "INT4": "int4", "FP4": "fp4"}
 def manifest_path(engine_path: str | Path) -> Path:
     """``model.engine`` -> ``model.engine.json``: an engine's manifest sits where any artifact's sidecar does."""
     return sidecar_path(engine_path)
-
-
-def enum_name(value) -> str:
-    """``DataType.HALF`` -> ``"HALF"`` for TensorRT's pybind11 enums (and plain strings)."""
-    return getattr(value, "name", None) or str(value).rsplit(".", 1)[-1]
 
 
 def precision_summary(layers: Iterable[tuple[str, Sequence[str]]]) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError
-from .environment import version_tuple
+from ..environment import version_tuple
 
 TARGETS = ("auto", "orin", "thor", "xavier", "server")
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
@@ -97,7 +97,7 @@ def target_for(is_tegra: bool, compute_capability: str | None, board_model: str 
 def detect_target(compute_capability: str | None = None) -> str:
     """The target of this machine; ``compute_capability`` ("8.7") when the caller already knows it."""
     if compute_capability is None:
-        from .device import gpu_info
+        from ..device import gpu_info
 
         info = gpu_info()
         compute_capability = info.compute_capability if info else None

@@ -40,7 +40,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from ..errors import UserError
 from .swin import SwinConfig, SwinTransformer
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..data.preprocess import Preprocessing
+from ..preprocess import Preprocessing
 from ..errors import UserError
 from .segmentation import SwinSegmenter
 from .swin import SwinConfig, SwinTransformer

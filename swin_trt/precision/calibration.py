@@ -21,7 +21,7 @@ import onnx
 
 from .. import graph as graphs
 from ..backends.onnxruntime import create_session
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..errors import UserError
 from ..ops.lowering import lower_plugins
 from ..progress import progress_bar

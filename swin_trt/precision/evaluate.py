@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..errors import UserError
 from ..validate.metrics import Agreement
 from .sources import CalibrationSource

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..data.images import list_images, other_files, suffixes_text
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..data.video_frames import VIDEO_SUFFIXES, is_video, sample_frames
 from ..errors import UserError
 from ..io import content_fingerprint, sha256_file

@@ -4,7 +4,8 @@
 * :mod:`.serve_repository` and :mod:`.triton_model`: the Python-backend model repository that ``swin-trt
   serve`` writes, whose ``model.py`` runs swin-trt's own backend (ONNX Runtime, or TensorRT with its plugins).
 * :mod:`.model_info`: what a model file takes and gives (ONNX graph or engine manifest), read once for all.
-* :mod:`.model_config`: Triton's ``config.pbtxt``, written through Triton's own protobuf schema.
+* :mod:`swin_trt.triton_config` (below every backend: the Triton client reads it too): Triton's
+  ``config.pbtxt``, written through Triton's own protobuf schema.
 * :mod:`.triton_bundle` and :mod:`.deepstream`: ``swin-trt package --triton`` / ``--deepstream``.
 
 The client side is a backend like the others: :mod:`swin_trt.backends.triton_client`.

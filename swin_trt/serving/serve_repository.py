@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import atomic_output
-from .model_config import ConfigSpec, Tensor, build_config, labels_text, write_config
+from ..triton_config import ConfigSpec, Tensor, build_config, labels_text, write_config
 from .model_info import ModelInfo
 
 INPUT = "pixels"

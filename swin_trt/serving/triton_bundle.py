@@ -26,7 +26,7 @@ import onnx
 
 from ..errors import UserError
 from ..io import atomic_output, sha256_file
-from .model_config import ConfigSpec, Tensor, build_config, labels_text, write_config
+from ..triton_config import ConfigSpec, Tensor, build_config, labels_text, write_config
 from .model_info import ModelInfo
 
 LABELS = "labels.txt"

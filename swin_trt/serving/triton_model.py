@@ -18,8 +18,8 @@ import json
 import numpy as np
 
 from ..backends.base import open_backend
-from ..data.preprocess import Preprocessor
-from .model_config import PARAMETER
+from ..preprocess import Preprocessor
+from ..triton_config import PARAMETER
 
 # The stub renames a consumed DLPack capsule "used_dlpack"; numpy's capsule destructor looks for the
 # standard "used_dltensor" and otherwise prints an error for every tensor. The stub frees the tensor itself.

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..errors import UserError
 from ..data.detection_outputs import Detections
 

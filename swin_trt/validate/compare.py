@@ -32,7 +32,7 @@ import numpy as np
 
 from ..backends import Backend
 from ..data.images import open_rgb
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..errors import UserError
 from ..progress import progress_bar
 from .coco import CocoAnnotations, CocoEvaluation

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..errors import UserError
 
 IGNORE_INDEX = 255

@@ -1,6 +1,6 @@
 """A detector's outputs for one frame: its boxes taken back to the frame's own pixels, with labels and scores.
 
-The model sees the frame fitted to its input (:class:`~swin_trt.data.preprocess.Preprocessor`: the whole frame
+The model sees the frame fitted to its input (:class:`~swin_trt.preprocess.Preprocessor`: the whole frame
 stretched, or resized and centre-cropped), and answers in that input's pixels. A box goes back through the
 same fit, as validate maps boxes for COCO (:func:`swin_trt.validate.coco.to_source_pixels`): scaled from the
 input to the part of the frame the model saw and moved to where that part lies, so ``box_space`` "frame" means
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..validate.coco import to_source_pixels
 from ..data.detection_outputs import DetectionOutputs, find_detection_outputs
 

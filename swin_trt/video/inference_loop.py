@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ..backends.base import Backend, BackendUnavailable
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..errors import UserError
 from ..validate.segmentation import class_maps
 from .classes import class_shares, default_labels, top_k

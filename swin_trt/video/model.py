@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..backends.base import BACKEND_OF_KIND, Backend, open_backend
 from ..data.model_input import PreprocessOptions, note_on_stderr, resolve_input
-from ..data.preprocess import Preprocessor
+from ..preprocess import Preprocessor
 from ..errors import UserError
 from ..model_ref import ModelRef
 from .classes import default_labels, read_labels

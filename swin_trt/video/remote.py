@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..data.preprocess import PRESETS, Preprocessor
+from ..preprocess import PRESETS, Preprocessor
 from ..errors import UserError
 from .classes import read_labels
 from .model import Classifier

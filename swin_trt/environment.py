@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
-from ..ops import schema
+from .errors import UserError
+from .ops import schema
 
 INSTALL_TENSORRT = ("Jetson: TensorRT comes with JetPack 6 (sudo apt install python3-libnvinfer); "
                     "servers: pip install tensorrt (NVIDIA's wheels, needs a CUDA driver)")
@@ -77,7 +77,7 @@ def import_pycuda():
 
 
 def require_gpu():
-    """The GPU's :class:`~swin_trt.engine.device.GpuInfo`, or a UserError where there is no GPU/driver."""
+    """The GPU's :class:`~swin_trt.device.GpuInfo`, or a UserError where there is no GPU/driver."""
     from .device import NoGpu, probe_gpu
 
     try:
@@ -104,6 +104,11 @@ def build_environment() -> dict:
     return {"tensorrt": tensorrt, "gpu": device}
 
 
+def enum_name(value) -> str:
+    """``DataType.HALF`` -> ``"HALF"`` for TensorRT's pybind11 enums (and plain strings)."""
+    return getattr(value, "name", None) or str(value).rsplit(".", 1)[-1]
+
+
 def make_logger(trt, verbose: bool = False):
     return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
 
@@ -113,7 +118,7 @@ def find_plugins(explicit: str | Path | None, needed: bool) -> Path | None:
     if explicit is None and not needed:
         return None
     try:
-        from ..plugin_library import find_plugin_library  # a sibling module, imported late on purpose
+        from .plugin_library import find_plugin_library  # a sibling module, imported late on purpose
     except ModuleNotFoundError:  # a checkout without it: only an explicit path can be used
         if explicit is not None and Path(explicit).is_file():
             return Path(explicit)

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
-from ..io import atomic_output
+from .errors import UserError
+from .io import atomic_output
 
 PARAMETER = "swin_trt"
 # numpy dtype name -> (config.pbtxt data_type, KServe v2 wire datatype)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from ..errors import UserError
+from .errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
