@@ -15,13 +15,14 @@ class BackendUnavailable(UserError):
     """The backend went away mid-run (a server that stopped answering): what was predicted is kept."""
 
 
-def padded_chunks(batch: np.ndarray, size: int):
-    """``batch`` in chunks of exactly ``size`` images, the last padded by repeating its last image: yields
-    ``(chunk, real)``, where the first ``real`` images of ``chunk`` are the batch's own."""
+def padded_chunks(batch: np.ndarray, size: int, pad: bool = True):
+    """``batch`` in chunks of ``size`` images, the last padded by repeating its last image (a fixed-batch model
+    takes no other size; ``pad=False`` for one that takes any): yields ``(chunk, real)``, where the first
+    ``real`` images of ``chunk`` are the batch's own."""
     for start in range(0, len(batch), size):
         part = batch[start:start + size]
         real = len(part)
-        if real < size:
+        if pad and real < size:
             part = np.concatenate([part, np.repeat(part[-1:], size - real, axis=0)])
         yield part, real
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..preprocess import Preprocessor
+from ..backends.base import padded_chunks
 from ..errors import UserError
+from ..preprocess import Preprocessor
 from ..validate.metrics import Agreement
 from .sources import CalibrationSource
 
@@ -26,14 +27,8 @@ def run_logits(session, pixels: np.ndarray, batch: int = 8, feeds: dict | None =
     """The first output over ``pixels``, batch by batch (a fixed-batch model gets its own batch size)."""
     first = session.get_inputs()[0]
     fixed = first.shape[0] if isinstance(first.shape[0], int) else None
-    step = fixed or batch
-    outputs = []
-    for start in range(0, len(pixels), step):
-        chunk = pixels[start:start + step]
-        real = len(chunk)
-        if fixed and real < fixed:  # pad a last partial batch, then drop the padding
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - real, axis=0)])
-        outputs.append(session.run(None, {first.name: chunk, **(feeds or {})})[0][:real].astype(np.float32))
+    outputs = [session.run(None, {first.name: chunk, **(feeds or {})})[0][:real].astype(np.float32)
+               for chunk, real in padded_chunks(pixels, fixed or batch, pad=fixed is not None)]
     return np.concatenate(outputs)
 
 
