@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from ..errors import UserError
 from ..io import atomic_output
 from ..video.detections import DEFAULT_SCORE_THRESHOLD
 from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, threads_option
+
+log = logging.getLogger(__name__)
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
@@ -101,7 +104,7 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
         frames = open_source(source, timeout)
         stack.callback(frames.close)
         if realtime and frames.fps is None and not frames.live:
-            click.echo("note: --realtime has no effect on still images (they have no frame rate)", err=True)
+            log.info("--realtime has no effect on still images (they have no frame rate)")
         options = PipelineOptions(batch=batch or classifier.backend.fixed_batch or 1, every=every,
                                   realtime=realtime, max_frames=max_frames, topk=topk,
                                   keep_images=save_video is not None, score_threshold=score_threshold)

@@ -3,15 +3,21 @@
 A :class:`~swin_trt.errors.UserError` prints ``error: <message>`` and exits 2 with no traceback; a failed
 gate prints its message and exits 1. Subcommands register themselves in ``_COMMANDS`` (lazily imported, so
 ``swin-trt --help`` stays fast and an optional dependency of one command never breaks another).
+
+Diagnostics: the group configures the ``swin_trt`` logger once per run (:mod:`swin_trt.diagnostics`): notes
+as ``note: ...`` and warnings as ``warning: ...`` on stderr; ``-q`` keeps warnings and errors, ``-v`` adds
+debug lines, ``SWIN_TRT_LOG_LEVEL`` sets the level when neither is given. A command's results stay on stdout.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
 
+from .. import diagnostics
 from ..errors import GateFailed, UserError
 
 # name -> (module, attribute, one-line help)
@@ -56,9 +62,26 @@ class SwinTrtGroup(click.Group):
             sys.exit(GateFailed.exit_code)
 
 
+def _log_level(quiet: bool, verbose: bool) -> int:
+    if quiet and verbose:
+        raise UserError("-q/--quiet and -v/--verbose contradict each other: pass one of them")
+    if quiet:
+        return logging.WARNING
+    if verbose:
+        return logging.DEBUG
+    try:
+        level = diagnostics.level_from_environment()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return logging.INFO if level is None else level
+
+
 @click.group(cls=SwinTrtGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="swin-trt")
-def main():
+@click.option("-q", "--quiet", is_flag=True,
+              help=f"Warnings and errors only: no notes, no progress ({diagnostics.ENV}=WARNING does the same).")
+@click.option("-v", "--verbose", is_flag=True, help=f"Debug lines too ({diagnostics.ENV}=DEBUG does the same).")
+def main(quiet, verbose):
     """swin-trt: compile Swin Transformers to TensorRT engines, every stage checked on the CPU.
 
     \b
@@ -67,3 +90,4 @@ def main():
     Example:
       swin-trt export --arch swin_demo -o out/model.onnx
     """
+    diagnostics.configure(_log_level(quiet, verbose))  # a UserError here is exit 2 (SwinTrtGroup.invoke)

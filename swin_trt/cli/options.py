@@ -7,6 +7,7 @@ runs: ``@preprocess_options`` turns ``--preprocess``, ``--mean``, ... into ``pre
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 
 import click
@@ -20,6 +21,8 @@ from ..precision.defaults import DEFAULT_CALIB_IMAGES
 from ..precision.methods import DEFAULT_METHOD, METHODS
 from ..surgery.variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS
 from ..surgery.variant import WINDOW_OPS as WINDOW_OPS_CHOICES
+
+log = logging.getLogger(__name__)
 
 
 def parse_img_size(text: str | int | None):
@@ -86,7 +89,7 @@ def note_threads(workload: str, threads: int | None):
     from ..backends.threads import choose
 
     policy = choose(workload, threads)
-    click.echo(f"note: {policy.describe()}", err=True)
+    log.info("%s", policy.describe())
     return policy
 
 

@@ -1,5 +1,6 @@
 """``swin-trt quantize``."""
 
+import logging
 from pathlib import Path
 
 import click
@@ -8,6 +9,8 @@ from ..errors import UserError
 from ..precision.defaults import (DEFAULT_EVAL_IMAGES, DEFAULT_INT8_BASE, DEFAULT_MIN_AGREEMENT, DEFAULT_MIN_COSINE,
                                    INT8_BASES, PRECISIONS)
 from .options import preprocess_options
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -72,12 +75,12 @@ def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, k
     if output.suffix != ".onnx":
         raise UserError(f"output {str(output)!r} should end in .onnx")
     if precision == "fp16" and calib:
-        click.secho("note: --calib is not used by --precision fp16", err=True)
+        log.info("--calib is not used by --precision fp16")
     if max_drop is not None:
         min_agreement = 1.0 - max_drop
     request = QuantizeRequest(precision, calib, io_fp16, not no_islands, int8_base, tuple(exclude), keep_first,
                               keep_last, keep_head, data, eval_num, Budget(min_agreement, min_cosine), preprocess)
-    section = quantize_file(model, output, request, log=lambda line: click.echo(line, err=True))
+    section = quantize_file(model, output, request)  # its search steps: notes on the swin_trt logger
     click.echo(_describe(output, section))
 
 

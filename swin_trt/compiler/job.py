@@ -20,6 +20,7 @@ the list.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,6 +30,8 @@ from ..io import content_fingerprint, sha256_file, sidecar_path
 from .holdout import split
 from .options import CompileOptions
 from .stages import Stage, StageRunner
+
+logger = logging.getLogger(__name__)
 
 
 def _version() -> str:
@@ -147,8 +150,9 @@ def _data_sources(options: CompileOptions, outdir: Path, echo) -> DataSources:
 
 
 def plan(options: CompileOptions, files: Artifacts, data: DataSources,
-         echo: Callable[[str], None] = print) -> list[Stage]:
+         echo: Callable[[str], None] | None = None) -> list[Stage]:
     """The stages this compile runs, in order."""
+    echo = echo or logger.info
     calib_data, val_data, val_masks = data.calib, data.val, data.masks
     version = _version()
     pre = asdict(options.preprocess)
@@ -261,8 +265,10 @@ def plan(options: CompileOptions, files: Artifacts, data: DataSources,
     return stages
 
 
-def compile_model(options: CompileOptions, echo: Callable[[str], None] = print) -> dict:
-    """Run the pipeline; returns the summary (stages, artifacts, validation)."""
+def compile_model(options: CompileOptions, echo: Callable[[str], None] | None = None) -> dict:
+    """Run the pipeline; returns the summary (stages, artifacts, validation). ``echo`` hears the stage lines
+    and the table, the command's output (``swin-trt compile`` passes click.echo; default: the logger at INFO)."""
+    echo = echo or logger.info
     options.check()
     outdir = Path(options.outdir)
     outdir.mkdir(parents=True, exist_ok=True)

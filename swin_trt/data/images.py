@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 # What every command reads as an image (calibrate, validate, infer alike), all formats Pillow decodes.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
@@ -62,5 +64,5 @@ def open_rgb(path: Path) -> Image.Image | None:
         with Image.open(path) as image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        warnings.warn(f"skipping {path}: not a readable image ({exc})", stacklevel=2)
+        log.warning("skipping %s: not a readable image (%s)", path, exc)
         return None

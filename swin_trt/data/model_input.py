@@ -5,13 +5,13 @@ The recipe comes, in order of precedence, from the command's flags (``--preproce
 ``export``, carried by ``rewrite``/``quantize``/``build``), from the arch of a ``torch:`` reference, and last
 from defaults by what the graph outputs (:func:`default_recipe`: the ImageNet recipe every Swin checkpoint
 uses; the whole image for dense models; 0..1 pixels of the whole image for detectors, as torchvision's are
-fed), which are then announced once on stderr. The size is
+fed), which are then announced once (a note on the ``swin_trt`` logger). The size is
 the graph's own input size; a graph with dynamic height/width takes ``--img-size``.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -23,8 +23,15 @@ from .detection_outputs import declares_detections, detection_shapes
 from ..preprocess import PRESETS, Preprocessing, Preprocessor
 
 
-def note_on_stderr(message: str) -> None:
-    print(f"note: {message}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
+
+
+def log_note(message: str) -> None:
+    """The default ``note``: an INFO record of this module's logger (``note: ...`` on the CLI's stderr)."""
+    log.info("%s", message)
+
+
+note_on_stderr = log_note  # the old name
 
 
 @dataclass(frozen=True)
@@ -194,11 +201,12 @@ def _size(facts: list[ModelFacts], options: PreprocessOptions) -> tuple[int, int
 
 
 def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, protos: dict | None = None,
-                   note: Callable[[str], None] | None = note_on_stderr, need_size: bool = True) -> ModelInput:
+                   note: Callable[[str], None] | None = log_note, need_size: bool = True) -> ModelInput:
     """One preprocessing for models fed the same images (validate: reference and candidates).
 
     The recipe is the first model's that records one (flags override it); the size is checked against every
-    model with a fixed size. ``note`` hears, once, when nothing but the defaults said what to do.
+    model with a fixed size. ``note`` hears, once, when nothing but the defaults said what to do (by default
+    the logger; ``None``: nobody).
     ``need_size=False`` (rewrite, quantize: they record the recipe, they read no image) leaves a dynamic
     graph's size open instead of asking for ``--img-size``.
     """
@@ -224,7 +232,7 @@ def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, prot
 
 
 def resolve_input(ref: ModelRef | str, options: PreprocessOptions | None = None, *,
-                  proto: onnx.ModelProto | None = None, note: Callable[[str], None] | None = note_on_stderr,
+                  proto: onnx.ModelProto | None = None, note: Callable[[str], None] | None = log_note,
                   need_size: bool = True) -> ModelInput:
     """The preprocessing and class names for one model (see :func:`resolve_inputs`)."""
     return resolve_inputs([ref], options, protos={str(ref): proto} if proto is not None else None, note=note,

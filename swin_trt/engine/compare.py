@@ -13,6 +13,7 @@ every variant's time, as flat rows a report can tabulate (:func:`comparison_rows
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from ..surgery.variant import WINDOW_OPS
 from .. import environment
 from . import manifest
 from .build import BuildResult, build_engine, inspect_onnx
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_RUNS = 50
 DEFAULT_WARMUP = 10
@@ -107,7 +110,7 @@ def _check_variants(variants: Mapping[str, Path]) -> dict:
 
 
 def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, plugins=None,
-                     runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, echo: Callable[[str], None] = print,
+                     runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, echo: Callable[[str], None] | None = None,
                      source: Path | None = None, **build_options) -> BuildResult:
     """Build every ``{name: ONNX path}`` variant, time each on this GPU, keep the fastest at ``output``.
 
@@ -118,6 +121,7 @@ def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, 
     plugin_layers, chosen). ``source``: the export the variants were rewritten from, when they are
     temporary files (their ``onnx`` is then None; ``source`` and the variant's settings reproduce them).
     """
+    echo = echo or logger.info  # the CLI passes click.echo: its output
     if runs < 1 or warmup < 0:
         raise UserError(f"--compare-runs {runs} must be >= 1 and --compare-warmup {warmup} >= 0")
     _refuse_size_range(build_options)
@@ -202,10 +206,11 @@ def export_of(model: Path) -> Path:
 
 
 def compare_model(model: str | Path, output: str | Path, variant_specs=(), *, plugins=None,
-                  runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, echo: Callable[[str], None] = print,
+                  runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, echo: Callable[[str], None] | None = None,
                   **build_options) -> BuildResult:
     """``swin-trt build --compare``: the ``--variant`` files when given, else every :data:`VARIANTS` rewrite
     of ``model`` (an export, or a rewritten graph whose export is still beside it)."""
+    echo = echo or logger.info  # the CLI passes click.echo: its output
     if variant_specs:
         return compare_variants(parse_variant_specs(variant_specs), output, plugins=plugins, runs=runs,
                                 warmup=warmup, echo=echo, **build_options)

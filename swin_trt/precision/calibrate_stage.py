@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..graph import load_onnx
-from ..data.model_input import PreprocessOptions, note_on_stderr, resolve_input
+from ..data.model_input import PreprocessOptions, log_note, resolve_input
 from ..errors import UserError
 from ..io import atomic_output, sha256_file
 from . import cache as cache_io
@@ -26,7 +26,7 @@ def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = DEF
                    batch: int = DEFAULT_CALIB_BATCH, method: str = DEFAULT_METHOD,
                    percentile: float = DEFAULT_PERCENTILE, min_images: int | None = None,
                    progress: bool = True, preprocess: PreprocessOptions | None = None,
-                   note: Callable[[str], None] | None = note_on_stderr, threads: int | None = None) -> dict:
+                   note: Callable[[str], None] | None = log_note, threads: int | None = None) -> dict:
     """Write the calibration cache of ``model_path`` measured on ``data``; returns the cache."""
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")

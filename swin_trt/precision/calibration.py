@@ -13,7 +13,7 @@ or computes inf/nan, is a :class:`UserError` that names the image or the tensor:
 
 from __future__ import annotations
 
-import warnings
+import logging
 from typing import Iterable
 
 import numpy as np
@@ -27,6 +27,8 @@ from ..ops.lowering import lower_plugins
 from ..progress import progress_bar
 from .histogram import AbsHistogram
 from .points import calibration_tensors
+
+log = logging.getLogger(__name__)
 
 
 def static_batch(model: onnx.ModelProto) -> int | None:
@@ -86,8 +88,8 @@ def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: P
             bar.update(len(pending))
             pending = []
     if pending and fixed:
-        warnings.warn(f"the model's batch is fixed at {fixed}: the last {len(pending)} image(s) do not fill a "
-                      f"batch and were not used (export with --dynamic-batch to use every image)", stacklevel=2)
+        log.warning("the model's batch is fixed at %s: the last %d image(s) do not fill a batch and were not "
+                    "used (export with --dynamic-batch to use every image)", fixed, len(pending))
     elif pending:
         run(preprocessor.normalize(np.stack(pending)))
         seen += len(pending)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -22,6 +23,8 @@ from .evaluate import agreement, run_logits
 from .int8 import Int8Options, quantizable_nodes, quantize_int8
 from ..backends.onnxruntime import create_session
 from .switchable import build_probe, flags, probe_layers
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,9 +65,11 @@ def _summary(metrics: dict) -> dict:
 
 def mixed_precision(model: onnx.ModelProto, scales: dict[str, float], pixels: np.ndarray, *,
                     options: Int8Options, budget: Budget, build: Callable[[onnx.ModelProto, Int8Options], Built],
-                    log: Callable[[str], None] = print) -> tuple[Built, MixedReport]:
+                    log: Callable[[str], None] | None = None) -> tuple[Built, MixedReport]:
     """Returns ``(the final Built, MixedReport)``. ``build(model, options)`` makes the real mixed graph
-    (INT8 QDQ + FP16 base) for a set of fallbacks in ``options.skip``."""
+    (INT8 QDQ + FP16 base) for a set of fallbacks in ``options.skip``. ``log`` hears the search's steps
+    (default: this module's logger, at INFO)."""
+    log = log or logger.info
     report = MixedReport()
     reference = run_logits(create_session(model), pixels)
     _, plan = quantize_int8(model, scales, options)  # which layers the options leave quantizable at all

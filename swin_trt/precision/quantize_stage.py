@@ -47,7 +47,7 @@ def _scales(cache: dict) -> dict[str, float]:
     return {name: float(entry["scale"]) for name, entry in cache["tensors"].items()}
 
 
-def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=print) -> dict:
+def quantize_file(model_path: Path, output: Path, request: QuantizeRequest, log=None) -> dict:
     """Write OUTPUT (and OUTPUT.json); returns the sidecar's "quantize" section."""
     if request.precision not in PRECISIONS:
         raise UserError(f"unknown precision {request.precision!r}: choose one of {', '.join(PRECISIONS)}")

@@ -9,7 +9,7 @@ data lies and whatever the files' times say, and changes when a single pixel of 
 
 from __future__ import annotations
 
-import warnings
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +22,8 @@ from ..data.video_frames import VIDEO_SUFFIXES, is_video, sample_frames
 from ..errors import UserError
 from ..io import content_fingerprint, sha256_file
 
+log = logging.getLogger(__name__)
+
 
 def evenly(count: int, wanted: int) -> list[int]:
     """``wanted`` indices spread evenly over ``range(count)`` (all of them when ``wanted >= count``)."""
@@ -31,7 +33,7 @@ def evenly(count: int, wanted: int) -> list[int]:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, stacklevel=3)
+    log.warning("%s", message)
 
 
 class CalibrationSource:

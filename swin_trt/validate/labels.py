@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +10,8 @@ import numpy as np
 
 from ..data.images import ImageItem, list_images
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,5 +76,5 @@ def list_labelled(data: str | Path, labels_file: str | Path | None = None) -> tu
     items = [ImageItem(i.path, labels.get(Path(i.path).resolve())) for i in list_images(data, labelled=False)]
     missing = len(labels) - sum(i.label is not None for i in items)
     if missing:
-        warnings.warn(f"{missing} entries of {labels_file} name no image under {data}", stacklevel=2)
+        log.warning("%d entries of %s name no image under %s", missing, labels_file, data)
     return items, "labels_file"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends.base import BACKEND_OF_KIND, Backend, open_backend
-from ..data.model_input import PreprocessOptions, note_on_stderr, resolve_input
+from ..data.model_input import PreprocessOptions, log_note, resolve_input
 from ..preprocess import Preprocessor
 from ..errors import UserError
 from ..model_ref import ModelRef
@@ -28,7 +28,7 @@ def _num_classes(ref: ModelRef, backend: Backend) -> int | None:
 
 
 def load_classifier(model: str, kind: str = "auto", labels_file: str | Path | None = None,
-                    preprocess: PreprocessOptions | None = None, note=note_on_stderr,
+                    preprocess: PreprocessOptions | None = None, note=log_note,
                     **backend_options) -> Classifier:
     """Open ``model`` (.onnx, .engine or ``torch:<arch>[:<checkpoint>]``) for classification or segmentation
     (a class-map output: :mod:`.inference_loop` tells them apart by the output's shape).
