@@ -25,7 +25,7 @@ from ..graph import SHAPE_OPS
 
 # Output shape decided by input values, whatever the inputs are.
 DATA_DEPENDENT_SHAPE_OPS = frozenset({"NonZero", "NonMaxSuppression", "Unique", "Compress", "If", "Loop", "Scan",
-                                      "StringSplit", "RegexFullMatch"})
+                                      "StringSplit"})
 CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
 RANDOM_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                         "Bernoulli"})
@@ -35,8 +35,8 @@ _REDUCTIONS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd"
 SIZE_INPUTS = {
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "TopK": (1,), "Range": (0, 1, 2),
     "ConstantOfShape": (0,), "Resize": (1, 2, 3), "Upsample": (1,), "Pad": (1, 2, 3), "OneHot": (1,),
-    "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,), "CenterCropPad": (1,), "GridSample": (), "RoiAlign": (),
-    "MaxUnpool": (2,), "Col2Im": (1, 2), "DFT": (1, 2), "STFT": (2, 3), **{op: (1,) for op in _REDUCTIONS},
+    "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,), "CenterCropPad": (1,), "MaxUnpool": (2,),
+    "Col2Im": (1, 2), "DFT": (1, 2), "STFT": (2, 3), **{op: (1,) for op in _REDUCTIONS},
 }
 
 
