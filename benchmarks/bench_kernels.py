@@ -134,7 +134,7 @@ def padded(side: int) -> int:
     return -(-side // WINDOW) * WINDOW
 
 
-def bench_partition_reverse(torch, lib, timer, plugin_library, models, img_sizes, batches, dtypes, pad_first):
+def bench_partition_reverse(torch, lib, timer, cuda_kernels, models, img_sizes, batches, dtypes, pad_first):
     dtype_map = {"float32": torch.float32, "float16": torch.float16, "int8": torch.int8}
     rows = []
     for img_size, model, stage, (height, width), channels, _, shift in stages(models, img_sizes):
@@ -145,7 +145,7 @@ def bench_partition_reverse(torch, lib, timer, plugin_library, models, img_sizes
                     x = torch.randint(-128, 128, (batch, height, width, channels), device="cuda", dtype=dtype)
                 else:
                     x = torch.randn((batch, height, width, channels), device="cuda").to(dtype)
-                windows = plugin_library.partition_cuda(x, WINDOW, shift, bool(pad_first), lib=lib)
+                windows = cuda_kernels.partition_cuda(x, WINDOW, shift, bool(pad_first), lib=lib)
                 merged = torch.empty_like(x)
                 out_windows = torch.empty_like(windows)
                 code = {"float32": 0, "float16": 1, "int8": 2}[name]
@@ -189,7 +189,7 @@ def bench_partition_reverse(torch, lib, timer, plugin_library, models, img_sizes
     return rows
 
 
-def bench_attention(torch, lib, timer, reference, plugin_library, models, img_sizes, batches, modes):
+def bench_attention(torch, lib, timer, reference, cuda_kernels, models, img_sizes, batches, modes):
     import torch.nn.functional as F
 
     rows = []
@@ -211,7 +211,7 @@ def bench_attention(torch, lib, timer, reference, plugin_library, models, img_si
             out = torch.empty((rows_r, tokens, channels), device="cuda", dtype=torch.float16)
             scale = 1.0 if cosine else head_dim ** -0.5
             head_scale = torch.linspace(1.5, 100.0, heads)  # Swin V2's exp(min(logit_scale, log 100)) per head
-            head_scale_c = plugin_library.head_scale_array(head_scale.tolist())
+            head_scale_c = cuda_kernels.head_scale_array(head_scale.tolist())
             head_scale_gpu = head_scale.to("cuda", torch.float16).view(1, heads, 1, 1)
             combined = (bias[None, None] + mask[None, :, None]).expand(batch, n_windows, heads, tokens, tokens)
             attn_mask = combined.reshape(rows_r, heads, tokens, tokens).to("cuda", torch.float16).contiguous()
@@ -269,7 +269,12 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         sys.exit("bench_kernels.py needs a CUDA GPU: torch.cuda.is_available() is False. Run it on the GPU machine "
                  "(after building libswin_trt_capi.so, see plugins/README.md).")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    repo = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(repo))
+    # The torch wrappers of the kernels' C ABI are test helpers, kept out of the swin_trt package
+    # (tests/cuda_kernels.py, shared by tests/test_cuda_kernels.py); tests/ is not a package, so put it on the path.
+    sys.path.insert(0, str(repo / "tests"))
+    import cuda_kernels
     from swin_trt import plugin_library
     from swin_trt.errors import UserError
     from swin_trt.ops import reference
@@ -295,12 +300,12 @@ def main(argv=None) -> int:
         sys.exit(f"bench_kernels.py: --img-sizes must be a comma list of HxW, got {args.img_sizes!r}")
 
     timer = Timer(torch, args.iters, args.repeats)
-    window_rows = bench_partition_reverse(torch, lib, timer, plugin_library, models, img_sizes, batches, dtypes,
+    window_rows = bench_partition_reverse(torch, lib, timer, cuda_kernels, models, img_sizes, batches, dtypes,
                                           args.pad_first)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in ("v1", "cosine") for m in modes):
         sys.exit(f"bench_kernels.py: --modes must be among v1, cosine, got {args.modes!r}")
-    attention_rows = bench_attention(torch, lib, timer, reference, plugin_library, models, img_sizes, batches,
+    attention_rows = bench_attention(torch, lib, timer, reference, cuda_kernels, models, img_sizes, batches,
                                      modes)
 
     big = [r for r in window_rows if r["batch"] == max(batches)]

@@ -123,9 +123,9 @@ def find_plugins(explicit: str | Path | None, needed: bool) -> Path | None:
         if explicit is not None and Path(explicit).is_file():
             return Path(explicit)
         raise UserError(f"plugin library {str(explicit)!r} does not exist: build plugins/ (plugins/README.md) "
-                        f"and pass --plugins PATH.so" if explicit else
+                        f"and pass `plugins` PATH.so" if explicit else
                         "the graph has swin-trt plugin nodes but no plugin library was given: build plugins/ "
-                        "(plugins/README.md) and pass --plugins PATH.so") from None
+                        "(plugins/README.md) and pass `plugins` PATH.so") from None
     return Path(find_plugin_library(explicit))
 
 

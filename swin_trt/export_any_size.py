@@ -38,10 +38,10 @@ def check_export_size(config) -> None:
     smallest = min(config.stage_sizes()[-1])
     if smallest <= config.window_size:
         low = min_size(config)
-        raise UserError(f"--dynamic-size: at {config.img_size[0]}x{config.img_size[1]} the last stage is "
+        raise UserError(f"`dynamic_size`: at {config.img_size[0]}x{config.img_size[1]} the last stage is "
                         f"{config.stage_sizes()[-1][0]}x{config.stage_sizes()[-1][1]}, not larger than the window "
                         f"{config.window_size}, so its window shrinks and the graph would be wrong at larger "
-                        f"sizes: export at --img-size {low[0]}x{low[1]} or larger")
+                        f"sizes: export at `img_size` {low[0]}x{low[1]} or larger")
 
 
 def _mask(height, width, window, shift, dtype) -> torch.Tensor:

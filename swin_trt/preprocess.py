@@ -101,7 +101,7 @@ class Preprocessor:
         values = (f"{preset} mean/std" if preset else
                   f"mean {tuple(round(m, 4) for m in r.mean)}, std {tuple(round(s, 4) for s in r.std)}")
         fit = f"crop_pct {r.crop_pct}" if r.resize == "crop" else "whole image stretched"
-        size = f"{self.crop[0]}x{self.crop[1]}" if self.crop else "the size given by --img-size"
+        size = f"{self.crop[0]}x{self.crop[1]}" if self.crop else "the size given by `img_size`"
         return f"{values}, {r.interpolation}, {fit}, {size}"
 
     def _fitted(self, image: Image.Image, resample=None) -> Image.Image:

@@ -170,8 +170,8 @@ def test_hugging_face_v2_safetensors_file(tmp_path):
 
 
 @pytest.mark.parametrize("checkpoint_arch,arch,family,advice", [
-    ("swinv2_pico_test", "swin_pico_test", "Swin V2", "--arch swinv2_pico_test"),
-    ("swin_pico_test", "swinv2_pico_test", "Swin V1", "--arch swin_pico_test"),
+    ("swinv2_pico_test", "swin_pico_test", "Swin V2", "`arch` swinv2_pico_test"),
+    ("swin_pico_test", "swinv2_pico_test", "Swin V1", "`arch` swin_pico_test"),
 ])
 def test_v1_v2_mix_up_says_the_family_and_the_arch_to_pass(tmp_path, checkpoint_arch, arch, family, advice):
     path = tmp_path / "w.pth"
@@ -179,7 +179,7 @@ def test_v1_v2_mix_up_says_the_family_and_the_arch_to_pass(tmp_path, checkpoint_
     with pytest.raises(UserError) as info:
         create_model(arch, path)
     message = str(info.value)
-    assert f"is a {family} checkpoint" in message and f"--arch {arch} is a" in message and advice in message
+    assert f"is a {family} checkpoint" in message and f"`arch` {arch} is a" in message and advice in message
 
 
 def test_v2_mix_up_lists_every_window_the_weights_fit(tmp_path):
@@ -189,7 +189,7 @@ def test_v2_mix_up_lists_every_window_the_weights_fit(tmp_path):
 
     state = create_model("swinv2_tiny_window8_256")[0].state_dict()
     error = family_mismatch(LoadedCheckpoint(tmp_path / "w.pth", "", "timm", state), get_arch("swin_tiny"))
-    assert "--arch swinv2_tiny_window8_256 or --arch swinv2_tiny_window16_256" in str(error)
+    assert "`arch` swinv2_tiny_window8_256 or `arch` swinv2_tiny_window16_256" in str(error)
     assert "do not fix the window" in str(error)
 
 

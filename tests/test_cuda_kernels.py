@@ -8,9 +8,9 @@ Covers every kernel and dtype: random shapes, non-square windows and padded maps
 orders, batches up to 32 (Swin-T/Swin-B stage shapes), one node's attributes at every stage map of a backbone of
 any size (448x448, 512x640), unaligned pointers (narrower vector paths), non-default streams; attention in
 float32 and float16, V1 and cosine mode (Swin V2; float16 within 2e-3 of the float32 reference, relative to
-the largest output). Needs only torch, numpy and pytest (no conftest fixtures; cosine mode's head scales come
-from ``tests/v2_head_scales.py``): ``scripts/gpu_check.sh`` runs it with ``--noconftest`` on a bare GPU
-machine.
+the largest output). Runs the kernels through the torch wrappers of ``tests/cuda_kernels.py``. Needs only torch,
+numpy and pytest (no conftest fixtures; cosine mode's head scales come from ``tests/v2_head_scales.py``):
+``scripts/gpu_check.sh`` runs it with ``--noconftest`` on a bare GPU machine.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ torch = pytest.importorskip("torch")
 from swin_trt import plugin_library  # noqa: E402
 from swin_trt.errors import UserError  # noqa: E402
 from swin_trt.ops import reference  # noqa: E402
+
+import cuda_kernels  # noqa: E402  (tests/cuda_kernels.py: the torch wrappers of the C ABI)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -99,16 +101,16 @@ def test_partition_and_reverse_match_reference(capi, case, pad_first, dtype):
     batch, height, width, channels, window, shift = case
     generator = torch.Generator().manual_seed(batch * 1000 + height * 31 + width)
     x = _random(generator, (batch, height, width, channels), DTYPES[dtype])
-    windows = plugin_library.partition_cuda(x.cuda(), window, shift, pad_first, lib=capi)
+    windows = cuda_kernels.partition_cuda(x.cuda(), window, shift, pad_first, lib=capi)
     torch.cuda.synchronize()
     expect = reference.window_partition(x.numpy(), window, shift, pad_first)
     np.testing.assert_array_equal(windows.cpu().numpy(), expect)
 
     other = _random(generator, tuple(windows.shape), DTYPES[dtype])
-    merged = plugin_library.reverse_cuda(other.cuda(), window, shift, pad_first, height, width, lib=capi)
+    merged = cuda_kernels.reverse_cuda(other.cuda(), window, shift, pad_first, height, width, lib=capi)
     expect = reference.window_reverse(other.numpy(), window, shift, pad_first, height, width)
     np.testing.assert_array_equal(merged.cpu().numpy(), expect)
-    roundtrip = plugin_library.reverse_cuda(windows, window, shift, pad_first, height, width, lib=capi)
+    roundtrip = cuda_kernels.reverse_cuda(windows, window, shift, pad_first, height, width, lib=capi)
     assert torch.equal(roundtrip.cpu(), x)
 
 
@@ -122,7 +124,7 @@ def test_unaligned_pointers_use_narrower_vectors(capi, dtype, offset_elements):
     storage = torch.zeros(x.numel() + offset_elements, dtype=x.dtype, device="cuda")
     unaligned = storage[offset_elements:].view(x.shape)
     unaligned.copy_(x.cuda())
-    windows = plugin_library.partition_cuda(unaligned, window, shift, True, lib=capi)
+    windows = cuda_kernels.partition_cuda(unaligned, window, shift, True, lib=capi)
     np.testing.assert_array_equal(windows.cpu().numpy(), reference.window_partition(x.numpy(), window, shift, True))
     out_storage = torch.zeros(x.numel() + offset_elements, dtype=x.dtype, device="cuda")
     out = out_storage[offset_elements:].view(x.shape)
@@ -164,7 +166,7 @@ def test_attention_matches_reference(capi, case, dtype, bias_dtype):
     table = torch.randn(((2 * window[0] - 1) * (2 * window[1] - 1), heads), generator=generator)
     table = table.to(DTYPES[bias_dtype])
     scale = head_dim ** -0.5
-    out = plugin_library.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, grid_h, grid_w, scale,
+    out = cuda_kernels.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, grid_h, grid_w, scale,
                                         lib=capi)
     assert out.dtype == qkv.dtype and tuple(out.shape) == (rows, tokens, heads * head_dim)
     # float32 reference of the very same (possibly float16-rounded) inputs.
@@ -189,15 +191,15 @@ def test_one_node_at_every_size_matches_reference(capi, pad_first):
     for height, width in ANY_SIZE_MAPS:
         for dtype in ("float16", "int8"):
             x = _random(generator, (2, height, width, 96), DTYPES[dtype])
-            windows = plugin_library.partition_cuda(x.cuda(), window, shift, pad_first, lib=capi)
+            windows = cuda_kernels.partition_cuda(x.cuda(), window, shift, pad_first, lib=capi)
             np.testing.assert_array_equal(windows.cpu().numpy(),
                                           reference.window_partition(x.numpy(), window, shift, pad_first))
-            back = plugin_library.reverse_cuda(windows, window, shift, pad_first, height, width, lib=capi)
+            back = cuda_kernels.reverse_cuda(windows, window, shift, pad_first, height, width, lib=capi)
             assert torch.equal(back.cpu(), x), (height, width, dtype)
         grid = reference.padded_size(height, width, window)
         rows = 2 * reference.num_windows(height, width, window)
         qkv = torch.randn((rows, 49, 3 * heads * head_dim), generator=generator).half()
-        out = plugin_library.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, *grid, lib=capi)
+        out = cuda_kernels.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, *grid, lib=capi)
         expect = reference.window_attention(qkv.float().numpy(), table.numpy(), heads, window, shift, *grid,
                                             head_dim ** -0.5)
         error = np.abs(out.float().cpu().numpy() - expect).max() / np.abs(expect).max()
@@ -227,7 +229,7 @@ def test_cosine_attention_matches_reference(capi, case, dtype):
     qkv = (torch.randn((rows, tokens, 3 * heads * head_dim), generator=generator) * 3).to(DTYPES[dtype])
     table = torch.rand(((2 * window[0] - 1) * (2 * window[1] - 1), heads), generator=generator) * 16
     scales = head_scales(heads)
-    out = plugin_library.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, grid_h, grid_w, lib=capi,
+    out = cuda_kernels.attention_cuda(qkv.cuda(), table.cuda(), heads, window, shift, grid_h, grid_w, lib=capi,
                                         head_scale=scales)
     expect = reference.window_attention(qkv.float().numpy(), table.numpy(), heads, window, shift, grid_h, grid_w, 1.0,
                                         cosine=1, head_scale=scales)
@@ -239,13 +241,13 @@ def test_kernels_run_on_the_given_stream(capi):
     x = torch.randn((4, 28, 28, 192), device="cuda", dtype=torch.float16)
     qkv = torch.randn((4 * 16, 49, 3 * 192), device="cuda", dtype=torch.float16)
     table = torch.randn((169, 6), device="cuda", dtype=torch.float16)
-    expect_windows = plugin_library.partition_cuda(x, 7, 3, True, lib=capi)
-    expect_context = plugin_library.attention_cuda(qkv, table, 6, 7, 3, 28, 28, lib=capi)
+    expect_windows = cuda_kernels.partition_cuda(x, 7, 3, True, lib=capi)
+    expect_context = cuda_kernels.attention_cuda(qkv, table, 6, 7, 3, 28, 28, lib=capi)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        windows = plugin_library.partition_cuda(x, 7, 3, True, lib=capi)
-        context = plugin_library.attention_cuda(qkv, table, 6, 7, 3, 28, 28, lib=capi)
+        windows = cuda_kernels.partition_cuda(x, 7, 3, True, lib=capi)
+        context = cuda_kernels.attention_cuda(qkv, table, 6, 7, 3, 28, 28, lib=capi)
     side.synchronize()
     assert torch.equal(windows, expect_windows)
     assert torch.equal(context, expect_context)
@@ -254,12 +256,12 @@ def test_kernels_run_on_the_given_stream(capi):
 def test_bad_arguments_raise_with_the_library_message(capi):
     x = torch.zeros((1, 7, 7, 4), device="cuda")
     with pytest.raises(RuntimeError, match="shift"):
-        plugin_library.partition_cuda(x, 7, 7, True, lib=capi)
+        cuda_kernels.partition_cuda(x, 7, 7, True, lib=capi)
     qkv = torch.zeros((1, 49, 3 * 160), device="cuda")
     table = torch.zeros((169, 1), device="cuda")
     with pytest.raises(RuntimeError, match="head_dim"):
-        plugin_library.attention_cuda(qkv, table, 1, 7, 0, 7, 7, lib=capi)
+        cuda_kernels.attention_cuda(qkv, table, 1, 7, 0, 7, 7, lib=capi)
     with pytest.raises(RuntimeError, match="head_scale"):
-        plugin_library.attention_cuda(qkv[..., :96], table, 1, 7, 0, 7, 7, lib=capi, head_scale=[101.0])
+        cuda_kernels.attention_cuda(qkv[..., :96], table, 1, 7, 0, 7, 7, lib=capi, head_scale=[101.0])
     with pytest.raises(ValueError, match="CUDA tensor"):
-        plugin_library.partition_cuda(x.cpu(), 7, 3, True, lib=capi)
+        cuda_kernels.partition_cuda(x.cpu(), 7, 3, True, lib=capi)

@@ -96,7 +96,7 @@ def test_target_overrides_and_their_checks():
     assert settings.version_compatible and settings.hardware_compat
     assert resolve_target("orin", dla_core=1).dla
     for kwargs, message in [(dict(target="orin", hardware_compat=True), "not supported on Jetson"),
-                            (dict(target="server", dla_core=0), "--dla-core"),
+                            (dict(target="server", dla_core=0), "`dla_core` needs a board with DLA cores"),
                             (dict(target="orin", dla_core=-1), ">= 0"),
                             (dict(target="server", builder_opt_level=6), "0 to 5"),
                             (dict(target="server", workspace_gib=0), "must be > 0"),
@@ -152,9 +152,9 @@ def test_batch_profile():
     assert batch_profile([None], opt_batch=16) == (1, 16, 16)
     with pytest.raises(UserError, match="static batch of 2"):
         batch_profile([2], max_batch=4)
-    with pytest.raises(UserError, match="smaller than --opt-batch"):
+    with pytest.raises(UserError, match="smaller than `opt_batch`"):
         batch_profile([None], opt_batch=8, max_batch=4)
-    with pytest.raises(UserError, match="export's --dynamic-batch"):
+    with pytest.raises(UserError, match="export's `dynamic_batch`"):
         batch_profile([None], opt_batch=8, export_max=4)
     with pytest.raises(UserError, match=">= 1"):
         batch_profile([None], max_batch=0)
@@ -184,7 +184,7 @@ def test_size_profile_of_graphs_of_any_size(tmp_path):
     assert size_profile(any_size, sizes) == sizes
     assert size_profile(any_size, ((256, 320), (256, 320), (256, 320)), min_img_size=(256, 256)) == \
         ((256, 320),) * 3
-    with pytest.raises(UserError, match="pass --img-size-range MIN:OPT:MAX.*right from 256x256 up"):
+    with pytest.raises(UserError, match="pass `img_size_range` MIN:OPT:MAX.*right from 256x256 up"):
         size_profile(any_size, None, min_img_size=(256, 256))
     with pytest.raises(UserError, match="MIN <= OPT <= MAX in the width"):
         size_profile(any_size, ((448, 448), (576, 300), (1024, 1024)))
@@ -198,7 +198,7 @@ def test_size_profile_of_graphs_of_any_size(tmp_path):
         size_profile(height_only, sizes)
     static = inspect_onnx(tiny_graph(tmp_path / "s.onnx", input_shape=("batch", 3, 224, 224)))
     assert size_profile(static) is None
-    with pytest.raises(UserError, match="fixed size.*drop --img-size-range"):
+    with pytest.raises(UserError, match="fixed size.*drop `img_size_range`"):
         size_profile(static, sizes)
 
 
@@ -215,10 +215,10 @@ def test_profile_shapes_combine_the_batch_and_size_profiles():
 def test_parse_failure_says_what_to_do(pico, tmp_path):
     """TensorRT's parser errors are printed by Polygraphy, one per node; the UserError adds the fix."""
     plain = parse_failure(Path("m.onnx"), inspect_onnx(pico / "static.onnx"), "Could not parse ONNX correctly")
-    assert "'m.onnx'" in str(plain) and "Could not parse" in str(plain) and "--opset" in str(plain)
+    assert "'m.onnx'" in str(plain) and "Could not parse" in str(plain) and "`opset`" in str(plain)
     plugin = parse_failure(Path("p.onnx"), inspect_onnx(tiny_graph(tmp_path / "p.onnx", "SwinWindowAttention")),
                            "Could not parse ONNX correctly")
-    assert "--plugins" in str(plugin) and "plugins/README.md" in str(plugin)
+    assert "`plugins`" in str(plugin) and "plugins/README.md" in str(plugin)
 
 
 def test_polygraphy_takes_the_options_the_build_passes():

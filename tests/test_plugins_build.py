@@ -25,6 +25,7 @@ from swin_trt.ops import reference
 from swin_trt import plugin_library
 
 from conftest import attention_atol
+from cuda_kernels import head_scale_array
 
 REPO = Path(__file__).resolve().parent.parent
 CMAKE = shutil.which("cmake")
@@ -294,7 +295,7 @@ def test_emulated_cosine_attention_matches_reference(emulated, case, dtype, bias
     out = np.full((rows, tokens, heads * head_dim), np.nan, dtype=dtype)
     status = emulated.swin_trt_window_attention_cosine(
         _ptr(qkv), _CODES[qkv.dtype], _ptr(table), _CODES[table.dtype], _ptr(out), rows, heads, head_dim, *window,
-        *shift, grid_h, grid_w, plugin_library.head_scale_array(scales), None)
+        *shift, grid_h, grid_w, head_scale_array(scales), None)
     plugin_library.check_status(emulated, status, "cosine attention")
     expect = reference.window_attention(qkv.astype(np.float32), table.astype(np.float32), heads, window,
                                         shift, grid_h, grid_w, 1.0, cosine=1, head_scale=scales)
@@ -319,7 +320,7 @@ def test_emulated_cosine_attention_of_one_node_at_every_size(emulated, pad_first
         out = np.full((rows, 64, heads * head_dim), np.nan, dtype=np.float32)
         status = emulated.swin_trt_window_attention_cosine(_ptr(qkv), 0, _ptr(table), 0, _ptr(out), rows, heads,
                                                            head_dim, *window, *shift, *grid,
-                                                           plugin_library.head_scale_array(scales), None)
+                                                           head_scale_array(scales), None)
         plugin_library.check_status(emulated, status, "cosine attention")
         expect = reference.window_attention(qkv, table, heads, window, shift, *grid, 1.0, cosine=1, head_scale=scales)
         attrs = dict(num_heads=heads, cosine=1, head_scale=scales)
@@ -334,7 +335,7 @@ def test_emulated_cosine_attention_refuses_bad_head_scales(emulated, bad):
     table = np.zeros((169, 2), np.float32)
     out = np.zeros((1, 49, 16), np.float32)
     status = emulated.swin_trt_window_attention_cosine(_ptr(qkv), 0, _ptr(table), 0, _ptr(out), 1, 2, 8, 7, 7, 0, 0,
-                                                       7, 7, plugin_library.head_scale_array([10.0, bad]), None)
+                                                       7, 7, head_scale_array([10.0, bad]), None)
     assert status == -1
     assert "head_scale must be finite, > 0 and <= 100" in emulated.swin_trt_capi_last_error().decode()
 

@@ -132,7 +132,7 @@ def test_attention_with_heads_wider_than_the_plugin_is_left_with_the_reason(tmp_
                for _, _, reason in report.unmatched)
     x = photo_batch(photo_dir, size, 2)
     np.testing.assert_allclose(run_first(create_session(rewritten), x), run_first(create_session(original), x), atol=1e-4)
-    with pytest.raises(UserError, match="--strict: 2 window op.*head dim 256"):
+    with pytest.raises(UserError, match="`strict`: 2 window op.*head dim 256"):
         rewrite(original, fuse_attention=True, strict=True)
 
 

@@ -16,7 +16,7 @@ def test_defaults_take_every_core_and_stream_does_not_spin(four_cpus):
     stream, batch, model = (threads.choose(w) for w in ("stream", "batch", "model"))
     assert (stream.threads, stream.spinning, stream.source) == (4, False, "default")
     assert (batch.threads, batch.spinning) == (4, True) and (model.threads, model.spinning) == (4, True)
-    assert "4 threads of 4 CPUs, not spinning" in stream.describe() and "--threads N" in stream.describe()
+    assert "4 threads of 4 CPUs, not spinning" in stream.describe() and "`threads` N" in stream.describe()
 
 
 def test_environment_then_flag_override(four_cpus, monkeypatch):
@@ -24,7 +24,7 @@ def test_environment_then_flag_override(four_cpus, monkeypatch):
     from_env = threads.choose("stream")
     assert (from_env.threads, from_env.spinning, from_env.source) == (2, True, threads.ENV)  # a core left free
     flagged = threads.choose("stream", 3)
-    assert (flagged.threads, flagged.source) == (3, "--threads")  # the flag wins over the environment
+    assert (flagged.threads, flagged.source) == (3, "threads")  # the caller's threads win over the environment
     assert threads.choose("batch", 1).session_options() == {"threads": 1, "spinning": True}
 
 

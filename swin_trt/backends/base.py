@@ -104,7 +104,7 @@ BACKEND_OF_KIND = {"onnx": "ort", "engine": "trt", "torch": "torch"}  # what --b
 # is a hint for sharing the CPU with other work: a backend without such threads has nothing to tune, so it
 # ignores the hint (said here, once). Any other option a backend cannot honour is an error that names it.
 OPTIONS = {
-    "ort": {"threads": "ONNX Runtime's intra-op threads (infer --threads)",
+    "ort": {"threads": "ONNX Runtime's intra-op threads (infer's `threads`)",
             "spinning": "whether ONNX Runtime's idle threads spin",
             "int8": "how ONNX Runtime runs Q/DQ graphs (fast or exact)"},
     "trt": {"plugins": "the TensorRT plugin library", "cuda_graph": "CUDA graph capture"},

@@ -42,8 +42,8 @@ def _import_cudart():
         try:
             from cuda import cudart  # cuda-python < 12.6
         except ImportError:
-            raise UserError("--cuda-graph needs cuda-python (pip install cuda-python) for stream capture, which "
-                            "pycuda lacks: install it or run without --cuda-graph") from None
+            raise UserError("`cuda_graph` needs cuda-python (pip install cuda-python) for stream capture, which "
+                            "pycuda lacks: install it or run without `cuda_graph`") from None
     return cudart
 
 
@@ -182,9 +182,9 @@ class TensorRTBackend(Backend):
         shapes = {name: tuple(self.context.get_tensor_shape(name)) for name in self.output_names}
         self.data_dependent = data_dependent_outputs(shapes)
         if self.data_dependent and self.cuda_graph:
-            raise UserError(f"--cuda-graph: the engine's outputs {', '.join(self.data_dependent)} have a size that "
+            raise UserError(f"`cuda_graph`: the engine's outputs {', '.join(self.data_dependent)} have a size that "
                             f"depends on the data (NMS, NonZero, top-k), which a CUDA graph cannot capture: run "
-                            f"without --cuda-graph")
+                            f"without `cuda_graph`")
         self.output_memory = GrowingDeviceBuffers(cuda)
         self.output_allocator = make_output_allocator(trt, self.output_memory) if self.data_dependent else None
         self.host, self.device = {}, {}
@@ -243,7 +243,7 @@ class TensorRTBackend(Backend):
                 self._enqueue(count, shapes)
             finally:
                 graph = _check(cudart.cudaStreamEndCapture(handle), "cudaStreamEndCapture (this engine cannot be "
-                                                                    "captured: run without --cuda-graph)")
+                                                                    "captured: run without `cuda_graph`)")
             self.graphs[batch] = (graph, _check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate"))
         return self.graphs[batch][1]
 

@@ -50,7 +50,7 @@ class ThreadPolicy:
     workload: str
     threads: int  # ONNX Runtime intra-op threads (the calling thread included)
     spinning: bool  # whether idle ONNX Runtime threads busy-wait
-    source: str  # "default", "--threads" or the environment variable's name
+    source: str  # "default", "threads" (the caller's ``threads``) or the environment variable's name
     cpus: int
 
     def session_options(self) -> dict:
@@ -61,9 +61,9 @@ class ThreadPolicy:
         plural = "s" if self.threads > 1 else ""
         spin = ("" if self.threads == 1 else ", spinning" if self.spinning else ", not spinning")
         why = (f"{self.workload}: {WORKLOADS[self.workload]}" if self.source == "default" else
-               f"set by {self.source}")
+               "set by `threads`" if self.source == "threads" else f"set by {self.source}")
         return (f"ONNX Runtime runs {self.threads} thread{plural} of {self.cpus} CPUs{spin} ({why}; "
-                f"--threads N or {ENV}=N to change it)")
+                f"`threads` N or {ENV}=N to change it)")
 
 
 def _from_environment() -> int | None:
@@ -76,11 +76,12 @@ def _from_environment() -> int | None:
 
 
 def choose(workload: str, threads: int | None = None) -> ThreadPolicy:
-    """The thread policy for ``workload`` (see the module doc); ``threads`` is the command's ``--threads``."""
+    """The thread policy for ``workload`` (see the module doc); ``threads`` is the caller's choice (the command's
+    ``--threads``)."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
     cpus = usable_cpus()
-    source = "--threads" if threads else ENV
+    source = "threads" if threads else ENV
     threads = threads or _from_environment()
     if threads is None:
         source = "default"

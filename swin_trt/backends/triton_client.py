@@ -31,7 +31,7 @@ def parse_server_url(url: str) -> tuple[str, str]:
     """``http://host:port``, ``grpc://host:port`` or ``host[:port]`` (HTTP) -> (protocol, ``host:port``)."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme not in PROTOCOLS or not parts.hostname or parts.path not in ("", "/"):
-        raise UserError(f"--server {url!r}: write http://HOST:PORT (KServe v2 over HTTP, Triton's port 8000) or "
+        raise UserError(f"`url` {url!r}: write http://HOST:PORT (KServe v2 over HTTP, Triton's port 8000) or "
                         f"grpc://HOST:PORT (port 8001)")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return parts.scheme, f"{host}:{parts.port or PROTOCOLS[parts.scheme]}"
@@ -83,7 +83,8 @@ class TritonClientBackend(Backend):
         try:
             import tritonclient  # noqa: F401
         except ImportError as exc:
-            raise UserError(f"--server needs tritonclient ({exc}): pip install 'swin-trt[serve]'") from None
+            raise UserError(f"`url` (a Triton server) needs tritonclient ({exc}): pip install "
+                            f"'swin-trt[serve]'") from None
         self.url, self.timeout = url, timeout
         self.protocol, self.address = parse_server_url(url)
         self._local = threading.local()
@@ -116,7 +117,7 @@ class TritonClientBackend(Backend):
         if len(ready) != 1:
             self.close()
             raise UserError(f"the server at {self.url} serves {len(ready)} models ({', '.join(ready) or 'none'}): "
-                            f"name one with --model-name")
+                            f"name one with `model_name`")
         return ready[0]
 
     def _read_config(self, config: dict) -> None:
@@ -163,7 +164,7 @@ class TritonClientBackend(Backend):
         except Exception as exc:  # refused, reset, timed out, or an error the server returned
             raise BackendUnavailable(f"the Triton server at {self.url} did not answer a request for "
                                      f"{self.model_name!r} ({type(exc).__name__}: {str(exc).strip()[:300]}): check "
-                                     f"that it still runs (a slow server needs a longer --timeout)") from None
+                                     f"that it still runs (a slow server needs a longer `timeout`)") from None
         return [np.asarray(out, dtype=np.float32) for out in outputs]
 
     def submit(self, batch: np.ndarray) -> Future:

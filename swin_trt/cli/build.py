@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from ..engine import build_engine
+from ..engine.build import BuildOptions, BuildStage
 from ..engine.compare import DEFAULT_RUNS, DEFAULT_WARMUP, compare_model, format_comparison
 from ..errors import UserError
 from .options import ENGINE, flags, parse_img_size_range
@@ -78,7 +78,7 @@ def build(model, output, plugins, target, workspace_gib, timing_cache, opt_batch
         result = compare_model(model, output, variants, runs=compare_runs, warmup=compare_warmup, echo=click.echo,
                                **options)
     else:
-        result = build_engine(model, output, **options)
+        result = BuildStage(model, output, BuildOptions(**options)).run()
     click.echo(result.describe())
     if compare:
         click.echo(format_comparison(result.manifest))

@@ -43,11 +43,12 @@ def calibrate(model, data, num, batch, method, percentile, min_images, output, q
       swin-trt calibrate out/demo.rw.onnx --data calib_images/ -o out/calib.json
       swin-trt calibrate out/demo.rw.onnx --data traffic.mp4 --num 256 --method entropy -o out/calib.json
     """
-    from ..precision.calibrate_stage import calibrate_file
+    from ..precision.calibrate_stage import CalibrateOptions, CalibrateStage
 
-    result = calibrate_file(model, data, output, num=num, batch=batch, method=method, percentile=percentile,
-                            min_images=min_images, progress=not quiet, preprocess=preprocess,
-                            threads=note_threads("batch", threads).threads)
+    options = CalibrateOptions(num=num, batch=batch, method=method, percentile=percentile, min_images=min_images,
+                               preprocess=preprocess, threads=note_threads("batch", threads).threads,
+                               progress=not quiet)
+    result = CalibrateStage(model, data, output, options).run()
     skipped = len(result["data"]["skipped"])
     click.echo(f"wrote {output}: {len(result['tensors'])} tensors, method {method}, "
                f"{result['data']['images']} images ({result['data']['kind']})"

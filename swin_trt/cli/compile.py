@@ -9,6 +9,7 @@ import click
 from ..compiler.job import compile_model
 from ..compiler.options import CompileOptions, load_recipe
 from ..precision.defaults import COMPILE_PRECISIONS
+from .flags import to_flags
 from .options import (CALIB_METHOD, CALIB_NUM, ENGINE, GATES, PREPROCESS_EPILOG, VARIANT, export_flags, flags,
                       parse_img_size, parse_img_size_range, preprocess_from, preprocess_options)
 
@@ -100,4 +101,6 @@ def compile_(recipe, **flags):
         from .export import warn_if_random_weights
 
         warn_if_random_weights(settings["arch"], settings.get("checkpoint"))
-    compile_model(CompileOptions(**settings, build=build, gates=gates, preprocess=preprocess), echo=click.echo)
+    command = click.get_current_context().command  # what the stages say names compile's flags (.flags)
+    compile_model(CompileOptions(**settings, build=build, gates=gates, preprocess=preprocess),
+                  echo=lambda text: click.echo(to_flags(text, command)))

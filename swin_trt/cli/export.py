@@ -6,7 +6,7 @@ import click
 
 from ..data.input_format import FOLDED_INPUTS
 from ..errors import UserError
-from ..export import export_model
+from ..export import ExportOptions, ExportStage
 from ..models import get_arch
 from .options import export_flags, parse_img_size
 
@@ -53,8 +53,9 @@ def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, dy
     warn_if_random_weights(arch, checkpoint)
     if output.suffix != ".onnx":
         raise UserError(f"output {str(output)!r} should end in .onnx")
-    result = export_model(arch, output, checkpoint=checkpoint, img_size=parse_img_size(img_size), batch=batch,
-                          dynamic_batch=dynamic_batch, opset=opset, features=features, convention=convention,
-                          exporter=exporter, num_classes=num_classes, check=not no_check,
-                          fold_normalization=fold_normalization, dynamic_size=dynamic_size)
+    options = ExportOptions(arch, checkpoint=checkpoint, img_size=parse_img_size(img_size), batch=batch,
+                            dynamic_batch=dynamic_batch, opset=opset, features=features, convention=convention,
+                            exporter=exporter, num_classes=num_classes, check=not no_check,
+                            fold_normalization=fold_normalization, dynamic_size=dynamic_size)
+    result = ExportStage(output, options).run()
     click.echo(result.describe())

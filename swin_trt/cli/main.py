@@ -4,6 +4,9 @@ A :class:`~swin_trt.errors.UserError` prints ``error: <message>`` and exits 2 wi
 gate prints its message and exits 1. Subcommands register themselves in ``_COMMANDS`` (lazily imported, so
 ``swin-trt --help`` stays fast and an optional dependency of one command never breaks another).
 
+Flags: the library's messages name parameters (```dla_core```); errors, failed gates and the notes and
+warnings of a run show the flags of the command that ran instead (``--dla-core``; :mod:`.flags`).
+
 Diagnostics: the group configures the ``swin_trt`` logger once per run (:mod:`swin_trt.diagnostics`): notes
 as ``note: ...`` and warnings as ``warning: ...`` on stderr; ``-q`` keeps warnings and errors, ``-v`` adds
 debug lines, ``SWIN_TRT_LOG_LEVEL`` sets the level when neither is given. A command's results stay on stdout.
@@ -19,6 +22,7 @@ import click
 
 from .. import diagnostics
 from ..errors import GateFailed, UserError
+from .flags import LOG_FLAGS, failing_command, to_flags
 
 # name -> (module, attribute, one-line help)
 _COMMANDS = {
@@ -55,11 +59,13 @@ class SwinTrtGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {to_flags(str(exc), failing_command(exc, ctx))}", err=True)
             sys.exit(UserError.exit_code)
         except GateFailed as exc:
-            click.echo(f"FAILED: {exc}", err=True)
+            click.echo(f"FAILED: {to_flags(str(exc), failing_command(exc, ctx))}", err=True)
             sys.exit(GateFailed.exit_code)
+        finally:
+            LOG_FLAGS.command = None  # the command ran: library use after it sees its messages as they are
 
 
 def _log_level(quiet: bool, verbose: bool) -> int:
@@ -90,4 +96,7 @@ def main(quiet, verbose):
     Example:
       swin-trt export --arch swin_demo -o out/model.onnx
     """
-    diagnostics.configure(_log_level(quiet, verbose))  # a UserError here is exit 2 (SwinTrtGroup.invoke)
+    handler = diagnostics.configure(_log_level(quiet, verbose))  # a UserError here is exit 2 (SwinTrtGroup.invoke)
+    ctx = click.get_current_context()  # the subcommand's flags also for notes from worker threads (no context there)
+    name = ctx.invoked_subcommand
+    LOG_FLAGS.install(handler, ctx.command.get_command(ctx, name) if name else None)

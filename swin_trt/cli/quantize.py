@@ -70,7 +70,7 @@ def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, k
           --min-agreement 0.995 --min-cosine 0.999 -o out/demo.best.onnx
     """
     from ..precision.mixed import Budget
-    from ..precision.quantize_stage import QuantizeRequest, quantize_file
+    from ..precision.quantize_stage import QuantizeOptions, QuantizeStage
 
     if output.suffix != ".onnx":
         raise UserError(f"output {str(output)!r} should end in .onnx")
@@ -78,9 +78,9 @@ def quantize(model, precision, calib, io_fp16, no_islands, int8_base, exclude, k
         log.info("--calib is not used by --precision fp16")
     if max_drop is not None:
         min_agreement = 1.0 - max_drop
-    request = QuantizeRequest(precision, calib, io_fp16, not no_islands, int8_base, tuple(exclude), keep_first,
+    options = QuantizeOptions(precision, calib, io_fp16, not no_islands, int8_base, tuple(exclude), keep_first,
                               keep_last, keep_head, data, eval_num, Budget(min_agreement, min_cosine), preprocess)
-    section = quantize_file(model, output, request)  # its search steps: notes on the swin_trt logger
+    section = QuantizeStage(model, output, options).run()  # its search steps: notes on the swin_trt logger
     click.echo(_describe(output, section))
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
 from .options import VARIANT, flags, preprocess_options
 
 
@@ -37,12 +36,9 @@ def rewrite(source, output, fuse_attention, window_ops, strict, as_json, preproc
       # TensorRT alone: no plugin node, shape arithmetic folded
       swin-trt rewrite out/model.onnx -o out/model.native.onnx --window-ops native
     """
-    from ..surgery.rewrite_stage import rewrite_file
+    from ..surgery.rewrite_stage import RewriteOptions, RewriteStage
 
-    if output.resolve() == source.resolve():
-        raise UserError("the output must differ from the input: nothing is overwritten in place")
-    report = rewrite_file(source, output, fuse_attention=fuse_attention, strict=strict, window_ops=window_ops,
-                          preprocess=preprocess)
+    report = RewriteStage(source, output, RewriteOptions(fuse_attention, window_ops, strict, preprocess)).run()
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     if not as_json:
         click.echo(f"wrote {output}")

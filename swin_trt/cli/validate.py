@@ -73,17 +73,17 @@ def validate(reference, candidates, data, labels, masks, output_dir, fp32, layer
           --annotations instances_val2017.json --max-map-drop 0.01
     """
     from ..validate.gates import Gates
-    from ..validate.run import Options, run_validation, write_report
+    from ..validate.run import ValidateOptions, ValidateStage
     from ..validate.summary import format_summary
 
-    options = Options(reference=str(reference), candidates=[str(c) for c in candidates], data=data, labels=labels,
+    options = ValidateOptions(reference=str(reference), candidates=[str(c) for c in candidates], data=data, labels=labels,
                       batch=batch, limit=limit, fp32=fp32, layer_images=layer_images, progress=not as_json,
                       gates=Gates(atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop, max_map_drop),
                       preprocess=preprocess, calib=calib, masks=masks,
                       threads=note_threads("batch", threads).threads, outputs=detection_outputs,
                       score_threshold=score_threshold, annotations=annotations)
-    document = run_validation(options)
-    paths = write_report(document, output_dir) if output_dir else None
+    document = ValidateStage(options, output_dir).run()
+    paths = {"html": Path(output_dir) / "report.html"} if output_dir else None
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:

@@ -37,22 +37,22 @@ def _entry(item) -> str:
     path = str(Path(item.path).resolve())
     if any(c.isspace() for c in path):
         raise UserError(f"{path!r} has white space in its path, which a list file cannot hold: rename it, or pass "
-                        f"--val-data so that nothing needs splitting")
+                        f"`val_data` so that nothing needs splitting")
     return f"{path} {item.label}" if item.label else path
 
 
 def split_images(calib_data: Path, outdir: Path) -> Split:
     items = list_images(calib_data)
     if len(items) < 2:
-        raise UserError(f"--calib-data {str(calib_data)!r} has {len(items)} image(s): nothing can be held out to "
-                        f"validate on; add images or pass --val-data")
+        raise UserError(f"`calib_data` {str(calib_data)!r} has {len(items)} image(s): nothing can be held out to "
+                        f"validate on; add images or pass `val_data`")
     held = [item for index, item in enumerate(items) if index % EVERY == EVERY - 1]
     kept = [item for index, item in enumerate(items) if index % EVERY != EVERY - 1]
     calibration, validation = outdir / "calibration.txt", outdir / "heldout.txt"
     _write_list(calibration, [_entry(item) for item in kept])
     _write_list(validation, [_entry(item) for item in held])
     return Split(calibration, validation,
-                 f"no --val-data: validating on {len(held)} of the {len(items)} images of {calib_data} (every "
+                 f"no `val_data`: validating on {len(held)} of the {len(items)} images of {calib_data} (every "
                  f"{EVERY}th, listed in {validation.name}), calibrating on the other {len(kept)}")
 
 
@@ -69,8 +69,8 @@ def split_video(video: Path, outdir: Path, calib_num: int) -> Split:
         with atomic_output(folder / f"frame_{frame.index:04d}.png") as temporary:
             Image.fromarray(frame.rgb).save(temporary, format="PNG")
     return Split(video, folder,
-                 f"no --val-data: validating on {len(frames)} frames of {video.name} taken between the calibration "
-                 f"frames ({folder.name}/): other frames of the same scenes, so pass --val-data for an "
+                 f"no `val_data`: validating on {len(frames)} frames of {video.name} taken between the calibration "
+                 f"frames ({folder.name}/): other frames of the same scenes, so pass `val_data` for an "
                  f"independent check")
 
 

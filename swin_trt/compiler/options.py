@@ -50,23 +50,23 @@ class CompileOptions:
 
     def check(self) -> None:
         if (self.arch is None) == (self.onnx is None):
-            raise UserError("compile needs either --arch (export a named config) or --onnx FILE (start from your "
+            raise UserError("compile needs either `arch` (export a named config) or `onnx` (start from your "
                             "own export), not both" if self.arch else
-                            "compile needs --arch (a named config, see `swin-trt archs`) or --onnx FILE")
+                            "compile needs `arch` (a named config, see `swin-trt archs`) or `onnx` (your export)")
         if self.onnx is not None and (self.checkpoint is not None or self.convention is not None):
-            raise UserError("--checkpoint and --convention are export options: with --onnx the graph is already "
+            raise UserError("`checkpoint` and `convention` are export options: with `onnx` the graph is already "
                             "exported; drop them")
         if self.precision not in COMPILE_PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}: choose one of {', '.join(COMPILE_PRECISIONS)}")
         if self.window_ops not in WINDOW_OPS:
-            raise UserError(f"--window-ops {self.window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
+            raise UserError(f"`window_ops` {self.window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
         if self.needs_calibration and self.calib_data is None:
-            raise UserError(f"--precision {self.precision} needs --calib-data (a folder of images, a video or a "
+            raise UserError(f"`precision` {self.precision} needs `calib_data` (a folder of images, a video or a "
                             f"list of paths) to calibrate INT8 ranges on")
         for name in ("onnx", "calib_data", "val_data", "val_masks", "val_annotations", "checkpoint"):
             value = getattr(self, name)
             if value is not None and not Path(value).exists():
-                raise UserError(f"--{name.replace('_', '-')} {str(value)!r} does not exist")
+                raise UserError(f"`{name}` {str(value)!r} does not exist")
 
 
 def load_recipe(path: Path) -> dict:

@@ -1,13 +1,13 @@
-"""Stages that run once: each declares its outputs and a key (its options and the content of its inputs).
+"""compile's runner: each :class:`~swin_trt.stage.Stage` once, in order, reused where nothing it depends on changed.
 
-``OUTDIR/pipeline.json`` records, per stage, the key's hash and the sha256 of every output. A stage whose
-key is unchanged and whose outputs are all there, unmodified, is reused instead of run again. A key is
-computed just before its stage runs, because its inputs are the outputs of the stages before it.
+``OUTDIR/pipeline.json`` records, per stage, the hash of its key (:meth:`~swin_trt.stage.Stage.key`: its
+inputs' content, its options, its environment) and the sha256 of every output. A stage whose key is
+unchanged and whose outputs are all there, unmodified, is reused instead of run again. A key is computed
+just before its stage runs, because its inputs are the outputs of the stages before it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -15,18 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 from ..io import sha256_file, write_json
+from ..stage import Stage, key_hash
 
 STATE_FILE = "pipeline.json"
 
-
-@dataclass
-class Stage:
-    name: str
-    outputs: list[Path]
-    key: Callable[[], dict]  # JSON-serialisable: options and the content hashes of every input
-    run: Callable[[], str]  # does the work, returns a one-line summary
-    unavailable: Callable[[], str | None] = lambda: None  # why it cannot run here (e.g. no TensorRT)
-    note: str = ""  # the table's note when it is skipped
+__all__ = ["STATE_FILE", "StageResult", "StageRunner", "key_hash"]
 
 
 @dataclass
@@ -38,12 +31,8 @@ class StageResult:
     outputs: list[Path] = field(default_factory=list)
 
 
-def key_hash(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-
-
 class StageRunner:
-    """Runs declared stages in order against the state file in ``outdir``, one line per stage."""
+    """Runs stages in order against the state file in ``outdir``, one line per stage."""
 
     def __init__(self, outdir: Path, echo: Callable[[str], None], force: bool = False):
         self.outdir, self.echo, self.force = outdir, echo, force
@@ -67,7 +56,7 @@ class StageRunner:
         reason = stage.unavailable()
         if reason:
             self.echo(f"{prefix} skipped: {reason}")
-            return StageResult(stage.name, "skipped", 0.0, stage.note or reason)
+            return StageResult(stage.name, "skipped", 0.0, stage.skipped_note or reason)
         key = key_hash(stage.key())
         if self._reusable(stage, key):
             summary = self.state[stage.name].get("summary", "")
@@ -75,7 +64,7 @@ class StageRunner:
             return StageResult(stage.name, "reused", 0.0, summary, stage.outputs)
         self.echo(f"{prefix} ...")
         start = time.perf_counter()
-        summary = stage.run()
+        summary = stage.summary(stage.run())
         seconds = time.perf_counter() - start
         self.state[stage.name] = {"key": key, "summary": summary, "seconds": seconds,
                                   "outputs": {p.name: sha256_file(p) for p in stage.outputs if p.is_file()}}

@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
+from ..io import content_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,15 @@ def list_images(source: str | Path, labelled: bool = True) -> list[ImageItem]:
         return [ImageItem(source)]
     files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     return [ImageItem(p, p.parent.name if labelled and p.parent != source else None) for p in files]
+
+
+def images_fingerprint(source: str | Path, limit: int | None = None) -> str:
+    """The content of the images :func:`list_images` reads from ``source`` (the first ``limit``), and their
+    labels: what a stage that reads them depends on, wherever they lie."""
+    items = list_images(source)
+    items = items[:limit] if limit else items
+    labels = "\n".join(f"{item.path.name}\t{item.label}" for item in items if item.label)
+    return content_fingerprint(((str(item.path), item.path) for item in items), extra=labels)
 
 
 def other_files(folder: Path) -> list[Path]:

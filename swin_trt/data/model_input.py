@@ -56,14 +56,14 @@ class PreprocessOptions:
         recipe = base
         if self.preset is not None:
             if self.preset not in PRESETS:
-                raise UserError(f"--preprocess {self.preset!r}: choose one of {', '.join(PRESETS)}")
+                raise UserError(f"`preset` {self.preset!r}: choose one of {', '.join(PRESETS)}")
             preset = PRESETS[self.preset]
             recipe = replace(recipe, mean=preset.mean, std=preset.std)
         changes = {name: value for name, value in (("mean", self.mean), ("std", self.std),
                                                    ("interpolation", self.interpolation),
                                                    ("crop_pct", self.crop_pct), ("resize", self.resize))
                    if value is not None}
-        return replace(recipe, **changes).check("the preprocessing flags")
+        return replace(recipe, **changes).check("the preprocessing options")
 
 
 @dataclass(frozen=True)
@@ -179,15 +179,15 @@ def default_recipe(io: GraphIO | None) -> Preprocessing:
 
 
 def _size(facts: list[ModelFacts], options: PreprocessOptions) -> tuple[int, int]:
-    """One input size for every model: --img-size, else the graphs' own, else what the models record."""
+    """One input size for every model: ``img_size``, else the graphs' own, else what the models record."""
     static = [(f, f.static_size) for f in facts if f.static_size is not None]
     chosen = tuple(options.img_size) if options.img_size is not None else (static[0][1] if static else None)
     for model, size in static:
         if size != chosen:
-            flag = "--img-size " if options.img_size is not None else f"{static[0][0].ref} takes "
+            flag = "`img_size` " if options.img_size is not None else f"{static[0][0].ref} takes "
             raise UserError(f"{model.ref} takes {size[0]}x{size[1]} images, but {flag}{chosen[0]}x{chosen[1]}: "
                             f"models compared or fed together need the same input size; export them at one "
-                            f"--img-size (a graph with dynamic height/width takes any --img-size)")
+                            f"`img_size` (a graph with dynamic height/width takes any `img_size`)")
     if chosen is not None:
         return chosen
     recorded = next((f.recorded_size for f in facts if f.recorded_size), None)
@@ -196,8 +196,8 @@ def _size(facts: list[ModelFacts], options: PreprocessOptions) -> tuple[int, int
     first = facts[0]
     name = f" {first.io.input_name!r}" if first.io else ""
     shape = list(first.io.input_shape) if first.io else "unknown"
-    raise UserError(f"{first.ref}: input{name} has no fixed height and width ({shape}): pass --img-size HxW "
-                    f"(e.g. --img-size 512x640)")
+    raise UserError(f"{first.ref}: input{name} has no fixed height and width ({shape}): pass `img_size` "
+                    f"(height x width, e.g. 512x640)")
 
 
 def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, protos: dict | None = None,
@@ -227,7 +227,7 @@ def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, prot
                    if chosen.io is not None and chosen.io.detections
                    else "assuming the ImageNet recipe every Swin checkpoint uses")
         note(f"{chosen.ref} says nothing about its preprocessing: {assumed} ({preprocessor.describe()}); set it "
-             f"with --preprocess, --mean, --std, --interpolation, --crop-pct, --resize")
+             f"with `preset`, `mean`, `std`, `interpolation`, `crop_pct`, `resize`")
     return ModelInput(preprocessor, chosen.class_names, chosen.io, origin)
 
 

@@ -23,14 +23,15 @@ is only what Polygraphy does not do for this project:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .. import __version__
 from ..errors import UserError
 from ..graph import load_onnx
-from ..io import atomic_output, read_sidecar, write_json
+from ..io import atomic_output, read_sidecar, sha256_file, write_json
 from ..ops import schema
+from ..stage import AS_INPUT, NOT_IN_KEY, Stage, coerce_paths
 from .. import environment
 from . import manifest
 from .progress import make_progress_monitor
@@ -100,8 +101,8 @@ def inspect_onnx(path: str | Path) -> GraphInfo:
         fixed = dims[1:2] if len(dims) == 4 else dims[1:]  # an image (B, C, H, W) may have any H, W
         if not dims or any(d is None for d in fixed):
             raise UserError(f"input {value.name!r} of {str(path)!r} has shape {dims}: only the batch, and the "
-                            f"height and width of a (B, C, H, W) image, may be dynamic; re-export it (swin-trt "
-                            f"export --img-size, --dynamic-batch, --dynamic-size)")
+                            f"height and width of a (B, C, H, W) image, may be dynamic; re-export it (the export "
+                            f"stage's `img_size`, `dynamic_batch`, `dynamic_size`: `swin-trt export`)")
         inputs.append((value.name, dims))
     if not inputs:
         raise UserError(f"{str(path)!r} has no graph inputs")
@@ -113,25 +114,25 @@ def inspect_onnx(path: str | Path) -> GraphInfo:
 def batch_profile(batch_dims: list[int | None], opt_batch: int | None = None, max_batch: int | None = None,
                   export_max: int | None = None) -> tuple[int, int, int] | None:
     """``(min, opt, max)`` of the optimization profile, or None for a static-batch graph."""
-    for flag, value in (("--opt-batch", opt_batch), ("--max-batch", max_batch)):
+    for param, value in (("`opt_batch`", opt_batch), ("`max_batch`", max_batch)):
         if value is not None and value < 1:
-            raise UserError(f"{flag} {value} must be >= 1")
+            raise UserError(f"{param} {value} must be >= 1")
     if all(d is not None for d in batch_dims):
         static = batch_dims[0]
-        for flag, value in (("--opt-batch", opt_batch), ("--max-batch", max_batch)):
+        for param, value in (("`opt_batch`", opt_batch), ("`max_batch`", max_batch)):
             if value is not None and value != static:
-                raise UserError(f"{flag} {value}: the graph has a static batch of {static}; re-export it with "
-                                f"`swin-trt export --dynamic-batch MAX` to build for other batch sizes")
+                raise UserError(f"{param} {value}: the graph has a static batch of {static}; re-export it with "
+                                f"the export stage's `dynamic_batch` (`swin-trt export`) to build for other batch sizes")
         return None
     if max_batch is None:
-        max_batch, source = (export_max, "the export's --dynamic-batch") if export_max else \
+        max_batch, source = (export_max, "the export's `dynamic_batch`") if export_max else \
             (max(opt_batch or 0, DEFAULT_MAX_BATCH), "the default")
     else:
-        source = "--max-batch"
+        source = "`max_batch`"
     opt_batch = opt_batch or max_batch
     if max_batch < opt_batch:
-        raise UserError(f"max batch {max_batch} (from {source}) is smaller than --opt-batch {opt_batch}: "
-                        f"pass --max-batch >= --opt-batch")
+        raise UserError(f"max batch {max_batch} (from {source}) is smaller than `opt_batch` {opt_batch}: "
+                        f"pass `max_batch` >= `opt_batch`")
     return 1, opt_batch, max_batch
 
 
@@ -148,31 +149,31 @@ def size_profile(graph: GraphInfo, size_range: tuple[Size, Size, Size] | None = 
     if not any_size:
         if size_range is not None:
             shapes = ", ".join(f"{name} {dims}" for name, dims in graph.inputs)
-            raise UserError(f"--img-size-range: the graph's inputs have a fixed size ({shapes}); a size range needs "
-                            f"a graph with dynamic height and width (swin-trt export --dynamic-size, then swin-trt "
-                            f"rewrite): drop --img-size-range, or build from such a graph")
+            raise UserError(f"`img_size_range`: the graph's inputs have a fixed size ({shapes}); a size range "
+                            f"needs a graph with dynamic height and width (the export stage's `dynamic_size`, then "
+                            f"swin-trt rewrite): drop `img_size_range`, or build from such a graph")
         return None
     if size_range is None:
         name, dims = any_size[0]
         low = (f" (this one is right from {min_img_size[0]}x{min_img_size[1]} up)" if min_img_size else "")
-        raise UserError(f"input {name!r} has dynamic height/width ({dims}): pass --img-size-range MIN:OPT:MAX, the "
-                        f"sizes the engine runs at and the one TensorRT tunes for, e.g. --img-size-range "
+        raise UserError(f"input {name!r} has dynamic height/width ({dims}): pass `img_size_range` MIN:OPT:MAX, the "
+                        f"sizes the engine runs at and the one TensorRT tunes for, e.g. `img_size_range` "
                         f"{RANGE_EXAMPLE}{low}")
     low, opt, high = (tuple(int(v) for v in size) for size in size_range)
     text = ":".join(f"{h}x{w}" for h, w in (low, opt, high))
     for axis, label in enumerate(("height", "width")):
         if min(low[axis], opt[axis], high[axis]) < 1 or not low[axis] <= opt[axis] <= high[axis]:
-            raise UserError(f"--img-size-range {text}: need 1 <= MIN <= OPT <= MAX in the {label}; e.g. "
-                            f"--img-size-range {RANGE_EXAMPLE}")
+            raise UserError(f"`img_size_range` {text}: need 1 <= MIN <= OPT <= MAX in the {label}; e.g. "
+                            f"`img_size_range` {RANGE_EXAMPLE}")
     if min_img_size and (low[0] < min_img_size[0] or low[1] < min_img_size[1]):
-        raise UserError(f"--img-size-range {text}: the graph is right only from {min_img_size[0]}x{min_img_size[1]} "
+        raise UserError(f"`img_size_range` {text}: the graph is right only from {min_img_size[0]}x{min_img_size[1]} "
                         f"up (below that its last stage is not larger than the window; the export's sidecar says "
                         f"so): raise MIN to at least {min_img_size[0]}x{min_img_size[1]}")
     for name, dims in any_size:
         for axis, label in enumerate(("height", "width")):
             fixed = dims[2 + axis]
             if fixed is not None and not low[axis] == opt[axis] == high[axis] == fixed:
-                raise UserError(f"--img-size-range {text}: input {name!r} has a fixed {label} of {fixed} ({dims}): "
+                raise UserError(f"`img_size_range` {text}: input {name!r} has a fixed {label} of {fixed} ({dims}): "
                                 f"give MIN, OPT and MAX that {label}")
     return low, opt, high
 
@@ -196,9 +197,9 @@ def parse_failure(path: Path, graph: GraphInfo, detail: str) -> UserError:
     """The parser's errors are printed above (one line per node); this says what to do about them."""
     if graph.plugin_ops:
         hint = ("the graph has swin-trt plugin nodes: the plugin library must be built for this TensorRT "
-                "(plugins/README.md) and passed with --plugins PATH.so")
+                "(plugins/README.md) and passed with `plugins` PATH.so")
     else:
-        hint = "an op TensorRT cannot import: re-export with another --opset, or rewrite the graph"
+        hint = "an op TensorRT cannot import: re-export with another `opset`, or rewrite the graph"
     return UserError(f"TensorRT's ONNX parser rejected {str(path)!r} ({detail}; each node's error is printed "
                      f"above): {hint}")
 
@@ -209,7 +210,7 @@ def _finish_config(trt, builder, config, settings: TargetSettings, dla_core: int
         config.plugins_to_serialize = [str(plugin_path)]  # the runner must then allow host code
     if dla_core is not None:
         if dla_core >= builder.num_DLA_cores:
-            raise UserError(f"--dla-core {dla_core}: TensorRT {trt.__version__} sees {builder.num_DLA_cores} "
+            raise UserError(f"`dla_core` {dla_core}: TensorRT {trt.__version__} sees {builder.num_DLA_cores} "
                             f"DLA core(s) here. DLA needs a Jetson AGX Orin (Orin Nano and Thor have none) with "
                             f"JetPack 6 (TensorRT 10.3) or JetPack 7.2.2+ (TensorRT 11.4.1)")
         config.default_device_type = trt.DeviceType.DLA
@@ -218,49 +219,174 @@ def _finish_config(trt, builder, config, settings: TargetSettings, dla_core: int
     return config
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build. Left as None: the target's defaults (:mod:`swin_trt.engine.targets`). ``opt_batch`` and
+    ``max_batch`` apply to dynamic-batch graphs only. ``tf32=False`` keeps FP32 layers in full FP32 (TensorRT
+    allows TF32 by default on Ampere and newer). ``img_size_range``: ``((H, W) min, opt, max)`` for a graph
+    with dynamic height and width (required there, refused elsewhere); the manifest records it as
+    ``img_size_profile``."""
+
+    plugins: Path | None = field(default=None, metadata=AS_INPUT)  # the library found is an input, by content
+    target: str = "auto"
+    workspace_gib: float | None = None
+    timing_cache: Path | None = field(default=None, metadata=NOT_IN_KEY)  # speeds a build, never changes it
+    opt_batch: int | None = None
+    max_batch: int | None = None
+    builder_opt_level: int | None = None
+    version_compatible: bool | None = None
+    hardware_compat: str | None = None
+    progress: bool = field(default=True, metadata=NOT_IN_KEY)
+    dla_core: int | None = None
+    tf32: bool = True
+    verbose: bool = field(default=False, metadata=NOT_IN_KEY)
+    img_size_range: tuple | None = None
+
+    def __post_init__(self):
+        coerce_paths(self, "plugins", "timing_cache")
+
+    def build_kwargs(self) -> dict:
+        """The options as :func:`build_engine`'s keyword arguments, without ``plugins``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "plugins"}
+
+
+@dataclass(frozen=True)
+class PluginLibraryInput:
+    """The plugin library a build would load, by content (None where none is found yet)."""
+
+    explicit: Path | None
+
+    def fingerprint(self) -> str | None:
+        from ..plugin_library import find_plugin_library
+
+        try:
+            return sha256_file(find_plugin_library(self.explicit))
+        except UserError:
+            return None
+
+
+class BuildStage(Stage[BuildResult]):
+    """``onnx_path`` -> a TensorRT plan at ``output`` with its manifest at ``output.json``: both appear only
+    if the build succeeds."""
+
+    name = "build"
+    environment = ("tensorrt",)
+    skipped_note = "no engine: TensorRT or a GPU is missing (see above)"
+
+    def __init__(self, onnx_path: str | Path, output: str | Path, options: BuildOptions | None = None):
+        options = options or BuildOptions()
+        super().__init__({"onnx": Path(onnx_path), "plugin_library": self.plugin_input(options)},
+                         [Path(output), manifest.manifest_path(Path(output))], options)
+        self.onnx_path, self.output = Path(onnx_path), Path(output)
+
+    @staticmethod
+    def plugin_input(options: BuildOptions) -> PluginLibraryInput:
+        return PluginLibraryInput(options.plugins)
+
+    @staticmethod
+    def tensorrt_missing() -> str | None:
+        """Why no engine can be built here, or ``None`` when TensorRT and a GPU are present."""
+        try:
+            environment.import_tensorrt()
+            environment.require_gpu()
+        except UserError as exc:
+            return str(exc)
+        return None
+
+    def unavailable(self) -> str | None:
+        return self.skip_reason or self.tensorrt_missing()
+
+    def work(self) -> BuildResult:
+        return _build(self.onnx_path, self.output, self.options)
+
+    def summary(self, result: BuildResult) -> str:
+        return f"TensorRT {result.manifest['tensorrt']} on {result.manifest['gpu']['name']}"
+
+
 def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=None, timing_cache=None,
                  opt_batch=None, max_batch=None, builder_opt_level=None, version_compatible=None,
                  hardware_compat=None, progress=True, dla_core=None, tf32=True, verbose=False,
                  img_size_range=None) -> BuildResult:
-    """Build ``onnx_path`` into a TensorRT plan at ``output`` with a manifest at ``output.json``.
+    """:class:`BuildStage` as one call (the keywords are :class:`BuildOptions`' fields)."""
+    options = BuildOptions(plugins, target, workspace_gib, timing_cache, opt_batch, max_batch, builder_opt_level,
+                           version_compatible, hardware_compat, progress, dla_core, tf32, verbose, img_size_range)
+    return BuildStage(onnx_path, output, options).run()
 
-    Both appear only if the build succeeds. Options left as None take the target's defaults
-    (:mod:`swin_trt.engine.targets`); ``opt_batch``/``max_batch`` apply to dynamic-batch graphs only.
-    ``tf32=False`` keeps FP32 layers in full FP32 (TensorRT allows TF32 by default on Ampere and newer).
-    ``img_size_range``: ``((H, W) min, opt, max)`` for a graph with dynamic height and width (required
-    there, refused elsewhere); the manifest records it as ``img_size_profile``.
-    """
-    onnx_path, output = Path(onnx_path), Path(output)
-    timing_cache = Path(timing_cache) if timing_cache else None
+
+def _build(onnx_path: Path, output: Path, options: BuildOptions) -> BuildResult:
+    """Check the graph, configure, build, then write the plan and its manifest together."""
+    graph, sidecar = _read_source(onnx_path, output)
+    profile_batch, profile_size = _profile_ranges(graph, sidecar, options.opt_batch, options.max_batch,
+                                                  options.img_size_range)
+    settings = resolve_target(options.target, workspace_gib=options.workspace_gib,
+                              builder_opt_level=options.builder_opt_level,
+                              version_compatible=options.version_compatible,
+                              hardware_compat=options.hardware_compat, dla_core=options.dla_core)
+    trt, gpu, pg = _start_tensorrt(settings, options.dla_core)
+    plugin_path = environment.find_plugins(options.plugins, needed=bool(graph.plugin_ops))
+    environment.load_plugins(trt, plugin_path, graph.plugin_ops)
+    profiles = _optimization_profiles(pg, graph, profile_batch, profile_size)
+    config = _builder_config(trt, pg, settings, profiles, timing_cache=options.timing_cache, tf32=options.tf32,
+                             progress=options.progress, dla_core=options.dla_core, plugin_path=plugin_path)
+    with pg.G_LOGGER.verbosity(pg.G_LOGGER.EXTRA_VERBOSE if options.verbose else pg.G_LOGGER.WARNING):
+        parsed = _parse_network(pg, onnx_path, graph)  # (builder, network, parser): the parser owns the weights
+        plan, seconds = _build_plan(pg, parsed, config, onnx_path, options.timing_cache)
+    record = _manifest_record(trt, pg, parsed[1], sidecar, onnx_path=onnx_path, output=output, gpu=gpu,
+                              settings=settings, dla_core=options.dla_core, tf32=options.tf32,
+                              plugin_path=plugin_path, profile_batch=profile_batch, profile_size=profile_size,
+                              timing_cache=options.timing_cache, seconds=seconds)
+    manifest_file = _write_plan_and_manifest(output, plan, record)
+    return BuildResult(output, manifest_file, record)
+
+
+def _read_source(onnx_path: Path, output: Path) -> tuple[GraphInfo, dict]:
+    """The ONNX graph (checked for what TensorRT can build) and its export sidecar ({} when there is none);
+    refuses an ``output`` that would overwrite the model."""
     graph = inspect_onnx(onnx_path)
     if output.resolve() == onnx_path.resolve():
-        raise UserError(f"output {str(output)!r} would overwrite the ONNX model: pass another -o")
-    sidecar = read_sidecar(onnx_path) or {}
+        raise UserError(f"output {str(output)!r} would overwrite the ONNX model: pass another `output`")
+    return graph, read_sidecar(onnx_path) or {}
+
+
+def _profile_ranges(graph: GraphInfo, sidecar: dict, opt_batch, max_batch, img_size_range):
+    """The batch and image-size ranges of the optimization profile (None where the graph fixes them), from the
+    options and what the export's sidecar says (its dynamic batch maximum and smallest right size)."""
     profile_batch = batch_profile(graph.batch_dims, opt_batch, max_batch, sidecar.get("dynamic_batch_max"))
     min_img_size = (sidecar.get("dynamic_size") or {}).get("min_img_size")
     profile_size = size_profile(graph, img_size_range, tuple(min_img_size) if min_img_size else None)
-    settings = resolve_target(target, workspace_gib=workspace_gib, builder_opt_level=builder_opt_level,
-                              version_compatible=version_compatible, hardware_compat=hardware_compat,
-                              dla_core=dla_core)
+    return profile_batch, profile_size
 
+
+def _start_tensorrt(settings: TargetSettings, dla_core: int | None):
+    """TensorRT, the GPU and Polygraphy, checked against what the target asks of them: ``(trt, gpu, pg)``."""
     trt = environment.import_tensorrt()
     gpu = environment.require_gpu()
     pg = environment.import_polygraphy()
     if settings.hardware_compat and environment.version_tuple(gpu.compute_capability) < (8, 0):
-        raise UserError(f"--hardware-compat builds Ampere+ engines; this GPU ({gpu.name}, "
-                        f"sm_{gpu.compute_capability}) is older: drop the flag")
+        raise UserError(f"`hardware_compat` builds Ampere+ engines; this GPU ({gpu.name}, "
+                        f"sm_{gpu.compute_capability}) is older: drop `hardware_compat`")
     if dla_core is not None and (why := dla_unsupported(trt.__version__)):
-        raise UserError(f"--dla-core {dla_core}: {why}")
-    plugin_path = environment.find_plugins(plugins, needed=bool(graph.plugin_ops))
-    environment.load_plugins(trt, plugin_path, graph.plugin_ops)
+        raise UserError(f"`dla_core` {dla_core}: {why}")
+    return trt, gpu, pg
 
-    profiles = None  # a static graph: Polygraphy's default profile holds its fixed shapes
-    if profile_batch is not None or profile_size is not None:
-        shapes = pg.trt.Profile()  # Polygraphy's: (min, opt, max) per dynamic input
-        for name, dims in graph.inputs:
-            if None in dims:
-                shapes.add(name, *profile_shapes(dims, profile_batch, profile_size))
-        profiles = [shapes]
+
+def _optimization_profiles(pg, graph: GraphInfo, profile_batch, profile_size):
+    """Polygraphy's profiles: one holding (min, opt, max) of each dynamic input, or None for a static graph
+    (Polygraphy's default profile then holds its fixed shapes)."""
+    if profile_batch is None and profile_size is None:
+        return None
+    shapes = pg.trt.Profile()  # Polygraphy's: (min, opt, max) per dynamic input
+    for name, dims in graph.inputs:
+        if None in dims:
+            shapes.add(name, *profile_shapes(dims, profile_batch, profile_size))
+    return [shapes]
+
+
+def _builder_config(trt, pg, settings: TargetSettings, profiles, *, timing_cache: Path | None, tf32: bool,
+                    progress: bool, dla_core: int | None, plugin_path):
+    """The builder config callback: Polygraphy's ``CreateConfig`` (workspace, timing cache, profiles, builder
+    level, compatibility, TF32, progress monitor), then :func:`_finish_config`. A timing cache TensorRT cannot
+    read becomes a UserError that says so."""
     create_config = pg.trt.CreateConfig(
         tf32=tf32, profiles=profiles, load_timing_cache=str(timing_cache) if timing_cache else None,
         memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(settings.workspace_gib * 2**30)},
@@ -282,25 +408,40 @@ def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=N
                             f"another") from None
         return _finish_config(trt, builder, created, settings, dla_core, plugin_path)
 
-    with pg.G_LOGGER.verbosity(pg.G_LOGGER.EXTRA_VERBOSE if verbose else pg.G_LOGGER.WARNING):
-        try:  # from the file, so external weights next to it load
-            builder, network, parser = pg.trt.NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)()
-        except pg.PolygraphyException as exc:
-            raise parse_failure(onnx_path, graph, str(exc)) from None
-        except Exception as exc:  # trt.Builder could not initialise CUDA
-            raise UserError(f"TensorRT could not start on this GPU ({type(exc).__name__}: {exc}): check the "
-                            f"driver with nvidia-smi") from None
-        started = time.perf_counter()
-        try:  # the tuple, not the loader: the network (and the parser owning its weights) stays ours
-            plan = pg.trt.EngineBytesFromNetwork((builder, network, parser), config=config,
-                                                 save_timing_cache=str(timing_cache) if timing_cache else None)()
-        except pg.PolygraphyException as exc:
-            raise UserError(f"TensorRT could not build an engine from {str(onnx_path)!r} ({exc}); its log above "
-                            f"says why (too small a --workspace, an unsupported layer on DLA, a plugin failing "
-                            f"...)") from None
-        seconds = time.perf_counter() - started
+    return config
 
-    record = {
+
+def _parse_network(pg, onnx_path: Path, graph: GraphInfo):
+    """``(builder, network, parser)``: the strongly typed network parsed from the file, so external weights next
+    to it load."""
+    try:
+        builder, network, parser = pg.trt.NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)()
+    except pg.PolygraphyException as exc:
+        raise parse_failure(onnx_path, graph, str(exc)) from None
+    except Exception as exc:  # trt.Builder could not initialise CUDA
+        raise UserError(f"TensorRT could not start on this GPU ({type(exc).__name__}: {exc}): check the "
+                        f"driver with nvidia-smi") from None
+    return builder, network, parser
+
+
+def _build_plan(pg, parsed, config, onnx_path: Path, timing_cache: Path | None) -> tuple[bytes, float]:
+    """The serialized plan and the seconds the build took (the timing cache, if any, merged and saved)."""
+    started = time.perf_counter()
+    try:  # the tuple, not the loader: the network (and the parser owning its weights) stays ours
+        plan = pg.trt.EngineBytesFromNetwork(parsed, config=config,
+                                             save_timing_cache=str(timing_cache) if timing_cache else None)()
+    except pg.PolygraphyException as exc:
+        raise UserError(f"TensorRT could not build an engine from {str(onnx_path)!r} ({exc}); its log above "
+                        f"says why (too small a `workspace_gib`, an unsupported layer on DLA, a plugin failing "
+                        f"...)") from None
+    return plan, time.perf_counter() - started
+
+
+def _manifest_record(trt, pg, network, sidecar: dict, *, onnx_path: Path, output: Path, gpu,
+                     settings: TargetSettings, dla_core, tf32: bool, plugin_path, profile_batch, profile_size,
+                     timing_cache: Path | None, seconds: float) -> dict:
+    """The manifest: the model's provenance from the sidecar, then what was built, where, how and from what."""
+    return {
         **sidecar,  # the model's provenance (arch, config, preprocessing): what infer and validate read
         "stage": "build",
         "engine": output.name,
@@ -318,8 +459,13 @@ def build_engine(onnx_path, output, plugins=None, target="auto", workspace_gib=N
         "build_seconds": round(seconds, 2),
         "swin_trt": __version__,
     }
+
+
+def _write_plan_and_manifest(output: Path, plan, record: dict) -> Path:
+    """Writes the plan to ``output`` and the manifest beside it; the plan appears only once its manifest is
+    written. Returns the manifest's path."""
     manifest_file = manifest.manifest_path(output)
-    with atomic_output(output) as temporary:  # the plan appears only once its manifest is written
+    with atomic_output(output) as temporary:
         temporary.write_bytes(plan)
         write_json(manifest_file, record)
-    return BuildResult(output, manifest_file, record)
+    return manifest_file

@@ -16,16 +16,15 @@ from __future__ import annotations
 import logging
 import statistics
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 from ..errors import UserError
 from ..io import atomic_output, read_sidecar, sha256_file, write_json
-from ..surgery.variant import WINDOW_OPS
+from ..surgery.variant import VARIANTS, PluginVariant
 from .. import environment
 from . import manifest
-from .build import BuildResult, build_engine, inspect_onnx
+from .build import BuildOptions, BuildResult, BuildStage, inspect_onnx
 
 logger = logging.getLogger(__name__)
 
@@ -33,30 +32,15 @@ DEFAULT_RUNS = 50
 DEFAULT_WARMUP = 10
 
 
-@dataclass(frozen=True)
-class Variant:
-    """Which plugin families a rewrite emits."""
-
-    window_ops: str  # "plugin" | "native"
-    fuse_attention: bool
-
-    @property
-    def name(self) -> str:
-        return f"windows-{self.window_ops}_attention-{'plugin' if self.fuse_attention else 'native'}"
-
-    def to_dict(self) -> dict:
-        return {"window_ops": self.window_ops, "fuse_attention": self.fuse_attention}
-
-
-VARIANTS = tuple(Variant(windows, attention) for windows in WINDOW_OPS for attention in (False, True))
+Variant = PluginVariant  # the name this module gave it before surgery.variant held the one definition
 
 
 def _require_export(source: Path) -> None:
     plugin_ops = inspect_onnx(source).plugin_ops
     if plugin_ops:
         raise UserError(f"{str(source)!r} already has plugin nodes ({', '.join(plugin_ops)}): variants are "
-                        f"rewritten from the export; pass the `swin-trt export` output, or pass each variant "
-                        f"with --variant NAME=PATH")
+                        f"rewritten from the export; pass the export (`swin-trt export`'s output), or pass "
+                        f"each variant's graph in `variant_specs` (NAME=PATH)")
 
 
 def make_variants(source: str | Path, folder: str | Path, variants=VARIANTS, strict: bool = False) -> dict:
@@ -65,7 +49,7 @@ def make_variants(source: str | Path, folder: str | Path, variants=VARIANTS, str
     Returns ``{variant name: rewritten ONNX path}``; each file has its sidecar (with ``rewrite.variant``).
     Runs on the CPU (ONNX Runtime probes the regions), no TensorRT needed.
     """
-    from ..surgery.rewrite_stage import rewrite_file  # onnx-graphsurgeon: only where variants are made
+    from ..surgery.rewrite_stage import RewriteOptions, RewriteStage  # onnx-graphsurgeon: only where made
 
     source, folder = Path(source), Path(folder)
     _require_export(source)
@@ -73,8 +57,7 @@ def make_variants(source: str | Path, folder: str | Path, variants=VARIANTS, str
     paths = {}
     for variant in variants:
         paths[variant.name] = folder / f"{source.stem}.{variant.name}.onnx"
-        rewrite_file(source, paths[variant.name], fuse_attention=variant.fuse_attention, strict=strict,
-                     window_ops=variant.window_ops)
+        RewriteStage(source, paths[variant.name], RewriteOptions.of(variant, strict=strict)).run()
     return paths
 
 
@@ -98,7 +81,7 @@ def _timed_batch(record: dict) -> int:
 
 def _check_variants(variants: Mapping[str, Path]) -> dict:
     if not variants:
-        raise UserError("--compare needs at least one variant")
+        raise UserError("comparing needs at least one variant")
     paths = {name: Path(path) for name, path in variants.items()}
     inputs = {name: inspect_onnx(path).inputs for name, path in paths.items()}
     first = next(iter(inputs))
@@ -123,7 +106,7 @@ def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, 
     """
     echo = echo or logger.info  # the CLI passes click.echo: its output
     if runs < 1 or warmup < 0:
-        raise UserError(f"--compare-runs {runs} must be >= 1 and --compare-warmup {warmup} >= 0")
+        raise UserError(f"`runs` {runs} must be >= 1 and `warmup` {warmup} >= 0")
     _refuse_size_range(build_options)
     paths = _check_variants(variants)
     output = Path(output)
@@ -133,7 +116,8 @@ def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, 
     with tempfile.TemporaryDirectory(prefix=".swin-trt-compare-", dir=output.parent.resolve()) as folder:
         for index, (name, path) in enumerate(paths.items(), 1):
             echo(f"[{index}/{len(paths)}] {name}: building {path.name}")
-            result = build_engine(path, Path(folder) / f"{name}.engine", plugins=plugins, **build_options)
+            options = BuildOptions(plugins=plugins, **build_options)
+            result = BuildStage(path, Path(folder) / f"{name}.engine", options).run()
             batch = _timed_batch(result.manifest)
             timing = time_engine(result.path, batch, plugins=plugins, warmup=warmup, runs=runs)
             variant = (read_sidecar(path) or {}).get("rewrite", {}).get("variant", {})
@@ -167,8 +151,8 @@ def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, 
 def _refuse_size_range(build_options: dict) -> None:
     # The engines are timed by swin-trt's TensorRT runner, which runs one image size per engine.
     if build_options.get("img_size_range") is not None:
-        raise UserError("--compare times every variant at one image size, so it does not take --img-size-range "
-                        "yet: build a graph of any size without --compare, or compare its variants exported at "
+        raise UserError("comparing times every variant at one image size, so it does not take `img_size_range` "
+                        "yet: build a graph of any size without comparing, or compare its variants exported at "
                         "one size")
 
 
@@ -186,9 +170,9 @@ def parse_variant_specs(specs) -> dict:
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
-            raise UserError(f"--variant {spec!r}: write NAME=PATH, e.g. --variant native=out/model.native.onnx")
+            raise UserError(f"`variant_specs` {spec!r}: write NAME=PATH, e.g. native=out/model.native.onnx")
         if name in variants:
-            raise UserError(f"--variant {name!r} is given twice: each variant needs its own name")
+            raise UserError(f"variant {name!r} is given twice in `variant_specs`: each variant needs its own name")
         variants[name] = Path(path)
     return variants
 

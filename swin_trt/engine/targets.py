@@ -76,7 +76,7 @@ def dla_unsupported(tensorrt_version: str) -> str | None:
     if (10, 0) <= version[:2] <= (10, 7) or version[:3] >= (11, 4, 1):
         return None
     return (f"TensorRT {tensorrt_version} has no DLA on Jetson: DLA needs TensorRT 10.0-10.7 (JetPack 6 ships "
-            f"10.3) or 11.4.1+ (JetPack 7.2.2+, SBSA build); drop --dla-core to build for the GPU")
+            f"10.3) or 11.4.1+ (JetPack 7.2.2+, SBSA build); drop `dla_core` to build for the GPU")
 
 
 def target_for(is_tegra: bool, compute_capability: str | None, board_model: str | None = None) -> str:
@@ -123,16 +123,16 @@ def resolve_target(target: str = "auto", *, workspace_gib: float | None = None,
         version_compatible=version_compatible, hardware_compat=hardware_compat).items() if value is not None}
     settings = replace(settings, **overrides)
     if settings.workspace_gib <= 0:
-        raise UserError(f"--workspace {settings.workspace_gib} GiB must be > 0")
+        raise UserError(f"`workspace_gib` {settings.workspace_gib} GiB must be > 0")
     if not 0 <= settings.builder_opt_level <= 5:
-        raise UserError(f"--builder-opt-level {settings.builder_opt_level} is out of range: 0 to 5")
+        raise UserError(f"`builder_opt_level` {settings.builder_opt_level} is out of range: 0 to 5")
     if settings.hardware_compat and settings.jetson:
-        raise UserError(f"--hardware-compat is not supported on Jetson (target {target}): TensorRT offers "
-                        f"hardware compatibility only on Ampere+ discrete GPUs; drop the flag")
+        raise UserError(f"`hardware_compat` is not supported on Jetson (target {target}): TensorRT offers "
+                        f"hardware compatibility only on Ampere+ discrete GPUs; drop `hardware_compat`")
     if dla_core is not None:
         if dla_core < 0:
-            raise UserError(f"--dla-core {dla_core} must be >= 0")
+            raise UserError(f"`dla_core` {dla_core} must be >= 0")
         if not settings.dla:
-            raise UserError(f"--dla-core needs a board with DLA cores (Jetson AGX Orin, target orin); the "
-                            f"target is {target}: drop --dla-core or pass --target orin")
+            raise UserError(f"`dla_core` needs a board with DLA cores (Jetson AGX Orin, target orin); the "
+                            f"target is {target}: drop `dla_core` or pass `target` orin")
     return settings

@@ -319,7 +319,7 @@ def apply_state(model: torch.nn.Module, checkpoint: LoadedCheckpoint) -> ImportR
         raise UserError(f"checkpoint {str(checkpoint.path)!r} ({checkpoint.format} layout) does not match the "
                         f"config (embed_dim {config.embed_dim}, depths {list(config.depths)}, heads "
                         f"{list(config.num_heads)}, window {config.window_size}, {config.num_classes} classes): "
-                        + "; ".join(problems) + ". Pick the --arch this checkpoint was trained as.")
+                        + "; ".join(problems) + ". Pick the `arch` this checkpoint was trained as.")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=True)
     return ImportReport(checkpoint.format, str(checkpoint.path), checkpoint.sha256, len(tensors),
                         checkpoint.recomputed, resized)

@@ -163,14 +163,14 @@ def family_mismatch(checkpoint, spec: ArchSpec) -> UserError:
     shape = (f"embed_dim {found['embed_dim']}, depths {list(found['depths'])}, heads "
              f"{list(found['num_heads'])}")
     if matches:
-        advice = "pass " + " or ".join(f"--arch {name}" for name in matches)
+        advice = "pass " + " or ".join(f"`arch` {name}" for name in matches)
         if len(matches) > 1 and found["window_size"] is None:
             advice += " (its weights do not fix the window: take the one it was trained with)"
     else:
         config_class = "SwinV2Config" if checkpoint.family == "swin_v2" else "SwinConfig"
         advice = f"no named {FAMILY_NAMES[checkpoint.family]} config has that shape; build one with {config_class}"
     return UserError(f"checkpoint {str(checkpoint.path)!r} is a {FAMILY_NAMES[checkpoint.family]} checkpoint "
-                     f"({checkpoint.format} layout, {shape}), but --arch {spec.name} is a "
+                     f"({checkpoint.format} layout, {shape}), but `arch` {spec.name} is a "
                      f"{FAMILY_NAMES[spec.family]} arch: {advice}")
 
 

@@ -6,6 +6,7 @@ written, so a failed command leaves no output behind.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +14,7 @@ from ..graph import load_onnx
 from ..data.model_input import PreprocessOptions, log_note, resolve_input
 from ..errors import UserError
 from ..io import atomic_output, sha256_file
+from ..stage import NOT_IN_KEY, Stage
 from . import cache as cache_io
 from .calibration import collect
 from .defaults import DEFAULT_CALIB_BATCH, DEFAULT_CALIB_IMAGES
@@ -22,35 +24,77 @@ from .sources import CalibrationSource
 DEFAULT_MIN_IMAGES = 16
 
 
-def calibrate_file(model_path: Path, data: Path, output: Path, *, num: int = DEFAULT_CALIB_IMAGES,
-                   batch: int = DEFAULT_CALIB_BATCH, method: str = DEFAULT_METHOD,
-                   percentile: float = DEFAULT_PERCENTILE, min_images: int | None = None,
-                   progress: bool = True, preprocess: PreprocessOptions | None = None,
-                   note: Callable[[str], None] | None = log_note, threads: int | None = None) -> dict:
-    """Write the calibration cache of ``model_path`` measured on ``data``; returns the cache."""
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    if num < 1 or batch < 1:
-        raise UserError("--num and --batch must be >= 1")
-    if not 0 < percentile <= 100:
-        raise UserError(f"--percentile {percentile} is not in (0, 100]")
-    min_images = min(num, DEFAULT_MIN_IMAGES) if min_images is None else min_images
-    model = load_onnx(model_path)
-    preprocessor = resolve_input(model_path, preprocess, proto=model, note=note).preprocessor
-    source = CalibrationSource(data, num)
-    histograms, seen = collect(model, source.crops(preprocessor), preprocessor, batch=batch,
-                               total=source.candidates, progress=progress, threads=threads)
-    if seen < min_images:
-        skipped = f" ({len(source.skipped)} unreadable file(s) skipped)" if source.skipped else ""
-        raise UserError(f"only {seen} usable calibration image(s) in {data}{skipped}, fewer than --min-images "
-                        f"{min_images}: add images (a few hundred, varied, see calibration/README.md) or lower "
-                        f"--min-images")
-    amax = {name: compute_amax(hist, method, percentile) for name, hist in histograms.items()}
-    result = cache_io.make_cache(
-        amax, method=method, percentile=percentile, model_sha256=sha256_file(model_path),
-        data={"kind": source.kind, "images": seen, "fingerprint": source.fingerprint(),
-              "skipped": sorted(source.skipped), "sha256": source.image_sha256()},
-        preprocessing=preprocessor.to_dict())
-    with atomic_output(output) as temporary:
-        temporary.write_text(cache_io.dumps(result))
-    return result
+@dataclass(frozen=True)
+class CalibrateOptions:
+    num: int = DEFAULT_CALIB_IMAGES
+    batch: int = DEFAULT_CALIB_BATCH
+    method: str = DEFAULT_METHOD
+    percentile: float = DEFAULT_PERCENTILE
+    min_images: int | None = None  # default: min(num, 16)
+    preprocess: PreprocessOptions | None = None
+    threads: int | None = None  # ONNX Runtime threads: the order of its sums, so part of the key
+    progress: bool = field(default=True, metadata=NOT_IN_KEY)
+    note: Callable[[str], None] | None = field(default=log_note, metadata=NOT_IN_KEY)
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """The images (or video frames) a calibration reads from ``source``: the key's view of them."""
+
+    source: Path
+    num: int
+
+    def fingerprint(self) -> str:
+        return CalibrationSource(self.source, self.num).fingerprint()
+
+
+class CalibrateStage(Stage[dict]):
+    """``model`` and real images or video -> ``output``, the calibration cache (INT8 ranges of ``model``)."""
+
+    name = "calibrate"
+    environment = ("onnxruntime",)
+
+    def __init__(self, model: str | Path, data: str | Path, output: str | Path,
+                 options: CalibrateOptions | None = None):
+        options = options or CalibrateOptions()
+        super().__init__({"model": Path(model), "data": CalibrationData(Path(data), options.num)}, [Path(output)],
+                         options)
+        self.model, self.data, self.output = Path(model), Path(data), Path(output)
+
+    def work(self) -> dict:
+        options = self.options
+        if options.method not in METHODS:
+            raise UserError(f"unknown method {options.method!r}: choose one of {', '.join(METHODS)}")
+        if options.num < 1 or options.batch < 1:
+            raise UserError("`num` and `batch` must be >= 1")
+        if not 0 < options.percentile <= 100:
+            raise UserError(f"`percentile` {options.percentile} is not in (0, 100]")
+        num = options.num
+        min_images = min(num, DEFAULT_MIN_IMAGES) if options.min_images is None else options.min_images
+        model = load_onnx(self.model)
+        preprocessor = resolve_input(self.model, options.preprocess, proto=model, note=options.note).preprocessor
+        source = CalibrationSource(self.data, num)
+        histograms, seen = collect(model, source.crops(preprocessor), preprocessor, batch=options.batch,
+                                   total=source.candidates, progress=options.progress, threads=options.threads)
+        if seen < min_images:
+            skipped = f" ({len(source.skipped)} unreadable file(s) skipped)" if source.skipped else ""
+            raise UserError(f"only {seen} usable calibration image(s) in {self.data}{skipped}, fewer than "
+                            f"`min_images` {min_images}: add images (a few hundred, varied, see "
+                            f"calibration/README.md) or lower `min_images`")
+        amax = {name: compute_amax(hist, options.method, options.percentile) for name, hist in histograms.items()}
+        result = cache_io.make_cache(
+            amax, method=options.method, percentile=options.percentile, model_sha256=sha256_file(self.model),
+            data={"kind": source.kind, "images": seen, "fingerprint": source.fingerprint(),
+                  "skipped": sorted(source.skipped), "sha256": source.image_sha256()},
+            preprocessing=preprocessor.to_dict())
+        with atomic_output(self.output) as temporary:
+            temporary.write_text(cache_io.dumps(result))
+        return result
+
+    def summary(self, cache: dict) -> str:
+        return f"{len(cache['tensors'])} tensors, {self.options.method}, {cache['data']['images']} images"
+
+
+def calibrate_file(model_path: Path, data: Path, output: Path, **options) -> dict:
+    """:class:`CalibrateStage` as one call (``options``: :class:`CalibrateOptions`' fields)."""
+    return CalibrateStage(model_path, data, output, CalibrateOptions(**options)).run()

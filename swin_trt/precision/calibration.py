@@ -71,7 +71,8 @@ def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: P
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"the model fails in ONNX Runtime on calibration {images} ({detail}): a graph that does "
                             f"not run on real images cannot be calibrated; check it against its source with "
-                            f"`swin-trt validate SOURCE MODEL --data IMAGES` (or calibrate the source)") from None
+                            f"the validate stage (`swin-trt validate`, the source as reference) on the same images (or "
+                            f"calibrate the source)") from None
         outputs = dict(zip([o.name for o in session.get_outputs()], values))
         outputs[input_name] = pixels
         for name in names:
@@ -89,7 +90,7 @@ def collect(model: onnx.ModelProto, crops: Iterable[np.ndarray], preprocessor: P
             pending = []
     if pending and fixed:
         log.warning("the model's batch is fixed at %s: the last %d image(s) do not fill a batch and were not "
-                    "used (export with --dynamic-batch to use every image)", fixed, len(pending))
+                    "used (export with `dynamic_batch` to use every image)", fixed, len(pending))
     elif pending:
         run(preprocessor.normalize(np.stack(pending)))
         seen += len(pending)

@@ -132,8 +132,8 @@ def to_fp16(model: onnx.ModelProto, *, keep_io_types: bool = True, islands: bool
     head = find_detection_head(original)
     float32_part = head.nodes if keep_head else head.selection
     if float32_part and not keep_io_types:
-        raise UserError(f"--io-fp16: this detector's outputs ({', '.join(head.outputs)}) come from its box "
-                        f"selection (NMS), which stays float32: drop --io-fp16")
+        raise UserError(f"`io_fp16`: this detector's outputs ({', '.join(head.outputs)}) come from its box "
+                        f"selection (NMS), which stays float32: drop `io_fp16`")
     tables = _attention_tables(original)
     op_block = list(graphs.QDQ_OPS) + (list(ISLAND_OPS) if islands else [])
     node_block = list(int8_nodes) + (gelu_erf_nodes(original) if islands else [])

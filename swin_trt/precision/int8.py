@@ -170,7 +170,7 @@ def quantize_int8(model: onnx.ModelProto, scales: dict[str, float], options: Int
     options = options or Int8Options()
     if opset_of(model) < MIN_OPSET:
         raise UserError(f"the model has ONNX opset {opset_of(model)}; INT8 with per-channel weights needs opset "
-                        f">= {MIN_OPSET}: re-export with `swin-trt export --opset 17`")
+                        f">= {MIN_OPSET}: re-export with `opset` 17 (the export stage, `swin-trt export`)")
     graph = gs.import_onnx(model)
     points = quant_points(graph)
     head = find_detection_head(graph)

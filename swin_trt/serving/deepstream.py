@@ -42,14 +42,15 @@ def nvinfer_scaling(model: ModelInfo) -> tuple[float, list[float]]:
     folded = model.sidecar.get("folded_normalization")
     if model.input.dtype not in ("float32", "float16"):
         raise UserError(f"{model.path.name} takes {model.input.dtype} input, but nvinfer feeds the network floats: "
-                        f"re-export with `swin-trt export ... --fold-normalization float255` (float 0..255 pixels)")
+                        f"re-export with `fold_normalization` float255 (float 0..255 pixels; the export stage, "
+                        f"`swin-trt export`)")
     if folded:
         return 1.0, [0.0, 0.0, 0.0]
     mean, std = model.preprocessing["mean"], model.preprocessing["std"]
     if max(std) - min(std) > 1e-9 * max(std):
         raise UserError(f"{model.path.name} normalises with a per-channel std {std}, which nvinfer cannot express "
-                        f"(one net-scale-factor for all channels): re-export with `swin-trt export ... "
-                        f"--fold-normalization float255` so that the graph normalises itself, then rewrite/quantize/"
+                        f"(one net-scale-factor for all channels): re-export with `fold_normalization` float255 (the "
+                        f"export stage, `swin-trt export`) so that the graph normalises itself, then rewrite/quantize/"
                         f"build it as before")
     return 1.0 / (255.0 * std[0]), [255.0 * m for m in mean]
 
@@ -89,9 +90,9 @@ def refuse_detector(model: ModelInfo) -> None:
                     f"graph). Gst-nvinfer reads detections only through a bbox parser, and these outputs need a custom "
                     f"one (an NvDsInferParseCustomFunc in a library given by custom-lib-path and "
                     f"parse-bbox-func-name), which swin-trt does not ship: it cannot be built or tested without "
-                    f"DeepStream. Serve the model with `swin-trt package {model.path.name} --triton -o REPO` "
-                    f"(Triton returns variable-length outputs as they are), or write that parser for these three "
-                    f"outputs and an nvinfer config of your own")
+                    f"DeepStream. Serve the model from a Triton model repository instead (`write_triton_bundle`, "
+                    f"`swin-trt package {model.path.name}`; Triton returns variable-length outputs as they are), or "
+                    f"write that parser for these three outputs and an nvinfer config of your own")
 
 
 def write_deepstream_bundle(model: ModelInfo, folder: str | Path, options: DeepStreamOptions) -> Path:
@@ -99,7 +100,7 @@ def write_deepstream_bundle(model: ModelInfo, folder: str | Path, options: DeepS
     refuse_detector(model)
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
-        raise UserError(f"{str(folder)!r} is not empty: pass a new folder with -o")
+        raise UserError(f"{str(folder)!r} is not empty: pass a new folder as `folder`")
     plugins = find_bundle_plugins(model, options.plugins)
     model_file = "model.engine" if model.kind == "engine" else "model.onnx"
     config = nvinfer_config(model, model_file, plugins[1].name if plugins else None, options)

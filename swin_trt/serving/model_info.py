@@ -109,10 +109,10 @@ def describe_model(path: str | Path) -> ModelInfo:
     if "preprocessing" not in info.sidecar:
         where = manifest_path(path) if info.kind == "engine" else sidecar_path(path)
         raise UserError(f"model {str(path)!r} has no {str(where)!r} with its preprocessing: keep the .json that "
-                        f"`swin-trt export`/`build` wrote beside it")
+                        f"`swin-trt export`/`swin-trt build` wrote beside it")
     if info.sidecar.get("features") or (len(info.outputs[0].shape) != 2 and not info.detector):
         raise UserError(f"model {str(path)!r} outputs {info.outputs[0].shape}, neither (batch, classes) nor a "
-                        f"detector's boxes (N, 4): serving needs a classifier (export without --features) or a "
+                        f"detector's boxes (N, 4): serving needs a classifier (export without `features`) or a "
                         f"detector")
     if len(info.input.shape) != 4 or info.input.shape[1] != 3:
         raise UserError(f"model {str(path)!r} takes {info.input.shape}: swin-trt serves (batch, 3, H, W) images")

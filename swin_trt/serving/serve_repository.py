@@ -57,13 +57,13 @@ def write_serve_repository(model: ModelInfo, repository: str | Path, options: Se
     """Write ``repository/<name>/{config.pbtxt, labels.txt, 1/model.py}``; returns the model's folder."""
     if model.detector:
         raise UserError(f"{model.path.name} is a detector: `swin-trt serve` serves classifiers (one logits row per "
-                        f"image); serve a detector from a Triton model repository: `swin-trt package "
-                        f"{model.path.name} --triton -o REPO`, then tritonserver as its README says")
-    for flag, value in (("--max-batch", options.max_batch), ("--instances", options.instances)):
+                        f"image); serve a detector from a Triton model repository (`write_triton_bundle`, "
+                        f"`swin-trt package {model.path.name}`), then tritonserver as its README says")
+    for name, value in (("max_batch", options.max_batch), ("instances", options.instances)):
         if value < 1:
-            raise UserError(f"{flag} {value} must be >= 1")
+            raise UserError(f"`{name}` {value} must be >= 1")
     if options.queue_delay_us < 0:
-        raise UserError(f"--max-queue-delay-us {options.queue_delay_us} must be >= 0")
+        raise UserError(f"`queue_delay_us` {options.queue_delay_us} must be >= 0")
     folder = Path(repository) / options.name
     height, width = model.image_size
     engine = model.kind == "engine"

@@ -168,12 +168,12 @@ class TritonServer:
             if status is not None:
                 self.stop()
                 raise UserError(f"tritonserver exited with status {status} while starting{self._log_hint()}: a "
-                                f"port already in use (--http-port/--grpc-port/--metrics-port) or a model that "
+                                f"port already in use (`http_port`/`grpc_port`/`metrics_port`) or a model that "
                                 f"failed to load are the usual causes")
             if time.monotonic() > deadline:
                 self.stop()
                 raise UserError(f"tritonserver was not ready after {timeout:.0f} s{self._log_hint()}: a slow model "
-                                f"load needs a longer --startup-timeout")
+                                f"load needs a longer `timeout`")
             time.sleep(0.2)
 
     def _log_hint(self) -> str:

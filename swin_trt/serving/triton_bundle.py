@@ -66,7 +66,7 @@ def find_bundle_plugins(model: ModelInfo, explicit: Path | None) -> tuple[Path, 
         return None
     if explicit is not None:
         if not Path(explicit).is_file():
-            raise UserError(f"--plugins {str(explicit)!r} does not exist: pass the libswin_trt_plugins.so the "
+            raise UserError(f"`plugins` {str(explicit)!r} does not exist: pass the libswin_trt_plugins.so the "
                             f"engine was built with")
         library = Path(explicit)
         if library.name == AUTOREG_FILENAME:  # the registering library: the plugins are the ones beside it
@@ -80,10 +80,10 @@ def find_bundle_plugins(model: ModelInfo, explicit: Path | None) -> tuple[Path, 
     record = model.sidecar.get("plugins") if model.kind == "engine" else None
     if not library.is_file():
         raise UserError(f"plugin library {str(library)!r} does not exist: pass the libswin_trt_plugins.so the "
-                        f"engine was built with (--plugins)")
+                        f"engine was built with (`plugins`)")
     if record and record.get("sha256") and sha256_file(library) != record["sha256"]:
         raise UserError(f"plugin library {str(library)!r} is not the one {model.path.name} was built with (its "
-                        f"sha256 differs from the manifest's): pass that build with --plugins, or rebuild the engine")
+                        f"sha256 differs from the manifest's): pass that build as `plugins`, or rebuild the engine")
     return library, find_registering_library(library)
 
 
@@ -133,9 +133,9 @@ def write_triton_bundle(model: ModelInfo, repository: str | Path, options: Bundl
     """Write the repository (engine or ONNX twin); returns its README."""
     repository = Path(repository)
     if (repository / options.name).exists():
-        raise UserError(f"{str(repository / options.name)!r} exists: pass another -o or --name, or remove it")
+        raise UserError(f"{str(repository / options.name)!r} exists: pass another `repository` or `name`, or remove it")
     if options.instances < 1 or options.queue_delay_us < 0:
-        raise UserError("--instances must be >= 1 and --max-queue-delay-us >= 0")
+        raise UserError("`instances` must be >= 1 and `queue_delay_us` >= 0")
     engine = model.kind == "engine"
     plugins = find_bundle_plugins(model, options.plugins) if engine else None
     config = build_config(_spec(model, options, "tensorrt_plan" if engine else "onnxruntime_onnx"))

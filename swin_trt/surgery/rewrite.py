@@ -100,7 +100,7 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTIO
     :class:`~.equivalence.RewriteChangedGraph`.
     """
     if window_ops not in WINDOW_OPS:
-        raise UserError(f"--window-ops {window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
+        raise UserError(f"`window_ops` {window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
     source = model
     report = RewriteReport(ops_before=_op_counts(model),
                            variant={"window_ops": window_ops, "fuse_attention": bool(fuse_attention)})
@@ -133,8 +133,8 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTIO
         graph.nodes.extend(nodes)
     if strict and report.unmatched:
         names = "; ".join(f"{n} ({o}): {reason}" for n, o, reason in report.unmatched)
-        raise UserError(f"--strict: {len(report.unmatched)} window op(s) were not matched: {names}. "
-                        f"Drop --strict to keep them as ordinary ONNX ops.")
+        raise UserError(f"`strict`: {len(report.unmatched)} window op(s) were not matched: {names}. "
+                        f"Drop `strict` to keep them as ordinary ONNX ops.")
     graph.cleanup().toposort()
     rewritten = gs.export_onnx(graph)
     if report.replacements and not any(o.domain == schema.DOMAIN for o in rewritten.opset_import):

@@ -8,6 +8,27 @@ exists for) and attention left to TensorRT (native ops, shape arithmetic folded)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 WINDOW_OPS = ("plugin", "native")  # partition/reverse: plugin nodes, or the native ops with shapes folded
 DEFAULT_WINDOW_OPS = "plugin"
 DEFAULT_FUSE_ATTENTION = False
+
+
+@dataclass(frozen=True)
+class PluginVariant:
+    """One choice of plugin families: how a rewrite replaces the window ops and the attention."""
+
+    window_ops: str = DEFAULT_WINDOW_OPS  # "plugin" | "native"
+    fuse_attention: bool = DEFAULT_FUSE_ATTENTION
+
+    @property
+    def name(self) -> str:
+        return f"windows-{self.window_ops}_attention-{'plugin' if self.fuse_attention else 'native'}"
+
+    def to_dict(self) -> dict:
+        return {"window_ops": self.window_ops, "fuse_attention": self.fuse_attention}
+
+
+# Every variant, in the order `build --compare` builds and times them.
+VARIANTS = tuple(PluginVariant(windows, attention) for windows in WINDOW_OPS for attention in (False, True))

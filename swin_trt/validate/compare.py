@@ -179,10 +179,10 @@ def _detection_outputs(names: list[str], first_image: list[np.ndarray],
         return assigned_outputs(request.outputs, names, first_image)
     roles = find_detection_outputs(names, first_image)
     if roles is None and request.required:
-        raise UserError(f"detection metrics were asked for (score_threshold, annotations or a mAP gate), but "
+        raise UserError(f"detection metrics were asked for (`score_threshold`, `annotations` or a mAP gate), but "
                         f"the reference's outputs are not recognisable as boxes (N, 4), scores (N,) and labels "
                         f"(N,): its outputs per image are {outputs_listing(names, first_image)}; name them with "
-                        f"outputs={{'boxes': NAME, ...}} (--outputs {OUTPUTS_HELP})")
+                        f"`outputs` {OUTPUTS_HELP} (in Python a dict, {{'boxes': NAME, ...}})")
     return roles
 
 
@@ -203,8 +203,8 @@ def _masks_for(masks: MaskSet, outputs: list[_Output]) -> tuple[int, int]:
     """The (H, W) the label masks are read at: the class map's. Models without one cannot use masks."""
     if outputs[0].kind != "class_map":
         shapes = ", ".join(f"{o.name} {list(o.shape)}" for o in outputs)
-        raise UserError(f"--masks needs a segmentation model, whose one output is a class map (batch, classes, H, W);"
-                        f" this one outputs {shapes}: drop --masks, or validate the model with its segmentation head")
+        raise UserError(f"`masks` needs a segmentation model, whose one output is a class map (batch, classes, H, W);"
+                        f" this one outputs {shapes}: drop `masks`, or validate the model with its segmentation head")
     masks.classes = outputs[0].shape[0]
     return tuple(outputs[0].shape[1:])
 

@@ -14,8 +14,11 @@ from pathlib import Path
 
 from ..data.images import suffixes_text
 from ..data.model_input import PreprocessOptions
+from ..data.images import images_fingerprint
 from ..errors import UserError
+from ..io import sha256_file
 from ..model_ref import ModelRef
+from ..stage import AS_INPUT, FINGERPRINT, NOT_IN_KEY, Stage, coerce_paths
 from .coco import CocoAnnotations
 from .compare import DetectionRequest, batches, compare
 from .detection import DEFAULT_SCORE_THRESHOLD
@@ -29,16 +32,16 @@ from .models import OpenModels, open_models
 
 
 @dataclass
-class Options:
-    reference: str
-    candidates: list[str]
-    data: Path | None = None
+class ValidateOptions:
+    reference: str = field(metadata=AS_INPUT)  # a model reference (ONNX, engine, torch:ARCH)
+    candidates: list[str] = field(metadata=AS_INPUT)
+    data: Path | None = field(default=None, metadata=FINGERPRINT(images_fingerprint))
     labels: Path | None = None
     batch: int = 8
     limit: int | None = None
     fp32: Path | None = None  # the FP32 ONNX graph for layer attribution when the reference is PyTorch
     layer_images: int = 8
-    progress: bool = True
+    progress: bool = field(default=True, metadata=NOT_IN_KEY)
     gates: Gates = field(default_factory=Gates)
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
     calib: Path | None = None  # a calibration cache: how many validation images it was made from is reported
@@ -50,11 +53,59 @@ class Options:
     score_threshold: float | None = None
     annotations: Path | None = None
 
+    def __post_init__(self):
+        self.reference, self.candidates = str(self.reference), [str(c) for c in self.candidates]
+        coerce_paths(self, "data", "labels", "fp32", "calib", "masks", "annotations")
+
     @property
     def wants_detections(self) -> bool:
         """Detection metrics were asked for: a model that is no detector is then an error."""
         return bool(self.outputs) or self.score_threshold is not None or self.annotations is not None \
             or self.gates.max_map_drop is not None
+
+
+Options = ValidateOptions  # its name before the stages had one pattern
+
+
+@dataclass(frozen=True)
+class _Model:
+    """A model reference as the key sees it: a file by content, ``torch:ARCH`` by name."""
+
+    ref: str
+
+    def fingerprint(self) -> str:
+        path = ModelRef.parse(self.ref).path
+        return sha256_file(path) if path is not None and path.is_file() else self.ref
+
+
+class ValidateStage(Stage[dict]):
+    """Every candidate against the reference on real images: the report document, and (with ``outdir``)
+    report.json and report.html written there."""
+
+    name = "validate"
+    environment = ("onnxruntime",)
+
+    def __init__(self, options: ValidateOptions, outdir: str | Path | None = None):
+        outputs = [Path(outdir) / "report.json", Path(outdir) / "report.html"] if outdir is not None else []
+        super().__init__({"reference": _Model(options.reference),
+                          "candidates": [_Model(c) for c in options.candidates]}, outputs, options)
+        self.outdir = None if outdir is None else Path(outdir)
+
+    def environment_facts(self) -> tuple[str, ...]:
+        models = [self.options.reference, *self.options.candidates]
+        engines = any(ModelRef.parse(m).kind == "engine" for m in models)
+        return super().environment_facts() + (("tensorrt",) if engines else ())
+
+    def work(self) -> dict:
+        document = run_validation(self.options)
+        if self.outdir is not None:
+            write_report(document, self.outdir)
+        return document
+
+    def summary(self, document: dict) -> str:
+        from .summary import one_line
+
+        return one_line(document)
 
 
 def default_data(reference: str | None = None):
@@ -64,24 +115,24 @@ def default_data(reference: str | None = None):
 
     bundled = bundled_validation_data(reference)
     if not bundled.images.is_dir():
-        raise UserError("no --data given and the package's demo images are missing: pass --data DIR")
+        raise UserError("no `data` given and the package's demo images are missing: pass `data` (a folder of images)")
     return bundled
 
 
 def check_options(options: Options) -> None:
     if len(set(options.candidates)) != len(options.candidates):
-        raise UserError("a --candidate is given twice: name each model once")
+        raise UserError("a model is given twice in `candidates`: name each model once")
     if options.batch < 1:
-        raise UserError("--batch must be >= 1")
+        raise UserError("`batch` must be >= 1")
     if options.fp32 is not None and not Path(options.fp32).is_file():
-        raise UserError(f"--fp32 {str(options.fp32)!r} does not exist: pass the FP32 ONNX graph")
+        raise UserError(f"`fp32` {str(options.fp32)!r} does not exist: pass the FP32 ONNX graph")
     if options.calib is not None and not Path(options.calib).is_file():
-        raise UserError(f"--calib {str(options.calib)!r} does not exist: pass the calibration cache (calib.json)")
+        raise UserError(f"`calib` {str(options.calib)!r} does not exist: pass the calibration cache (calib.json)")
     if options.masks is not None and not Path(options.masks).is_dir():
-        raise UserError(f"--masks {str(options.masks)!r} is not a folder: pass the folder with one PNG mask per "
+        raise UserError(f"`masks` {str(options.masks)!r} is not a folder: pass the folder with one PNG mask per "
                         f"image (<image stem>.png, pixel value = class index, 255 = ignore)")
     if options.gates.max_map_drop is not None and options.annotations is None:
-        raise UserError("--max-map-drop needs ground truth: pass --annotations FILE (COCO instances JSON)")
+        raise UserError("`max_map_drop` needs ground truth: pass `annotations` (a COCO instances JSON file)")
 
 
 def _layer_images(data: Labelled, preprocessor, count: int):
@@ -146,8 +197,8 @@ def run_validation(options: Options) -> dict:
         raise UserError(f"no images ({suffixes_text()}) found in {str(data_source)!r}")
     masks = MaskSet(masks_folder, [item.path for item in items]) if masks_folder is not None else None
     if options.gates.max_miou_drop is not None and masks is None:
-        raise UserError("--max-miou-drop needs label masks: pass --masks DIR (one PNG per image, pixel value = "
-                        "class index)")
+        raise UserError("`max_miou_drop` needs label masks: pass `masks` (a folder with one PNG per image, "
+                        "pixel value = class index)")
     annotations = CocoAnnotations(options.annotations) if options.annotations is not None else None
     if annotations is not None:
         annotations.check_matches([item.path for item in items])
@@ -157,8 +208,8 @@ def run_validation(options: Options) -> dict:
     with open_models(options.reference, options.candidates, options.preprocess, threads=options.threads) as models:
         data = label_items(items, models.class_names)
         if options.gates.max_acc_drop is not None and not (data.labels >= 0).any():
-            raise UserError("--max-acc-drop needs labelled images: an ImageFolder layout (one folder per class) "
-                            "or --labels FILE")
+            raise UserError("`max_acc_drop` needs labelled images: an ImageFolder layout (one folder per class) "
+                            "or `labels` (a file of labels)")
         result = compare(models.reference, models.candidates, data, models.model_input.preprocessor,
                          options.batch, options.progress, masks=masks, class_names=models.class_names,
                          detection=detection)
@@ -186,4 +237,4 @@ def write_report(document: dict, outdir: str | Path) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["Options", "run_validation", "write_report", "default_data"]
+__all__ = ["ValidateOptions", "ValidateStage", "Options", "run_validation", "write_report", "default_data"]

@@ -100,13 +100,13 @@ class MaskSet:
     def __init__(self, folder: str | Path, image_paths: list, classes: int | None = None):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise UserError(f"--masks {str(self.folder)!r} is not a folder: pass the folder with one PNG mask per "
+            raise UserError(f"`masks` {str(self.folder)!r} is not a folder: pass the folder with one PNG mask per "
                             f"image, named like the image (<stem>.png)")
         self.classes = classes
         missing = [Path(p).name for p in image_paths if not self.path_for(p).is_file()]
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            raise UserError(f"--masks {self.folder}: no mask for {len(missing)} of {len(image_paths)} images "
+            raise UserError(f"`masks` {self.folder}: no mask for {len(missing)} of {len(image_paths)} images "
                             f"({', '.join(missing[:3])}{more}); each image needs <stem>{MASK_SUFFIX} there "
                             f"(pixel value = class index, 255 = ignore)")
 

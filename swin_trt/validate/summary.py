@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .plots import short_names
 
 
@@ -168,3 +170,24 @@ def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
     if report_path is not None:
         lines.append(f"report: {report_path}")
     return "\n".join(lines)
+
+
+def one_line(document: dict) -> str:
+    """Each candidate's agreement in one line (compile's stage table)."""
+    parts = []
+    for entry in document.get("candidates", []):
+        name = Path(entry["name"]).name
+        agreement = entry["top1_agreement"]
+        agreement = "-" if agreement is None else f"{agreement:.3f}"
+        if entry.get("detection") is not None:  # a detector: the reference's detections found, and the mAP
+            found = entry["detection"]
+            mean_ap = "" if entry.get("map") is None else f", mAP {entry['map']:.4f} ({entry['map_change']:+.4f})"
+            parts.append(f"{name}: found {found['found']:.3f} of {found['reference']} detections, "
+                         f"{found['extra']} extra{mean_ap}")
+            continue
+        if entry.get("miou_agreement") is not None:  # a class map: agreement per pixel, and the mIoU
+            miou = "" if entry.get("miou") is None else f", mIoU {entry['miou']:.4f} ({entry['miou_change']:+.4f})"
+            parts.append(f"{name}: pixel agr {agreement}, mIoU agr {entry['miou_agreement']:.3f}{miou}")
+            continue
+        parts.append(f"{name}: top1 agr {agreement}, cos {entry['cosine']:.5f}")
+    return "; ".join(parts)

@@ -108,7 +108,7 @@ class Pipeline:
         self.labels = list(labels) if labels is not None else None
         self.options = options or PipelineOptions()
         if self.options.batch < 1 or self.options.every < 1 or self.options.topk < 1:
-            raise UserError("--batch, --every and --topk must be >= 1")
+            raise UserError("`batch`, `every` and `topk` must be >= 1")
         # Still images have no rate to keep up with: realtime only changes timed sources.
         self.realtime = self.options.realtime and (source.live or source.fps is not None)
         self.stats = RunStats()
@@ -279,7 +279,7 @@ class Pipeline:
         """The frame's detections: a detector's outputs belong to the one frame of the call."""
         if len(items) != 1:
             raise UserError(f"a batch of {len(items)} frames: a detector answers for all the images of a call "
-                            f"together (boxes (N, 4)), so infer runs it one frame at a time: drop --batch")
+                            f"together (boxes (N, 4)), so infer runs it one frame at a time: drop `batch`")
         found = frame_detections(self._detections, self._output_names(outputs), outputs, self.preprocessor,
                                  items[0].size, self.options.score_threshold)
         yield {"classes": [label_name(self.labels, int(c)) for c in found.class_ids],
@@ -304,10 +304,10 @@ class Pipeline:
         if scores.ndim not in (2, 4):
             raise UserError(f"the model's first output has shape {list(scores.shape)}, neither (batch, classes) nor "
                             f"a class map (batch, classes, H, W): infer needs a classifier or a segmentation model "
-                            f"(export without --features)")
+                            f"(export without `features`)")
         if self.labels is None:
             self.labels = default_labels(scores.shape[1])
         if len(self.labels) != scores.shape[1]:
             raise UserError(f"{len(self.labels)} labels for a model with {scores.shape[1]} classes: "
-                            f"pass a --labels file with one name per class")
+                            f"pass `labels` with one name per class")
         return self.labels

@@ -39,15 +39,15 @@ def load_classifier(model: str, kind: str = "auto", labels_file: str | Path | No
     """
     ref = ModelRef.parse(model)
     if kind not in ("auto", BACKEND_OF_KIND[ref.kind]):
-        raise UserError(f"--backend {kind} cannot run {model!r}: torch runs torch:<arch>[:<checkpoint>], "
-                        f"ort an .onnx, trt a TensorRT .engine (or use --backend auto)")
+        raise UserError(f"`kind` {kind} cannot run {model!r}: torch runs torch:<arch>[:<checkpoint>], "
+                        f"ort an .onnx, trt a TensorRT .engine (or use `kind` auto)")
     if ref.is_file and not ref.path.is_file():
         raise UserError(f"model {model!r} does not exist: pass an .onnx, a TensorRT .engine or torch:<arch>")
     model_input = resolve_input(ref, preprocess, note=note)
     ranks = model_input.io.output_ranks if model_input.io else ()
     if (ref.sidecar() or {}).get("features") or (len(ranks) > 1 and min(ranks) >= 3):
         raise UserError(f"model {model!r} outputs feature maps: infer needs a classifier or a segmentation model "
-                        f"(export without --features)")
+                        f"(export without `features`)")
     if ref.kind == "torch":
         backend_options = {"img_size": model_input.preprocessor.crop, **backend_options}
     backend = open_backend(model, kind, **backend_options)
@@ -59,7 +59,7 @@ def load_classifier(model: str, kind: str = "auto", labels_file: str | Path | No
     if labels is not None and classes and len(labels) != classes:
         backend.close()
         raise UserError(f"{len(labels)} labels for a model with {classes} classes: "
-                        f"pass a --labels file with one name per class")
+                        f"pass a `labels_file` with one name per class")
     if labels is None and classes:
         labels = default_labels(classes)
     return Classifier(backend, model_input.preprocessor, labels)

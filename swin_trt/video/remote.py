@@ -29,5 +29,5 @@ def connect_classifier(url: str, model_name: str | None = None, labels_file: str
     if labels is not None and classes and len(labels) != classes:
         backend.close()
         raise UserError(f"{len(labels)} labels for a model with {classes} classes: "
-                        f"pass a --labels file with one name per class")
+                        f"pass a `labels_file` with one name per class")
     return Classifier(backend, preprocessor, labels)
