@@ -17,7 +17,7 @@ from . import export_any_size as any_size
 from .errors import UserError
 from .io import atomic_output, sha256_file, sidecar_path, write_json
 from .stage import Stage, coerce_paths
-from .models import create_model
+from .models import create_model, get_arch
 from .models.detection import check_image, head_summary
 
 INPUT_NAME = "input"
@@ -147,6 +147,7 @@ def _export(output: Path, options: ExportOptions) -> ExportResult:
     opset, exporter, features, num_classes = options.opset, options.exporter, options.features, options.num_classes
     check, seed, fold_normalization = options.check, options.seed, options.fold_normalization
     opset = _check_options(exporter, opset, batch, dynamic_batch, fold_normalization, dynamic_size)
+    _check_exportable(arch)
     model, spec, report = seeded_model(arch, seed, checkpoint=checkpoint, img_size=img_size,
                                        convention=convention, features=features, num_classes=num_classes)
     config = model.config
@@ -202,6 +203,15 @@ def _check_options(exporter: str, opset: int | None, batch: int, dynamic_batch: 
         raise UserError("`fold_normalization` and `dynamic_size` cannot be combined yet: export the backbone with "
                         "`dynamic_size` and normalise in the client, or fold the normalisation at a fixed size")
     return opset
+
+
+def _check_exportable(arch: str) -> None:
+    """Refuse what the export stage cannot export yet, before building anything: a Video Swin (3D) arch."""
+    spec = get_arch(arch)
+    if spec.is_video:
+        raise UserError(f"{spec.name} is a Video Swin (3D) arch: the export stage does not export video models "
+                        f"yet (it traces (B, 3, H, W) images); build it in PyTorch with "
+                        f"swin_trt.models.create_model({spec.name!r})")
 
 
 def _check_options_fit_model(spec, config, detections: bool, batch: int, dynamic_batch: int | None,

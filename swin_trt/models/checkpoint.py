@@ -15,6 +15,23 @@ format         keys                                                   convention
                ``Swinv2ForImageClassification`` / ``Swinv2Model``)
 ============== ====================================================== ======================
 
+Video Swin (3D, :mod:`swin_trt.models.video_swin`) checkpoints are told by their ``Conv3d`` patch embedding
+(a 5-D ``patch_embed.proj.weight``); their reference layout is the 2D one's (timm's names):
+
+================ ============================================================================================
+format           keys
+================ ============================================================================================
+``torchvision``  ``swin3d_t/s/b``: ``patch_embed.*``, ``features.{2i}.{j}`` the blocks of stage i,
+                 ``features.{2i+1}`` the patch merging after it, ``mlp.0``/``mlp.3``, ``norm``, ``head``
+``mmaction2``    the official Video-Swin-Transformer / mmaction2 recognizer: ``backbone.`` + the Microsoft
+                 layout (``layers.{i}.downsample`` at the *end* of stage i), ``cls_head.fc_cls``; often
+                 wrapped in ``{"state_dict": ...}``
+``swin_trt``     the reference model's own ``state_dict()``
+================ ============================================================================================
+
+Both stored layouts keep ``relative_position_index`` buffers (recomputed). A Video Swin bias table of
+another window is refused, not interpolated: its row count does not say how the window splits into T, H, W.
+
 V2 biases: the reference model has ``q_bias`` and ``v_bias`` (timm, Microsoft). torchvision stores one
 ``qkv.bias`` whose k third its forward zeroes, so only the q and v thirds are taken; Hugging Face's key
 projection has no bias.
@@ -40,13 +57,24 @@ from ..io import sha256_file
 # Buffers that some layouts store and the reference model recomputes from the config.
 RECOMPUTED_BUFFERS = ("relative_position_index", "attn_mask", "relative_coords_table")
 _WRAPPERS = ("model", "state_dict", "model_ema", "module")
-FAMILY_NAMES = {"swin_v1": "Swin V1", "swin_v2": "Swin V2"}
+FAMILY_NAMES = {"swin_v1": "Swin V1", "swin_v2": "Swin V2", "video_swin": "Video Swin"}
 # Key fragments only a V2 checkpoint has, in every layout (timm, Microsoft, torchvision, Hugging Face).
 _V2_MARKERS = ("logit_scale", "cpb_mlp.", "continuous_position_bias_mlp.")
 
 
+def is_video(tensors) -> bool:
+    """A Video Swin state dict: its patch embedding (``[backbone.]patch_embed.proj.weight``) is a 5-D Conv3d
+    kernel. ``tensors`` must be a dict (keys alone do not tell)."""
+    return isinstance(tensors, dict) and any(
+        key.endswith("patch_embed.proj.weight") and getattr(value, "dim", lambda: 0)() == 5
+        for key, value in tensors.items())
+
+
 def detect_family(keys) -> str:
-    """``"swin_v2"`` when the keys carry V2's cosine-attention scale or CPB MLP, else ``"swin_v1"``."""
+    """``"video_swin"`` for a 3D patch embedding (``keys`` a state dict), ``"swin_v2"`` when the keys carry
+    V2's cosine-attention scale or CPB MLP, else ``"swin_v1"``."""
+    if is_video(keys):
+        return "video_swin"
     return "swin_v2" if any(marker in key for key in keys for marker in _V2_MARKERS) else "swin_v1"
 
 
@@ -117,7 +145,24 @@ def _read_tensors(path: Path) -> dict:
     return data
 
 
+def detect_video_format(keys) -> str:
+    """The layout of a Video Swin state dict (module docstring)."""
+    keys = list(keys)
+    if any(k.startswith(("backbone.", "cls_head.")) for k in keys) or "layers.0.downsample.reduction.weight" in keys:
+        return "mmaction2"
+    if any(k.startswith("features.") for k in keys):
+        return "torchvision"
+    if any(k.startswith("layers.") for k in keys):
+        return "swin_trt"
+    shown = ", ".join(keys[:5])
+    raise UserError(f"the checkpoint's keys ({shown}, ...) are a 3D patch embedding but not a Video Swin layout "
+                    f"swin-trt knows (torchvision's swin3d_*, the official Video-Swin-Transformer / mmaction2)")
+
+
 def detect_format(keys) -> str:
+    """The layout of a state dict (module docstring); a Video Swin one is told only from a dict."""
+    if is_video(keys):
+        return detect_video_format(keys)
     keys = list(keys)
     if any(k.startswith("features.0.0.") for k in keys):
         return "torchvision"
@@ -155,6 +200,35 @@ def _from_torchvision(key: str) -> str:
     if key.startswith("head."):
         return key.replace("head.", "head.fc.")
     return key
+
+
+def _from_torchvision_video(key: str) -> str:
+    """torchvision's swin3d_*: ``features.{2i}`` the blocks of stage i, ``features.{2i+1}`` the patch merging
+    that starts stage i+1; the patch embedding is not in ``features``."""
+    match = re.match(r"^features\.(\d+)\.(.*)$", key)
+    if match:
+        index, rest = int(match.group(1)), match.group(2)
+        if index % 2 == 1:
+            return f"layers.{(index + 1) // 2}.downsample.{rest}"
+        block = re.match(r"^(\d+)\.(.*)$", rest)
+        if block:
+            rest = re.sub(r"^mlp\.0\.", "mlp.fc1.", block.group(2))
+            rest = re.sub(r"^mlp\.3\.", "mlp.fc2.", rest)
+            return f"layers.{index // 2}.blocks.{block.group(1)}.{rest}"
+    if key.startswith("head."):
+        return key.replace("head.", "head.fc.")
+    return key
+
+
+def _from_mmaction2(key: str) -> str:
+    """The official Video-Swin-Transformer / mmaction2 recognizer: ``backbone.`` + Microsoft's layout (the
+    downsample at the end of a stage), ``cls_head.fc_cls`` the classifier."""
+    key = re.sub(r"^backbone\.", "", key)
+    key = re.sub(r"^cls_head\.fc_cls\.", "head.fc.", key)
+    return re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) + 1}.downsample", key)
+
+
+_VIDEO_RENAMES = {"torchvision": _from_torchvision_video, "mmaction2": _from_mmaction2, "swin_trt": lambda k: k}
 
 
 # transformers 4.x names (the layout of checkpoints on the Hub) and 5.x names, in replacement order.
@@ -222,7 +296,12 @@ def _split_torchvision_qkv_bias(tensors: dict) -> dict:
 
 def to_reference_layout(tensors: dict, fmt: str) -> tuple[dict, list[str]]:
     family = detect_family(tensors)
-    if fmt == "hf":
+    if family == "video_swin":
+        if fmt not in _VIDEO_RENAMES:
+            raise UserError(f"a Video Swin checkpoint cannot be in the {fmt} layout: use "
+                            f"{', '.join(_VIDEO_RENAMES)}")
+        converted = {_VIDEO_RENAMES[fmt](key): value for key, value in tensors.items()}
+    elif fmt == "hf":
         converted = _from_hf(tensors, family)
     else:
         rename = {"timm": lambda k: k, "microsoft": _from_microsoft, "torchvision": _from_torchvision}[fmt]
@@ -238,8 +317,10 @@ def describe_architecture(tensors: dict) -> dict:
     """What a reference-layout state dict fixes of its network.
 
     ``embed_dim``, ``depths``, ``num_heads``, ``num_classes`` and (V1 only: its bias table has one row per
-    relative offset) ``window_size``; a V2 checkpoint's continuous position bias fits any window (``None``).
+    relative offset) ``window_size``; a V2 checkpoint's continuous position bias fits any window (``None``),
+    and a Video Swin table's row count does not fix the window's T, H and W (``None``).
     """
+    video = is_video(tensors)
     depths: dict[int, int] = {}
     for key in tensors:
         match = re.match(r"^layers\.(\d+)\.blocks\.(\d+)\.", key)
@@ -254,7 +335,7 @@ def describe_architecture(tensors: dict) -> dict:
         elif attn + "relative_position_bias_table" in tensors:
             table = tensors[attn + "relative_position_bias_table"]
             heads.append(table.shape[1])
-            if window is None:  # (2w - 1)^2 rows
+            if window is None and not video:  # (2w - 1)^2 rows
                 window = round((table.shape[0] ** 0.5 + 1) / 2)
     embed, head = tensors.get("patch_embed.proj.weight"), tensors.get("head.fc.weight")
     return {"embed_dim": None if embed is None else embed.shape[0],
@@ -296,9 +377,10 @@ def apply_state(model: torch.nn.Module, checkpoint: LoadedCheckpoint) -> ImportR
     """Load ``checkpoint`` into ``model``; any key or shape that does not match is an error naming it."""
     expected = model.state_dict()
     tensors = dict(checkpoint.tensors)
+    video = getattr(model.config, "family", None) == "video_swin"
     resized = []
     for key, value in list(tensors.items()):
-        if key.endswith("relative_position_bias_table") and key in expected \
+        if key.endswith("relative_position_bias_table") and key in expected and not video \
                 and value.shape != expected[key].shape and value.shape[1] == expected[key].shape[1]:
             window = model.get_submodule(key.rsplit(".", 1)[0]).window_size
             tensors[key] = _resize_bias_table(value, window)
@@ -314,6 +396,14 @@ def apply_state(model: torch.nn.Module, checkpoint: LoadedCheckpoint) -> ImportR
         problems.append(f"unexpected {len(unexpected)}: {_describe(unexpected)}")
     if mismatched:
         problems.append(f"wrong shape {len(mismatched)}: {_describe(mismatched, 4)}")
+    tables = [k for k in expected if k in tensors and k.endswith("relative_position_bias_table")
+              and tensors[k].shape != expected[k].shape]
+    if video and tables:
+        rows, window = tensors[tables[0]].shape[0], model.config.window_size
+        problems.append(f"its relative position bias tables have {rows} rows where window "
+                        f"{'x'.join(map(str, window))} needs {expected[tables[0]].shape[0]}: it was trained with "
+                        f"another window, and a Video Swin table is not interpolated (its rows do not say how that "
+                        f"window splits into T, H and W); set window_size to the one it was trained with")
     if problems:
         config = model.config
         raise UserError(f"checkpoint {str(checkpoint.path)!r} ({checkpoint.format} layout) does not match the "

@@ -1,4 +1,5 @@
-"""The Swin V2 peers — timm, torchvision, Hugging Face transformers — built from a :class:`SwinV2Config`.
+"""The Swin V2 peers — timm, torchvision, Hugging Face transformers — built from a :class:`SwinV2Config`,
+and torchvision's Video Swin built from a :class:`VideoSwinConfig`.
 
 The yardstick of the parity tests and of ``benchmarks/bench_conventions.py``: each peer is built by its own
 code, given random weights, and its ``state_dict()`` is what a checkpoint from it holds. The peers are
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from .swin_v2 import MAX_LOGIT_SCALE, SwinV2Config
+from .video_swin import VideoSwinConfig
 
 PEERS = ("timm", "torchvision", "hf")
 
@@ -49,6 +51,18 @@ def build_peer(name: str, config: SwinV2Config) -> nn.Module:
         model = transformers.Swinv2ForImageClassification(hf_config)
     else:
         raise ValueError(f"unknown peer {name!r}: choose one of {', '.join(PEERS)}")
+    return model.eval()
+
+
+def build_video_peer(config: VideoSwinConfig) -> nn.Module:
+    """torchvision's own Video Swin (``SwinTransformer3d``, what ``swin3d_t/s/b`` build) for ``config``, in eval
+    mode. It takes any clip size, so ``config.clip_size`` does not enter."""
+    from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+    model = SwinTransformer3d(patch_size=list(config.patch_size), embed_dim=config.embed_dim,
+                              depths=list(config.depths), num_heads=list(config.num_heads),
+                              window_size=list(config.window_size), mlp_ratio=config.mlp_ratio,
+                              stochastic_depth_prob=0.0, num_classes=config.num_classes)
     return model.eval()
 
 

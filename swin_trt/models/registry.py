@@ -1,5 +1,6 @@
 """Named Swin V1 and V2 configs, as timm names them, plus short aliases (torchvision's among them),
-test-sized configs and the bundled demo. Each records its family (``spec.family``: ``swin_v1``/``swin_v2``).
+test-sized configs and the bundled demo, and the Video Swin (3D) configs as torchvision names them. Each
+records its family (``spec.family``: ``swin_v1``/``swin_v2``/``video_swin``).
 
 ``create_model(name, checkpoint=None, **overrides)`` is the one way the rest of the package builds a model.
 """
@@ -15,14 +16,17 @@ from ..errors import UserError
 from .segmentation import SwinSegmenter
 from .swin import SwinConfig, SwinTransformer
 from .swin_v2 import SwinTransformerV2, SwinV2Config
+from .video_swin import VideoSwinConfig, VideoSwinTransformer
 
 # The model class that builds each family's config.
-MODEL_CLASSES = {SwinTransformer.family: SwinTransformer, SwinTransformerV2.family: SwinTransformerV2}
+MODEL_CLASSES = {SwinTransformer.family: SwinTransformer, SwinTransformerV2.family: SwinTransformerV2,
+                 VideoSwinTransformer.family: VideoSwinTransformer}
+VIDEO_FAMILY = VideoSwinConfig.family
 
 @dataclass(frozen=True)
 class ArchSpec:
     name: str
-    config: SwinConfig
+    config: SwinConfig | VideoSwinConfig
     description: str
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     weights: str | None = None  # file name under swin_trt/assets: weights that ship with the package
@@ -31,6 +35,11 @@ class ArchSpec:
     @property
     def family(self) -> str:
         return self.config.family
+
+    @property
+    def is_video(self) -> bool:
+        """A Video Swin arch: its input is a clip ``(B, 3, T, H, W)`` (``config.clip_size``), not an image."""
+        return self.family == VIDEO_FAMILY
 
     @property
     def task(self) -> str:
@@ -119,6 +128,31 @@ register(ArchSpec("swinv2_pico_test", _swinv2(16, (2, 2, 2, 2), (1, 1, 2, 2), 4,
                   "smallest test Swin V2 (embed 16, window 4, 64 px), random weights"))
 
 
+# Video Swin (torchvision's swin3d_t/s/b, ported from the official Video-Swin-Transformer Kinetics-400 models):
+# patch 2x4x4, window 8x7x7, evaluated on 32-frame clips of 224x224. Each frame is preprocessed as
+# torchvision's Swin3D_*_Weights.KINETICS400_V1.transforms do: shorter side resized to 256 (bilinear), centre
+# crop 224, ImageNet mean/std. The clip length is the config's clip_size; the temporal sampling
+# (frame_rate 15, 12 clips per video) and torchvision's non-antialiased resize have no place in Preprocessing.
+_KINETICS = Preprocessing(crop_pct=224 / 256, interpolation="bilinear")
+_K400 = "Kinetics-400 acc@1 {acc} (torchvision, 32-frame clips at 224, 12 clips per video at 15 fps)"
+
+
+def _video(embed_dim, depths, heads, window=(8, 7, 7), clip=(32, 224, 224), classes=400):
+    return VideoSwinConfig(clip_size=clip, embed_dim=embed_dim, depths=depths, num_heads=heads,
+                           window_size=window, num_classes=classes)
+
+
+register(ArchSpec("swin3d_t", _video(96, _T, (3, 6, 12, 24)), "Video Swin-T, 28M, " + _K400.format(acc=77.715),
+                  _KINETICS))
+register(ArchSpec("swin3d_s", _video(96, _S, (3, 6, 12, 24)), "Video Swin-S, 50M, " + _K400.format(acc=79.521),
+                  _KINETICS))
+register(ArchSpec("swin3d_b", _video(128, _S, _B_HEADS), "Video Swin-B, 88M, " + _K400.format(acc=79.427),
+                  _KINETICS))
+# Test-sized Video Swin: two stages, shifted 3D windows, patch merging, in ~37k params.
+register(ArchSpec("swin3d_pico_test", _video(16, (2, 2), (1, 2), window=(2, 4, 4), clip=(4, 32, 32), classes=5),
+                  "smallest test Video Swin (embed 16, window 2x4x4, 4x32x32 clips), random weights", _KINETICS))
+
+
 def _register_demo() -> None:
     """The demo models trained here (scripts/train_demo.py, train_dense_demo.py, train_detection_demo.py);
     each config travels with its weights."""
@@ -167,7 +201,8 @@ def family_mismatch(checkpoint, spec: ArchSpec) -> UserError:
         if len(matches) > 1 and found["window_size"] is None:
             advice += " (its weights do not fix the window: take the one it was trained with)"
     else:
-        config_class = "SwinV2Config" if checkpoint.family == "swin_v2" else "SwinConfig"
+        config_class = {"swin_v2": "SwinV2Config", VIDEO_FAMILY: "VideoSwinConfig"}.get(checkpoint.family,
+                                                                                        "SwinConfig")
         advice = f"no named {FAMILY_NAMES[checkpoint.family]} config has that shape; build one with {config_class}"
     return UserError(f"checkpoint {str(checkpoint.path)!r} is a {FAMILY_NAMES[checkpoint.family]} checkpoint "
                      f"({checkpoint.format} layout, {shape}), but `arch` {spec.name} is a "
@@ -185,7 +220,11 @@ def create_model(name: str, checkpoint: str | Path | None = None, *, img_size=No
     spec = get_arch(name)
     changes = dict(config_overrides or {})
     if img_size is not None:
-        changes["img_size"] = img_size
+        if spec.is_video:  # the frame size; the clip keeps its length (config_overrides' clip_size sets all three)
+            height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
+            changes["clip_size"] = (spec.config.clip_size[0], height, width)
+        else:
+            changes["img_size"] = img_size
     if num_classes is not None:
         changes["num_classes"] = num_classes
     source = checkpoint if checkpoint is not None else bundled_weights(spec)
@@ -199,9 +238,12 @@ def create_model(name: str, checkpoint: str | Path | None = None, *, img_size=No
             changes["num_classes"] = head.shape[0]  # a fine-tuned head decides the class count
             if head.shape[0] != len(spec.config.class_names):
                 changes["class_names"] = ()
-        if convention is None and checkpoint is not None:
+        if convention is None and checkpoint is not None and not spec.is_video:
             convention = origin_convention(state.format)
     if convention is not None:
+        if spec.is_video:
+            raise UserError(f"arch {spec.name} is a Video Swin arch: it has one convention (the official code's, "
+                            f"which torchvision's swin3d_* reproduce), so `convention` does not apply")
         changes["convention"] = convention
     config = spec.config.with_(**changes)
     try:
