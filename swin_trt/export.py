@@ -90,7 +90,12 @@ class ExportOptions:
     compares it with PyTorch on the same random input. ``fold_normalization`` (``uint8`` or ``float255``) puts
     the normalisation into the graph, which then takes 0..255 RGB pixels (:mod:`swin_trt.data.input_format`).
     ``dynamic_size`` leaves height and width dynamic (:mod:`.export_any_size`); the check then also runs at a
-    second, larger size against the model built for it."""
+    second, larger size against the model built for it.
+
+    A Video Swin arch (``ArchSpec.is_video``) exports clips ``(B, 3, T, H, W)``: ``img_size`` sets the frame
+    size H x W, ``clip_len`` the frames T (default: the arch's ``clip_size``); the sidecar records ``layout``
+    ``NCTHW`` and ``clip_size``, and its ``preprocessing`` is that of each frame. ``dynamic_size`` is not
+    supported for clips yet."""
 
     arch: str
     checkpoint: Path | None = None  # by content
@@ -106,6 +111,7 @@ class ExportOptions:
     seed: int = 0
     fold_normalization: str | None = None
     dynamic_size: bool = False
+    clip_len: int | None = None
 
     def __post_init__(self):
         coerce_paths(self, "checkpoint")
@@ -133,10 +139,10 @@ def export_model(arch: str, output: str | Path, *, checkpoint: str | Path | None
                  batch: int = 1, dynamic_batch: int | None = None, opset: int | None = None, features: bool = False,
                  convention: str | None = None, exporter: str = "torchscript", num_classes: int | None = None,
                  check: bool = True, seed: int = 0, fold_normalization: str | None = None,
-                 dynamic_size: bool = False) -> ExportResult:
+                 dynamic_size: bool = False, clip_len: int | None = None) -> ExportResult:
     """:class:`ExportStage` as one call (the keywords are :class:`ExportOptions`' fields)."""
     options = ExportOptions(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, convention, exporter,
-                            num_classes, check, seed, fold_normalization, dynamic_size)
+                            num_classes, check, seed, fold_normalization, dynamic_size, clip_len)
     return ExportStage(output, options).run()
 
 
@@ -147,9 +153,10 @@ def _export(output: Path, options: ExportOptions) -> ExportResult:
     opset, exporter, features, num_classes = options.opset, options.exporter, options.features, options.num_classes
     check, seed, fold_normalization = options.check, options.seed, options.fold_normalization
     opset = _check_options(exporter, opset, batch, dynamic_batch, fold_normalization, dynamic_size)
-    _check_exportable(arch)
+    img_size, overrides = _check_exportable(arch, img_size, options.clip_len, dynamic_size)
     model, spec, report = seeded_model(arch, seed, checkpoint=checkpoint, img_size=img_size,
-                                       convention=convention, features=features, num_classes=num_classes)
+                                       convention=convention, features=features, num_classes=num_classes,
+                                       config_overrides=overrides)
     config = model.config
     detections = spec.task == "detection" and not features  # boxes, scores, labels: as many rows as it finds
     _check_options_fit_model(spec, config, detections, batch, dynamic_batch, dynamic_size, fold_normalization)
@@ -205,13 +212,25 @@ def _check_options(exporter: str, opset: int | None, batch: int, dynamic_batch: 
     return opset
 
 
-def _check_exportable(arch: str) -> None:
-    """Refuse what the export stage cannot export yet, before building anything: a Video Swin (3D) arch."""
+def _check_exportable(arch: str, img_size, clip_len: int | None, dynamic_size: bool):
+    """The options that depend on whether ``arch`` takes clips, checked before anything is built. Returns
+    ``(img_size, config_overrides)`` for :func:`create_model`: a Video Swin arch gets its whole ``clip_size``
+    (frames from ``clip_len``, frame size from ``img_size``), an image arch its ``img_size``."""
     spec = get_arch(arch)
-    if spec.is_video:
-        raise UserError(f"{spec.name} is a Video Swin (3D) arch: the export stage does not export video models "
-                        f"yet (it traces (B, 3, H, W) images); build it in PyTorch with "
-                        f"swin_trt.models.create_model({spec.name!r})")
+    if not spec.is_video:
+        if clip_len is not None:
+            raise UserError(f"`clip_len` is the frames of a Video Swin clip, but {spec.name} takes images: leave it "
+                            f"out, or export a video arch (swin3d_t, swin3d_s, swin3d_b)")
+        return img_size, None
+    if dynamic_size:
+        raise UserError(f"`dynamic_size` is not supported for video models yet ({spec.name} takes (B, 3, T, H, W) "
+                        f"clips): export one graph per clip size with `img_size` and `clip_len`")
+    if clip_len is not None and clip_len < 1:
+        raise UserError(f"`clip_len` must be >= 1 (got {clip_len})")
+    frames, height, width = spec.config.clip_size
+    if img_size is not None:
+        height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
+    return None, {"clip_size": (clip_len or frames, height, width)}
 
 
 def _check_options_fit_model(spec, config, detections: bool, batch: int, dynamic_batch: int | None,
@@ -231,13 +250,20 @@ def _example_input(model, spec, config, detections: bool, batch: int, dynamic_ba
     """The input the model is traced and checked on (drawn from ``seed``), and the model to export: wrapped to
     normalise 0..255 pixels itself when ``fold_normalization`` asks. Returns ``(model, example, batch)``."""
     example_batch = min(2, dynamic_batch) if dynamic_batch else batch
-    example = torch.randn(example_batch, config.in_chans, *config.img_size, generator=torch.Generator().manual_seed(seed))
+    size = _clip_size(spec, config) or config.img_size  # a clip: (T, H, W)
+    example = torch.randn(example_batch, config.in_chans, *size, generator=torch.Generator().manual_seed(seed))
     if detections:
         example = check_image(config.img_size)
     if fold_normalization:
-        model = FoldedNormalization(model, spec.preprocessing.mean, spec.preprocessing.std)
+        model = FoldedNormalization(model, spec.preprocessing.mean, spec.preprocessing.std,
+                                    spatial_dims=len(size))
         example = example_pixels(fold_normalization, example.shape, torch.Generator().manual_seed(seed))
     return model, example, example_batch
+
+
+def _clip_size(spec, config) -> tuple[int, int, int] | None:
+    """A Video Swin's clip ``(T, H, W)``; None for an image model."""
+    return tuple(config.clip_size) if spec.is_video else None
 
 
 def _pytorch_outputs(model, example: torch.Tensor) -> tuple:
@@ -301,6 +327,10 @@ def _name_output_dims(onnx_model: onnx.ModelProto, config, *, detections: bool, 
     if features:  # with dynamic sizes the exporter leaves the stages' channels unnamed-dynamic too
         for stage, value in enumerate(onnx_model.graph.output):
             value.type.tensor_type.shape.dim[1].dim_value = config.embed_dim * 2 ** stage
+    if features and hasattr(config, "clip_size"):  # a clip's stage maps (B, C, T, H, W): fixed, but left unnamed
+        for value, size in zip(onnx_model.graph.output, config.stage_sizes()):
+            for dim, extent in zip(value.type.tensor_type.shape.dim[2:], size):
+                dim.dim_value = extent
     if class_map:  # the exporters leave a Resize's output dims unnamed, even at a fixed size
         dims = onnx_model.graph.output[0].type.tensor_type.shape.dim
         dims[1].dim_value = config.num_classes
@@ -336,6 +366,10 @@ def _provenance(result: ExportResult, spec, config, report, *, checkpoint, featu
                     {"source": "bundled", "file": spec.weights, "sha256": report.sha256} if report else
                     {"source": "random", "seed": seed}),
         "img_size": list(config.img_size),
+        # The input's layout: images (B, 3, H, W), or a Video Swin's clips (B, 3, T, H, W) of clip_size (T, H, W),
+        # whose `preprocessing` is that of each frame.
+        "layout": "NCTHW" if spec.is_video else "NCHW",
+        "clip_size": list(config.clip_size) if spec.is_video else None,
         "batch": None if dynamic_batch else batch,
         "dynamic_batch_max": dynamic_batch,
         "dynamic_size": {"min_img_size": list(any_size.min_size(config))} if dynamic_size else None,
@@ -354,6 +388,8 @@ def _provenance(result: ExportResult, spec, config, report, *, checkpoint, featu
         **({"detector": head_summary()} if detections else {}),
         "versions": _package_versions(),
     }
+    if spec.is_video:  # each frame is preprocessed as an image, then the frames stacked along T
+        sidecar["preprocessing"]["layout"] = "NCTHW"
     if fold_normalization:
         sidecar["folded_normalization"] = {"input": fold_normalization, "mean": list(spec.preprocessing.mean),
                                            "std": list(spec.preprocessing.std)}

@@ -144,7 +144,8 @@ class Stage(Generic[R]):
         raise NotImplementedError
 
     def run(self) -> R:
-        """Do the work: every output is written atomically, or none is (a failure leaves nothing behind)."""
+        """Do the work. Every check that can fail on user input runs before anything is written, and each output
+        is written atomically, so a failed run leaves no partial file behind."""
         return self.work()
 
     def summary(self, result: R) -> str:

@@ -22,7 +22,7 @@ def warn_if_random_weights(arch: str, checkpoint) -> None:
 @click.command()
 @click.option("--arch", required=True, help="Named config (see `swin-trt archs`), e.g. swin_tiny, swin_demo or swinv2_tiny_window8_256.")
 @export_flags()
-@click.option("--img-size", help="Input size, N or HxW (default: the arch's).")
+@click.option("--img-size", help="Input size, N or HxW (default: the arch's; a video arch's frame size).")
 @click.option("--opset", type=int, help="ONNX opset (default 17; 18 with --exporter dynamo).")
 @click.option("--features", is_flag=True, help="Output the four stage feature maps (NCHW) instead of logits.")
 @click.option("--dynamic-size", is_flag=True,
@@ -36,11 +36,12 @@ def warn_if_random_weights(arch: str, checkpoint) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The ONNX file to write; its sidecar goes to OUTPUT.json.")
 def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, dynamic_size, convention, exporter,
-           num_classes, fold_normalization, no_check, output):
+           clip_len, num_classes, fold_normalization, no_check, output):
     """Export a Swin Transformer to ONNX and check it against PyTorch.
 
     Writes OUTPUT and OUTPUT.json (arch, config, checkpoint hash, image size, preprocessing, opset,
-    package versions), which later stages read.
+    package versions), which later stages read. A Video Swin arch (swin3d_*) exports clips (B, 3, T, H, W):
+    --clip-len frames of --img-size; the other stages do not take clip graphs yet.
 
     \b
     Examples:
@@ -49,6 +50,7 @@ def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, dy
           --img-size 256x320 --dynamic-batch 32 -o out/swin_t.onnx
       swin-trt export --arch swin_demo --fold-normalization float255 -o out/demo_pixels.onnx
       swin-trt export --arch swin_tiny --features --dynamic-size --img-size 512x640 -o out/backbone.onnx
+      swin-trt export --arch swin3d_t --clip-len 16 --img-size 224 --dynamic-batch 8 -o out/swin3d_t.onnx
     """
     warn_if_random_weights(arch, checkpoint)
     if output.suffix != ".onnx":
@@ -56,6 +58,6 @@ def export(arch, checkpoint, img_size, batch, dynamic_batch, opset, features, dy
     options = ExportOptions(arch, checkpoint=checkpoint, img_size=parse_img_size(img_size), batch=batch,
                             dynamic_batch=dynamic_batch, opset=opset, features=features, convention=convention,
                             exporter=exporter, num_classes=num_classes, check=not no_check,
-                            fold_normalization=fold_normalization, dynamic_size=dynamic_size)
+                            fold_normalization=fold_normalization, dynamic_size=dynamic_size, clip_len=clip_len)
     result = ExportStage(output, options).run()
     click.echo(result.describe())

@@ -297,4 +297,10 @@ def export_flags(recipe: bool = False):
         Flag("--exporter", type=click.Choice(EXPORTERS), default="torchscript",
              help="torch.onnx.export with dynamo=False (torchscript) or dynamo=True."),
     )
-    return flags(*specs, recipe=recipe)
+    # Clips are export's alone for now: compile's later stages (calibrate, validate) read images.
+    clips = () if recipe else (
+        Flag("--clip-len", type=click.IntRange(min=1), metavar="T",
+             help="Frames per clip of a Video Swin arch (swin3d_*), whose graph takes (B, 3, T, H, W) clips "
+                  "(default: the arch's clip length; --img-size sets H and W)."),
+    )
+    return flags(*specs, *clips, recipe=recipe)

@@ -21,13 +21,16 @@ FOLDED_INPUTS = ("uint8", "float255")
 
 
 class FoldedNormalization(torch.nn.Module):
-    """``model`` behind ``(x / 255 - mean) / std``, written as one multiply and one subtract per channel."""
+    """``model`` behind ``(x / 255 - mean) / std``, written as one multiply and one subtract per channel.
+    ``spatial_dims``: the input's dims after the channels (2 for images ``(B, 3, H, W)``, 3 for clips
+    ``(B, 3, T, H, W)``)."""
 
-    def __init__(self, model: torch.nn.Module, mean, std):
+    def __init__(self, model: torch.nn.Module, mean, std, spatial_dims: int = 2):
         super().__init__()
         self.model = model
-        mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        shape = (1, 3) + (1,) * spatial_dims
+        mean = torch.tensor(mean, dtype=torch.float32).view(shape)
+        std = torch.tensor(std, dtype=torch.float32).view(shape)
         self.register_buffer("scale", 1.0 / (255.0 * std))
         self.register_buffer("offset", mean / std)
         self.config = model.config

@@ -7,6 +7,11 @@ from defaults by what the graph outputs (:func:`default_recipe`: the ImageNet re
 uses; the whole image for dense models; 0..1 pixels of the whole image for detectors, as torchvision's are
 fed), which are then announced once (a note on the ``swin_trt`` logger). The size is
 the graph's own input size; a graph with dynamic height/width takes ``--img-size``.
+
+A Video Swin graph takes clips ``(B, 3, T, H, W)`` (``swin-trt export --arch swin3d_*``, or a user's own
+export of torchvision's ``swin3d_*``): the stages that read images (calibrate, quantize's ``best``, validate,
+infer) refuse it here (:func:`refuse_clips`) until they support clips; rewrite and quantize, which read no
+image, carry its sidecar as they carry any other.
 """
 
 from __future__ import annotations
@@ -66,6 +71,10 @@ class PreprocessOptions:
         return replace(recipe, **changes).check("the preprocessing options")
 
 
+CLIP_RANK = 5  # (B, C, T, H, W)
+CLIP_LAYOUT = "NCTHW"  # the export sidecar's `layout` of a Video Swin graph
+
+
 @dataclass(frozen=True)
 class GraphIO:
     """A model's image input and its outputs' ranks, read without running it."""
@@ -74,6 +83,11 @@ class GraphIO:
     input_shape: tuple  # (B, C, H, W); None where dynamic or unknown
     output_ranks: tuple[int, ...] = ()
     detections: bool = False  # outputs are a detector's boxes, scores and labels
+
+    @property
+    def clip(self) -> bool:
+        """A clip input ``(B, C, T, H, W)`` (a Video Swin's), not an image."""
+        return len(self.input_shape) == CLIP_RANK
 
     @property
     def spatial(self) -> tuple[int, int] | None:
@@ -138,6 +152,37 @@ class ModelFacts:
     @property
     def static_size(self) -> tuple[int, int] | None:
         return self.io.spatial if self.io else None
+
+    def clip_input(self) -> str | None:
+        """What makes this model a video clip model (for :func:`refuse_clips`), or None for an image model: a
+        5-D input, an export sidecar's clip ``layout``, or a Video Swin arch (``torch:swin3d_*``)."""
+        if self.io is not None and self.io.clip:
+            shape = "x".join("?" if d is None else str(d) for d in self.io.input_shape)
+            return f"its input {self.io.input_name!r} is {shape}, a clip (B, 3, T, H, W) of a video model"
+        sidecar = self.ref.sidecar() if self.ref.kind != "torch" else None
+        if (sidecar or {}).get("layout") == CLIP_LAYOUT:
+            return f"its sidecar records {CLIP_LAYOUT} clips {sidecar.get('clip_size')} (T, H, W) of a video model"
+        if self.ref.kind == "torch":
+            from ..models import get_arch
+
+            spec = get_arch(self.ref.arch)
+            if spec.is_video:
+                return f"{spec.name} is a Video Swin (3D) arch: it takes clips (B, 3, T, H, W)"
+        return None
+
+
+def refuse_clips(facts: list[ModelFacts]) -> None:
+    """A UserError for the first video clip model among ``facts``: the stages that resolve an input to read
+    images into (calibrate, quantize's ``best``, validate, infer) feed (B, 3, H, W) images and do not support
+    clips yet."""
+    for model in facts:
+        why = model.clip_input()
+        if why is not None:
+            raise UserError(f"{model.ref}: {why}, but this stage reads (B, 3, H, W) images: calibration, "
+                            f"quantization with `precision` best, validation and inference do not support video "
+                            f"clip models yet (tracked work). Of the pipeline, only export and rewrite take clip "
+                            f"graphs for now; run the clip model with ONNX Runtime or PyTorch "
+                            f"(swin_trt.models.create_model) directly")
 
 
 def read_facts(ref: ModelRef | str, proto: onnx.ModelProto | None = None) -> ModelFacts:
@@ -208,11 +253,14 @@ def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, prot
     model with a fixed size. ``note`` hears, once, when nothing but the defaults said what to do (by default
     the logger; ``None``: nobody).
     ``need_size=False`` (rewrite, quantize: they record the recipe, they read no image) leaves a dynamic
-    graph's size open instead of asking for ``--img-size``.
+    graph's size open instead of asking for ``--img-size``. With ``need_size`` (a stage that reads images) a
+    video clip model is refused (:func:`refuse_clips`).
     """
     options = options or PreprocessOptions()
     protos = protos or {}
     facts = [read_facts(ref, protos.get(str(ref))) for ref in refs]
+    if need_size:
+        refuse_clips(facts)
     chosen = next((f for f in facts if f.origin != "defaults"), facts[0])
     recipe, origin = options.apply(chosen.recipe), ("flags" if options.recipe_given else chosen.origin)
     try:
