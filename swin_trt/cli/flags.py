@@ -27,6 +27,9 @@ PARAMETER_FLAGS: dict[str, str | dict[str, str]] = {
     "opset": "--opset",
     "features": "--features",
     "fold_normalization": "--fold-normalization",
+    # rewrite's variant, named by build when a plugin node cannot be built
+    "window_ops": "--window-ops",
+    "fuse_attention": "--fuse-attention",
     # compile runs the stages: their parameters under compile's names
     "num": {"compile": "--calib-num"},  # calibrate_file / CalibrateOptions(num=...)
     "method": {"compile": "--calib-method"},

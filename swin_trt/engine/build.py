@@ -106,9 +106,23 @@ def inspect_onnx(path: str | Path) -> GraphInfo:
         inputs.append((value.name, dims))
     if not inputs:
         raise UserError(f"{str(path)!r} has no graph inputs")
+    _refuse_plugins_the_kernels_lack(path, graph)
     ops = [node.op_type for node in graph.node]
     return GraphInfo(inputs, [node.name for node in graph.node], ops,
                      sorted(set(ops) & set(schema.OP_TYPES)))
+
+
+def _refuse_plugins_the_kernels_lack(path, graph) -> None:
+    """A plugin node the C++ plugins cannot run (3D windows, too many tokens) stops the build before TensorRT,
+    naming the node: the CPU contract may lead the kernels, an engine never silently lacks a plugin."""
+    for index, node in enumerate(graph.node):
+        if node.op_type not in schema.OP_TYPES:
+            continue
+        attrs = {a.name: list(a.ints) for a in node.attribute if a.name == "window_size"}
+        why = schema.kernel_unsupported(node.op_type, attrs) if attrs else ""
+        if why:
+            raise UserError(f"{str(path)!r}: plugin node {node.name or f'#{index} ({node.op_type})'!r} cannot be built: {why}. Rewrite the export "
+                            f"without this plugin (`window_ops` native, no `fuse_attention`)")
 
 
 def batch_profile(batch_dims: list[int | None], opt_batch: int | None = None, max_batch: int | None = None,
@@ -122,7 +136,8 @@ def batch_profile(batch_dims: list[int | None], opt_batch: int | None = None, ma
         for param, value in (("`opt_batch`", opt_batch), ("`max_batch`", max_batch)):
             if value is not None and value != static:
                 raise UserError(f"{param} {value}: the graph has a static batch of {static}; re-export it with "
-                                f"the export stage's `dynamic_batch` (`swin-trt export`) to build for other batch sizes")
+                                f"the export stage's `dynamic_batch` (`swin-trt export`) to build for other batch "
+                                f"sizes")
         return None
     if max_batch is None:
         max_batch, source = (export_max, "the export's `dynamic_batch`") if export_max else \

@@ -15,9 +15,15 @@ the same arithmetic the kernels do). Where the spatial size is known when loweri
 run time (a graph with dynamic height and width) the same formulas become int64 nodes on the input's
 ``Shape``, so one lowered graph runs at every size. ``swin_trt.ops.reference`` is the numerical contract
 both are tested against.
+
+Windows of 2 or 3 dims (Video Swin: ``(T, H, W)``) share one code path: the index formulas are written over
+the spatial axes (row-major digits and flat positions), and a 2D node lowers to exactly the graph it always did.
 """
 
 from __future__ import annotations
+
+import functools
+import operator
 
 import numpy as np
 import onnx
@@ -125,54 +131,87 @@ def _ceil_to(size: _Int, window: int) -> _Int:
     return (size + (window - 1)) // window * window
 
 
-def _window_positions(build: _Builder, hp: _Int, wp: _Int, window) -> tuple[_Int, _Int]:
-    """Padded-grid position ``(py, px)`` of every window token, in window order (length ``Hp * Wp``)."""
-    wh, ww = window
-    tokens = wh * ww
-    t = build.range(hp * wp)
+def _product(values):
+    """The product of ``values`` (numbers or ``_Int``) with no multiplication by a leading 1."""
+    return functools.reduce(operator.mul, values)
+
+
+def _digit(value: _Int, radices, axis: int) -> _Int:
+    """Digit ``axis`` of ``value`` written row-major over ``radices`` (most significant first); the first digit
+    is not reduced (nor is ``radices[0]`` read), the last is ``value % radices[-1]``."""
+    digit = value // _product(radices[axis + 1:]) if axis + 1 < len(radices) else value
+    return digit % radices[axis] if axis else digit
+
+
+def _digits(value: _Int, radices) -> list:
+    return [_digit(value, radices, axis) for axis in range(len(radices))]
+
+
+def _horner(digits, radices):
+    """The row-major flat index of ``digits`` over ``radices`` (the inverse of :func:`_digits`); ``digits``
+    may be a generator, consumed one digit at a time (so each digit's nodes follow the previous product)."""
+    digits = iter(digits)
+    flat = next(digits)
+    for radix in radices[1:]:
+        flat = flat * radix
+        flat = flat + next(digits)
+    return flat
+
+
+def _window_positions(build: _Builder, padded, window) -> list:
+    """Padded-grid position of every window token along each spatial axis, in window order (length the
+    product of ``padded``): windows row-major over ``padded / window``, tokens row-major over the window."""
+    tokens = _product(window)
+    t = build.range(_product(padded))
     w, i = t // tokens, t % tokens
-    nww = wp // ww
-    return (w // nww) * wh + i // ww, (w % nww) * ww + i % ww
+    counts = [None] + [p // win for p, win in zip(padded[1:], window[1:])]  # the leading count is not needed
+    return [_digit(w, counts, axis) * win + _digit(i, window, axis) for axis, win in enumerate(window)]
 
 
-def partition_gather_index(build: _Builder, height: _Int, width: _Int, window, shift, pad_first: bool) -> _Int:
-    """SwinWindowPartition's source row ``y * W + x`` for every window token; ``H * W`` (a zero row) for
-    padding."""
-    hp, wp = _ceil_to(height, window[0]), _ceil_to(width, window[1])
-    py, px = _window_positions(build, hp, wp, window)
-    if pad_first:  # roll the padded grid: a source outside the image is padding
-        ys, xs = (py + shift[0]) % hp, (px + shift[1]) % wp
-        valid = (ys < height) & (xs < width)
-    else:  # roll the image, then pad: a position outside the image is padding
-        ys, xs = (py + shift[0]) % height, (px + shift[1]) % width
-        valid = (py < height) & (px < width)
-    return valid.where(ys * width + xs, height * width)
+def partition_gather_index(build: _Builder, sizes, window, shift, pad_first: bool) -> _Int:
+    """SwinWindowPartition's source row (row-major position in the ``sizes`` map: ``y * W + x``, 3D
+    ``(t * H + y) * W + x``) for every window token; the map's size (a zero row) for padding."""
+    padded = [_ceil_to(size, win) for size, win in zip(sizes, window)]
+    positions = _window_positions(build, padded, window)
+    if pad_first:  # roll the padded grid: a source outside the map is padding
+        sources = [(p + s) % pad for p, s, pad in zip(positions, shift, padded)]
+        valid = functools.reduce(operator.and_, [src < size for src, size in zip(sources, sizes)])
+    else:  # roll the map, then pad: a position outside the map is padding
+        sources = [(p + s) % size for p, s, size in zip(positions, shift, sizes)]
+        valid = functools.reduce(operator.and_, [p < size for p, size in zip(positions, sizes)])
+    return valid.where(_horner(sources, sizes), _product(sizes))
 
 
-def reverse_gather_index(build: _Builder, height: _Int, width: _Int, window, shift, pad_first: bool) -> _Int:
-    """SwinWindowReverse's window-token row for every output position ``y * W + x``."""
-    wh, ww = window
-    hp, wp = _ceil_to(height, wh), _ceil_to(width, ww)
-    t = build.range(height * width)
-    y, x = t // width, t % width
-    # (y - shift) mod size, kept non-negative: add a multiple of the size larger than the shift
+def reverse_gather_index(build: _Builder, sizes, window, shift, pad_first: bool) -> _Int:
+    """SwinWindowReverse's window-token row for every output position (row-major over ``sizes``)."""
+    padded = [_ceil_to(size, win) for size, win in zip(sizes, window)]
+    t = build.range(_product(sizes))
+    coords = _digits(t, sizes)
+    # (coord - shift) mod size, kept non-negative: add a multiple of the size larger than the shift
     if pad_first:
-        py, px = (y + (hp - shift[0])) % hp, (x + (wp - shift[1])) % wp
+        positions = [(c + (pad - s)) % pad for c, pad, s in zip(coords, padded, shift)]
     else:
-        py, px = (y + (height * wh - shift[0])) % height, (x + (width * ww - shift[1])) % width
-    return ((py // wh) * (wp // ww) + px // ww) * (wh * ww) + (py % wh) * ww + px % ww
+        positions = [(c + (size * win - s)) % size for c, size, win, s in zip(coords, sizes, window, shift)]
+    window_index = positions[0] // window[0]
+    for p, pad, win in zip(positions[1:], padded[1:], window[1:]):
+        window_index = window_index * (pad // win) + p // win
+    row = window_index * _product(window)
+    for axis, (p, win) in enumerate(zip(positions, window)):  # + the token's row-major place in its window
+        row = row + (p % win * _product(window[axis + 1:]) if axis + 1 < len(window) else p % win)
+    return row
 
 
-def shift_regions(build: _Builder, hp: _Int, wp: _Int, window, shift) -> _Int:
-    """Region id ``3 * rh + rw`` of every window token over the padded grid (window order)."""
-    py, px = _window_positions(build, hp, wp, window)
+def shift_regions(build: _Builder, padded, window, shift) -> _Int:
+    """Region id (row-major over 3 regions per axis: ``3 * rh + rw``, 3D ``9 * rt + 3 * rh + rw``) of every
+    window token over the padded grid (window order)."""
+    positions = _window_positions(build, padded, window)
 
     def axis_region(position, size, win, sh):
         if sh == 0:
             return 0
         return (position >= size - win).as_int() + (position >= size - sh).as_int()
 
-    return axis_region(py, hp, window[0], shift[0]) * 3 + axis_region(px, wp, window[1], shift[1])
+    return _horner((axis_region(*args) for args in zip(positions, padded, window, shift)), [3] * len(window))
 
 
 def _attrs(node: gs.Node) -> dict:
@@ -181,36 +220,38 @@ def _attrs(node: gs.Node) -> dict:
     return attrs
 
 
-def _spatial_size(node: gs.Node, attrs: dict, build: _Builder) -> tuple[_Int, _Int]:
-    """``(H, W)`` of the block: from the feature-map input when the node has one, else the attributes."""
+def _spatial_size(node: gs.Node, attrs: dict, build: _Builder) -> list[_Int]:
+    """``(H, W)`` (3D: ``(T, H, W)``) of the block: from the feature-map input when the node has one, else the
+    attributes (``height``, ``width``; 3D: ``frames`` too)."""
+    names = schema.size_attributes(attrs)
     if schema.has_feature_map(node.op, len(node.inputs)):
-        return tuple(build.dims(node.inputs[schema.FEATURE_MAP_INPUT[node.op]], 1, 2))
-    return build.int(int(attrs["height"])), build.int(int(attrs["width"]))
+        return build.dims(node.inputs[schema.FEATURE_MAP_INPUT[node.op]], *range(1, len(names) + 1))
+    return [build.int(int(attrs[name])) for name in names]
 
 
 def _lower_partition(node: gs.Node, build: _Builder) -> None:
     attrs = _attrs(node)
     x, out = node.inputs[0], node.outputs[0]
     window, shift = tuple(attrs["window_size"]), tuple(attrs["shift_size"])
-    height, width, channels = build.dims(x, 1, 2, 3)
-    index = partition_gather_index(build, height, width, window, shift, bool(attrs["pad_first"]))
+    *sizes, channels = build.dims(x, *range(1, len(window) + 2))
+    index = partition_gather_index(build, sizes, window, shift, bool(attrs["pad_first"]))
     flat = build("Reshape", [x, build.vector([0, -1, channels])])
     padded = build("Pad", [flat, build.const("pads", np.array([0, 0, 0, 0, 1, 0], np.int64))])
     gathered = build("Gather", [padded, index.tensor()], axis=1)
-    build("Reshape", [gathered, build.vector([-1, window[0] * window[1], channels])], outputs=[out])
+    build("Reshape", [gathered, build.vector([-1, _product(window), channels])], outputs=[out])
 
 
 def _lower_reverse(node: gs.Node, build: _Builder) -> None:
     attrs = _attrs(node)
     x, out = node.inputs[0], node.outputs[0]
     window, shift = tuple(attrs["window_size"]), tuple(attrs["shift_size"])
-    height, width = _spatial_size(node, attrs, build)
+    sizes = _spatial_size(node, attrs, build)
     (channels,) = build.dims(x, 2)
-    index = reverse_gather_index(build, height, width, window, shift, bool(attrs["pad_first"]))
-    tokens_per_image = _ceil_to(height, window[0]) * _ceil_to(width, window[1])
+    index = reverse_gather_index(build, sizes, window, shift, bool(attrs["pad_first"]))
+    tokens_per_image = _product([_ceil_to(size, win) for size, win in zip(sizes, window)])
     flat = build("Reshape", [x, build.vector([-1, tokens_per_image, channels])])
     gathered = build("Gather", [flat, index.tensor()], axis=1)
-    build("Reshape", [gathered, build.vector([-1, height, width, channels])], outputs=[out])
+    build("Reshape", [gathered, build.vector([-1, *sizes, channels])], outputs=[out])
 
 
 def _lower_attention(node: gs.Node, build: _Builder) -> None:
@@ -219,7 +260,7 @@ def _lower_attention(node: gs.Node, build: _Builder) -> None:
     out = node.outputs[0]
     heads = int(attrs["num_heads"])
     window, shift = tuple(attrs["window_size"]), tuple(attrs["shift_size"])
-    tokens = window[0] * window[1]
+    tokens = _product(window)
     float32 = onnx.TensorProto.FLOAT
     x = build("Cast", [qkv], to=float32)
     x = build("Reshape", [x, build.const("qkv_shape", np.array([0, 0, 3, heads, -1], np.int64))])
@@ -238,10 +279,10 @@ def _lower_attention(node: gs.Node, build: _Builder) -> None:
     bias = build("Reshape", [bias, build.const("bias_shape", np.array([tokens, tokens, heads], np.int64))])
     logits = build("Add", [logits, build("Transpose", [bias], perm=[2, 0, 1])])
     if any(shift):
-        height, width = _spatial_size(node, attrs, build)
+        padded = _spatial_size(node, attrs, build)
         if schema.has_feature_map(node.op, len(node.inputs)):  # the feature map is unpadded, the mask padded
-            height, width = _ceil_to(height, window[0]), _ceil_to(width, window[1])
-        logits = _add_shift_mask(build, logits, height, width, window, shift, heads)
+            padded = [_ceil_to(size, win) for size, win in zip(padded, window)]
+        logits = _add_shift_mask(build, logits, padded, window, shift, heads)
     probs = build("Softmax", [logits], axis=-1)
     context = build("Transpose", [build("MatMul", [probs, v])], perm=[0, 2, 1, 3])  # (R, N, heads, hd)
     context = build("Reshape", [context, build.const("out_shape", np.array([0, 0, -1], np.int64))])
@@ -258,11 +299,11 @@ def _normalize(build: _Builder, x):
     return build("Div", [x, norm])
 
 
-def _add_shift_mask(build: _Builder, logits, hp: _Int, wp: _Int, window, shift, heads: int):
+def _add_shift_mask(build: _Builder, logits, padded, window, shift, heads: int):
     """logits (B*nW, heads, N, N) + the -100 mask between tokens of different regions of the rolled map."""
-    tokens = window[0] * window[1]
-    n_windows = (hp // window[0]) * (wp // window[1])
-    region = shift_regions(build, hp, wp, window, shift)
+    tokens = _product(window)
+    n_windows = _product([p // win for p, win in zip(padded, window)])
+    region = shift_regions(build, padded, window, shift)
     if region.known:
         region = region.value.reshape(-1, tokens)
         mask = np.where(region[:, :, None] == region[:, None, :], 0.0, reference.MASK_VALUE).astype(np.float32)

@@ -3,15 +3,21 @@
 Node form (TensorRT's ONNX-parser plugin fallback): ``op_type`` = plugin creator name, attributes
 ``plugin_version`` and ``plugin_namespace``; every other attribute becomes a plugin field.
 
-Spatial size. Partition reads ``H, W`` from its input. Reverse (its output size) and shifted attention (its
-mask over the padded grid) need them too: either as the attributes ``height``/``width`` (a graph built for
-one size) or, for a graph that runs at any size, from an extra input, the *feature map*: the ``(B, H, W, *)``
-tensor the block partitioned, of which only the dims are read, never the data. Reverse's feature map is
-input 1, attention's input 2 (after the bias table). A node has one or the other; see
-``plugins/<OpName>/README.md``.
+Windows are 2D (Swin: ``window_size``/``shift_size`` two ints ``(H, W)``, maps ``(B, H, W, C)``) or 3D (Video
+Swin: three ints ``(T, H, W)``, maps ``(B, T, H, W, C)``, and the size attribute ``frames`` = T next to
+``height``/``width``). A 2D node is the T = 1 case of the same contract and serialises as it always did.
+
+Spatial size. Partition reads ``H, W`` (3D: ``T, H, W``) from its input. Reverse (its output size) and
+shifted attention (its mask over the padded grid) need them too: either as the attributes ``height``/``width``
+(3D: and ``frames``; a graph built for one size) or, for a graph that runs at any size, from an extra input,
+the *feature map*: the ``(B, H, W, *)`` (3D: ``(B, T, H, W, *)``) tensor the block partitioned, of which only
+the dims are read, never the data. Reverse's feature map is input 1, attention's input 2 (after the bias
+table). A node has one or the other; see ``plugins/<OpName>/README.md``.
 """
 
 from __future__ import annotations
+
+import math
 
 DOMAIN = "swin_trt"
 OPSET_VERSION = 1
@@ -31,8 +37,11 @@ REQUIRED = {
     ATTENTION: {"num_heads": "int", "window_size": "ints", "shift_size": "ints", "scale": "float"},
 }
 SIZE_ATTRIBUTES = ("height", "width")  # INT each: reverse's output size; attention's padded grid
+SIZE_ATTRIBUTES_3D = ("frames",) + SIZE_ATTRIBUTES  # a 3D node's (T, H, W)
 # Where an op takes its feature map (the spatial-size source of a graph that runs at any size).
 FEATURE_MAP_INPUT = {REVERSE: 1, ATTENTION: 2}
+# Limits of the C++/CUDA plugins, not of the op contract (the lowering runs any window: Video Swin's 8x7x7 =
+# 392 tokens too); the rewrite leaves to TensorRT what these refuse (kernel_unsupported, attention_unsupported).
 MAX_TOKENS = 256  # N = wh * ww the CUDA attention kernel supports
 MAX_HEAD_DIM = 128  # C / num_heads the CUDA attention kernel supports (plugins/common/swin_kernels.h)
 # Cosine mode (Swin V2): optional fields ``cosine`` (INT 0/1) and ``head_scale`` (FLOATS, one folded
@@ -49,10 +58,38 @@ def attention_unsupported(tokens: int, head_dim: int) -> str:
     """Why the attention plugin cannot run windows of ``tokens`` tokens with heads of ``head_dim`` channels,
     or ``""`` when it can."""
     if tokens > MAX_TOKENS:
-        return f"{tokens} tokens per window: the {ATTENTION} plugin runs at most {MAX_TOKENS}"
+        return (f"{tokens} tokens per window: the CUDA attention kernel ({ATTENTION} plugin) runs at most "
+                f"{MAX_TOKENS} (its limit, not the op contract's; partition and reverse have no token limit)")
     if not 1 <= head_dim <= MAX_HEAD_DIM:
         return f"head dim {head_dim}: the {ATTENTION} plugin runs head dims 1 to {MAX_HEAD_DIM}"
     return ""
+
+
+def kernel_unsupported(op_type: str, attrs: dict, head_dim: int | None = None) -> str:
+    """Why the C++ plugin / CUDA kernel cannot run a (contract-valid) node, or ``""`` when it can; attention's
+    ``head_dim`` is checked when given.
+
+    The CPU contract leads: 3D windows are defined here, in ``reference`` and in the lowering (ONNX Runtime),
+    but the IPluginV3 plugins refuse a 3-int ``window_size`` until the kernels implement it."""
+    window = [int(w) for w in attrs["window_size"]]
+    if op_type == ATTENTION:
+        unsupported = attention_unsupported(math.prod(window), 1 if head_dim is None else head_dim)
+        if unsupported:
+            return unsupported
+    if len(window) == 3:
+        return (f"3D windows (window_size {window}, T, H, W): the {op_type} plugin and its CUDA kernel "
+                f"implement 2D windows only (the CPU contract leads)")
+    return ""
+
+
+def is_3d(attrs: dict) -> bool:
+    """Whether a node's windows are 3D (``window_size`` of three ints, ``(T, H, W)``)."""
+    return len(list(attrs["window_size"])) == 3
+
+
+def size_attributes(attrs: dict) -> tuple[str, ...]:
+    """The static size attributes a node of this rank carries: ``height, width`` or ``frames, height, width``."""
+    return SIZE_ATTRIBUTES_3D if is_3d(attrs) else SIZE_ATTRIBUTES
 
 
 def plugin_attributes(op_type: str, num_inputs: int | None = None, **fields) -> dict:
@@ -78,15 +115,28 @@ def check_attributes(op_type: str, attrs: dict, where: str, num_inputs: int | No
     """Raise :class:`PluginAttributeError` naming ``where`` (the node) if an attribute is missing or out of range.
 
     ``num_inputs`` (the node's input count) tells whether it has a feature map; without one, an op that
-    needs the spatial size must carry ``height`` and ``width``. ``None`` skips that check (attributes only).
-    """
+    needs the spatial size must carry ``height`` and ``width`` (3D: ``frames`` too). ``None`` skips that
+    check (attributes only)."""
     if op_type not in REQUIRED:
         raise PluginAttributeError(f"{where}: unknown op {op_type!r}")
     missing = sorted(set(REQUIRED[op_type]) - set(attrs))
     if missing:
         raise PluginAttributeError(f"{where} ({op_type}) lacks attribute(s) {', '.join(missing)}")
+
+    def fail(name, rule):
+        raise PluginAttributeError(f"{where} ({op_type}): attribute {name}={attrs[name]!r} is out of range: {rule}")
+
+    window, shift = list(attrs["window_size"]), list(attrs["shift_size"])
+    if len(window) not in (2, 3) or min(window) < 1:
+        fail("window_size", "2 integers (H, W) or 3 (T, H, W), each >= 1")
+    if len(shift) != len(window) or not all(0 <= s < w for s, w in zip(shift, window)):
+        fail("shift_size", f"{len(window)} integers (as many as window_size) with 0 <= shift < window")
+    if "frames" in attrs and len(window) == 2:
+        raise PluginAttributeError(f"{where} ({op_type}): attribute frames is only for a 3D window (3-int "
+                                   f"window_size, T, H, W); this node's window {window} is 2D: drop frames")
     if num_inputs is not None:
-        given = [name for name in SIZE_ATTRIBUTES if name in attrs]
+        names = size_attributes(attrs)
+        given = [name for name in SIZE_ATTRIBUTES_3D if name in attrs]
         if has_feature_map(op_type, num_inputs):
             if not needs_size(op_type, attrs):
                 raise PluginAttributeError(
@@ -96,32 +146,26 @@ def check_attributes(op_type: str, attrs: dict, where: str, num_inputs: int | No
                 raise PluginAttributeError(
                     f"{where} ({op_type}) has both a feature-map input (input {FEATURE_MAP_INPUT[op_type]}) and "
                     f"attribute(s) {', '.join(given)}: the spatial size comes from one of them; drop the attributes")
-        elif needs_size(op_type, attrs) and len(given) < 2:
+        elif needs_size(op_type, attrs) and len(given) < len(names):
             raise PluginAttributeError(
                 f"{where} ({op_type}) lacks attribute(s) "
-                f"{', '.join(n for n in SIZE_ATTRIBUTES if n not in attrs)} and has no feature-map input "
+                f"{', '.join(n for n in names if n not in attrs)} and has no feature-map input "
                 f"(input {FEATURE_MAP_INPUT[op_type]}): it cannot know the spatial size")
-
-    def fail(name, rule):
-        raise PluginAttributeError(f"{where} ({op_type}): attribute {name}={attrs[name]!r} is out of range: {rule}")
-
-    window, shift = list(attrs["window_size"]), list(attrs["shift_size"])
-    if len(window) != 2 or min(window) < 1:
-        fail("window_size", "two integers >= 1")
-    if len(shift) != 2 or not all(0 <= s < w for s, w in zip(shift, window)):
-        fail("shift_size", "two integers with 0 <= shift < window")
     if "pad_first" in attrs and attrs["pad_first"] not in (0, 1):
         fail("pad_first", "0 (timm: shift, then pad) or 1 (torchvision: pad, then shift)")
-    for name in ("height", "width"):
+    if "pad_first" in attrs and len(window) == 3 and attrs["pad_first"] != 1:
+        fail("pad_first", "1 for a 3D window: Video Swin pads, then shifts (shift-then-pad is 2D only)")
+    for name in SIZE_ATTRIBUTES_3D:
         if name in attrs and int(attrs[name]) < 1:
             fail(name, ">= 1")
     if op_type == ATTENTION:
         if int(attrs["num_heads"]) < 1:
             fail("num_heads", ">= 1")
-        if window[0] * window[1] > MAX_TOKENS:
-            fail("window_size", f"window area <= {MAX_TOKENS} tokens")
-        if "height" in attrs and "width" in attrs and (attrs["height"] % window[0] or attrs["width"] % window[1]):
-            fail("height", f"height and width are the padded grid: multiples of the window {window}")
+        # No token limit here: MAX_TOKENS is the CUDA kernel's (attention_unsupported), not the contract's.
+        names = size_attributes(attrs)
+        for name, win in zip(names, window):
+            if name in attrs and int(attrs[name]) % win:
+                fail(name, f"{', '.join(names)} are the padded grid: multiples of the window {window}")
         if not float(attrs["scale"]) > 0:
             fail("scale", "> 0")
         _check_cosine(attrs, where, fail)
