@@ -152,12 +152,15 @@ def test_stages_that_read_images_refuse_a_clip_graph(cli, clip_graph, photo_dir,
     assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
 
 
-def test_rewrite_reads_a_clip_graph_and_says_what_it_found(cli, clip_graph, tmp_path):
-    """rewrite takes any ONNX: on a clip graph it finds no 2D window ops, and says so (exit 2, no crash)."""
-    for strict in ([], ["--strict"]):
-        result = cli("rewrite", clip_graph["onnx"], *strict, "-o", tmp_path / "rw.onnx", expect=2)
-        assert "no Swin window ops found" in result.output and "Traceback" not in result.output
-    assert list(tmp_path.iterdir()) == []
+def test_a_rewritten_clip_graph_is_refused_by_build_before_tensorrt(cli, clip_graph, tmp_path):
+    """rewrite --strict replaces the 3D window ops (tests/test_video_surgery.py checks them); build then names
+    the 3D plugin node the C++ plugins cannot run yet, and says what to rewrite instead (exit 2, nothing built)."""
+    rewritten = tmp_path / "rw.onnx"
+    result = cli("rewrite", clip_graph["onnx"], "--strict", "-o", rewritten)
+    assert "SwinWindowPartition" in result.output and rewritten.is_file()
+    result = cli("build", rewritten, "-o", tmp_path / "m.engine", expect=2)
+    assert "3D windows" in result.output and "--window-ops native" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m.engine").exists()
 
 
 def test_a_torch_video_reference_is_refused(cli, clip_graph, photo_dir):

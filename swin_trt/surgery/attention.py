@@ -18,6 +18,7 @@ is read back like V1's. The node then carries ``cosine = 1`` and ``head_scale`` 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,11 +175,16 @@ def _unmasked_bias(windows: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, n
     return np.where(exact[None], read, windows[0] - mask[0][None]), exact
 
 
+def _grid_attrs(grid) -> dict:
+    """The padded grid as node attributes: ``height``/``width`` (3D: ``frames`` too)."""
+    return dict(zip(("frames", "height", "width") if len(grid) == 3 else ("height", "width"), grid))
+
+
 def _recover_table(at_zero: np.ndarray, heads: int, window, shift, grid):
     """The bias table from the logits path's value on zero q.k (``at_zero``: bias + mask per window)."""
-    tokens = window[0] * window[1]
+    tokens = math.prod(window)
     added = at_zero.reshape(-1, heads, tokens, tokens)
-    mask = reference.attention_mask(window, shift, *grid)
+    mask = reference.attention_mask(window, shift, **_grid_attrs(grid))
     bias, exact = added[0], np.ones((tokens, tokens), bool)
     if mask is not None:
         # Hugging Face's Swinv2 adds the mask twice (-200 between regions): after the softmax that is the
@@ -193,10 +199,16 @@ def _recover_table(at_zero: np.ndarray, heads: int, window, shift, grid):
     if not np.allclose(added, bias[None], atol=1e-5):
         return None, "the additive term differs between windows beyond the shift mask"
     index = reference.relative_position_index(window)
-    table = np.zeros(((2 * window[0] - 1) * (2 * window[1] - 1), heads), np.float32)
+    table = np.zeros((math.prod(2 * w - 1 for w in window), heads), np.float32)
     for positions in (~exact, exact):  # exact readings last: they win where an entry appears in both
         table[index[positions]] = bias[:, positions].T
     if not np.allclose(reference.relative_position_bias(table, window), bias, atol=1e-5):
+        if len(window) == 3:
+            # Video Swin's shrunk windows (a stage no larger than the window in H or W) gather the top-left
+            # N x N block of the *full* window's index: no table of this window's relative offsets gives that
+            return None, (f"the additive term is not a relative position bias of window {list(window)} (Video "
+                          f"Swin gathers a window shrunk to a small stage with the full window's index); "
+                          f"attention left native")
         return None, "the additive term is not a relative position bias"
     return table, ""
 
@@ -247,9 +259,9 @@ def _match(graph, softmax, partitions):
     heads, tokens = logits_shape[-3], logits_shape[-1]
     window, shift = partition.attrs["window_size"], partition.attrs["shift_size"]
     grid = partition.padded
-    n_windows = reference.num_windows(partition.attrs["height"], partition.attrs["width"], window)
+    n_windows = partition.n_windows
     rows = start.shape[0] if isinstance(start.shape[0], int) else n_windows
-    if tokens != window[0] * window[1] or channels % heads:
+    if tokens != math.prod(window) or channels % heads:
         return None, f"token count {tokens} does not fit window {window}"
     unsupported = schema.attention_unsupported(tokens, channels // heads)
     if unsupported:
@@ -262,8 +274,8 @@ def _match(graph, softmax, partitions):
     table, reason = _recover_table(at_zero, heads, window, shift, grid)
     if table is None:
         return None, reason
-    attrs = dict(num_heads=heads, window_size=tuple(window), shift_size=tuple(shift), height=grid[0],
-                 width=grid[1], scale=float((channels // heads) ** -0.5))
+    attrs = dict(num_heads=heads, window_size=tuple(window), shift_size=tuple(shift), **_grid_attrs(grid),
+                 scale=float((channels // heads) ** -0.5))
     if cosine:
         head_scale, reason = _recover_head_scale(logits, at_zero, probe_shape)
         if head_scale is None:
@@ -327,7 +339,8 @@ def plugin_nodes(match: AttentionMatch, name: str) -> list[gs.Node]:
     inputs = [qkv, table]
     fields = dict(match.attrs)
     if match.any_size:
-        fields.pop("height"), fields.pop("width")
+        for size in schema.size_attributes(fields):
+            fields.pop(size)
         if any(fields["shift_size"]):
             inputs.append(match.feature_map)
     attrs = schema.plugin_attributes(schema.ATTENTION, len(inputs), **fields)

@@ -23,6 +23,9 @@ import numpy as np
 import onnx
 
 BATCH_PROBES = (1, 2, 1, 1, 2)
+# frames (T) of a clip input (B, 3, T, H, W) per candidate, with the spatial sizes below: small (a clip's T is
+# tens, and Video Swin's windows are 2 to 8 frames), over different residues modulo 2, 4 and 8, never equal
+FRAME_PROBES = (8, 12, 22, 16, 10)
 # (height, width) per candidate; the first two and the last two are multiples of 32 for strict models
 SPATIAL_PROBES = ((224, 320), (288, 256), (356, 582), (352, 608), (256, 384))
 WANTED = {"batch": 2, "spatial": 3}  # runs to compare: enough to tell a varying value from a constant one
@@ -33,7 +36,8 @@ class DynamicDims:
     """The symbolic dims of a graph's inputs, by name: batch-like (dim 0) and spatial (any other dim)."""
 
     batch: tuple[str, ...]
-    spatial: tuple[str, ...]
+    spatial: tuple[str, ...]  # every dynamic dim but the batch, frames included
+    frames: tuple[str, ...] = ()  # those of them that are the T of a clip input (B, C, T, H, W)
 
     @property
     def static(self) -> bool:
@@ -47,7 +51,9 @@ class DynamicDims:
         probes = []
         for index in range(count):
             values = {name: BATCH_PROBES[index] for name in self.batch}
-            values.update({name: SPATIAL_PROBES[index][position % 2] for position, name in enumerate(self.spatial)})
+            others = [name for name in self.spatial if name not in self.frames]
+            values.update({name: SPATIAL_PROBES[index][position % 2] for position, name in enumerate(others)})
+            values.update({name: FRAME_PROBES[index] for name in self.frames})
             probes.append(values)
         return probes
 
@@ -64,11 +70,12 @@ def _dim_name(value_info: onnx.ValueInfoProto, axis: int, dim) -> str | None:
 
 def dynamic_dims(model: onnx.ModelProto) -> DynamicDims:
     initializers = {i.name for i in model.graph.initializer}
-    batch, spatial = [], []
+    batch, spatial, frames = [], [], []
     for value_info in model.graph.input:
         if value_info.name in initializers:
             continue
-        for axis, dim in enumerate(value_info.type.tensor_type.shape.dim):
+        dims = value_info.type.tensor_type.shape.dim
+        for axis, dim in enumerate(dims):
             name = _dim_name(value_info, axis, dim)
             if name is None or name in batch:
                 continue
@@ -78,7 +85,9 @@ def dynamic_dims(model: onnx.ModelProto) -> DynamicDims:
                     spatial.remove(name)
             elif name not in spatial:
                 spatial.append(name)
-    return DynamicDims(tuple(batch), tuple(spatial))
+            if axis == 2 and len(dims) == 5 and name in spatial and name not in frames:
+                frames.append(name)  # T of a clip (B, C, T, H, W)
+    return DynamicDims(tuple(batch), tuple(spatial), tuple(n for n in frames if n in spatial))
 
 
 def input_shape(value_info: onnx.ValueInfoProto, sizes: dict[str, int]) -> list[int]:
@@ -92,18 +101,24 @@ _PHOTO = Path(__file__).resolve().parents[1] / "assets" / "demo_images" / "astro
 
 
 def _photo(shape: list[int]) -> np.ndarray | None:
-    """A real photo (scikit-image's astronaut, bundled) at ``(B, 3, H, W)``, in 0..1; None for other layouts."""
-    if len(shape) != 4 or shape[1] != 3 or not _PHOTO.is_file():
+    """A real photo (scikit-image's astronaut, bundled) at ``(B, 3, H, W)``, in 0..1; for a clip
+    ``(B, 3, T, H, W)`` the photo panning (each frame one pixel further right and down, wrapping), so that the
+    frames differ as a camera's do; None for other layouts."""
+    if len(shape) not in (4, 5) or shape[1] != 3 or not _PHOTO.is_file():
         return None
     from PIL import Image
 
-    image = Image.open(_PHOTO).convert("RGB").resize((shape[3], shape[2]), Image.BILINEAR)
-    return np.broadcast_to(np.asarray(image, np.float64).transpose(2, 0, 1)[None] / 255, shape)
+    image = Image.open(_PHOTO).convert("RGB").resize((shape[-1], shape[-2]), Image.BILINEAR)
+    photo = np.asarray(image, np.float64).transpose(2, 0, 1) / 255  # (3, H, W)
+    if len(shape) == 5:
+        photo = np.stack([np.roll(photo, (t, t), axis=(1, 2)) for t in range(shape[2])], axis=1)  # (3, T, H, W)
+    return np.broadcast_to(photo[None], shape)
 
 
 def _pixels(shape: list[int], dtype, content: int) -> np.ndarray:
     """Content ``content`` of an input: uniform noise in [0, 1), a smooth image-like pattern of about unit spread
-    around zero (a normalised photo's range), or a real photo in 0..1 where the input is an image batch;
+    around zero (a normalised photo's range), or a real photo in 0..1 where the input is an image batch (a
+    panning photo where it is a clip ``(B, 3, T, H, W)``; the pattern then varies over T too);
     integer inputs get 0..255. Seeded: the same every run."""
     rng = np.random.default_rng(1000 + content)
     photo = _photo(shape) if content == 2 else None

@@ -8,6 +8,7 @@ probes the region to read its window, shift and pad order off what it computes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,10 @@ from ..ops import reference, schema
 from .region import Region
 
 WINDOW_PERM = [0, 1, 3, 2, 4, 5]
+# Video Swin (3D windows, (B, T, H, W, C) maps): partition and reverse each have their own permutation of the
+# 8-D reshape, (B, nT, wt, nH, wh, nW, ww, C) -> (B, nT, nH, nW, wt, wh, ww, C) and back.
+PARTITION_PERM_3D = [0, 1, 3, 5, 2, 4, 6, 7]
+REVERSE_PERM_3D = [0, 1, 4, 2, 5, 3, 6, 7]
 
 
 @dataclass
@@ -34,12 +39,46 @@ class WindowMatch:
     feature_map: gs.Variable | None = None  # reverse at any size: the (B, H, W, C) map its block partitioned
 
     @property
-    def padded(self) -> tuple[int, int]:
-        return reference.padded_size(self.attrs["height"], self.attrs["width"], self.attrs["window_size"])
+    def is_3d(self) -> bool:
+        return len(self.attrs["window_size"]) == 3
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The map's ``(H, W)`` (3D: ``(T, H, W)``)."""
+        return tuple(self.attrs[n] for n in (("frames",) if self.is_3d else ()) + ("height", "width"))
+
+    @property
+    def padded(self) -> tuple[int, ...]:
+        """``(Hp, Wp)`` (3D: ``(Tp, Hp, Wp)``)."""
+        return reference.padded_size(self.attrs["height"], self.attrs["width"], self.attrs["window_size"],
+                                     frames=self.attrs.get("frames"))
+
+    @property
+    def n_windows(self) -> int:
+        return reference.num_windows(self.attrs["height"], self.attrs["width"], self.attrs["window_size"],
+                                     frames=self.attrs.get("frames"))
+
+
+def _size_attrs(sizes, channels: int, window) -> dict:
+    """``height``/``width`` (3D: and ``frames``), channels and window of a match."""
+    attrs = {"frames": sizes[0]} if len(sizes) == 3 else {}
+    attrs.update(height=sizes[-2], width=sizes[-1], channels=channels, window_size=tuple(window))
+    return attrs
 
 
 def window_anchors(graph: gs.Graph) -> list[gs.Node]:
-    return [n for n in graph.nodes if n.op == "Transpose" and list(n.attrs.get("perm", [])) == WINDOW_PERM]
+    perms = (WINDOW_PERM, PARTITION_PERM_3D, REVERSE_PERM_3D)
+    return [n for n in graph.nodes if n.op == "Transpose" and list(n.attrs.get("perm", [])) in perms]
+
+
+def _anchor_rank(anchor: gs.Node, op: str) -> int | None:
+    """2 or 3 (the window's rank) if ``anchor`` can be the transpose of ``op``, else None."""
+    perm = list(anchor.attrs.get("perm", []))
+    if perm == WINDOW_PERM:
+        return 2
+    if perm == (PARTITION_PERM_3D if op == schema.PARTITION else REVERSE_PERM_3D):
+        return 3
+    return None
 
 
 def _single_consumer(tensor: gs.Variable):
@@ -47,12 +86,22 @@ def _single_consumer(tensor: gs.Variable):
 
 
 def _roll_source(concat: gs.Node):
-    """If ``concat`` joins slices of one tensor (how exporters spell torch.roll), return that tensor."""
-    producers = [producer(t) for t in concat.inputs]
-    if len(producers) < 2 or any(p is None or p.op != "Slice" for p in producers):
+    """If ``concat`` joins slices of one tensor (how exporters spell torch.roll), return that tensor. A roll by 0
+    (Video Swin's unshifted T) may join the tensor itself and an empty slice of it."""
+    if len(concat.inputs) < 2:
         return None
-    sources = {p.inputs[0].name for p in producers}
-    return producers[0].inputs[0] if len(sources) == 1 else None
+    sources = []
+    for tensor in concat.inputs:
+        node = producer(tensor)
+        if node is not None and node.op == "Slice":
+            sources.append(node.inputs[0])
+        elif isinstance(tensor, gs.Variable):
+            sources.append(tensor)
+        else:
+            return None
+    if len({t.name for t in sources}) != 1 or all(t is tensor for t, tensor in zip(sources, concat.inputs)):
+        return None
+    return sources[0]
 
 
 def _static(shape, from_dim=1) -> bool:
@@ -65,7 +114,10 @@ def _probe_batch(tensor: gs.Variable) -> int:
 
 
 def _match_partition(anchor: gs.Node) -> WindowMatch | None:
+    rank = _anchor_rank(anchor, schema.PARTITION)
     reshape = producer(anchor.inputs[0])
+    if rank is None:
+        return None
     if reshape is None or reshape.op != "Reshape":
         return None
     source = reshape.inputs[0]
@@ -82,18 +134,20 @@ def _match_partition(anchor: gs.Node) -> WindowMatch | None:
         end = consumer.outputs[0]
         if end.shape is not None and len(end.shape) == 3:
             break
-    shape6 = anchor.outputs[0].shape  # (B, nWh, nWw, wh, ww, C)
-    if not (_static(source.shape) and len(source.shape) == 4 and _static(shape6) and len(shape6) == 6
-            and end.shape is not None and len(end.shape) == 3):
+    shape = anchor.outputs[0].shape  # (B, nWh, nWw, wh, ww, C); 3D: (B, nWt, nWh, nWw, wt, wh, ww, C)
+    if not (_static(source.shape) and len(source.shape) == rank + 2 and _static(shape)
+            and len(shape) == 2 * rank + 2 and end.shape is not None and len(end.shape) == 3):
         return None
-    height, width, channels = source.shape[1:]
-    window = (shape6[3], shape6[4])
+    *sizes, channels = source.shape[1:]
     return WindowMatch(schema.PARTITION, anchor, source, end, [],
-                       {"height": height, "width": width, "channels": channels, "window_size": window})
+                       _size_attrs(sizes, channels, shape[rank + 1:2 * rank + 1]))
 
 
 def _match_reverse(anchor: gs.Node) -> WindowMatch | None:
+    rank = _anchor_rank(anchor, schema.REVERSE)
     reshape = producer(anchor.inputs[0])
+    if rank is None:
+        return None
     if reshape is None or reshape.op != "Reshape":
         return None
     start = reshape.inputs[0]
@@ -110,54 +164,52 @@ def _match_reverse(anchor: gs.Node) -> WindowMatch | None:
             continue
         concats = {id(c.outputs[0].outputs[0]): c.outputs[0].outputs[0] for c in consumers
                    if c.op == "Slice" and len(c.outputs[0].outputs) == 1}
-        if len(consumers) >= 2 and all(c.op == "Slice" for c in consumers) and len(concats) == 1:
+        concats.update({id(c): c for c in consumers if c.op == "Concat"})  # a roll by 0 joins the tensor itself
+        if len(consumers) >= 2 and all(c.op in ("Slice", "Concat") for c in consumers) and len(concats) == 1:
             concat = next(iter(concats.values()))
             if concat.op == "Concat" and _roll_source(concat) is end:
                 end = concat.outputs[0]
                 continue
         break
-    shape6 = anchor.outputs[0].shape  # (B, nWh, wh, nWw, ww, C)
-    if not (_static(start.shape) and len(start.shape) == 3 and _static(shape6) and len(shape6) == 6
-            and _static(end.shape) and len(end.shape) in (3, 4)):
+    shape = anchor.outputs[0].shape  # (B, nWh, wh, nWw, ww, C); 3D: (B, nWt, wt, nWh, wh, nWw, ww, C)
+    if not (_static(start.shape) and len(start.shape) == 3 and _static(shape) and len(shape) == 2 * rank + 2
+            and _static(end.shape) and len(end.shape) in ((3, 4) if rank == 2 else (5,))):
         return None
-    window = (shape6[2], shape6[4])
+    window = tuple(shape[2:2 * rank + 1:2])
     if len(end.shape) == 3:  # merged straight to (B, H*W, C): no crop, no roll in between
         if end is not merged.outputs[0]:
             return None
-        height, width, channels = shape6[1] * shape6[2], shape6[3] * shape6[4], shape6[5]
+        sizes, channels = (shape[1] * shape[2], shape[3] * shape[4]), shape[5]
     else:
-        height, width, channels = end.shape[1:]
-    return WindowMatch(schema.REVERSE, anchor, start, end, [],
-                       {"height": height, "width": width, "channels": channels, "window_size": window},
+        *sizes, channels = end.shape[1:]
+    return WindowMatch(schema.REVERSE, anchor, start, end, [], _size_attrs(sizes, channels, window),
                        flat_output=len(end.shape) == 3)
 
 
 def _decide_partition(graph: gs.Graph, match: WindowMatch) -> bool:
     """Probe with position codes; read shift and pad order off the output."""
-    height, width, channels = match.attrs["height"], match.attrs["width"], match.attrs["channels"]
+    sizes, channels = match.sizes, match.attrs["channels"]
     batch = _probe_batch(match.start)
-    codes = (np.arange(height * width, dtype=np.float32) + 1).reshape(1, height, width, 1)
-    probe = np.broadcast_to(codes, (batch, height, width, channels)).copy()
+    codes = (np.arange(math.prod(sizes), dtype=np.float32) + 1).reshape(1, *sizes, 1)
+    probe = np.broadcast_to(codes, (batch, *sizes, channels)).copy()
     region = Region(graph, [match.start], match.end)
     if not region.self_contained:
         return False
     out = region.run({match.start.name: probe})
-    window = match.attrs["window_size"]
-    tokens = window[0] * window[1]
+    tokens = math.prod(match.attrs["window_size"])
     if out.shape[-2:] != (tokens, channels):
         return False
     got = out[: len(out) // batch, :, 0].astype(np.int64) - 1  # first image: source index, -1 = padding
     first = int(got[0, 0])
     if first < 0:
         return False
-    return _accept(match, region, got, reference.partition_index, divmod(first, width))
+    return _accept(match, region, got, reference.partition_index, _unravel(first, sizes))
 
 
 def _decide_reverse(graph: gs.Graph, match: WindowMatch) -> bool:
-    height, width, channels = match.attrs["height"], match.attrs["width"], match.attrs["channels"]
-    window = match.attrs["window_size"]
+    sizes, channels = match.sizes, match.attrs["channels"]
     rows, tokens = match.start.shape[0], match.start.shape[1]
-    n_windows = reference.num_windows(height, width, window)
+    n_windows = match.n_windows
     batch = rows // n_windows if isinstance(rows, int) else 1
     codes = (np.arange(n_windows * tokens, dtype=np.float32) + 1).reshape(n_windows, tokens, 1)
     probe = np.broadcast_to(np.tile(codes, (batch, 1, 1)), (batch * n_windows, tokens, channels)).copy()
@@ -165,15 +217,19 @@ def _decide_reverse(graph: gs.Graph, match: WindowMatch) -> bool:
     if not region.self_contained:
         return False
     out = region.run({match.start.name: probe})
-    if match.flat_output and out.shape[1:] == (height * width, channels):
-        out = out.reshape(-1, height, width, channels)
-    if out.shape[1:] != (height, width, channels):
+    if match.flat_output and out.shape[1:] == (math.prod(sizes), channels):
+        out = out.reshape(-1, *sizes, channels)
+    if out.shape[1:] != (*sizes, channels):
         return False
-    got = out[0, :, :, 0].reshape(-1).astype(np.int64) - 1
+    got = out[0, ..., 0].reshape(-1).astype(np.int64) - 1
     where = np.nonzero(got == 0)[0]
     if len(where) != 1:
         return False
-    return _accept(match, region, got, reference.reverse_index, divmod(int(where[0]), width))
+    return _accept(match, region, got, reference.reverse_index, _unravel(int(where[0]), sizes))
+
+
+def _unravel(flat: int, sizes) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, sizes))
 
 
 def _accept(match: WindowMatch, region: Region, got: np.ndarray, contract_index, shift) -> bool:
@@ -182,10 +238,12 @@ def _accept(match: WindowMatch, region: Region, got: np.ndarray, contract_index,
     Where the window divides the map both orders agree: ``pad_orders`` keeps every order that fits, so
     that probes at other sizes can narrow it down."""
     height, width, window = match.attrs["height"], match.attrs["width"], match.attrs["window_size"]
-    if not (shift[0] < window[0] and shift[1] < window[1]):
+    if not all(s < w for s, w in zip(shift, window)):
         return False
-    fits = tuple(pad_first for pad_first in (1, 0)
-                 if np.array_equal(got, contract_index(height, width, window, shift, bool(pad_first))))
+    orders = (1,) if match.is_3d else (1, 0)  # 3D windows are padded, then shifted (the contract has no other)
+    fits = tuple(pad_first for pad_first in orders
+                 if np.array_equal(got, contract_index(height, width, window, shift, bool(pad_first),
+                                                       frames=match.attrs.get("frames"))))
     if not fits:
         return False
     match.attrs.update(shift_size=shift, pad_first=fits[0])
@@ -239,7 +297,7 @@ def plugin_nodes(match: WindowMatch, name: str) -> list[gs.Node]:
         if match.any_size:
             inputs.append(match.feature_map)
         else:
-            fields.update(height=match.attrs["height"], width=match.attrs["width"])
+            fields.update({name: match.attrs[name] for name in schema.size_attributes(match.attrs)})
     attrs = schema.plugin_attributes(match.op, len(inputs), **fields)
     if not match.flat_output:
         return [gs.Node(match.op, name, attrs=attrs, inputs=inputs, outputs=[match.end], domain=schema.DOMAIN)]
