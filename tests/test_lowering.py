@@ -4,7 +4,6 @@ static graphs (sizes known while lowering, index tables stored) and graphs with 
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
@@ -12,27 +11,12 @@ from swin_trt.ops import reference, schema
 from swin_trt.ops.lowering import lower_plugins
 
 from conftest import attention_atol
+from plugin_graphs import plugin_model, run
 
 # (window, shift) pairs, incl. a shift along one axis only and a non-square window
 GEOMETRIES = [((7, 7), (3, 3)), ((7, 7), (0, 0)), ((4, 5), (2, 0)), ((3, 4), (1, 3))]
 # sizes where the window divides, does not divide, and where the map is smaller than the window
 SIZES = [(14, 21), (10, 13), (5, 9), (3, 2)]
-
-
-def plugin_model(op, attrs, inputs, node_inputs=None, inits=()):
-    """One plugin node in a graph; ``inputs`` are (name, elem_type, shape) with str dims for dynamic ones."""
-    node_inputs = node_inputs or [name for name, _, _ in inputs]
-    node = helper.make_node(op, node_inputs, ["y"], domain=schema.DOMAIN,
-                            **schema.plugin_attributes(op, len(node_inputs), **attrs))
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info("y", inputs[0][1], None)], initializer=list(inits))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                   helper.make_opsetid(schema.DOMAIN, 1)])
-
-
-def run(model, feeds):
-    session = ort.InferenceSession(lower_plugins(model).SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)[0]
 
 
 def feature_map_input():

@@ -4,7 +4,6 @@ the Video Swin model's own functions (swin_trt.models.video_swin), the ONNX lowe
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper
@@ -15,6 +14,7 @@ from swin_trt.ops import reference, schema
 from swin_trt.ops.lowering import lower_plugins
 
 from conftest import attention_atol
+from plugin_graphs import plugin_model, run
 
 # (map T, H, W), window, shift: window divides; padding in every dim with a shift in all three; padding with
 # T unshifted; unshifted; a non-cubic window with T not padded
@@ -101,22 +101,6 @@ def test_partition_attention_reverse_match_a_video_swin_block(size):
 
 
 # ---- the lowering (ONNX Runtime) against the reference ---------------------------------------------------------
-
-def plugin_model(op, attrs, inputs, node_inputs=None, inits=()):
-    """One plugin node, built with the schema's helpers; ``inputs`` are (name, elem_type, shape)."""
-    node_inputs = node_inputs or [name for name, _, _ in inputs]
-    node = helper.make_node(op, node_inputs, ["y"], domain=schema.DOMAIN,
-                            **schema.plugin_attributes(op, len(node_inputs), **attrs))
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(*i) for i in inputs],
-                              [helper.make_tensor_value_info("y", inputs[0][1], None)], initializer=list(inits))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                   helper.make_opsetid(schema.DOMAIN, 1)])
-
-
-def run(model, feeds):
-    session = ort.InferenceSession(lower_plugins(model).SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)[0]
-
 
 FEATURE_MAP = ("fm", TensorProto.FLOAT, ["b", "t", "h", "w", 1])
 LOWERING = [((2, 3, 3), (1, 1, 1)), ((2, 2, 3), (0, 1, 2)), ((3, 2, 2), (0, 0, 0))]

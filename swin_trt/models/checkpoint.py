@@ -182,42 +182,36 @@ def _from_microsoft(key: str) -> str:
     return re.sub(r"^head\.", "head.fc.", key)
 
 
-def _from_torchvision(key: str) -> str:
-    if key.startswith("features.0.0."):
-        return key.replace("features.0.0.", "patch_embed.proj.")
-    if key.startswith("features.0.2."):
-        return key.replace("features.0.2.", "patch_embed.norm.")
+def _torchvision_features(key: str, first_blocks: int) -> str:
+    """torchvision's ``features.{k}`` sequence, from ``features.{first_blocks}`` (stage 0's blocks) on:
+    blocks of a stage, then the patch merging that starts the next one, alternately; ``head`` the classifier."""
     match = re.match(r"^features\.(\d+)\.(.*)$", key)
     if match:
-        index, rest = int(match.group(1)), match.group(2)
-        if index % 2 == 0:  # patch merging sits between stages: features.2k is the start of stage k
-            return f"layers.{index // 2}.downsample.{rest}"
+        position, rest = int(match.group(1)) - first_blocks, match.group(2)
+        if position % 2 == 1:  # patch merging sits between stages: it starts stage (position + 1) / 2
+            return f"layers.{(position + 1) // 2}.downsample.{rest}"
         block = re.match(r"^(\d+)\.(.*)$", rest)
         if block:
             rest = re.sub(r"^mlp\.0\.", "mlp.fc1.", block.group(2))  # not V2's attn.cpb_mlp.0
             rest = re.sub(r"^mlp\.3\.", "mlp.fc2.", rest)
-            return f"layers.{index // 2}.blocks.{block.group(1)}.{rest}"
+            return f"layers.{position // 2}.blocks.{block.group(1)}.{rest}"
     if key.startswith("head."):
         return key.replace("head.", "head.fc.")
     return key
+
+
+def _from_torchvision(key: str) -> str:
+    """torchvision's swin_t/s/b and swin_v2_*: ``features.0`` the patch embedding, stage 0's blocks at 1."""
+    if key.startswith("features.0.0."):
+        return key.replace("features.0.0.", "patch_embed.proj.")
+    if key.startswith("features.0.2."):
+        return key.replace("features.0.2.", "patch_embed.norm.")
+    return _torchvision_features(key, first_blocks=1)
 
 
 def _from_torchvision_video(key: str) -> str:
-    """torchvision's swin3d_*: ``features.{2i}`` the blocks of stage i, ``features.{2i+1}`` the patch merging
-    that starts stage i+1; the patch embedding is not in ``features``."""
-    match = re.match(r"^features\.(\d+)\.(.*)$", key)
-    if match:
-        index, rest = int(match.group(1)), match.group(2)
-        if index % 2 == 1:
-            return f"layers.{(index + 1) // 2}.downsample.{rest}"
-        block = re.match(r"^(\d+)\.(.*)$", rest)
-        if block:
-            rest = re.sub(r"^mlp\.0\.", "mlp.fc1.", block.group(2))
-            rest = re.sub(r"^mlp\.3\.", "mlp.fc2.", rest)
-            return f"layers.{index // 2}.blocks.{block.group(1)}.{rest}"
-    if key.startswith("head."):
-        return key.replace("head.", "head.fc.")
-    return key
+    """torchvision's swin3d_*: the patch embedding is not in ``features``, stage 0's blocks are at 0."""
+    return _torchvision_features(key, first_blocks=0)
 
 
 def _from_mmaction2(key: str) -> str:

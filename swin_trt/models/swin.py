@@ -39,8 +39,25 @@ from ..ops import reference
 CONVENTIONS = ("timm", "torchvision", "hf")
 
 
+class ConfigMethods:
+    """What every family's frozen config dataclass does alike: built from a dict (refusing unknown fields,
+    which would otherwise pass silently) and copied with changes."""
+
+    label: ClassVar[str] = "Swin"  # the family as a message names it
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown {cls.label} config fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def with_(self, **changes):
+        return replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class SwinConfig:
+class SwinConfig(ConfigMethods):
     """Everything that shapes the network. ``img_size`` is ``(H, W)``."""
 
     family: ClassVar[str] = "swin_v1"  # which model class builds it (registry.MODEL_CLASSES)
@@ -103,16 +120,6 @@ class SwinConfig:
         data["class_names"] = list(self.class_names)
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "SwinConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown Swin config fields: {', '.join(sorted(unknown))}")
-        return cls(**data)
-
-    def with_(self, **changes) -> "SwinConfig":
-        return replace(self, **changes)
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
@@ -324,12 +331,15 @@ class SwinStage(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    def __init__(self, num_features: int, num_classes: int):
+    """Global average pool over the map's spatial dims (H, W; T, H, W for a clip), then a linear layer."""
+
+    def __init__(self, num_features: int, num_classes: int, pool_dims: tuple[int, ...] = (1, 2)):
         super().__init__()
+        self.pool_dims = pool_dims
         self.fc = nn.Linear(num_features, num_classes) if num_classes else nn.Identity()
 
     def forward(self, x):
-        return self.fc(x.mean(dim=(1, 2)))
+        return self.fc(x.mean(dim=self.pool_dims))
 
 
 class SwinTransformer(nn.Module):

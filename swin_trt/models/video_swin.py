@@ -33,7 +33,7 @@ partition, cyclic shift and window reverse are separate functions on ``(B, T, H,
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .swin import Mlp, PatchMerging
+from .swin import ClassifierHead, ConfigMethods, Mlp, PatchMerging
 
 Triple = tuple[int, int, int]
 MASK_VALUE = -100.0  # the additive mask between tokens of different shifted regions, as in every implementation
@@ -57,13 +57,14 @@ def _triple(value: int | Sequence[int], name: str) -> Triple:
 
 
 @dataclass(frozen=True)
-class VideoSwinConfig:
+class VideoSwinConfig(ConfigMethods):
     """Everything that shapes the network. ``clip_size``, ``patch_size`` and ``window_size`` are ``(T, H, W)``.
 
     The default clip is the one torchvision's Kinetics-400 numbers were measured at (32 frames of 224x224).
     """
 
     family: ClassVar[str] = "video_swin"  # which model class builds it (registry.MODEL_CLASSES)
+    label: ClassVar[str] = "Video Swin"
     clip_size: Triple = (32, 224, 224)
     patch_size: Triple = (2, 4, 4)
     in_chans: int = 3
@@ -122,16 +123,6 @@ class VideoSwinConfig:
             data[name] = list(data[name])
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "VideoSwinConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown Video Swin config fields: {', '.join(sorted(unknown))}")
-        return cls(**data)
-
-    def with_(self, **changes) -> "VideoSwinConfig":
-        return replace(self, **changes)
 
 
 # ---- geometry: what the official code decides per block, as numpy constants --------------------------------
@@ -335,17 +326,6 @@ class VideoSwinStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class VideoClassifierHead(nn.Module):
-    """Global average pool over T, H and W, then a linear layer."""
-
-    def __init__(self, num_features: int, num_classes: int):
-        super().__init__()
-        self.fc = nn.Linear(num_features, num_classes) if num_classes else nn.Identity()
-
-    def forward(self, x):
-        return self.fc(x.mean(dim=(1, 2, 3)))
-
-
 class VideoSwinTransformer(nn.Module):
     """Video Swin Transformer for one clip size ``config.clip_size``; input ``(B, C, T, H, W)``.
 
@@ -368,7 +348,7 @@ class VideoSwinTransformer(nn.Module):
         sizes = config.stage_sizes()
         self.layers = nn.Sequential(*[VideoSwinStage(i, config, sizes[i]) for i in range(len(config.depths))])
         self.norm = nn.LayerNorm(config.num_features, eps=config.layer_norm_eps)
-        self.head = VideoClassifierHead(config.num_features, config.num_classes)
+        self.head = ClassifierHead(config.num_features, config.num_classes, pool_dims=(1, 2, 3))
 
     def _check_size(self, x: torch.Tensor) -> None:
         expected = self.config.clip_size
