@@ -41,6 +41,10 @@ DEMO_DET_NAME = "swin_demo_det"
 DEMO_DET_WEIGHTS = "swin_demo_det.safetensors"
 DEMO_DET_CONFIG = "swin_demo_det.json"
 DEMO_DET_DIR = "demo_det"
+DEMO_VIDEO_NAME = "swin3d_demo"
+DEMO_VIDEO_DIR = "demo_video"
+DEMO_VIDEO_WEIGHTS = f"{DEMO_VIDEO_DIR}/swin_demo_video.safetensors"
+DEMO_VIDEO_CONFIG = f"{DEMO_VIDEO_DIR}/swin_demo_video.json"
 
 
 def assets_dir() -> Path:
@@ -72,17 +76,19 @@ def demo_det_annotations() -> Path:
     return assets_dir() / DEMO_DET_DIR / "annotations.json"
 
 
-def _bundled_spec(name: str, config_file: str, weights: str, description: str, model_class=None):
+def _bundled_spec(name: str, config_file: str, weights: str, description: str, model_class=None,
+                  config_class=None):
     """The registry entry of a bundled model, or ``None`` while its weights have not been trained yet."""
     from .registry import ArchSpec, Preprocessing
     from .swin import SwinConfig
 
+    config_class = config_class or SwinConfig
     config_path = assets_dir() / config_file
     if not config_path.is_file() or not (assets_dir() / weights).is_file():
         return None
     data = json.loads(config_path.read_text())
     preprocessing = Preprocessing.from_dict(data.get("preprocessing", {}))
-    return ArchSpec(name, SwinConfig.from_dict(data["config"]), description, preprocessing, weights=weights,
+    return ArchSpec(name, config_class.from_dict(data["config"]), description, preprocessing, weights=weights,
                     model_class=model_class)
 
 
@@ -107,6 +113,21 @@ def demo_det_spec():
     return _bundled_spec(DEMO_DET_NAME, DEMO_DET_CONFIG, DEMO_DET_WEIGHTS,
                          "demo Swin detector (FCOS head) trained here on mosaics of scikit-image's photos",
                          SwinDetector)
+
+
+def demo_video_spec():
+    """The registry entry of ``swin3d_demo``, or ``None`` while its weights have not been trained yet."""
+    from .video_swin import VideoSwinConfig
+
+    return _bundled_spec(DEMO_VIDEO_NAME, DEMO_VIDEO_CONFIG, DEMO_VIDEO_WEIGHTS,
+                         "demo Video Swin trained here on motion clips of scikit-image's photos (pan, zoom, "
+                         "rotate: 8 motions no single frame tells apart), 8x64x64 clips",
+                         config_class=VideoSwinConfig)
+
+
+def demo_video_clips_dir() -> Path:
+    """``swin3d_demo``'s held-out clips: ``<motion>/<nnn>.mp4``, from photos it was not trained on."""
+    return assets_dir() / DEMO_VIDEO_DIR / "clips"
 
 
 def model_arch(model: str | None) -> str | None:

@@ -154,11 +154,14 @@ register(ArchSpec("swin3d_pico_test", _video(16, (2, 2), (1, 2), window=(2, 4, 4
 
 
 def _register_demo() -> None:
-    """The demo models trained here (scripts/train_demo.py, train_dense_demo.py, train_detection_demo.py);
+    """The demo models trained here (scripts/train_demo.py, train_dense_demo.py, train_detection_demo.py,
+    train_video_demo.py);
     each config travels with its weights."""
-    from .demo import DEMO_DET_NAME, DEMO_NAME, DEMO_SEG_NAME, demo_det_spec, demo_seg_spec, demo_spec
+    from .demo import (DEMO_DET_NAME, DEMO_NAME, DEMO_SEG_NAME, DEMO_VIDEO_NAME, demo_det_spec, demo_seg_spec,
+                       demo_spec, demo_video_spec)
 
-    for name, make in ((DEMO_NAME, demo_spec), (DEMO_SEG_NAME, demo_seg_spec), (DEMO_DET_NAME, demo_det_spec)):
+    for name, make in ((DEMO_NAME, demo_spec), (DEMO_SEG_NAME, demo_seg_spec), (DEMO_DET_NAME, demo_det_spec),
+                       (DEMO_VIDEO_NAME, demo_video_spec)):
         spec = None if name in _ARCHS else make()  # None while its weights have not been trained yet
         if spec is not None:
             register(spec)
