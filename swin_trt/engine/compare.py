@@ -113,10 +113,10 @@ def compare_variants(variants: Mapping[str, str | Path], output: str | Path, *, 
     require_gpu_stack()
     output.parent.mkdir(parents=True, exist_ok=True)
     rows, built = [], {}
+    options = BuildOptions(plugins=plugins, **build_options)  # the same for every variant
     with tempfile.TemporaryDirectory(prefix=".swin-trt-compare-", dir=output.parent.resolve()) as folder:
         for index, (name, path) in enumerate(paths.items(), 1):
             echo(f"[{index}/{len(paths)}] {name}: building {path.name}")
-            options = BuildOptions(plugins=plugins, **build_options)
             result = BuildStage(path, Path(folder) / f"{name}.engine", options).run()
             batch = _timed_batch(result.manifest)
             timing = time_engine(result.path, batch, plugins=plugins, warmup=warmup, runs=runs)
