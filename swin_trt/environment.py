@@ -5,19 +5,26 @@ Nothing here imports tensorrt at module level, so the CPU-only package (and its 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from . import tensorrt_origin
 from .errors import UserError
 from .ops import schema
 
-INSTALL_TENSORRT = ("Jetson: TensorRT comes with JetPack 6 (sudo apt install python3-libnvinfer); "
-                    "servers: pip install tensorrt (NVIDIA's wheels, needs a CUDA driver)")
+logger = logging.getLogger(__name__)
+
+# Per platform (:mod:`.tensorrt_origin`): x86_64 servers pip install 'swin-trt[trt]' (pip install tensorrt);
+# JetPack 6 uses the system's python3-libnvinfer (TensorRT 10.3) from a venv made with --system-site-packages;
+# JetPack 7.2.2+ and Grace take PyPI's SBSA wheels.
+INSTALL_TENSORRT = tensorrt_origin.INSTALL_ALL
 INSTALL_PYCUDA = ("pip install pycuda (Jetson: needs the CUDA toolkit of JetPack on PATH, "
                   "e.g. export PATH=/usr/local/cuda/bin:$PATH)")
 MIN_TENSORRT = (10, 0)  # strongly typed networks and IPluginV3; JetPack 6 ships 10.3
 # Polygraphy < 0.49.26 reads IBuilderConfig.int8_calibrator, which TensorRT 11 removed.
 MIN_POLYGRAPHY = (0, 49, 26)
-INSTALL_POLYGRAPHY = "pip install 'swin-trt[trt]' (or pip install 'polygraphy>=0.49.26')"
+INSTALL_POLYGRAPHY = ("pip install 'swin-trt[trt]' (JetPack 6: 'swin-trt[jetson]', which leaves TensorRT to the "
+                      "system), or pip install 'polygraphy>=0.49.26'")
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -34,14 +41,27 @@ def import_tensorrt():
     """The ``tensorrt`` module, or a UserError that says how to get it."""
     try:
         import tensorrt as trt
-    except ImportError as exc:
-        raise UserError(f"TensorRT is not installed ({exc}): {INSTALL_TENSORRT}") from None
+    except ImportError as exc:  # not there, or there but its extension or libnvinfer does not load
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "tensorrt"
+        raise UserError(f"TensorRT {'is not installed' if missing else 'cannot be imported'} ({exc}): "
+                        f"{tensorrt_origin.missing_tensorrt_hint()}") from None
     except OSError as exc:  # the bindings are there but libnvinfer is not
-        raise UserError(f"TensorRT's libraries cannot be loaded ({exc}): {INSTALL_TENSORRT}") from None
+        raise UserError(f"TensorRT's libraries cannot be loaded ({exc}): "
+                        f"{tensorrt_origin.missing_tensorrt_hint()}") from None
     if version_tuple(trt.__version__)[:2] < MIN_TENSORRT:
         raise UserError(f"TensorRT {trt.__version__} is too old: swin-trt needs TensorRT >= 10 (strongly typed "
                         f"networks, IPluginV3). {INSTALL_TENSORRT}")
     return trt
+
+
+def describe_tensorrt(trt) -> tensorrt_origin.TensorRTOrigin:
+    """Where the imported ``trt`` comes from on this machine (its module file, the system package or a PyPI
+    wheel, the venv, the JetPack); a mismatch with the platform (a PyPI wheel on JetPack 6) is logged as a
+    warning with its fix."""
+    origin = tensorrt_origin.origin_here(trt)
+    if problem := origin.problem():
+        logger.warning("%s", problem)
+    return origin
 
 
 def import_polygraphy():

@@ -51,7 +51,9 @@ def build(model, output, plugins, target, workspace_gib, timing_cache, opt_batch
     The network is strongly typed: FP16/INT8 come from the graph (export, quantize), never from builder
     flags. Writes OUTPUT and OUTPUT.json: the ONNX sidecar's provenance (arch, preprocessing ...) plus
     TensorRT version, GPU, target settings, precision summary, I/O, plugin library and source model hashes.
-    Needs TensorRT >= 10 and an NVIDIA GPU.
+    Needs TensorRT >= 10 and an NVIDIA GPU. A note names the TensorRT used and where it comes from (module
+    file, system package or PyPI wheel, venv, JetPack; what --target auto chose); without TensorRT the error
+    says where it looked and each platform's install line (JetPack 6: the system's TensorRT, '[jetson]').
 
     \b
     Examples:
