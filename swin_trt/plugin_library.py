@@ -141,7 +141,9 @@ _ATTENTION_ARGTYPES = [_PTR, _I32, _PTR, _I32, _PTR, _I32, _I32, _I32, _I32, _I3
                        ctypes.c_float, _PTR]
 # swin_trt_window_attention_cosine: as above with the per-head scales (float*, host memory) in place of scale
 _COSINE_ATTENTION_ARGTYPES = _ATTENTION_ARGTYPES[:14] + [ctypes.POINTER(ctypes.c_float), _PTR]
-CAPI_VERSION = 2  # 2: swin_trt_window_attention_cosine
+# 4: swin_trt_window_attention_tc(_smem) (tensor cores) and swin_trt_fused_window_attention; 3: the
+# swin_trt_window_{partition,reverse,attention}_3d entry points; 2: swin_trt_window_attention_cosine
+CAPI_VERSION = 4
 
 
 @lru_cache(maxsize=None)

@@ -10,47 +10,9 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
+from tolerances import EPS32, attention_atol, rounding_atol, sum_atol  # noqa: F401  (the tests import them here)
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=7, num_classes=10)
-
-
-# ---- tolerances from float32 error (never from what one machine printed) -------------------------------------
-
-EPS32 = float(np.finfo(np.float32).eps)
-
-
-def sum_atol(terms: float, length: int, evaluations: int = 2) -> float:
-    """How far ``evaluations`` float32 evaluations of a sum of ``length`` terms, whose absolute values add up
-    to ``terms``, may lie apart: each is off by at most gamma_n = n eps times ``terms`` (Higham), whatever order
-    or blocking (SIMD width, threads, fused kernels) the CPU chooses; two more roundings cover a scale and a
-    bias added to it."""
-    return evaluations * (length + 2) * EPS32 * terms
-
-
-def rounding_atol(expected: np.ndarray, ulps: int = 1024) -> float:
-    """Two float32 evaluations of the same network that may order their roundings differently (another batch
-    size or graph makes ONNX Runtime pick other kernels): ``ulps`` units in the last place of the output's
-    largest magnitude, the bound the rewrite's own equivalence check uses (swin_trt.surgery.equivalence)."""
-    return ulps * EPS32 * float(np.abs(expected).max())
-
-
-def attention_atol(qkv: np.ndarray, table: np.ndarray, attrs: dict) -> float:
-    """How far two float32 evaluations of window attention on ``qkv`` may lie apart. A logit ``s q.k + b``
-    over head_dim d is off by up to (d + 4) eps times its terms' magnitude L (cosine mode: the normalisations
-    add their own d eps, and |q.k| <= 1 once normalised, so L = s + |b|); softmax turns a logit error into up
-    to twice that relative error of its weights, plus (2N + 4) eps for the exps and the row sum of N tokens;
-    the output, weights times v, is off by max|v| times that. Twice for two evaluations. A wrong bias, mask or
-    window moves outputs by tenths, far beyond this."""
-    heads = attrs["num_heads"]
-    rows, tokens, three_c = qkv.shape
-    d = three_c // (3 * heads)
-    q, k, v = np.abs(qkv.reshape(rows, tokens, 3, heads, d)).transpose(2, 0, 3, 1, 4)
-    bias = float(np.abs(table).max())
-    if attrs.get("cosine"):
-        logit_error = (2 * d + 8) * EPS32 * (max(attrs["head_scale"]) + bias)
-    else:
-        logit_error = (d + 4) * EPS32 * (attrs["scale"] * float(np.einsum("rhtd,rhsd->rhts", q, k).max()) + bias)
-    return 2 * float(v.max()) * (2 * logit_error + (2 * tokens + 4) * EPS32)
 
 
 def finishes_within(seconds: float, call):
@@ -445,3 +407,66 @@ def detector_onnx(tmp_path_factory):
             made[kind] = export_detector(kind, folder / f"{kind}.onnx")
         return made[kind]
     return get
+
+
+# ---- the kernels' C ABI on the CPU emulator, built once per session --------------------------------------------
+
+def cuda_include() -> Path | None:
+    """The CUDA headers (cuda_fp16.h) the emulated kernels compile against: no nvcc or GPU is needed."""
+    import os
+    import shutil
+
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(str(Path(nvcc).resolve().parent.parent))
+    candidates.append("/usr/local/cuda")
+    for root in filter(None, candidates):
+        if (Path(root) / "include" / "cuda_fp16.h").is_file():
+            return Path(root) / "include"
+    return None
+
+
+def _current_emulated(path: Path):
+    """The library at ``path`` if it is an emulated build of this source's C ABI version, else None."""
+    import ctypes
+
+    from swin_trt import plugin_library
+
+    lib = ctypes.CDLL(str(path))
+    current = lib.swin_trt_capi_version() == plugin_library.CAPI_VERSION and lib.swin_trt_capi_is_emulated() == 1
+    return lib if current else None
+
+
+@pytest.fixture(scope="session")
+def capi_emu(tmp_path_factory):
+    """``libswin_trt_capi_emu``: the kernels' real source run by the CPU emulator, through their C ABI (host
+    pointers). A current build found where swin_trt looks (``$SWIN_TRT_CAPI``, ``build/``), else compiled once
+    per session from the two files CMake's target compiles (a C++ compiler and the CUDA headers suffice)."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    from swin_trt import plugin_library
+    from swin_trt.errors import UserError
+
+    try:
+        lib = _current_emulated(plugin_library.find_capi_library(emulated=True))
+    except (UserError, OSError):
+        lib = None
+    if lib is None:
+        compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+        include = cuda_include()
+        if compiler is None or include is None:
+            pytest.skip("the emulated kernels need a C++ compiler and the CUDA headers (cuda_fp16.h)")
+        repo, path = Path(__file__).resolve().parent.parent, tmp_path_factory.mktemp("capi_emu") / "capi_emu.so"
+        common = repo / "plugins" / "common"
+        built = subprocess.run([compiler, "-std=c++17", "-O2", "-fPIC", "-shared", "-DSWIN_TRT_EMULATION",
+                                f"-I{common}", "-isystem", str(include),
+                                str(repo / "plugins" / "tests" / "emulated_kernels.cpp"), str(common / "swin_capi.cpp"),
+                                "-o", str(path)], capture_output=True, text=True, timeout=900)
+        assert built.returncode == 0, built.stderr[-6000:]
+        lib = _current_emulated(path)
+        assert lib is not None, f"{path}: built from this source, yet not C ABI {plugin_library.CAPI_VERSION}"
+    lib.swin_trt_capi_last_error.restype = ctypes.c_char_p
+    return lib

@@ -112,6 +112,8 @@ def test_registering_library_loads_the_plugins_from_beside_itself(native_build):
         assert "NODELETE" in section, section
         exported = _run(["nm", "-D", "--defined-only", library]).stdout.split()
         assert "getCreators" not in exported and "getPluginRegistry" not in exported
+        # getCreators is found through the library's own handle (dlsym), never bound by a global lookup.
+        assert "getCreators" not in _run(["nm", "-D", "--undefined-only", library]).stdout.split()
 
 
 @pytest.mark.skipif(NVCC is not None, reason="with nvcc, test_cmake_builds_cuda_targets_and_ctest_passes runs ctest")

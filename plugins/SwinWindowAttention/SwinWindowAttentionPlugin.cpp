@@ -18,22 +18,27 @@ using nvinfer1::DataType;
 using nvinfer1::PluginField;
 using nvinfer1::PluginFieldType;
 
-SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(int32_t numHeads, int32_t const* window, int32_t const* shift,
+SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(int32_t numHeads, WindowFields const& fields, int32_t frames,
     int32_t height, int32_t width, float scale, std::vector<float> headScale)
     : SwinPluginBase(kWindowAttentionName)
     , mNumHeads(numHeads)
-    , mWindow{window[0], window[1]}
-    , mShift{shift[0], shift[1]}
+    , mFields(fields)
+    , mFrames(frames)
     , mHeight(height)
     , mWidth(width)
     , mScale(scale)
     , mCosine(headScale.empty() ? 0 : 1)
     , mHeadScale(std::move(headScale))
-    , mGeometry(makeAttentionGeometry(height, width, window[0], window[1], shift[0], shift[1]))
+    , mGeometry(makeAttentionGeometry3d(frames, height, width, fields.wt(), fields.wh(), fields.ww(), fields.st(),
+          fields.sh(), fields.sw()))
 {
     serializeField("num_heads", &mNumHeads, PluginFieldType::kINT32, 1);
-    serializeField("window_size", mWindow, PluginFieldType::kINT32, 2);
-    serializeField("shift_size", mShift, PluginFieldType::kINT32, 2);
+    serializeField("window_size", mFields.window, PluginFieldType::kINT32, mFields.rank);
+    serializeField("shift_size", mFields.shift, PluginFieldType::kINT32, mFields.rank);
+    if (mFields.rank == 3) // a 2D node serializes exactly the fields it always had
+    {
+        serializeField("frames", &mFrames, PluginFieldType::kINT32, 1);
+    }
     serializeField("height", &mHeight, PluginFieldType::kINT32, 1);
     serializeField("width", &mWidth, PluginFieldType::kINT32, 1);
     serializeField("scale", &mScale, PluginFieldType::kFLOAT32, 1);
@@ -47,7 +52,7 @@ SwinWindowAttentionPlugin::SwinWindowAttentionPlugin(int32_t numHeads, int32_t c
 nvinfer1::IPluginV3* SwinWindowAttentionPlugin::clone() noexcept
 {
     return guarded<nvinfer1::IPluginV3*>("clone", nullptr, [&] {
-        return new SwinWindowAttentionPlugin(mNumHeads, mWindow, mShift, mHeight, mWidth, mScale, mHeadScale);
+        return new SwinWindowAttentionPlugin(mNumHeads, mFields, mFrames, mHeight, mWidth, mScale, mHeadScale);
     });
 }
 
@@ -55,11 +60,15 @@ std::string SwinWindowAttentionPlugin::describeInputs() const
 {
     if (numInputs() == 3)
     {
-        return "3 inputs (qkv, bias_table, feature_map: a shifted node without height/width takes its grid from "
-               "the feature map)";
+        return mFields.rank == 3 ? "3 inputs (qkv, bias, feature_map: a shifted node without frames/height/width "
+                                   "takes its grid from the feature map)"
+                                 : "3 inputs (qkv, bias_table, feature_map: a shifted node without height/width "
+                                   "takes its grid from the feature map)";
     }
-    return "2 inputs (qkv, bias_table: a shifted node with height/width takes its grid from them, an unshifted "
-           "node needs none)";
+    return mFields.rank == 3 ? "2 inputs (qkv, bias: a shifted node with frames/height/width takes its grid from "
+                               "them, an unshifted node needs none)"
+                             : "2 inputs (qkv, bias_table: a shifted node with height/width takes its grid from "
+                               "them, an unshifted node needs none)";
 }
 
 int32_t SwinWindowAttentionPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
@@ -77,15 +86,22 @@ int32_t SwinWindowAttentionPlugin::getOutputShapes(nvinfer1::DimsExprs const* in
         {
             return fail("input 'qkv' must be 3-D (B * nW, N, 3C), got " + std::to_string(qkv.nbDims) + "-D");
         }
-        if (nbInputs == 3 && inputs[2].nbDims != 4)
+        if (nbInputs == 3 && inputs[2].nbDims != mFields.rank + 2)
         {
-            return fail("input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(inputs[2].nbDims) + "-D");
+            return fail("input 'feature_map' must be " + std::to_string(mFields.rank + 2) + "-D "
+                + mFields.mapLayout() + ", got " + std::to_string(inputs[2].nbDims) + "-D");
         }
-        int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+        if (inputs[1].nbDims != 2 && inputs[1].nbDims != 3)
+        {
+            return fail("input 1 must be the bias table, 2-D (R, num_heads), or a dense bias, 3-D (num_heads, N, N); "
+                "got " + std::to_string(inputs[1].nbDims) + "-D");
+        }
+        int64_t const tokens = mFields.tokens();
         if (qkv.d[1]->isConstant() && qkv.d[1]->getConstantValue() != tokens)
         {
             return fail("dim 1 of input 'qkv' is " + std::to_string(qkv.d[1]->getConstantValue())
-                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(tokens));
+                + ", expected N = the product of window_size " + mFields.format(mFields.window) + " = "
+                + std::to_string(tokens));
         }
         outputs[0].nbDims = 3;
         outputs[0].d[0] = qkv.d[0];
@@ -129,6 +145,10 @@ bool SwinWindowAttentionPlugin::supportsFormatCombination(
     {
         return desc.type == inOut[0].desc.type;
     }
+    if (pos == 1 && desc.dims.nbDims != 2 && desc.dims.nbDims != 3)
+    {
+        return false; // neither the table (R, num_heads) nor a dense bias (num_heads, N, N)
+    }
     return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
 }
 
@@ -138,19 +158,34 @@ AttentionGeometry SwinWindowAttentionPlugin::geometry(nvinfer1::Dims const* dims
     {
         return mGeometry;
     }
+    WindowFields const& f = mFields;
     if (nbInputs == 3)
     {
-        WindowGeometry const g = makeWindowGeometry(static_cast<int32_t>(dims[2].d[1]),
-            static_cast<int32_t>(dims[2].d[2]), mWindow[0], mWindow[1], 0, 0, 1);
-        return makeAttentionGeometry(g.Hp, g.Wp, mWindow[0], mWindow[1], mShift[0], mShift[1]);
+        int64_t T, H, W;
+        spatialDims(dims[2], T, H, W);
+        WindowGeometry const g = makeWindowGeometry3d(static_cast<int32_t>(T), static_cast<int32_t>(H),
+            static_cast<int32_t>(W), f.wt(), f.wh(), f.ww(), 0, 0, 0, 1);
+        return makeAttentionGeometry3d(g.Tp, g.Hp, g.Wp, f.wt(), f.wh(), f.ww(), f.st(), f.sh(), f.sw());
     }
-    return makeAttentionGeometry(mWindow[0], mWindow[1], mWindow[0], mWindow[1], mShift[0], mShift[1]);
+    return makeAttentionGeometry3d(f.wt(), f.wh(), f.ww(), f.wt(), f.wh(), f.ww(), f.st(), f.sh(), f.sw());
 }
+
+namespace
+{
+
+//! "HpxWp" or (3D) "TpxHpxWp", for messages.
+std::string gridSize(AttentionGeometry const& g)
+{
+    return (g.wt > 1 || g.Tp > 1 ? std::to_string(g.Tp) + "x" : std::string()) + std::to_string(g.Hp) + "x"
+        + std::to_string(g.Wp);
+}
+
+} // namespace
 
 std::string SwinWindowAttentionPlugin::checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const
 {
     nvinfer1::Dims const& qkv = dims[0];
-    int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+    int64_t const tokens = mFields.tokens();
     if (qkv.nbDims != 3 || qkv.d[1] != tokens || qkv.d[2] < 1)
     {
         return "input 'qkv' must be (B * nW, N, 3C) with static N = " + std::to_string(tokens) + " and static 3C";
@@ -165,17 +200,15 @@ std::string SwinWindowAttentionPlugin::checkInputs(nvinfer1::Dims const* dims, i
     {
         return std::string(why) + " (N = " + std::to_string(tokens) + ", head_dim = " + std::to_string(headDim) + ")";
     }
-    nvinfer1::Dims const& bias = dims[1];
-    int32_t const tableRows = biasTableSize(mWindow[0], mWindow[1]);
-    if (bias.nbDims != 2 || (bias.d[0] >= 0 && bias.d[0] != tableRows) || (bias.d[1] >= 0 && bias.d[1] != mNumHeads))
+    std::string const bias = checkBias(dims[1]);
+    if (!bias.empty())
     {
-        return "input 'bias_table' must be ((2*wh-1)*(2*ww-1), num_heads) = (" + std::to_string(tableRows) + ", "
-            + std::to_string(mNumHeads) + ")";
+        return bias;
     }
     if (nbInputs == 3)
     {
-        std::string why = checkFeatureMap(dims[2], mWindow);
-        if (!why.empty() || dims[2].d[1] < 0 || dims[2].d[2] < 0)
+        std::string why = checkFeatureMap(dims[2], mFields);
+        if (!why.empty() || !spatialKnown(dims[2]))
         {
             return why; // a problem, or a grid not known yet
         }
@@ -184,16 +217,49 @@ std::string SwinWindowAttentionPlugin::checkInputs(nvinfer1::Dims const* dims, i
     AttentionGeometry const g = geometry(dims, nbInputs);
     if (nbInputs == 3 && qkv.d[0] >= 0 && dims[2].d[0] >= 0 && qkv.d[0] != dims[2].d[0] * g.nW)
     {
+        int64_t T, H, W;
+        spatialDims(dims[2], T, H, W);
         return "dim 0 of input 'qkv' (" + std::to_string(qkv.d[0]) + ") is not B * nW = "
-            + std::to_string(dims[2].d[0]) + " * " + std::to_string(g.nW) + " for the " + std::to_string(dims[2].d[1])
-            + "x" + std::to_string(dims[2].d[2]) + " feature map (grid " + std::to_string(g.Hp) + "x"
-            + std::to_string(g.Wp) + ")";
+            + std::to_string(dims[2].d[0]) + " * " + std::to_string(g.nW) + " for the "
+            + (mFields.rank == 3 ? std::to_string(T) + "x" : std::string()) + std::to_string(H) + "x"
+            + std::to_string(W) + " feature map (grid " + gridSize(g) + ")";
     }
     if (qkv.d[0] >= 0 && qkv.d[0] % g.nW != 0)
     {
         return "dim 0 of input 'qkv' (" + std::to_string(qkv.d[0]) + ") is not a multiple of the "
-            + std::to_string(g.nW) + " windows of the " + std::to_string(g.Hp) + "x" + std::to_string(g.Wp)
-            + " grid: the batch must hold whole images";
+            + std::to_string(g.nW) + " windows of the " + gridSize(g) + " grid: the batch must hold whole images";
+    }
+    return {};
+}
+
+std::string SwinWindowAttentionPlugin::checkBias(nvinfer1::Dims const& bias) const
+{
+    return checkAttentionBias(bias, mFields, mNumHeads);
+}
+
+std::string checkAttentionBias(nvinfer1::Dims const& bias, WindowFields const& fields, int32_t numHeads)
+{
+    int64_t const tokens = fields.tokens();
+    if (bias.nbDims == 3)
+    {
+        // Dense: added as is to every window's logits (a shrunk Video Swin window's bias, which no table of
+        // its own offsets reproduces).
+        if ((bias.d[0] >= 0 && bias.d[0] != numHeads) || (bias.d[1] >= 0 && bias.d[1] != tokens)
+            || (bias.d[2] >= 0 && bias.d[2] != tokens))
+        {
+            return "input 'bias' is 3-D, a dense bias: it must be (num_heads, N, N) = (" + std::to_string(numHeads)
+                + ", " + std::to_string(tokens) + ", " + std::to_string(tokens) + "), got (" + std::to_string(bias.d[0])
+                + ", " + std::to_string(bias.d[1]) + ", " + std::to_string(bias.d[2]) + ")";
+        }
+        return {};
+    }
+    int32_t const tableRows = biasTableSize3d(fields.wt(), fields.wh(), fields.ww());
+    if (bias.nbDims != 2 || (bias.d[0] >= 0 && bias.d[0] != tableRows) || (bias.d[1] >= 0 && bias.d[1] != numHeads))
+    {
+        char const* const rows = fields.rank == 3 ? "(2*wt-1)*(2*wh-1)*(2*ww-1)" : "(2*wh-1)*(2*ww-1)";
+        return std::string("input 'bias_table' must be (") + rows + ", num_heads) = (" + std::to_string(tableRows)
+            + ", " + std::to_string(numHeads) + "), or a dense bias (num_heads, N, N) = (" + std::to_string(numHeads)
+            + ", " + std::to_string(tokens) + ", " + std::to_string(tokens) + ")";
     }
     return {};
 }
@@ -256,7 +322,7 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
             || qkvType == DType::kINT8 || biasType == DType::kINT8)
         {
             return fail(std::string("enqueue: unsupported types qkv ") + typeName(inputDesc[0].type)
-                + ", bias_table " + typeName(inputDesc[1].type) + " (need float32 or float16)");
+                + ", bias " + typeName(inputDesc[1].type) + " (need float32 or float16)");
         }
         std::string why;
         for (int32_t i = 0; why.empty() && i < nbInputs; ++i)
@@ -280,9 +346,15 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
         }
         AttentionGeometry const g = geometry(dims, nbInputs);
         int32_t const headDim = static_cast<int32_t>(dims[0].d[2] / (3 * static_cast<int64_t>(mNumHeads)));
-        cudaError_t const status = windowAttention(inputs[0], qkvType, inputs[1], biasType, outputs[0],
-            static_cast<int32_t>(dims[0].d[0]), mNumHeads, headDim, mWindow[0], mWindow[1], mShift[0], mShift[1],
-            g.Hp, g.Wp, mScale, mCosine != 0 ? mHeadScale.data() : nullptr, stream);
+        BiasForm const form = dims[1].nbDims == 3 ? BiasForm::kDENSE : BiasForm::kTABLE;
+        // float16 I/O runs on tensor cores (swinWindowAttentionTensorCoreKernel.cu), float32 on CUDA cores
+        // (swinWindowAttentionKernel.cu): the same arguments and contract (README, "Kernel").
+        decltype(&windowAttentionTensorCore) const kernel = qkvType == DType::kFLOAT16
+            ? &windowAttentionTensorCore
+            : static_cast<decltype(&windowAttentionTensorCore)>(&windowAttention);
+        cudaError_t const status = kernel(inputs[0], qkvType, inputs[1], biasType, form, outputs[0],
+            static_cast<int32_t>(dims[0].d[0]), mNumHeads, headDim, g.wt, g.wh, g.ww, g.st, g.sh, g.sw, g.Tp, g.Hp,
+            g.Wp, mScale, mCosine != 0 ? mHeadScale.data() : nullptr, stream);
         if (status != cudaSuccess)
         {
             return fail("kernel launch failed: " + cudaErrorText(status));
@@ -293,12 +365,9 @@ int32_t SwinWindowAttentionPlugin::enqueue(nvinfer1::PluginTensorDesc const* inp
 
 // ---------------------------------------------------------------------------------------------------------
 
-namespace
-{
-
 //! Cosine mode's fields: `cosine` (0 or 1, default 0) and, iff it is 1, `head_scale` (num_heads values in
 //! (0, 100]) with `scale` = 1. Fills `headScale` (empty for V1); false (logged) when a rule is broken.
-bool readCosine(FieldReader& reader, int32_t numHeads, float scale, std::vector<float>& headScale)
+bool readCosineFields(FieldReader& reader, int32_t numHeads, float scale, std::vector<float>& headScale)
 {
     int32_t cosine = 0;
     if (!reader.optionalInt1("cosine", cosine, 0))
@@ -350,7 +419,6 @@ bool readCosine(FieldReader& reader, int32_t numHeads, float scale, std::vector<
     return true;
 }
 
-} // namespace
 
 SwinWindowAttentionCreator::SwinWindowAttentionCreator()
     : SwinPluginCreatorBase(kWindowAttentionName,
@@ -359,6 +427,7 @@ SwinWindowAttentionCreator::SwinWindowAttentionCreator()
             PluginField("shift_size", nullptr, PluginFieldType::kINT32, 2),
             PluginField("height", nullptr, PluginFieldType::kINT32, 1),
             PluginField("width", nullptr, PluginFieldType::kINT32, 1),
+            PluginField("frames", nullptr, PluginFieldType::kINT32, 1), // 3D windows only
             PluginField("scale", nullptr, PluginFieldType::kFLOAT32, 1),
             PluginField("cosine", nullptr, PluginFieldType::kINT32, 1),
             // num_heads values; TensorRT's ONNX parser takes the length from the node's attribute
@@ -372,13 +441,13 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
     return guardedCreate([&]() -> nvinfer1::IPluginV3* {
         FieldReader reader(fc, context(name));
         int32_t numHeads = 0;
-        int32_t window[2];
-        int32_t shift[2];
+        WindowFields fields;
+        int32_t frames = 0;
         int32_t height = 0;
         int32_t width = 0;
         float scale = 0.0F;
-        if (!reader.int1("num_heads", numHeads) || !readWindowShift(reader, window, shift)
-            || !readOptionalSize(reader, height, width) || !reader.float1("scale", scale))
+        if (!reader.int1("num_heads", numHeads) || !readWindowShift(reader, fields)
+            || !readOptionalSize3d(reader, fields, frames, height, width) || !reader.float1("scale", scale))
         {
             return nullptr;
         }
@@ -387,23 +456,27 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
             reader.error("attribute 'num_heads' = " + std::to_string(numHeads) + " out of range: must be in [1, 65535]");
             return nullptr;
         }
-        // Without height/width the grid comes from the feature map (checked per run), or is not needed (no shift).
-        char const* why = checkWindowGeometry(height > 0 ? height : window[0], width > 0 ? width : window[1],
-            window[0], window[1]);
-        if (why == nullptr && (height % window[0] != 0 || width % window[1] != 0))
+        // Without a size the grid comes from the feature map (checked per run), or is not needed (no shift).
+        int32_t const wt = fields.wt(), wh = fields.wh(), ww = fields.ww();
+        char const* why = checkWindowGeometry3d(
+            frames > 0 ? frames : wt, height > 0 ? height : wh, width > 0 ? width : ww, wt, wh, ww);
+        if (why == nullptr && (frames % wt != 0 || height % wh != 0 || width % ww != 0))
         {
             why = "they are the padded grid, positive multiples of window_size";
         }
         if (why != nullptr)
         {
-            reader.error("attributes 'height' = " + std::to_string(height) + ", 'width' = " + std::to_string(width)
-                + " with window_size = " + formatPair(window) + " out of range: " + why);
+            reader.error((fields.rank == 3 ? "attributes 'frames' = " + std::to_string(frames) + ", "
+                                           : std::string("attributes "))
+                + "'height' = " + std::to_string(height) + ", 'width' = " + std::to_string(width)
+                + " with window_size = " + fields.format(fields.window) + " out of range: " + why);
             return nullptr;
         }
-        // Safe product: checkWindowGeometry bounds wh * ww by the padded grid, which fits in int32.
-        if (char const* unsupported = checkWindowAttentionSupport(window[0] * window[1], 1))
+        // Safe product: checkWindowGeometry3d bounds the window by the padded grid, which fits in int32.
+        if (char const* unsupported = checkWindowAttentionSupport(static_cast<int32_t>(fields.tokens()), 1))
         {
-            reader.error(std::string("attribute 'window_size' = ") + formatPair(window) + " not supported: " + unsupported);
+            reader.error("attribute 'window_size' = " + fields.format(fields.window) + " not supported: "
+                + unsupported);
             return nullptr;
         }
         if (!(scale > 0.0F) || !isfinite(scale))
@@ -412,11 +485,11 @@ nvinfer1::IPluginV3* SwinWindowAttentionCreator::createPlugin(
             return nullptr;
         }
         std::vector<float> headScale;
-        if (!readCosine(reader, numHeads, scale, headScale))
+        if (!readCosineFields(reader, numHeads, scale, headScale))
         {
             return nullptr;
         }
-        return new SwinWindowAttentionPlugin(numHeads, window, shift, height, width, scale, std::move(headScale));
+        return new SwinWindowAttentionPlugin(numHeads, fields, frames, height, width, scale, std::move(headScale));
     });
 }
 

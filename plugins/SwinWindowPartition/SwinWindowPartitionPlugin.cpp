@@ -13,26 +13,30 @@ namespace plugin
 using nvinfer1::PluginField;
 using nvinfer1::PluginFieldType;
 
-SwinWindowPartitionPlugin::SwinWindowPartitionPlugin(int32_t const* window, int32_t const* shift, int32_t padFirst)
+SwinWindowPartitionPlugin::SwinWindowPartitionPlugin(WindowFields const& fields, int32_t padFirst)
     : SwinDataMovementPlugin(kWindowPartitionName)
-    , mWindow{window[0], window[1]}
-    , mShift{shift[0], shift[1]}
+    , mFields(fields)
     , mPadFirst(padFirst)
 {
-    serializeField("window_size", mWindow, PluginFieldType::kINT32, 2);
-    serializeField("shift_size", mShift, PluginFieldType::kINT32, 2);
+    serializeField("window_size", mFields.window, PluginFieldType::kINT32, mFields.rank);
+    serializeField("shift_size", mFields.shift, PluginFieldType::kINT32, mFields.rank);
     serializeField("pad_first", &mPadFirst, PluginFieldType::kINT32, 1);
 }
 
 nvinfer1::IPluginV3* SwinWindowPartitionPlugin::clone() noexcept
 {
     return guarded<nvinfer1::IPluginV3*>(
-        "clone", nullptr, [&] { return new SwinWindowPartitionPlugin(mWindow, mShift, mPadFirst); });
+        "clone", nullptr, [&] { return new SwinWindowPartitionPlugin(mFields, mPadFirst); });
 }
 
-std::string SwinWindowPartitionPlugin::checkMap(int64_t H, int64_t W) const
+std::string SwinWindowPartitionPlugin::checkRank(int32_t nbDims) const
 {
-    return checkMapSize("x", H, W, mWindow);
+    if (nbDims == mFields.rank + 2)
+    {
+        return {};
+    }
+    return "input 'x' must be " + std::to_string(mFields.rank + 2) + "-D " + mFields.mapLayout() + " for window_size "
+        + mFields.format(mFields.window) + ", got " + std::to_string(nbDims) + "-D";
 }
 
 int32_t SwinWindowPartitionPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
@@ -45,33 +49,47 @@ int32_t SwinWindowPartitionPlugin::getOutputShapes(nvinfer1::DimsExprs const* in
             return fail("expects 1 input and 1 output");
         }
         nvinfer1::DimsExprs const& x = inputs[0];
-        if (x.nbDims != 4)
+        std::string const rank = checkRank(x.nbDims);
+        if (!rank.empty())
         {
-            return fail("input 'x' must be 4-D (B, H, W, C), got " + std::to_string(x.nbDims) + "-D");
+            return fail(rank);
         }
         using nvinfer1::DimensionOperation;
+        int32_t const spatial = mFields.rank; // x.d[1 .. spatial] are (T,) H, W; x.d[spatial + 1] is C
         outputs[0].nbDims = 3;
-        outputs[0].d[1] = exprBuilder.constant(static_cast<int64_t>(mWindow[0]) * mWindow[1]);
-        outputs[0].d[2] = x.d[3];
-        if (x.d[1]->isConstant() && x.d[2]->isConstant())
+        outputs[0].d[1] = exprBuilder.constant(mFields.tokens());
+        outputs[0].d[2] = x.d[spatial + 1];
+        bool constant = true;
+        for (int32_t i = 1; i <= spatial; ++i)
+        {
+            constant = constant && x.d[i]->isConstant();
+        }
+        if (constant)
         {
             // A graph of one size: the windows per image are a constant, checked now.
-            int64_t const H = x.d[1]->getConstantValue();
-            int64_t const W = x.d[2]->getConstantValue();
-            std::string const why = checkMap(H, W);
+            int64_t const T = spatial == 3 ? x.d[1]->getConstantValue() : 1;
+            int64_t const H = x.d[spatial - 1]->getConstantValue();
+            int64_t const W = x.d[spatial]->getConstantValue();
+            std::string const why = checkMapSize("x", T, H, W, mFields);
             if (!why.empty())
             {
                 return fail(why);
             }
-            WindowGeometry const g = makeWindowGeometry(static_cast<int32_t>(H), static_cast<int32_t>(W), mWindow[0],
-                mWindow[1], mShift[0], mShift[1], mPadFirst);
+            WindowGeometry const g = makeWindowGeometry3d(static_cast<int32_t>(T), static_cast<int32_t>(H),
+                static_cast<int32_t>(W), mFields.wt(), mFields.wh(), mFields.ww(), mFields.st(), mFields.sh(),
+                mFields.sw(), mPadFirst);
             outputs[0].d[0] = exprBuilder.operation(DimensionOperation::kPROD, *x.d[0], *exprBuilder.constant(g.nW));
             return 0;
         }
-        // Any size: nW = ceil(H / wh) * ceil(W / ww) of the input's own dims (ranges: configurePlugin, enqueue).
-        nvinfer1::IDimensionExpr const* windows = exprBuilder.operation(DimensionOperation::kPROD,
-            *exprBuilder.operation(DimensionOperation::kCEIL_DIV, *x.d[1], *exprBuilder.constant(mWindow[0])),
-            *exprBuilder.operation(DimensionOperation::kCEIL_DIV, *x.d[2], *exprBuilder.constant(mWindow[1])));
+        // Any size: nW = the product of ceil(size / window) over the input's own spatial dims (ranges:
+        // configurePlugin, enqueue).
+        nvinfer1::IDimensionExpr const* windows = nullptr;
+        for (int32_t i = 1; i <= spatial; ++i)
+        {
+            nvinfer1::IDimensionExpr const* along = exprBuilder.operation(
+                DimensionOperation::kCEIL_DIV, *x.d[i], *exprBuilder.constant(mFields.window[i - 1]));
+            windows = windows == nullptr ? along : exprBuilder.operation(DimensionOperation::kPROD, *windows, *along);
+        }
         outputs[0].d[0] = exprBuilder.operation(DimensionOperation::kPROD, *x.d[0], *windows);
         return 0;
     });
@@ -80,20 +98,25 @@ int32_t SwinWindowPartitionPlugin::getOutputShapes(nvinfer1::DimsExprs const* in
 std::string SwinWindowPartitionPlugin::checkInputs(nvinfer1::Dims const* dims, int32_t /*nbInputs*/) const
 {
     nvinfer1::Dims const& d = dims[0];
-    if (d.nbDims != 4)
+    std::string const rank = checkRank(d.nbDims);
+    if (!rank.empty() || !spatialKnown(d))
     {
-        return "input 'x' must be 4-D (B, H, W, C), got " + std::to_string(d.nbDims) + "-D";
+        return rank;
     }
-    return d.d[1] >= 0 && d.d[2] >= 0 ? checkMap(d.d[1], d.d[2]) : std::string();
+    int64_t T, H, W;
+    spatialDims(d, T, H, W);
+    return checkMapSize("x", T, H, W, mFields);
 }
 
 cudaError_t SwinWindowPartitionPlugin::launch(nvinfer1::Dims const* dims, int32_t /*nbInputs*/, DType type,
-    void const* input, void* output, cudaStream_t stream) const
+    void const* input, void* output, cudaStream_t stream, float int8Ratio) const
 {
     nvinfer1::Dims const& d = dims[0];
-    return windowPartition(input, output, type, static_cast<int32_t>(d.d[0]), static_cast<int32_t>(d.d[1]),
-        static_cast<int32_t>(d.d[2]), static_cast<int32_t>(d.d[3]), mWindow[0], mWindow[1], mShift[0], mShift[1],
-        mPadFirst, stream);
+    int64_t T, H, W;
+    spatialDims(d, T, H, W);
+    return windowPartition(input, output, type, static_cast<int32_t>(d.d[0]), static_cast<int32_t>(T),
+        static_cast<int32_t>(H), static_cast<int32_t>(W), static_cast<int32_t>(d.d[d.nbDims - 1]), mFields.wt(),
+        mFields.wh(), mFields.ww(), mFields.st(), mFields.sh(), mFields.sw(), mPadFirst, stream, int8Ratio);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -111,19 +134,14 @@ nvinfer1::IPluginV3* SwinWindowPartitionCreator::createPlugin(
 {
     return guardedCreate([&]() -> nvinfer1::IPluginV3* {
         FieldReader reader(fc, context(name));
-        int32_t window[2];
-        int32_t shift[2];
+        WindowFields fields;
         int32_t padFirst = 0;
-        if (!readWindowShift(reader, window, shift) || !reader.int1("pad_first", padFirst))
+        if (!readWindowShift(reader, fields) || !reader.int1("pad_first", padFirst)
+            || !checkPadFirst(reader, fields, padFirst))
         {
             return nullptr;
         }
-        if (padFirst != 0 && padFirst != 1)
-        {
-            reader.error("attribute 'pad_first' = " + std::to_string(padFirst) + " out of range: must be 0 or 1");
-            return nullptr;
-        }
-        return new SwinWindowPartitionPlugin(window, shift, padFirst);
+        return new SwinWindowPartitionPlugin(fields, padFirst);
     });
 }
 

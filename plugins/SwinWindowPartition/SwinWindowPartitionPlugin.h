@@ -15,7 +15,7 @@ constexpr char const* kWindowPartitionName = "SwinWindowPartition";
 class SwinWindowPartitionPlugin final : public SwinDataMovementPlugin
 {
 public:
-    SwinWindowPartitionPlugin(int32_t const* window, int32_t const* shift, int32_t padFirst);
+    SwinWindowPartitionPlugin(WindowFields const& fields, int32_t padFirst);
 
     nvinfer1::IPluginV3* clone() noexcept override;
 
@@ -29,18 +29,17 @@ protected:
         return "1 input (x)";
     }
 
-    //! x (B, H, W, C): H and W, where known, within the int32 geometry.
+    //! x (B, H, W, C), 3D windows (B, T, H, W, C): the sizes, where known, within the int32 geometry.
     std::string checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
 
     cudaError_t launch(nvinfer1::Dims const* dims, int32_t nbInputs, DType type, void const* input, void* output,
-        cudaStream_t stream) const override;
+        cudaStream_t stream, float int8Ratio) const override;
 
 private:
-    //! Empty when an H x W map fits the int32 geometry (swin_index.h), else the message.
-    std::string checkMap(int64_t H, int64_t W) const;
+    //! Empty when x's rank fits the window, else the message.
+    std::string checkRank(int32_t nbDims) const;
 
-    int32_t mWindow[2];
-    int32_t mShift[2];
+    WindowFields mFields; // window_size / shift_size, serialized as given (2 or 3 ints)
     int32_t mPadFirst;
 };
 

@@ -14,18 +14,23 @@ using nvinfer1::PluginField;
 using nvinfer1::PluginFieldType;
 
 SwinWindowReversePlugin::SwinWindowReversePlugin(
-    int32_t const* window, int32_t const* shift, int32_t padFirst, int32_t height, int32_t width)
+    WindowFields const& fields, int32_t padFirst, int32_t frames, int32_t height, int32_t width)
     : SwinDataMovementPlugin(kWindowReverseName)
-    , mWindow{window[0], window[1]}
-    , mShift{shift[0], shift[1]}
+    , mFields(fields)
     , mPadFirst(padFirst)
+    , mFrames(frames)
     , mHeight(height)
     , mWidth(width)
-    , mGeometry(makeWindowGeometry(height, width, window[0], window[1], shift[0], shift[1], padFirst))
+    , mGeometry(makeWindowGeometry3d(frames, height, width, fields.wt(), fields.wh(), fields.ww(), fields.st(),
+          fields.sh(), fields.sw(), padFirst))
 {
-    serializeField("window_size", mWindow, PluginFieldType::kINT32, 2);
-    serializeField("shift_size", mShift, PluginFieldType::kINT32, 2);
+    serializeField("window_size", mFields.window, PluginFieldType::kINT32, mFields.rank);
+    serializeField("shift_size", mFields.shift, PluginFieldType::kINT32, mFields.rank);
     serializeField("pad_first", &mPadFirst, PluginFieldType::kINT32, 1);
+    if (mFields.rank == 3) // a 2D node serializes exactly the fields it always had
+    {
+        serializeField("frames", &mFrames, PluginFieldType::kINT32, 1);
+    }
     serializeField("height", &mHeight, PluginFieldType::kINT32, 1);
     serializeField("width", &mWidth, PluginFieldType::kINT32, 1);
 }
@@ -33,7 +38,7 @@ SwinWindowReversePlugin::SwinWindowReversePlugin(
 nvinfer1::IPluginV3* SwinWindowReversePlugin::clone() noexcept
 {
     return guarded<nvinfer1::IPluginV3*>(
-        "clone", nullptr, [&] { return new SwinWindowReversePlugin(mWindow, mShift, mPadFirst, mHeight, mWidth); });
+        "clone", nullptr, [&] { return new SwinWindowReversePlugin(mFields, mPadFirst, mFrames, mHeight, mWidth); });
 }
 
 int32_t SwinWindowReversePlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
@@ -51,23 +56,26 @@ int32_t SwinWindowReversePlugin::getOutputShapes(nvinfer1::DimsExprs const* inpu
         {
             return fail("input 'windows' must be 3-D (B * nW, N, C), got " + std::to_string(windows.nbDims) + "-D");
         }
-        int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+        int64_t const tokens = mFields.tokens();
         if (windows.d[1]->isConstant() && windows.d[1]->getConstantValue() != tokens)
         {
             return fail("dim 1 of input 'windows' is " + std::to_string(windows.d[1]->getConstantValue())
-                + ", expected N = window_size[0] * window_size[1] = " + std::to_string(tokens));
+                + ", expected N = the product of window_size " + mFields.format(mFields.window) + " = "
+                + std::to_string(tokens));
         }
-        outputs[0].nbDims = 4;
-        outputs[0].d[3] = windows.d[2];
+        int32_t const rank = mFields.rank + 2; // (B, H, W, C) or (B, T, H, W, C)
+        outputs[0].nbDims = rank;
+        outputs[0].d[rank - 1] = windows.d[2];
         if (!hasSizeAttributes())
         {
-            // Any size: the feature map's (B, H, W), passed through (symbolic or not).
+            // Any size: the feature map's (B, [T,] H, W), passed through (symbolic or not).
             nvinfer1::DimsExprs const& map = inputs[1];
-            if (map.nbDims != 4)
+            if (map.nbDims != rank)
             {
-                return fail("input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(map.nbDims) + "-D");
+                return fail("input 'feature_map' must be " + std::to_string(rank) + "-D " + mFields.mapLayout()
+                    + ", got " + std::to_string(map.nbDims) + "-D");
             }
-            for (int32_t i = 0; i < 3; ++i)
+            for (int32_t i = 0; i < rank - 1; ++i)
             {
                 outputs[0].d[i] = map.d[i];
             }
@@ -75,14 +83,24 @@ int32_t SwinWindowReversePlugin::getOutputShapes(nvinfer1::DimsExprs const* inpu
         }
         outputs[0].d[0] = exprBuilder.operation(
             nvinfer1::DimensionOperation::kFLOOR_DIV, *windows.d[0], *exprBuilder.constant(mGeometry.nW));
-        outputs[0].d[1] = exprBuilder.constant(mHeight);
-        outputs[0].d[2] = exprBuilder.constant(mWidth);
+        if (rank == 5)
+        {
+            outputs[0].d[1] = exprBuilder.constant(mFrames);
+        }
+        outputs[0].d[rank - 3] = exprBuilder.constant(mHeight);
+        outputs[0].d[rank - 2] = exprBuilder.constant(mWidth);
         return 0;
     });
 }
 
 std::string SwinWindowReversePlugin::describeInputs() const
 {
+    if (mFields.rank == 3)
+    {
+        return hasSizeAttributes() ? "1 input (windows: its size comes from the attributes frames/height/width)"
+                                   : "2 inputs (windows, feature_map: without frames/height/width the size comes from "
+                                     "the feature map)";
+    }
     return hasSizeAttributes() ? "1 input (windows: its size comes from the attributes height/width)"
                                : "2 inputs (windows, feature_map: without height/width the size comes from the "
                                  "feature map)";
@@ -94,9 +112,23 @@ WindowGeometry SwinWindowReversePlugin::geometry(nvinfer1::Dims const* dims, int
     {
         return mGeometry;
     }
-    return makeWindowGeometry(static_cast<int32_t>(dims[1].d[1]), static_cast<int32_t>(dims[1].d[2]), mWindow[0],
-        mWindow[1], mShift[0], mShift[1], mPadFirst);
+    int64_t T, H, W;
+    spatialDims(dims[1], T, H, W);
+    return makeWindowGeometry3d(static_cast<int32_t>(T), static_cast<int32_t>(H), static_cast<int32_t>(W),
+        mFields.wt(), mFields.wh(), mFields.ww(), mFields.st(), mFields.sh(), mFields.sw(), mPadFirst);
 }
+
+namespace
+{
+
+//! "HxW" or (3D) "TxHxW", for messages.
+std::string mapSize(WindowGeometry const& g)
+{
+    return (g.wt > 1 || g.T > 1 ? std::to_string(g.T) + "x" : std::string()) + std::to_string(g.H) + "x"
+        + std::to_string(g.W);
+}
+
+} // namespace
 
 std::string SwinWindowReversePlugin::checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const
 {
@@ -105,15 +137,15 @@ std::string SwinWindowReversePlugin::checkInputs(nvinfer1::Dims const* dims, int
     {
         return "input 'windows' must be 3-D (B * nW, N, C)";
     }
-    int64_t const tokens = static_cast<int64_t>(mWindow[0]) * mWindow[1];
+    int64_t const tokens = mFields.tokens();
     if (d.d[1] >= 0 && d.d[1] != tokens)
     {
         return "dim 1 of input 'windows' is " + std::to_string(d.d[1]) + ", expected N = " + std::to_string(tokens);
     }
     if (nbInputs == 2)
     {
-        std::string why = checkFeatureMap(dims[1], mWindow);
-        if (!why.empty() || dims[1].d[1] < 0 || dims[1].d[2] < 0)
+        std::string why = checkFeatureMap(dims[1], mFields);
+        if (!why.empty() || !spatialKnown(dims[1]))
         {
             return why; // a problem, or a size not known yet
         }
@@ -122,23 +154,22 @@ std::string SwinWindowReversePlugin::checkInputs(nvinfer1::Dims const* dims, int
     if (nbInputs == 2 && d.d[0] >= 0 && dims[1].d[0] >= 0 && d.d[0] != dims[1].d[0] * g.nW)
     {
         return "dim 0 of input 'windows' (" + std::to_string(d.d[0]) + ") is not B * nW = " + std::to_string(dims[1].d[0])
-            + " * " + std::to_string(g.nW) + " for the " + std::to_string(g.H) + "x" + std::to_string(g.W)
-            + " feature map";
+            + " * " + std::to_string(g.nW) + " for the " + mapSize(g) + " feature map";
     }
     if (d.d[0] >= 0 && d.d[0] % g.nW != 0)
     {
         return "dim 0 of input 'windows' (" + std::to_string(d.d[0]) + ") is not a multiple of the "
-            + std::to_string(g.nW) + " windows of a " + std::to_string(g.H) + "x" + std::to_string(g.W) + " map";
+            + std::to_string(g.nW) + " windows of a " + mapSize(g) + " map";
     }
     return {};
 }
 
 cudaError_t SwinWindowReversePlugin::launch(nvinfer1::Dims const* dims, int32_t nbInputs, DType type,
-    void const* input, void* output, cudaStream_t stream) const
+    void const* input, void* output, cudaStream_t stream, float int8Ratio) const
 {
     WindowGeometry const g = geometry(dims, nbInputs);
-    return windowReverse(input, output, type, static_cast<int32_t>(dims[0].d[0] / g.nW), g.H, g.W,
-        static_cast<int32_t>(dims[0].d[2]), mWindow[0], mWindow[1], mShift[0], mShift[1], mPadFirst, stream);
+    return windowReverse(input, output, type, static_cast<int32_t>(dims[0].d[0] / g.nW), g.T, g.H, g.W,
+        static_cast<int32_t>(dims[0].d[2]), g.wt, g.wh, g.ww, g.st, g.sh, g.sw, mPadFirst, stream, int8Ratio);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -149,7 +180,8 @@ SwinWindowReverseCreator::SwinWindowReverseCreator()
             PluginField("shift_size", nullptr, PluginFieldType::kINT32, 2),
             PluginField("pad_first", nullptr, PluginFieldType::kINT32, 1),
             PluginField("height", nullptr, PluginFieldType::kINT32, 1),
-            PluginField("width", nullptr, PluginFieldType::kINT32, 1)})
+            PluginField("width", nullptr, PluginFieldType::kINT32, 1),
+            PluginField("frames", nullptr, PluginFieldType::kINT32, 1)}) // 3D windows only
 {
 }
 
@@ -158,29 +190,29 @@ nvinfer1::IPluginV3* SwinWindowReverseCreator::createPlugin(
 {
     return guardedCreate([&]() -> nvinfer1::IPluginV3* {
         FieldReader reader(fc, context(name));
-        int32_t window[2];
-        int32_t shift[2];
+        WindowFields fields;
         int32_t padFirst = 0;
+        int32_t frames = 0;
         int32_t height = 0;
         int32_t width = 0;
-        if (!readWindowShift(reader, window, shift) || !reader.int1("pad_first", padFirst)
-            || !readOptionalSize(reader, height, width))
+        if (!readWindowShift(reader, fields) || !reader.int1("pad_first", padFirst)
+            || !checkPadFirst(reader, fields, padFirst) || !readOptionalSize3d(reader, fields, frames, height, width))
         {
             return nullptr;
         }
-        if (padFirst != 0 && padFirst != 1)
+        // Without a size (a graph of any size) the node takes its size from input 1, checked per run.
+        if (char const* why = height == 0
+                ? nullptr
+                : checkWindowGeometry3d(frames, height, width, fields.wt(), fields.wh(), fields.ww()))
         {
-            reader.error("attribute 'pad_first' = " + std::to_string(padFirst) + " out of range: must be 0 or 1");
+            reader.error((fields.rank == 3 ? "attributes 'frames' = " + std::to_string(frames) + ", "
+                                           : std::string("attributes "))
+                + "'height' = " + std::to_string(height) + ", 'width' = " + std::to_string(width)
+                + " (the unpadded output size) with window_size " + fields.format(fields.window) + " out of range: "
+                + why);
             return nullptr;
         }
-        // Without height/width (a graph of any size) the node takes its size from input 1, checked per run.
-        if (char const* why = height == 0 ? nullptr : checkWindowGeometry(height, width, window[0], window[1]))
-        {
-            reader.error("attributes 'height' = " + std::to_string(height) + ", 'width' = " + std::to_string(width)
-                + " (the unpadded output size) with window_size " + formatPair(window) + " out of range: " + why);
-            return nullptr;
-        }
-        return new SwinWindowReversePlugin(window, shift, padFirst, height, width);
+        return new SwinWindowReversePlugin(fields, padFirst, frames, height, width);
     });
 }
 

@@ -16,7 +16,9 @@ constexpr char const* kWindowReverseName = "SwinWindowReverse";
 class SwinWindowReversePlugin final : public SwinDataMovementPlugin
 {
 public:
-    SwinWindowReversePlugin(int32_t const* window, int32_t const* shift, int32_t padFirst, int32_t height, int32_t width);
+    //! frames/height/width: the output size (0: from the feature map); a 2D node has frames = 1 when sized.
+    SwinWindowReversePlugin(
+        WindowFields const& fields, int32_t padFirst, int32_t frames, int32_t height, int32_t width);
 
     nvinfer1::IPluginV3* clone() noexcept override;
 
@@ -25,7 +27,7 @@ public:
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
 
 protected:
-    //! With height/width: windows only. Without: windows and the feature map (its dims give H and W).
+    //! With height/width (3D: and frames): windows only. Without: windows and the feature map (its dims give H and W).
     int32_t numInputs() const override
     {
         return hasSizeAttributes() ? 1 : 2;
@@ -33,11 +35,11 @@ protected:
 
     std::string describeInputs() const override;
 
-    //! windows (B * nW, N, C) with N and nW of the map; feature_map (B, H, W, C') with H, W in range.
+    //! windows (B * nW, N, C) with N and nW of the map; feature_map (B, [T,] H, W, C') with its sizes in range.
     std::string checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const override;
 
     cudaError_t launch(nvinfer1::Dims const* dims, int32_t nbInputs, DType type, void const* input, void* output,
-        cudaStream_t stream) const override;
+        cudaStream_t stream, float int8Ratio) const override;
 
 private:
     //! A graph of one size (attributes height/width), or any size (0, 0: the feature-map input).
@@ -49,9 +51,9 @@ private:
     //! The geometry of the run: from the attributes, or from the feature map's dims (checked by checkInputs).
     WindowGeometry geometry(nvinfer1::Dims const* dims, int32_t nbInputs) const;
 
-    int32_t mWindow[2];
-    int32_t mShift[2];
+    WindowFields mFields; // window_size / shift_size, serialized as given (2 or 3 ints)
     int32_t mPadFirst;
+    int32_t mFrames; // 3D windows only (a 2D node's is 1 when sized, and not serialized); 0: from the feature map
     int32_t mHeight; // 0: from the feature map
     int32_t mWidth;
     WindowGeometry mGeometry; // with size attributes: checked by the creator (every count fits in int32)

@@ -1,4 +1,4 @@
-// SwinWindowReverse kernel: (B * nW, N, C) -> (B, H, W, C): merge windows, undo the cyclic shift, crop padding.
+// SwinWindowReverse kernel: (B * nW, N, C) -> (B, [T,] H, W, C): merge windows, undo the cyclic shift, crop padding.
 // The index map is reverseSourceRow (swin_index.h); the data movement is the shared row gather.
 #include "row_gather.cuh"
 #include "swin_kernels.h"
@@ -20,18 +20,21 @@ struct ReverseMap
 
 } // namespace
 
-cudaError_t windowReverse(void const* windows, void* y, DType type, int32_t B, int32_t H, int32_t W, int32_t C,
-    int32_t wh, int32_t ww, int32_t sh, int32_t sw, int32_t padFirst, cudaStream_t stream)
+cudaError_t windowReverse(void const* windows, void* y, DType type, int32_t B, int32_t T, int32_t H, int32_t W,
+    int32_t C, int32_t wt, int32_t wh, int32_t ww, int32_t st, int32_t sh, int32_t sw, int32_t padFirst,
+    cudaStream_t stream, float int8Ratio)
 {
-    if (B < 0 || C < 0 || checkWindowGeometry(H, W, wh, ww) != nullptr || checkWindowShift(wh, ww, sh, sw) != nullptr
-        || !isValidDType(static_cast<int32_t>(type)))
+    if (B < 0 || C < 0 || checkWindowGeometry3d(T, H, W, wt, wh, ww) != nullptr
+        || checkWindowShift3d(wt, wh, ww, st, sh, sw) != nullptr || !isValidDType(static_cast<int32_t>(type))
+        || !isValidInt8Ratio(type, int8Ratio))
     {
         return cudaErrorInvalidValue;
     }
-    ReverseMap const map{makeWindowGeometry(H, W, wh, ww, sh, sw, padFirst)};
-    int64_t const numRows = static_cast<int64_t>(B) * H * W;
+    ReverseMap const map{makeWindowGeometry3d(T, H, W, wt, wh, ww, st, sh, sw, padFirst)};
+    int64_t const numRows = static_cast<int64_t>(B) * T * H * W;
     int64_t const rowBytes = static_cast<int64_t>(C) * static_cast<int64_t>(dtypeSize(type));
-    return launchRowGather(windows, y, numRows, rowBytes, map, stream);
+    return int8Ratio == 1.0F ? launchRowGather(windows, y, numRows, rowBytes, map, stream)
+                             : launchRowGather(windows, y, numRows, rowBytes, map, stream, Requantize{int8Ratio});
 }
 
 } // namespace swin_trt

@@ -11,6 +11,7 @@
 
 #if defined(SWIN_TRT_EMULATION)
 #include "cuda_emulator.h"
+#include "wmma_emulation.h" // nvcuda::wmma on the emulator (tensor-core kernels; the GPU build includes <mma.h>)
 #else
 #include <cuda_runtime.h>
 #endif
@@ -79,6 +80,16 @@ SWIN_DEVICE float warpAllSum(float v)
         v += __shfl_xor_sync(0xffffffffU, v, offset);
     }
     return v;
+#endif
+}
+
+//! The value of lane (lane ^ laneMask) of this warp (butterfly exchange). All 32 lanes must call it.
+SWIN_DEVICE float warpShflXor(float v, int32_t laneMask)
+{
+#if defined(SWIN_TRT_EMULATION)
+    return ::swin_emu::warpShuffleXor(v, laneMask);
+#else
+    return __shfl_xor_sync(0xffffffffU, v, laneMask);
 #endif
 }
 

@@ -66,6 +66,13 @@ struct Fiber
     FiberState state;
 };
 
+//! Unit of the emulated dynamic shared memory: over-aligned, so that a kernel's offsets keep the alignment they
+//! have on the GPU (whose dynamic shared memory starts at least 128-byte aligned).
+struct alignas(128) SmemLine
+{
+    float v[32];
+};
+
 struct BlockRun
 {
     uint3 blockIdx;
@@ -73,7 +80,7 @@ struct BlockRun
     dim3 gridDim;
     std::vector<Fiber> fibers;
     std::vector<std::unique_ptr<char[]>> stacks; // one per fiber, reused across launches
-    std::vector<float4> smem; // dynamic shared memory, 16-byte aligned
+    std::vector<SmemLine> smem; // dynamic shared memory, 128-byte aligned (wmma needs 32)
     std::vector<float> warpScratch;
     ucontext_t scheduler;
     int32_t current = 0;
@@ -129,6 +136,19 @@ inline float warpAllReduce(float v, bool isMax)
     }
     syncWarp(); // nobody overwrites the scratch before every lane has read it
     return acc;
+}
+
+//! __shfl_xor_sync(0xffffffff, v, laneMask): the value of lane (lane ^ laneMask). All 32 lanes must call it.
+inline float warpShuffleXor(float v, int32_t laneMask)
+{
+    BlockRun& r = run();
+    int32_t const linear = r.current;
+    r.warpScratch[linear] = v;
+    syncWarp();
+    int32_t const source = (linear & ~31) | ((linear & 31) ^ (laneMask & 31));
+    float const out = source < static_cast<int32_t>(r.fibers.size()) ? r.warpScratch[source] : v;
+    syncWarp(); // nobody overwrites the scratch before every lane has read it
+    return out;
 }
 
 inline void fiberEntry()
@@ -252,7 +272,12 @@ inline void runGrid(std::function<void()> const& body, dim3 grid, dim3 block, si
             {
                 r.blockIdx = make_uint3(bx, by, bz);
                 // Fresh, poisoned shared memory for every block (NaN patterns catch reads of unwritten data).
-                r.smem.assign((smemBytes + 15) / 16, make_float4(NAN, NAN, NAN, NAN));
+                SmemLine poison;
+                for (float& v : poison.v)
+                {
+                    v = NAN;
+                }
+                r.smem.assign((smemBytes + sizeof(SmemLine) - 1) / sizeof(SmemLine), poison);
                 runBlock();
             }
         }

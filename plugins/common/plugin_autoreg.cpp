@@ -8,13 +8,16 @@
 // this file through RUNPATH $ORIGIN), and the registry is libnvinfer's getPluginRegistry() (linked: under
 // RTLD_LOCAL only the library's own dependencies resolve its symbols). Linked with -z nodelete, so a dlclose
 // never unloads creators the registry still points to.
+//
+// getCreators is looked up through this library's own handle (findDependencyGetCreators: dladdr, dlopen
+// RTLD_NOLOAD, dlsym), never as an undefined symbol: the dynamic linker binds those in the global scope first,
+// where any other plugin library loaded RTLD_GLOBAL (or preloaded) before this one, all of which export a
+// getCreators, would win. Linked --no-as-needed so that libswin_trt_plugins.so stays a NEEDED dependency.
 #include "plugin_registrar.h"
 
 #include "NvInferRuntime.h"
 
 #include <stdio.h>
-
-extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators); // libswin_trt_plugins.so
 
 namespace
 {
@@ -35,6 +38,12 @@ struct RegisterAtLoad
         {
             toStderr("TensorRT's getPluginRegistry() returned no registry: the swin_trt plugins are not registered");
             return;
+        }
+        swin_trt::plugin::GetCreatorsFunction const getCreators
+            = swin_trt::plugin::findDependencyGetCreators(this, "libswin_trt_plugins.so", toStderr);
+        if (getCreators == nullptr)
+        {
+            return; // reported
         }
         int32_t count = 0;
         nvinfer1::IPluginCreatorInterface* const* const creators = getCreators(count);

@@ -214,21 +214,55 @@ bool FieldReader::has(char const* name) const
     return f != nullptr && f->data != nullptr;
 }
 
-bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift)
+int32_t FieldReader::length(char const* name) const
 {
-    if (!reader.ints("window_size", window, 2) || !reader.ints("shift_size", shift, 2))
+    nvinfer1::PluginField const* f = find(name);
+    return f != nullptr && f->data != nullptr ? f->length : 0;
+}
+
+std::string WindowFields::format(int32_t const* v) const
+{
+    return rank == 3 ? "[" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ", " + std::to_string(v[2]) + "]"
+                     : formatPair(v);
+}
+
+bool readWindowShift(FieldReader& reader, WindowFields& fields)
+{
+    // A 2D node (2 ints) or a 3D one (3 ints, T first); a missing attribute is named by ints() below.
+    int32_t const length = reader.length("window_size");
+    if (reader.has("window_size") && length != 2 && length != 3)
+    {
+        return reader.error("attribute 'window_size' has " + std::to_string(length)
+            + " values, expected 2 (H, W) or 3 (T, H, W: a 3D window)");
+    }
+    int32_t const rank = length == 3 ? 3 : 2;
+    if (reader.has("shift_size") && reader.length("shift_size") != rank)
+    {
+        return reader.error("attribute 'shift_size' has " + std::to_string(reader.length("shift_size"))
+            + " values, expected " + std::to_string(rank) + " (as many as window_size)");
+    }
+    fields.rank = rank;
+    int32_t* const window = fields.window;
+    int32_t* const shift = fields.shift;
+    if (!reader.ints("window_size", window, rank) || !reader.ints("shift_size", shift, rank))
     {
         return false;
     }
-    if (window[0] < 1 || window[1] < 1 || window[0] > kMaxSide || window[1] > kMaxSide)
+    for (int32_t i = 0; i < rank; ++i)
     {
-        return reader.error("attribute 'window_size' = " + formatPair(window)
-            + " out of range: each must be in [1, 2^24]");
+        if (window[i] < 1 || window[i] > kMaxSide)
+        {
+            return reader.error("attribute 'window_size' = " + fields.format(window)
+                + " out of range: each must be in [1, 2^24]");
+        }
     }
-    if (shift[0] < 0 || shift[0] >= window[0] || shift[1] < 0 || shift[1] >= window[1])
+    for (int32_t i = 0; i < rank; ++i)
     {
-        return reader.error("attribute 'shift_size' = " + formatPair(shift)
-            + " out of range: need 0 <= shift < window (window_size = " + formatPair(window) + ")");
+        if (shift[i] < 0 || shift[i] >= window[i])
+        {
+            return reader.error("attribute 'shift_size' = " + fields.format(shift)
+                + " out of range: need 0 <= shift < window (window_size = " + fields.format(window) + ")");
+        }
     }
     return true;
 }
@@ -244,6 +278,47 @@ bool readOptionalSize(FieldReader& reader, int32_t& height, int32_t& width)
         return reader.error("attributes 'height' = " + std::to_string(height) + ", 'width' = " + std::to_string(width)
             + ": give both (>= 1) for a graph of one size, or neither (0) when the size comes from the "
               "feature-map input");
+    }
+    return true;
+}
+
+bool checkPadFirst(FieldReader& reader, WindowFields const& fields, int32_t padFirst)
+{
+    if (padFirst != 0 && padFirst != 1)
+    {
+        return reader.error("attribute 'pad_first' = " + std::to_string(padFirst) + " out of range: must be 0 or 1");
+    }
+    if (fields.rank == 3 && padFirst != 1)
+    {
+        return reader.error("attribute 'pad_first' = 0 out of range: must be 1 for a 3D window (window_size "
+            + fields.format(fields.window) + "): Video Swin pads, then shifts; shift-then-pad is 2D only");
+    }
+    return true;
+}
+
+bool readOptionalSize3d(FieldReader& reader, WindowFields const& fields, int32_t& frames, int32_t& height,
+    int32_t& width)
+{
+    if (!readOptionalSize(reader, height, width))
+    {
+        return false;
+    }
+    if (fields.rank == 2)
+    {
+        frames = height > 0 ? 1 : 0;
+        return !reader.has("frames")
+            || reader.error("attribute 'frames' is only for a 3D window (window_size of 3 ints, T, H, W); this "
+                            "node's window_size " + fields.format(fields.window) + " is 2D: drop frames");
+    }
+    if (!reader.optionalInt1("frames", frames, 0))
+    {
+        return false;
+    }
+    if (frames < 0 || (frames == 0) != (height == 0))
+    {
+        return reader.error("attributes 'frames' = " + std::to_string(frames) + ", 'height' = "
+            + std::to_string(height) + ", 'width' = " + std::to_string(width) + ": give all three (>= 1) for a "
+            + "graph of one size, or none (0) when the size comes from the feature-map input");
     }
     return true;
 }
@@ -284,21 +359,53 @@ bool allKnown(nvinfer1::Dims const& dims, int32_t first)
     return true;
 }
 
-std::string checkMapSize(char const* input, int64_t H, int64_t W, int32_t const* window)
+std::string checkMapSize(char const* input, int64_t T, int64_t H, int64_t W, WindowFields const& fields)
 {
-    char const* why = checkWindowGeometry(H, W, window[0], window[1]);
-    return why == nullptr ? std::string()
-                          : std::string("input '") + input + "' is " + std::to_string(H) + " x " + std::to_string(W)
-            + " with window_size " + formatPair(window) + ": " + why;
+    char const* why = checkWindowGeometry3d(T, H, W, fields.wt(), fields.wh(), fields.ww());
+    if (why == nullptr)
+    {
+        return {};
+    }
+    std::string const size = (fields.rank == 3 ? std::to_string(T) + " x " : std::string()) + std::to_string(H)
+        + " x " + std::to_string(W);
+    return std::string("input '") + input + "' is " + size + " with window_size " + fields.format(fields.window) + ": "
+        + why;
 }
 
-std::string checkFeatureMap(nvinfer1::Dims const& map, int32_t const* window)
+bool spatialKnown(nvinfer1::Dims const& map)
 {
-    if (map.nbDims != 4)
+    for (int32_t i = 1; i + 1 < map.nbDims; ++i)
     {
-        return "input 'feature_map' must be 4-D (B, H, W, C), got " + std::to_string(map.nbDims) + "-D";
+        if (map.d[i] < 0)
+        {
+            return false;
+        }
     }
-    return map.d[1] < 0 || map.d[2] < 0 ? std::string() : checkMapSize("feature_map", map.d[1], map.d[2], window);
+    return true;
+}
+
+void spatialDims(nvinfer1::Dims const& map, int64_t& T, int64_t& H, int64_t& W)
+{
+    T = map.nbDims == 5 ? map.d[1] : 1;
+    H = map.d[map.nbDims - 3];
+    W = map.d[map.nbDims - 2];
+}
+
+std::string checkFeatureMap(nvinfer1::Dims const& map, WindowFields const& fields)
+{
+    if (map.nbDims != fields.rank + 2)
+    {
+        return std::string("input 'feature_map' must be ") + std::to_string(fields.rank + 2) + "-D "
+            + fields.mapLayout() + " for window_size " + fields.format(fields.window) + ", got "
+            + std::to_string(map.nbDims) + "-D";
+    }
+    if (!spatialKnown(map))
+    {
+        return {};
+    }
+    int64_t T, H, W;
+    spatialDims(map, T, H, W);
+    return checkMapSize("feature_map", T, H, W, fields);
 }
 
 bool isFeatureMapFormat(nvinfer1::PluginTensorDesc const& desc)
@@ -487,7 +594,8 @@ int32_t SwinDataMovementPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputD
         {
             return fail("enqueue: " + why);
         }
-        cudaError_t const status = launch(dims, nbInputs, type, inputs[0], outputs[0], stream);
+        cudaError_t const status
+            = launch(dims, nbInputs, type, inputs[0], outputs[0], stream, int8Ratio(inputDesc[0], outputDesc[0]));
         if (status != cudaSuccess)
         {
             return fail("kernel launch failed: " + cudaErrorText(status));
@@ -503,20 +611,24 @@ std::string SwinDataMovementPlugin::checkTypes(
     {
         return "output type must equal the input type";
     }
-    if (in.type != nvinfer1::DataType::kINT8)
+    return {}; // int8 with two different scales is requantized (int8Ratio), never refused
+}
+
+float SwinDataMovementPlugin::int8Ratio(nvinfer1::PluginTensorDesc const& in, nvinfer1::PluginTensorDesc const& out)
+{
+    if (in.type != nvinfer1::DataType::kINT8 || out.type != nvinfer1::DataType::kINT8)
     {
-        return {};
+        return 1.0F;
     }
     // TensorRT sets a scale to -1 where it has none (explicit Q/DQ): only two known scales can disagree.
     float const a = in.scale;
     float const b = out.scale;
-    if (!(a > 0.0F) || !(b > 0.0F) || fabsf(a - b) <= 1e-6F * fmaxf(a, b))
+    if (!(a > 0.0F) || !(b > 0.0F) || !isfinite(a) || !isfinite(b) || fabsf(a - b) <= 1e-6F * fmaxf(a, b))
     {
-        return {};
+        return 1.0F; // |code| <= 128: a ratio within 1e-6 of 1 rounds every code to itself
     }
-    return "int8 input scale " + std::to_string(a) + " differs from the output scale " + std::to_string(b)
-        + ": the op moves int8 codes unchanged, so both must share one scale. Quantize with explicit Q/DQ "
-          "(swin-trt quantize --precision int8) and build strongly typed, or keep this op in float";
+    float const ratio = a / b;
+    return ratio < 1e-30F ? 1e-30F : (ratio > 1e30F ? 1e30F : ratio);
 }
 
 SwinPluginCreatorBase::SwinPluginCreatorBase(char const* name, std::vector<nvinfer1::PluginField> fields)

@@ -63,6 +63,9 @@ public:
     //! Whether the node carries the attribute at all.
     bool has(char const* name) const;
 
+    //! How many values the attribute has (0 when absent).
+    int32_t length(char const* name) const;
+
     //! Logs "<context>: <message>" as an error and returns false.
     bool error(std::string const& message) const;
 
@@ -73,13 +76,74 @@ private:
     std::string mContext;
 };
 
-//! Window/shift attributes shared by the three ops, validated. Returns false (logged) when out of range.
-bool readWindowShift(FieldReader& reader, int32_t* window, int32_t* shift);
+//! window_size / shift_size of the three ops: 2 ints (H, W) or 3 (T, H, W: Video Swin), kept as given so that
+//! a node serializes exactly the fields it came with. The accessors give the (T, H, W) view the kernels take,
+//! a 2D window being T = 1 (wt = 1, st = 0).
+struct WindowFields
+{
+    int32_t rank{2};        // 2 or 3: the number of values of window_size and shift_size
+    int32_t window[3]{};    // as given (rank values)
+    int32_t shift[3]{};
+
+    int32_t wt() const
+    {
+        return rank == 3 ? window[0] : 1;
+    }
+    int32_t wh() const
+    {
+        return window[rank - 2];
+    }
+    int32_t ww() const
+    {
+        return window[rank - 1];
+    }
+    int32_t st() const
+    {
+        return rank == 3 ? shift[0] : 0;
+    }
+    int32_t sh() const
+    {
+        return shift[rank - 2];
+    }
+    int32_t sw() const
+    {
+        return shift[rank - 1];
+    }
+    bool shifted() const
+    {
+        return st() != 0 || sh() != 0 || sw() != 0;
+    }
+    //! N, the product of the window (each side <= 2^24: int64).
+    int64_t tokens() const
+    {
+        return static_cast<int64_t>(wt()) * wh() * ww();
+    }
+    //! "[a, b]" or "[a, b, c]"
+    std::string format(int32_t const* v) const;
+    //! "(B, H, W, C)" or "(B, T, H, W, C)": the map a node of this rank takes.
+    char const* mapLayout() const
+    {
+        return rank == 3 ? "(B, T, H, W, C)" : "(B, H, W, C)";
+    }
+};
+
+//! Window/shift attributes shared by the three ops (2 or 3 ints each, the same count), validated. Returns false
+//! (logged) when out of range.
+bool readWindowShift(FieldReader& reader, WindowFields& fields);
 
 //! The optional `height`/`width` of reverse and attention: both absent (or 0: "from the feature-map input",
 //! which is how they are serialized) or both >= 1. Returns false (logged) when only one is given or a value is
 //! negative; the ranges of given values are the op's to check.
 bool readOptionalSize(FieldReader& reader, int32_t& height, int32_t& width);
+
+//! pad_first of partition and reverse: 0 or 1, and 1 for a 3D window (Video Swin pads, then shifts). False
+//! (logged) otherwise.
+bool checkPadFirst(FieldReader& reader, WindowFields const& fields, int32_t padFirst);
+
+//! readOptionalSize with a 3D window's `frames` (T): frames, height and width all given (>= 1) or none; a 2D
+//! node takes no `frames` (refused with a message) and gets frames = 1 when sized, else 0.
+bool readOptionalSize3d(FieldReader& reader, WindowFields const& fields, int32_t& frames, int32_t& height,
+    int32_t& width);
 
 //! Logs "<what>: <method>: <message>" as an error; never throws (used from catch handlers).
 void logCaught(char const* what, char const* method, char const* message) noexcept;
@@ -187,9 +251,11 @@ private:
 //! dims give its size (any of those types, never read).
 //!
 //! Moving int8 codes unchanged is only right when input and output share one quantization scale. Explicit
-//! Q/DQ graphs (strongly typed builds) put one scale around the op; a weakly typed TensorRT 10 build with a
-//! calibrator (`trtexec --int8`) may give the two tensors different scales. That case is refused with a
-//! message in configurePlugin, onShapeChange and enqueue, never computed wrongly.
+//! Q/DQ graphs (strongly typed builds) put one scale around the op (or none: -1); a weakly typed TensorRT 10
+//! build with a calibrator (`trtexec --int8`) may give the two tensors different scales, after
+//! supportsFormatCombination (which sees no scales) offered int8. That case is accepted and requantized
+//! inside the gather, out = saturate(round_half_even(in * in_scale / out_scale)) (int8Ratio), so a build never
+//! fails on it and never computes it wrongly.
 //!
 //! configurePlugin and enqueue are written here once; an op supplies numInputs, checkInputs (its shape rules)
 //! and launch.
@@ -225,12 +291,19 @@ protected:
     //! max; enqueue with the run's dims.
     virtual std::string checkInputs(nvinfer1::Dims const* dims, int32_t nbInputs) const = 0;
 
-    //! Enqueues the kernel for checked input dims, all known and in [0, INT32_MAX].
+    //! Enqueues the kernel for checked input dims, all known and in [0, INT32_MAX]. int8Ratio: the kernels'
+    //! int8 requantization factor in_scale / out_scale (1: codes unchanged; always 1 for float types).
     virtual cudaError_t launch(nvinfer1::Dims const* dims, int32_t nbInputs, DType type, void const* input,
-        void* output, cudaStream_t stream) const = 0;
+        void* output, cudaStream_t stream, float int8Ratio) const = 0;
+
+public:
+    //! in_scale / out_scale for int8 `in` -> `out`: 1 for float types, where a scale is unknown (<= 0 or not
+    //! finite: explicit Q/DQ builds give -1) or the two are equal (relative 1e-6: the same codes); otherwise the
+    //! ratio, kept in [1e-30, 1e30] (beyond, every code rounds to 0 or saturates alike).
+    static float int8Ratio(nvinfer1::PluginTensorDesc const& in, nvinfer1::PluginTensorDesc const& out);
 
 private:
-    //! Empty when `in` -> `out` can move the codes unchanged; otherwise why not (type change, int8 scales).
+    //! Empty when `in` -> `out` is a move this op makes (same type); otherwise why not.
     static std::string checkTypes(nvinfer1::PluginTensorDesc const& in, nvinfer1::PluginTensorDesc const& out);
 };
 
@@ -298,13 +371,20 @@ char const* typeName(nvinfer1::DataType type);
 //! True when every dimension of `dims` at index >= `first` is known (>= 0).
 bool allKnown(nvinfer1::Dims const& dims, int32_t first);
 
-//! Empty when an H x W map with `window` fits the int32 geometry (swin_index.h), else "input '<input>' is
-//! H x W with window_size [wh, ww]: <why>".
-std::string checkMapSize(char const* input, int64_t H, int64_t W, int32_t const* window);
+//! Empty when a T x H x W map (T = 1 for 2D) with the node's window fits the int32 geometry (swin_index.h),
+//! else "input '<input>' is [T x ]H x W with window_size [..]: <why>".
+std::string checkMapSize(char const* input, int64_t T, int64_t H, int64_t W, WindowFields const& fields);
 
-//! The feature-map input of reverse and attention, (B, H, W, C') of which only the dims are read: empty when it
-//! is 4-D and its H, W (where known) fit the geometry, else the message.
-std::string checkFeatureMap(nvinfer1::Dims const& map, int32_t const* window);
+//! Whether a map input of the node's rank (4-D, 3D windows: 5-D) has all its spatial dims known.
+bool spatialKnown(nvinfer1::Dims const& map);
+
+//! The (T, H, W) of a map input of the node's rank, (B, H, W, C) -> T = 1, (B, T, H, W, C) -> its T.
+void spatialDims(nvinfer1::Dims const& map, int64_t& T, int64_t& H, int64_t& W);
+
+//! The feature-map input of reverse and attention, (B, H, W, C') or (3D windows) (B, T, H, W, C') of which only
+//! the dims are read: empty when its rank fits the window and its sizes (where known) fit the geometry, else
+//! the message.
+std::string checkFeatureMap(nvinfer1::Dims const& map, WindowFields const& fields);
 
 //! "float32, float16 or int8 in kLINEAR": the feature-map input of reverse and attention (dims only, never read).
 bool isFeatureMapFormat(nvinfer1::PluginTensorDesc const& desc);

@@ -1,5 +1,6 @@
 #include "plugin_registrar.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,6 +64,62 @@ int32_t registerCreators(nvinfer1::IPluginRegistry& registry, nvinfer1::IPluginC
         ++registered;
     }
     return registered;
+}
+
+GetCreatorsFunction findDependencyGetCreators(void const* self, char const* dependency, RegistrarReport report) noexcept
+{
+    char line[1024];
+    Dl_info own{};
+    if (self == nullptr || dependency == nullptr || dladdr(self, &own) == 0 || own.dli_fname == nullptr)
+    {
+        report("cannot tell which library registers (dladdr failed): the swin_trt plugins are not registered");
+        return nullptr;
+    }
+    void* const ownHandle = dlopen(own.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
+    if (ownHandle == nullptr)
+    {
+        snprintf(line, sizeof(line), "dlopen(%s, RTLD_NOLOAD) found no handle: the swin_trt plugins are not registered",
+            own.dli_fname);
+        report(line);
+        return nullptr;
+    }
+    // A handle's lookup scope is the library and its dependencies (breadth first), not the process's global one.
+    void* const found = dlsym(ownHandle, "getCreators");
+    dlclose(ownHandle);
+    Dl_info where{};
+    if (found == nullptr || dladdr(found, &where) == 0 || where.dli_fname == nullptr)
+    {
+        snprintf(line, sizeof(line), "no getCreators among the dependencies of %s (is %s beside it?): the swin_trt "
+            "plugins are not registered", own.dli_fname, dependency);
+        report(line);
+        return nullptr;
+    }
+    char const* const slash = strrchr(where.dli_fname, '/');
+    char const* const fileName = slash != nullptr ? slash + 1 : where.dli_fname;
+    if (where.dli_fbase == own.dli_fbase || strcmp(fileName, dependency) != 0)
+    {
+        snprintf(line, sizeof(line), "the getCreators %s depends on first is in %s, not in %s: the swin_trt "
+            "plugins are not registered", own.dli_fname, where.dli_fname, dependency);
+        report(line);
+        return nullptr;
+    }
+    void* const depHandle = dlopen(where.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
+    void* const ownDefinition = depHandle != nullptr ? dlsym(depHandle, "getCreators") : nullptr;
+    if (depHandle != nullptr)
+    {
+        dlclose(depHandle);
+    }
+    if (ownDefinition != found)
+    {
+        snprintf(line, sizeof(line), "%s does not define the getCreators found through it: the swin_trt plugins are "
+            "not registered", where.dli_fname);
+        report(line);
+        return nullptr;
+    }
+    GetCreatorsFunction function = nullptr;
+    static_assert(sizeof(function) == sizeof(found), "function and object pointers differ in size");
+    memcpy(&function, &found, sizeof(function)); // dlsym's object pointer to a function pointer (POSIX)
+    return function;
 }
 
 } // namespace plugin

@@ -26,6 +26,18 @@ using RegistrarReport = void (*)(char const* message);
 int32_t registerCreators(nvinfer1::IPluginRegistry& registry, nvinfer1::IPluginCreatorInterface* const* creators,
     int32_t count, RegistrarReport report) noexcept;
 
+//! getCreators() as TensorRT's loadLibrary protocol defines it.
+using GetCreatorsFunction = nvinfer1::IPluginCreatorInterface* const* (*) (int32_t& nbCreators);
+
+//! The getCreators() of the registering library's own dependency `dependency` (a file name:
+//! "libswin_trt_plugins.so"), never the one a global symbol lookup would find (every TensorRT plugin library
+//! exports a getCreators; one loaded RTLD_GLOBAL or preloaded before this library would win a global lookup).
+//! `self` is any address inside the registering library: dladdr gives its path, dlopen(path, RTLD_NOLOAD |
+//! RTLD_LAZY) its handle, and dlsym on that handle searches the library and its dependencies only, in load
+//! order. The definition found must sit in a library named `dependency` (dladdr), and be that library's own
+//! (dlsym on its handle, dlopen(RTLD_NOLOAD | RTLD_LAZY) of its path). Returns nullptr after a report when not.
+GetCreatorsFunction findDependencyGetCreators(void const* self, char const* dependency, RegistrarReport report) noexcept;
+
 } // namespace plugin
 } // namespace swin_trt
 

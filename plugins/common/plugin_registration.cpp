@@ -2,6 +2,7 @@
 // IPluginRegistry::loadLibrary (Python: trt.get_plugin_registry().load_library(path)) or
 // `trtexec --dynamicPlugins=path`: getCreators() lists the IPluginCreatorV3One creators, setLoggerFinder()
 // hands over the logger. Nothing else is exported.
+#include "../SwinFusedWindowAttention/SwinFusedWindowAttentionPlugin.h"
 #include "../SwinWindowAttention/SwinWindowAttentionPlugin.h"
 #include "../SwinWindowPartition/SwinWindowPartitionPlugin.h"
 #include "../SwinWindowReverse/SwinWindowReversePlugin.h"
@@ -18,7 +19,8 @@ extern "C" SWIN_PLUGIN_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreat
     static swin_trt::plugin::SwinWindowPartitionCreator sPartition;
     static swin_trt::plugin::SwinWindowReverseCreator sReverse;
     static swin_trt::plugin::SwinWindowAttentionCreator sAttention;
-    static nvinfer1::IPluginCreatorInterface* const sCreators[] = {&sPartition, &sReverse, &sAttention};
+    static swin_trt::plugin::SwinFusedWindowAttentionCreator sFusedAttention;
+    static nvinfer1::IPluginCreatorInterface* const sCreators[] = {&sPartition, &sReverse, &sAttention, &sFusedAttention};
     nbCreators = static_cast<int32_t>(sizeof(sCreators) / sizeof(sCreators[0]));
     return sCreators;
 }

@@ -4,5 +4,6 @@
 #error "build emulated_kernels.cpp with -DSWIN_TRT_EMULATION"
 #endif
 #include "../SwinWindowAttention/swinWindowAttentionKernel.cu"
+#include "../SwinWindowAttention/swinWindowAttentionTensorCoreKernel.cu"
 #include "../SwinWindowPartition/swinWindowPartitionKernel.cu"
 #include "../SwinWindowReverse/swinWindowReverseKernel.cu"

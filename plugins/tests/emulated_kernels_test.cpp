@@ -153,6 +153,110 @@ void testAttention(AttnCase const& c)
     check(rel <= tol, std::string(where) + msg);
 }
 
+//! Every supported shape has a launch plan within the 48 KiB every GPU gives a block without opt-in: each
+//! N <= kMaxAttentionTokens, each head_dim <= kMaxHeadDim (the plan does not depend on the I/O type: tiles are
+//! float32 in shared memory), with a dense bias and with the largest table of any window of N tokens.
+void testAttentionPlans()
+{
+    using namespace swin_trt;
+    int32_t failures = 0;
+    size_t largest = 0;
+    for (int32_t N = 1; N <= kMaxAttentionTokens; ++N)
+    {
+        int32_t tableRows = 0; // the largest (2a-1)(2b-1)(2c-1) over windows a x b x c = N
+        for (int32_t a = 1; a <= N; ++a)
+        {
+            for (int32_t b = 1; N % a == 0 && b <= N / a; ++b)
+            {
+                if ((N / a) % b == 0)
+                {
+                    int32_t const rows = biasTableSize3d(a, b, N / a / b);
+                    tableRows = rows > tableRows ? rows : tableRows;
+                }
+            }
+        }
+        for (int32_t headDim = 1; headDim <= kMaxHeadDim; ++headDim)
+        {
+            bool ok = checkWindowAttentionSupport(N, headDim) == nullptr;
+            for (int32_t rows : {0, tableRows})
+            {
+                size_t const smem = windowAttentionSmemBytes(N, headDim, rows);
+                ok = ok && smem > 0 && smem <= kAttentionSmemBudget;
+                largest = smem > largest ? smem : largest;
+            }
+            if (!ok && ++failures <= 5)
+            {
+                check(false, "attention plan for N = " + std::to_string(N) + ", head_dim " + std::to_string(headDim));
+            }
+        }
+    }
+    check(failures == 0, "a launch plan within 48 KiB for every N <= 512 and head_dim <= 128");
+    check(largest <= 48 * 1024, "largest plan " + std::to_string(largest) + " bytes <= 48 KiB");
+    check(checkWindowAttentionSupport(kMaxAttentionTokens + 1, 32) != nullptr, "N = 513 refused");
+    check(kMaxAttentionTokens == 512, "kMaxAttentionTokens equals swin_trt/ops/schema.py's MAX_TOKENS (512)");
+}
+
+//! The dense bias form against the table form of the same bias, on 3D windows (Video Swin's 8x7x7, shifted):
+//! the dense (heads, N, N) bias built from the table with the relative offsets computed from coordinates here
+//! must give the same logits, so the same output bit for bit. head_dim 32 stages the table in shared memory,
+//! head_dim 96 reads it from global memory (staging it would cost query tiles): both paths are checked.
+void testAttentionBiasForms3d()
+{
+    using namespace swin_trt;
+    int32_t const wt = 8, wh = 7, ww = 7, N = wt * wh * ww, heads = 2;
+    int32_t const Tp = 8, Hp = 7, Wp = 14, rows = 2; // one clip of 2 windows
+    int32_t const R = biasTableSize3d(wt, wh, ww);
+    for (int32_t headDim : {32, 96})
+    {
+        // The plan's shared memory tells the path: the staged table adds its column.
+        bool const staged = windowAttentionSmemBytes(N, headDim, R) > windowAttentionSmemBytes(N, headDim, 0);
+        check(staged == (headDim == 32), "attention 8x7x7, head_dim " + std::to_string(headDim) + ": the table is "
+                + (headDim == 32 ? "staged" : "read from global memory"));
+        int32_t const C = heads * headDim;
+        std::mt19937 rng(77 + headDim);
+        std::normal_distribution<float> normal(0.0F, 1.0F);
+        std::vector<float> qkv(static_cast<size_t>(rows) * N * 3 * C), table(static_cast<size_t>(R) * heads);
+        for (float& v : qkv)
+        {
+            v = normal(rng);
+        }
+        for (float& v : table)
+        {
+            v = normal(rng);
+        }
+        std::vector<float> dense(static_cast<size_t>(heads) * N * N);
+        for (int32_t h = 0; h < heads; ++h)
+        {
+            for (int32_t i = 0; i < N; ++i)
+            {
+                for (int32_t j = 0; j < N; ++j)
+                {
+                    int32_t const dt = i / (wh * ww) - j / (wh * ww) + wt - 1;
+                    int32_t const dy = (i / ww) % wh - (j / ww) % wh + wh - 1;
+                    int32_t const dx = i % ww - j % ww + ww - 1;
+                    int32_t const rpi = (dt * (2 * wh - 1) + dy) * (2 * ww - 1) + dx;
+                    dense[(static_cast<size_t>(h) * N + i) * N + j] = table[static_cast<size_t>(rpi) * heads + h];
+                }
+            }
+        }
+        std::vector<float> fromTable(static_cast<size_t>(rows) * N * C, NAN), fromDense(fromTable.size(), NAN);
+        float const scale = 1.0F / sqrtf(static_cast<float>(headDim));
+        cudaError_t const a = windowAttention(qkv.data(), DType::kFLOAT32, table.data(), DType::kFLOAT32,
+            BiasForm::kTABLE, fromTable.data(), rows, heads, headDim, wt, wh, ww, 4, 3, 3, Tp, Hp, Wp, scale, nullptr,
+            nullptr);
+        cudaError_t const b = windowAttention(qkv.data(), DType::kFLOAT32, dense.data(), DType::kFLOAT32,
+            BiasForm::kDENSE, fromDense.data(), rows, heads, headDim, wt, wh, ww, 4, 3, 3, Tp, Hp, Wp, scale, nullptr,
+            nullptr);
+        bool same = a == cudaSuccess && b == cudaSuccess;
+        for (size_t k = 0; same && k < fromTable.size(); ++k)
+        {
+            same = fromTable[k] == fromDense[k];
+        }
+        check(same, "attention 8x7x7 (392 tokens), head_dim " + std::to_string(headDim)
+                + ": a dense bias gathered from the table gives the table's output");
+    }
+}
+
 } // namespace
 
 int main()
@@ -207,6 +311,8 @@ int main()
     {
         testAttention(c);
     }
+    testAttentionPlans();
+    testAttentionBiasForms3d();
     check(swin_trt::windowAttention(nullptr, DType::kFLOAT32, nullptr, DType::kFLOAT32, nullptr, 1, 1, 32, 7, 7, 0, 0,
               7, 7, 1.0F, nullptr, nullptr)
             == cudaErrorInvalidValue,

@@ -8,16 +8,20 @@
 // would crash), and every result is compared with the brute-force model of the contract (brute_force.h):
 // padded and unpadded maps, shifted and not, both pad orders, float32/float16/int8 moves, float32/float16
 // attention in V1 and cosine mode (Swin V2). The nodes of a graph of one size (height/width attributes) are
-// run too.
+// run too. Int8 partition/reverse with two different scales (a weakly typed TensorRT 10 build): configured
+// without error and requantized in the gather, out = saturate(round_half_even(in * in_scale / out_scale)),
+// compared code by code with that formula evaluated in double.
 #include "NvInferRuntime.h"
 
 #include "brute_force.h"
+#include "plugin_common.h"
 #include "plugin_test_support.h"
 
 #include <cuda_fp16.h>
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <random>
@@ -178,6 +182,124 @@ void testPartitionReverseAtEverySize()
     }
 }
 
+//! The contract's requantization of one code, in double: saturate(round_half_even(code * in / out)).
+//! `tie`: set when code * in / out is within 1e-4 of a rounding tie (float and double may round apart there).
+int32_t requantized(int8_t code, double inScale, double outScale, bool& tie)
+{
+    double const v = static_cast<double>(code) * inScale / outScale;
+    tie = fabs(fabs(v - floor(v)) - 0.5) < 1e-4;
+    double const q = nearbyint(v); // the default rounding mode: to nearest, ties to even
+    return static_cast<int32_t>(q < -128.0 ? -128.0 : (q > 127.0 ? 127.0 : q));
+}
+
+//! Finding: with int8 input and output of different scales, configurePlugin returned -1 after
+//! supportsFormatCombination had offered int8 (a failed build). Now configurePlugin accepts it and enqueue
+//! requantizes inside the gather: partition and reverse, both pad orders, padded maps (padding stays code 0),
+//! scales that halve (ties: round half to even), triple (saturation) or change by an irregular factor.
+void testInt8Requantize()
+{
+    struct
+    {
+        float inScale, outScale;
+    } const scales[] = {{0.0625F, 0.125F}, {0.1875F, 0.0625F}, {0.013F, 0.047F}, {0.047F, 0.013F}};
+    int32_t const B = 2, C = 12, N = kWindow * kWindow;
+    for (int32_t padFirst : {0, 1})
+    {
+        Block const block(padFirst);
+        if (!block.ok())
+        {
+            return;
+        }
+        for (auto const& size : {kSizes[0], kSizes[1], kSizes[4]})
+        {
+            int32_t const H = size[0], W = size[1];
+            int32_t const nW = windowsOf(H, W);
+            size_t const pixels = static_cast<size_t>(B) * H * W;
+            size_t const tokens = static_cast<size_t>(B) * nW * N;
+            std::vector<int8_t> x(pixels * C), windows(tokens * C, 99), back(pixels * C, 99);
+            for (size_t i = 0; i < x.size(); ++i)
+            {
+                x[i] = static_cast<int8_t>(static_cast<int32_t>((i * 131 + 7) % 256) - 128); // every code
+            }
+            std::vector<int64_t> const sources
+                = brute::partitionSources(H, W, kWindow, kWindow, kShift, kShift, padFirst != 0);
+            std::vector<int64_t> const tokenOf
+                = brute::reverseSources(H, W, kWindow, kWindow, kShift, kShift, padFirst != 0);
+            for (auto const& s : scales)
+            {
+                char where[160];
+                snprintf(where, sizeof(where), "int8 requantize %g -> %g pad_first=%d map %dx%d", s.inScale,
+                    s.outScale, padFirst, H, W);
+                // Build time: partition (x -> windows) and reverse (windows + feature map -> y), scales differing.
+                DynamicPluginTensorDesc pio[2] = {desc(DataType::kINT8, {B, H, W, C}), desc(DataType::kINT8, {B * nW, N, C})};
+                pio[0].desc.scale = s.inScale;
+                pio[1].desc.scale = s.outScale;
+                DynamicPluginTensorDesc rin[2] = {pio[1], desc(DataType::kFLOAT, {B, H, W, 2 * C})};
+                rin[0].desc.scale = s.inScale;
+                DynamicPluginTensorDesc rout = pio[0];
+                rout.desc.scale = s.outScale;
+                gLogger.messages.clear();
+                check(build(block.partition)->configurePlugin(&pio[0], 1, &pio[1], 1) == 0
+                        && build(block.reverse)->configurePlugin(rin, 2, &rout, 1) == 0 && gLogger.messages.empty(),
+                    std::string(where) + ": configurePlugin accepts two scales, no error logged");
+                float const ratio = swin_trt::plugin::SwinDataMovementPlugin::int8Ratio(pio[0].desc, pio[1].desc);
+                check(ratio == s.inScale / s.outScale, std::string(where) + ": ratio in_scale / out_scale");
+
+                // Run time: partition.
+                void const* pin[] = {x.data()};
+                void* pout[] = {windows.data()};
+                check(runtime(block.partition)->enqueue(&pio[0].desc, &pio[1].desc, pin, pout, nullptr, nullptr) == 0,
+                    std::string(where) + ": partition enqueue");
+                bool const exact = s.inScale == 0.0625F || s.inScale == 0.1875F; // ratios 0.5 and 3: no float slack
+                size_t wrong = 0, ties = 0;
+                for (size_t row = 0; row < tokens; ++row)
+                {
+                    size_t const b = row / sources.size();
+                    int64_t const src = sources[row % sources.size()];
+                    for (int32_t c = 0; c < C; ++c)
+                    {
+                        bool tie = false;
+                        int32_t const expect = src < 0 ? 0
+                                                       : requantized(x[(b * H * W + static_cast<size_t>(src)) * C + c],
+                                                           s.inScale, s.outScale, tie);
+                        int32_t const got = windows[row * C + c];
+                        ties += tie ? 1 : 0;
+                        wrong += got == expect || (tie && !exact && abs(got - expect) == 1) ? 0 : 1;
+                    }
+                }
+                check(wrong == 0, std::string(where) + ": partition codes = saturate(round(in * in_scale / out_scale)) ("
+                        + std::to_string(wrong) + " wrong)");
+
+                // Run time: reverse of those windows (its input scale s.inScale, output s.outScale).
+                void const* rinputs[] = {windows.data(), nullptr};
+                void* routputs[] = {back.data()};
+                PluginTensorDesc const rinDesc[2] = {rin[0].desc, rin[1].desc};
+                check(runtime(block.reverse)->enqueue(rinDesc, &rout.desc, rinputs, routputs, nullptr, nullptr) == 0,
+                    std::string(where) + ": reverse enqueue");
+                wrong = 0;
+                for (size_t pixel = 0; pixel < pixels; ++pixel)
+                {
+                    size_t const b = pixel / tokenOf.size();
+                    size_t const token = b * static_cast<size_t>(nW) * N + static_cast<size_t>(tokenOf[pixel % tokenOf.size()]);
+                    for (int32_t c = 0; c < C; ++c)
+                    {
+                        bool tie = false;
+                        int32_t const expect = requantized(windows[token * C + c], s.inScale, s.outScale, tie);
+                        int32_t const got = back[pixel * C + c];
+                        wrong += got == expect || (tie && !exact && abs(got - expect) == 1) ? 0 : 1;
+                    }
+                }
+                check(wrong == 0, std::string(where) + ": reverse codes = saturate(round(in * in_scale / out_scale)) ("
+                        + std::to_string(wrong) + " wrong)");
+                if (s.inScale == 0.0625F) // the ratio 0.5 is exact: its ties must round to even, never apart
+                {
+                    check(ties > 0, std::string(where) + ": ties exercised");
+                }
+            }
+        }
+    }
+}
+
 //! A graph of one size still runs as before: reverse with height/width and one input.
 void testSizedReverse()
 {
@@ -320,12 +442,18 @@ void testAttentionAtEverySize()
 
 } // namespace
 
+void testWindows3dEmulated(); // plugin_emulated_test_3d.cpp
+void testFusedAttentionEmulated(); // plugin_emulated_test_fused.cpp
+
 int main()
 {
     setLoggerFinder(&gFinder);
     testPartitionReverseAtEverySize();
     testSizedReverse();
+    testInt8Requantize();
     testAttentionAtEverySize();
+    testWindows3dEmulated();
+    testFusedAttentionEmulated();
     for (auto const& m : gLogger.messages)
     {
         fprintf(stderr, "log: %s\n", m.c_str());

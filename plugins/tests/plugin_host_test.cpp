@@ -5,7 +5,8 @@
 // through a mock IExprBuilder. enqueue's kernels need a GPU (tests/test_cuda_kernels.py covers them); its
 // argument checks, which run before any launch, are tested here.
 //
-// The review's findings each have a test: int8 partition/reverse with two different scales is refused;
+// The review's findings each have a test: int8 partition/reverse with two different scales is accepted
+// (requantized in the gather: swin_trt_plugin_emulated_test checks the codes), never a failed build;
 // every noexcept method survives failing allocations (operator new is replaced below and made to throw);
 // sizes whose window products overflow int32 are refused; attention refuses a batch of partial images.
 //
@@ -18,10 +19,13 @@
 #include "plugin_test_support.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <memory>
 #include <new>
@@ -238,8 +242,9 @@ void testRegistry()
 {
     int32_t n = -1;
     IPluginCreatorInterface* const* list = getCreators(n);
-    check(n == 3 && list != nullptr, "getCreators returns 3 creators");
-    char const* const names[] = {"SwinWindowPartition", "SwinWindowReverse", "SwinWindowAttention"};
+    check(n == 4 && list != nullptr, "getCreators returns 4 creators");
+    char const* const names[]
+        = {"SwinWindowPartition", "SwinWindowReverse", "SwinWindowAttention", "SwinFusedWindowAttention"};
     for (char const* name : names)
     {
         IPluginCreatorV3One* c = creator(name);
@@ -547,7 +552,7 @@ void testAttention()
         float scale;
         char const* expect;
     } const bad[] = {{0, 7, 7, 14, 0.1F, "num_heads"}, {3, 7, 7, 15, 0.1F, "height"}, {3, 7, 7, 14, 0.0F, "scale"},
-        {3, 17, 17, 17, 0.1F, "window_size"}};
+        {3, 23, 23, 23, 0.1F, "window_size"}};
     for (auto const& b : bad)
     {
         Fields f;
@@ -676,7 +681,7 @@ bool reported(char const* needle)
     return false;
 }
 
-//! libswin_trt_plugins_autoreg registers the three creators when a host dlopens it (Triton: RTLD_NOW |
+//! libswin_trt_plugins_autoreg registers the four creators when a host dlopens it (Triton: RTLD_NOW |
 //! RTLD_LOCAL), once, in namespace swin_trt, version 1. The library under test is the registering library's
 //! host-test copy (same objects, getPluginRegistry() from this executable); the registry is TestRegistry
 //! above. This checks swin_trt's registration code and its load-time behaviour, not TensorRT.
@@ -692,9 +697,10 @@ void testRegistrationAtLoad()
     {
         return;
     }
-    check(gRegistry.entries.size() == 3 && gRegistry.registerCalls == 3, "autoreg: three creators registered at load");
-    char const* const names[] = {"SwinWindowPartition", "SwinWindowReverse", "SwinWindowAttention"};
-    for (int32_t i = 0; i < 3 && i < count && gRegistry.entries.size() == 3; ++i)
+    check(gRegistry.entries.size() == 4 && gRegistry.registerCalls == 4, "autoreg: four creators registered at load");
+    char const* const names[]
+        = {"SwinWindowPartition", "SwinWindowReverse", "SwinWindowAttention", "SwinFusedWindowAttention"};
+    for (int32_t i = 0; i < 4 && i < count && gRegistry.entries.size() == 4; ++i)
     {
         TestRegistry::Entry const& e = gRegistry.entries[static_cast<size_t>(i)];
         check(e.creator == creators[i] && e.name == names[i] && e.version == "1" && e.nameSpace == "swin_trt"
@@ -706,7 +712,7 @@ void testRegistrationAtLoad()
     }
     // A second dlopen (a second model of the same Triton server) runs no constructor: nothing new.
     void* again = dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_LOCAL);
-    check(again == handle && gRegistry.registerCalls == 3, "autoreg: loading again registers nothing twice");
+    check(again == handle && gRegistry.registerCalls == 4, "autoreg: loading again registers nothing twice");
     // Linked with -z nodelete: after every dlclose the library (and the creators the registry holds) stay.
     dlclose(again);
     dlclose(handle);
@@ -722,9 +728,9 @@ void testRegistrarGuards()
     IPluginCreatorInterface* const* creators = getCreators(count);
     TestRegistry registry;
     gReports.clear();
-    check(swin_trt::plugin::registerCreators(registry, creators, count, keepReport) == 3 && registry.entries.size() == 3,
-        "registrar: registers the three creators");
-    check(swin_trt::plugin::registerCreators(registry, creators, count, keepReport) == 0 && registry.registerCalls == 3
+    check(swin_trt::plugin::registerCreators(registry, creators, count, keepReport) == 4 && registry.entries.size() == 4,
+        "registrar: registers the four creators");
+    check(swin_trt::plugin::registerCreators(registry, creators, count, keepReport) == 0 && registry.registerCalls == 4
             && gReports.empty(),
         "registrar: the same creators again (loadLibrary came first): skipped quietly, nothing registered twice");
 
@@ -762,7 +768,7 @@ void testRegistrarGuards()
     } foreign(partition);
     other.registerCreator(foreign, "swin_trt");
     gReports.clear();
-    check(swin_trt::plugin::registerCreators(other, creators, count, keepReport) == 2
+    check(swin_trt::plugin::registerCreators(other, creators, count, keepReport) == 3
             && other.getCreator("SwinWindowPartition", "1", "swin_trt") == &foreign
             && reported("SwinWindowPartition (swin_trt, version 1): another library registered"),
         "registrar: a creator another library registered stays, and that is reported by name");
@@ -770,7 +776,7 @@ void testRegistrarGuards()
     TestRegistry refusing;
     refusing.refuseAll = true;
     gReports.clear();
-    check(swin_trt::plugin::registerCreators(refusing, creators, count, keepReport) == 0 && gReports.size() == 3
+    check(swin_trt::plugin::registerCreators(refusing, creators, count, keepReport) == 0 && gReports.size() == 4
             && reported("refused"),
         "registrar: a registry that refuses: each creator reported");
     gReports.clear();
@@ -863,8 +869,10 @@ void testAttentionCosineFields()
     delete r;
 }
 
-//! Finding: int8 partition/reverse copied codes unchanged even when a weakly typed 10.x build gave input and
-//! output different scales. Now refused in configurePlugin, onShapeChange and enqueue.
+//! Findings: int8 partition/reverse copied codes unchanged even when a weakly typed 10.x build gave input and
+//! output different scales; then configurePlugin refused that case (-1) after supportsFormatCombination had
+//! offered int8, which aborts the build. Now every case is accepted (the kernels requantize: checked against
+//! the contract by swin_trt_plugin_emulated_test), and only a type change is refused.
 void testInt8Scales()
 {
     Fields pf;
@@ -894,30 +902,30 @@ void testInt8Scales()
         {
             DataType type;
             float inScale, outScale;
-            bool ok;
-        } const cases[] = {{DataType::kINT8, 0.1F, 0.2F, false}, {DataType::kINT8, 0.1F, 0.1F, true},
-            {DataType::kINT8, -1.0F, -1.0F, true}, {DataType::kINT8, 0.1F, -1.0F, true},
-            {DataType::kHALF, 0.1F, 0.2F, true}};
+        } const cases[] = {{DataType::kINT8, 0.1F, 0.2F}, {DataType::kINT8, 0.2F, 0.1F}, {DataType::kINT8, 0.1F, 0.1F},
+            {DataType::kINT8, -1.0F, -1.0F}, {DataType::kINT8, 0.1F, -1.0F}, {DataType::kINT8, 1e-30F, 1e30F},
+            {DataType::kINT8, 1e30F, 1e-30F}, {DataType::kHALF, 0.1F, 0.2F}};
         for (auto const& c : cases)
         {
             std::string const what = name + " type " + std::to_string(static_cast<int>(c.type)) + " scales "
                 + std::to_string(c.inScale) + " -> " + std::to_string(c.outScale);
-            DynamicPluginTensorDesc in = desc(c.type, op.in);
-            DynamicPluginTensorDesc out = desc(c.type, op.out);
-            in.desc.scale = c.inScale;
-            out.desc.scale = c.outScale;
+            DynamicPluginTensorDesc io[2] = {desc(c.type, op.in), desc(c.type, op.out)};
+            io[0].desc.scale = c.inScale;
+            io[1].desc.scale = c.outScale;
             gLogger.messages.clear();
-            int32_t const configured = build(op.plugin)->configurePlugin(&in, 1, &out, 1);
-            check((configured == 0) == c.ok && (c.ok || gLogger.saw("differs from the output scale")),
-                what + ": configurePlugin");
-            check((runtime(op.plugin)->onShapeChange(&in.desc, 1, &out.desc, 1) == 0) == c.ok,
-                what + ": onShapeChange");
-            if (!c.ok) // (the accepted cases would launch a kernel: no GPU here)
-            {
-                check(runtime(op.plugin)->enqueue(&in.desc, &out.desc, inputs, outputs, nullptr, nullptr) != 0,
-                    what + ": enqueue refuses before launching");
-            }
+            check(build(op.plugin)->supportsFormatCombination(0, io, 1, 1)
+                    && build(op.plugin)->supportsFormatCombination(1, io, 1, 1),
+                what + ": supportsFormatCombination offers it");
+            check(build(op.plugin)->configurePlugin(&io[0], 1, &io[1], 1) == 0 && gLogger.messages.empty(),
+                what + ": configurePlugin accepts it (no error: the build goes on)");
+            check(runtime(op.plugin)->onShapeChange(&io[0].desc, 1, &io[1].desc, 1) == 0, what + ": onShapeChange");
         }
+        // A type change is still refused (TensorRT never asks for one: getOutputDataTypes gives input 0's).
+        DynamicPluginTensorDesc in = desc(DataType::kINT8, op.in);
+        DynamicPluginTensorDesc out = desc(DataType::kHALF, op.out);
+        check(build(op.plugin)->configurePlugin(&in, 1, &out, 1) != 0
+                && runtime(op.plugin)->enqueue(&in.desc, &out.desc, inputs, outputs, nullptr, nullptr) != 0,
+            name + ": int8 -> float16 refused before any launch");
     }
     delete partition;
     delete reverse;
@@ -1082,10 +1090,111 @@ void testAttentionNeedsWholeImages()
     delete p;
 }
 
+//! Finding: the registering library called getCreators as an undefined symbol, which the dynamic linker binds
+//! in the global scope first: any plugin library loaded RTLD_GLOBAL or preloaded before it (they all export a
+//! getCreators) would have had ITS creators registered. This runs in a child of this test started with
+//! LD_PRELOAD=libswin_trt_decoy_creators.so (a getCreators with no creators, first in the global scope): the
+//! registering library, dlopened RTLD_LOCAL as Triton does, must register libswin_trt_plugins.so's four.
+int runDecoyFirst()
+{
+    void* const global = dlsym(RTLD_DEFAULT, "getCreators");
+    Dl_info globalInfo{};
+    check(global != nullptr && dladdr(global, &globalInfo) != 0 && globalInfo.dli_fname != nullptr
+            && strstr(globalInfo.dli_fname, "libswin_trt_decoy_creators") != nullptr,
+        "decoy first: a global lookup of getCreators finds the decoy (the case the registrar must not fall for)");
+    void* const plugins = dlopen(SWIN_TRT_PLUGINS_LIBRARY, RTLD_NOLOAD | RTLD_LAZY);
+    void* const real = plugins != nullptr ? dlsym(plugins, "getCreators") : nullptr;
+    check(real != nullptr && real != global, "decoy first: libswin_trt_plugins.so's own getCreators differs");
+    if (real == nullptr)
+    {
+        return 1;
+    }
+    swin_trt::plugin::GetCreatorsFunction realGetCreators = nullptr;
+    memcpy(&realGetCreators, &real, sizeof(real));
+    int32_t count = 0;
+    IPluginCreatorInterface* const* const creators = realGetCreators(count);
+
+    void* const handle = dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    check(handle != nullptr, std::string("decoy first: the registering library loads: ")
+            + (handle == nullptr ? dlerror() : "ok"));
+    check(count == 4 && gRegistry.entries.size() == 4, "decoy first: four creators registered at load");
+    for (size_t i = 0; i < gRegistry.entries.size() && i < static_cast<size_t>(count); ++i)
+    {
+        check(gRegistry.entries[i].creator == creators[i],
+            "decoy first: " + gRegistry.entries[i].name + " is libswin_trt_plugins.so's own creator");
+    }
+    // The lookup itself, from an address inside the registering library (its dynamic section).
+    struct link_map* map = nullptr;
+    if (handle != nullptr && dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr)
+    {
+        gReports.clear();
+        check(swin_trt::plugin::findDependencyGetCreators(map->l_ld, "libswin_trt_plugins.so", keepReport)
+                == realGetCreators && gReports.empty(),
+            "decoy first: findDependencyGetCreators resolves its own dependency's getCreators");
+        check(swin_trt::plugin::findDependencyGetCreators(map->l_ld, "libsomething_else.so", keepReport) == nullptr
+                && reported("not in libsomething_else.so"),
+            "decoy first: a getCreators in another library than the one named is refused, with a report");
+    }
+    else
+    {
+        check(false, "decoy first: dlinfo(RTLD_DI_LINKMAP) of the registering library");
+    }
+    printf("swin_trt_plugin_host_test --decoy-first: %d checks, %d failures\n", gChecks, gFailures);
+    return gFailures == 0 ? 0 : 1;
+}
+
+//! Starts runDecoyFirst in a child (this executable again, with the decoy preloaded) and checks its status.
+void testRegistrarIgnoresGlobalGetCreators(char const* argv0)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t const child = fork();
+    if (child == 0)
+    {
+        setenv("LD_PRELOAD", SWIN_TRT_DECOY_LIBRARY, 1);
+        execl("/proc/self/exe", argv0, "--decoy-first", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = -1;
+    bool const waited = child > 0 && waitpid(child, &status, 0) == child;
+    check(waited && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+        "registrar: with another getCreators first in the global scope (preloaded), the registering library "
+        "registers its own dependency's creators (child exit status "
+            + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+    // And from this process (nothing preloaded): the lookup function on the test's own copy of the registrar,
+    // with an address of the registering library's host-test copy.
+    void* const handle = dlopen(SWIN_TRT_AUTOREG_TEST_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    struct link_map* map = nullptr;
+    int32_t count = 0;
+    IPluginCreatorInterface* const* const creators = getCreators(count);
+    swin_trt::plugin::GetCreatorsFunction const found = handle != nullptr
+            && dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr
+        ? swin_trt::plugin::findDependencyGetCreators(map->l_ld, "libswin_trt_plugins.so", keepReport)
+        : nullptr;
+    int32_t foundCount = 0;
+    check(found != nullptr && found(foundCount) == creators && foundCount == count,
+        "registrar: findDependencyGetCreators returns libswin_trt_plugins.so's getCreators");
+    gReports.clear();
+    check(swin_trt::plugin::findDependencyGetCreators(nullptr, "libswin_trt_plugins.so", keepReport) == nullptr
+            && reported("dladdr failed"),
+        "registrar: no address, no lookup (reported)");
+    if (handle != nullptr)
+    {
+        dlclose(handle);
+    }
+}
+
 } // namespace
 
-int main()
+void testWindows3d(); // plugin_host_test_3d.cpp
+void testFusedAttention(); // plugin_host_test_fused.cpp
+
+int main(int argc, char** argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--decoy-first") == 0)
+    {
+        return runDecoyFirst();
+    }
     setLoggerFinder(&gFinder);
     testRegistry();
     testPartition();
@@ -1094,12 +1203,15 @@ int main()
     testAttention();
     testAttentionAnySize();
     testAttentionCosineFields();
+    testWindows3d();
+    testFusedAttention();
     testInt8Scales();
     testNoexceptMethodsSurviveFailingAllocations();
     testHostileSizes();
     testAttentionNeedsWholeImages();
     testRegistrarGuards();
     testRegistrationAtLoad();
+    testRegistrarIgnoresGlobalGetCreators(argv[0]);
     printf("swin_trt_plugin_host_test (TensorRT %d.%d headers): %d checks, %d failures\n", NV_TENSORRT_MAJOR,
         NV_TENSORRT_MINOR, gChecks, gFailures);
     return gFailures == 0 ? 0 : 1;
