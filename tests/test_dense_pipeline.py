@@ -226,3 +226,36 @@ def test_compile_a_segmenter_to_int8_with_masks(crops_dir, masks, tmp_path, cli)
     assert rewritten["miou"] == 1.0 and int8["precision"] == "int8"
     assert int8["miou"] is not None and int8["pixel_agreement"] is not None
     assert document["dataset"]["calibration_overlap"]["images"] == 0
+
+
+def test_int8_feature_maps_read_the_partitions_int8_input(seg):
+    """In an INT8 graph of any size, a reverse's and a shifted attention's dims-only feature map is its block's
+    partition input as quantized (int8), so no float tensor stays alive for its dims; the graph runs at two
+    sizes exactly as with the float map bound (dims only)."""
+    import onnx_graphsurgeon as gs
+
+    from swin_trt.ops import schema
+    from swin_trt.precision.int8 import quantize_int8
+    from swin_trt.precision.points import quant_points
+
+    source = onnx.load(seg["dyn_rw"])
+    scales = {p.tensor: 0.05 for p in quant_points(gs.import_onnx(source))}
+    quantized, _ = quantize_int8(source, scales)
+    graph = gs.import_onnx(quantized)
+    partition_inputs = {n.inputs[0].name for n in graph.nodes if n.op == schema.PARTITION}
+    maps = [n.inputs[schema.FEATURE_MAP_INPUT[n.op]] for n in graph.nodes
+            if n.op in schema.FEATURE_MAP_INPUT and schema.has_feature_map(n.op, len(n.inputs))]
+    assert len(maps) == sum(n.op == schema.REVERSE for n in graph.nodes) >= 4  # (attention is not fused here)
+    assert all(m.dtype == np.int8 and m.inputs[0].op == "QuantizeLinear" and m.name in partition_inputs
+               for m in maps)
+    float_maps = gs.import_onnx(quantized)
+    for node in float_maps.nodes:
+        if node.op in schema.FEATURE_MAP_INPUT and schema.has_feature_map(node.op, len(node.inputs)):
+            int8_map = node.inputs[schema.FEATURE_MAP_INPUT[node.op]]
+            node.inputs[schema.FEATURE_MAP_INPUT[node.op]] = int8_map.inputs[0].inputs[0]  # the float map
+    rng = np.random.default_rng(0)
+    for size in (SIZE, (96, 112)):
+        x = rng.standard_normal((2, 3, *size)).astype(np.float32)
+        got, expected = (create_session(m, int8="exact").run(None, {"input": x})[0]
+                         for m in (quantized, gs.export_onnx(float_maps)))
+        np.testing.assert_array_equal(got, expected)

@@ -90,7 +90,7 @@ def rewrite_through_cli(cli, source):
     result = cli("rewrite", source, "-o", out, "--strict", "--fuse-attention")
     rewritten = onnx.load(out)
     ops = [n.op_type for n in rewritten.graph.node]
-    assert {op: ops.count(op) for op in schema.OP_TYPES} == PER_OP
+    assert {op: ops.count(op) for op in schema.OP_TYPES if op in ops} == PER_OP
     return rewritten, result.output
 
 

@@ -186,3 +186,29 @@ def test_unshifted_attention_takes_no_feature_map():
     attrs = dict(num_heads=2, window_size=(7, 7), shift_size=(0, 0), scale=0.5)
     with pytest.raises(schema.PluginAttributeError, match="takes only qkv and the bias table"):
         schema.check_attributes(schema.ATTENTION, attrs, "n", num_inputs=3)
+
+
+@pytest.mark.parametrize("window,shift,grid", [((3, 4), (1, 3), (6, 8)), ((2, 2, 3), (1, 1, 1), (4, 4, 6))])
+def test_dense_bias_is_added_as_is(window, shift, grid):
+    """The bias input's dense form (heads, N, N): a table's own gather gives the table's results, and a bias no
+    table gives (as Video Swin's shrunk windows have) is added as is, by the reference and the lowering alike."""
+    heads, tokens = 2, int(np.prod(window))
+    rng = np.random.default_rng(3)
+    n_windows = int(np.prod([g // w for g, w in zip(grid, window)]))
+    qkv = rng.standard_normal((2 * n_windows, tokens, 3 * heads * 4)).astype(np.float32)
+    table = rng.standard_normal((int(np.prod([2 * w - 1 for w in window])), heads)).astype(np.float32)
+    attrs = dict(num_heads=heads, window_size=window, shift_size=shift, scale=0.5)
+    sizes = dict(zip(("frames", "height", "width")[3 - len(window):], grid))
+    gathered = reference.relative_position_bias(table, window)
+    np.testing.assert_array_equal(reference.window_attention(qkv, gathered, **attrs, **sizes),
+                                  reference.window_attention(qkv, table, **attrs, **sizes))
+    dense = rng.standard_normal((heads, tokens, tokens)).astype(np.float32)
+    model = plugin_model(schema.ATTENTION, dict(attrs, **sizes), [("qkv", TensorProto.FLOAT, list(qkv.shape))],
+                         node_inputs=["qkv", "bias"], inits=[onnx.numpy_helper.from_array(dense, "bias")])
+    expected = reference.window_attention(qkv, dense, **attrs, **sizes)
+    np.testing.assert_allclose(run(model, {"qkv": qkv}), expected, atol=attention_atol(qkv, dense, attrs), rtol=0)
+    assert np.abs(expected - reference.window_attention(qkv, table, **attrs, **sizes)).max() > 0.01
+    with pytest.raises(ValueError, match=r"dense bias is \(heads, N, N\)"):
+        reference.window_attention(qkv, dense[:, :-1], **attrs, **sizes)
+    with pytest.raises(schema.PluginAttributeError, match="not rank 1"):
+        schema.bias_form((tokens,))

@@ -208,11 +208,14 @@ def test_attention_token_limit_is_the_cuda_kernels():
     schema.check_attributes(schema.ATTENTION, attrs, "n", num_inputs=2)  # 392 tokens: in the contract
     with pytest.raises(schema.PluginAttributeError, match="height=.* multiples of the window"):
         schema.check_attributes(schema.ATTENTION, dict(attrs, height=15), "n", num_inputs=2)
-    reason = schema.attention_unsupported(392, 32)
-    assert "CUDA attention kernel" in reason and "at most 256" in reason and "no token limit" in reason
-    assert schema.kernel_unsupported(schema.ATTENTION, attrs, head_dim=32) == reason
-    assert "3D windows" in schema.kernel_unsupported(schema.PARTITION, dict(window_size=(2, 7, 7)))
-    assert schema.kernel_unsupported(schema.PARTITION, dict(window_size=(7, 7))) == ""
+    assert schema.kernel_unsupported(schema.ATTENTION, attrs, head_dim=32) == ""  # Video Swin's 8x7x7 runs
+    reason = schema.attention_unsupported(9 * 8 * 8, 32)
+    assert "CUDA attention kernel" in reason and "at most 512" in reason and "no token limit" in reason
+    assert schema.kernel_unsupported(schema.ATTENTION, dict(attrs, window_size=(9, 8, 8)), head_dim=32) == reason
+    # The plugins run 3D windows: partition and reverse have no limit, whatever the rank.
+    for op in (schema.PARTITION, schema.REVERSE):
+        assert schema.kernel_unsupported(op, dict(window_size=(2, 7, 7))) == ""
+        assert schema.kernel_unsupported(op, dict(window_size=(7, 7))) == ""
 
 
 def test_reference_refuses_what_the_contract_does_not_define():
@@ -226,10 +229,10 @@ def test_reference_refuses_what_the_contract_does_not_define():
 
 
 @pytest.mark.parametrize("op,attrs,inputs,message", [
-    (schema.PARTITION, dict(window_size=(2, 3, 3), shift_size=(0, 0, 0), pad_first=1),
-     [("x", TensorProto.FLOAT, [1, 4, 6, 6, 8])], "3D windows"),
-    (schema.ATTENTION, dict(num_heads=1, window_size=(17, 17), shift_size=(0, 0), scale=0.5),
-     [("qkv", TensorProto.FLOAT, [1, 289, 24]), ("table", TensorProto.FLOAT, [33 * 33, 1])], "at most 256"),
+    (schema.ATTENTION, dict(num_heads=1, window_size=(23, 23), shift_size=(0, 0), scale=0.5),
+     [("qkv", TensorProto.FLOAT, [1, 529, 24]), ("table", TensorProto.FLOAT, [45 * 45, 1])], "at most 512"),
+    (schema.ATTENTION, dict(num_heads=1, window_size=(9, 8, 8), shift_size=(0, 0, 0), scale=0.5),
+     [("qkv", TensorProto.FLOAT, [1, 576, 24]), ("table", TensorProto.FLOAT, [17 * 15 * 15, 1])], "at most 512"),
 ])
 def test_build_refuses_plugin_nodes_the_kernels_lack_before_tensorrt(op, attrs, inputs, message, tmp_path):
     """The CPU contract leads the C++ plugins: a node they cannot run stops `build` before TensorRT is
@@ -244,3 +247,17 @@ def test_build_refuses_plugin_nodes_the_kernels_lack_before_tensorrt(op, attrs, 
     assert result.exit_code == 2, result.output
     assert "cannot be built" in result.output and message in result.output and "--window-ops" in result.output
     assert not engine.exists()
+
+
+def test_build_lets_3d_plugin_nodes_through():
+    """3D partition, reverse and attention (Video Swin's 8x7x7, 392 tokens) are what the plugins run."""
+    from swin_trt.engine.build import _refuse_plugins_the_kernels_lack
+
+    nodes = [
+        (schema.PARTITION, dict(window_size=(2, 7, 7), shift_size=(1, 3, 3), pad_first=1),
+         [("x", TensorProto.FLOAT, [1, 4, 14, 14, 8])]),
+        (schema.ATTENTION, dict(num_heads=1, window_size=(8, 7, 7), shift_size=(0, 0, 0), scale=0.5),
+         [("qkv", TensorProto.FLOAT, [1, 392, 24]), ("table", TensorProto.FLOAT, [15 * 13 * 13, 1])]),
+    ]
+    for op, attrs, inputs in nodes:
+        _refuse_plugins_the_kernels_lack("m.onnx", plugin_model(op, attrs, inputs).graph)

@@ -92,7 +92,7 @@ def test_variants_keep_the_graph_exact(tmp_path, photo_dir, window_ops, fuse_att
     assert windows == (16 if window_ops == "plugin" else 0)
     assert ops.count(schema.ATTENTION) == (8 if fuse_attention else 0)
     assert ops.count("Softmax") == (0 if fuse_attention else 8)
-    assert report.variant == {"window_ops": window_ops, "fuse_attention": bool(fuse_attention)}
+    assert report.variant == {"window_ops": window_ops, "fuse_attention": bool(fuse_attention), "fuse_gathers": False}
     if window_ops == "native":
         assert report.kept_native == {schema.PARTITION: 8, schema.REVERSE: 8}
         assert "kept as native ops (--window-ops native): 8 SwinWindowPartition" in report.format()
@@ -154,7 +154,7 @@ def test_cli_rewrite_prints_report_and_validate_agrees(cli, tmp_path, photo_dir)
     sidecar = json.loads((tmp_path / "m.rw.onnx.json").read_text())
     assert sidecar["stage"] == "rewrite" and sidecar["arch"] == "swin_pico_test"
     assert sidecar["rewrite"]["plugins"]["SwinWindowAttention"] == 8
-    assert sidecar["rewrite"]["variant"] == {"window_ops": "plugin", "fuse_attention": True}
+    assert sidecar["rewrite"]["variant"] == {"window_ops": "plugin", "fuse_attention": True, "fuse_gathers": False}
     native = cli("rewrite", model, "-o", tmp_path / "m.native.onnx", "--window-ops", "native")
     assert "kept as native ops (--window-ops native): 8 SwinWindowPartition, 8 SwinWindowReverse" in native.output
     assert "attention left to TensorRT" in native.output

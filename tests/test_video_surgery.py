@@ -5,14 +5,15 @@ Sources: swin3d_pico_test (ours; window 2x4x4 = 32 tokens) exported by the Torch
 at a clip the window divides and at one padded to the patch and window; static batch) and by the dynamo
 exporter; torchvision's swin3d_t (weights=None) exported by a user with plain ``torch.onnx.export`` at 8x64x64
 (windows 4x7x7 = 196 tokens in stages 1-2: T shrunk to the 4 frames, which keeps the bias a true relative bias;
-4x4x4 and 4x2x2 in stages 3-4: H and W shrunk, Video Swin's full-index bias) and at 16x64x64 (8x7x7 = 392
-tokens, above the CUDA attention kernel's 256). Expected geometry comes from the model's own functions
+4x4x4 and 4x2x2 in stages 3-4: H and W shrunk, Video Swin's full-index bias, fused with a dense bias) and at
+16x64x64 (8x7x7 = 392 tokens). Expected geometry comes from the model's own functions
 (swin_trt.models.video_swin), tolerances from float32 rounding (conftest.rounding_atol, capped at 1e-4).
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import math
 import warnings
 from pathlib import Path
@@ -24,7 +25,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from swin_trt.errors import UserError
 from swin_trt.export import ExportOptions, ExportStage
 from swin_trt.models.registry import get_arch
 from swin_trt.models.video_swin import VideoSwinConfig, block_position_index, relative_position_index, window_geometry
@@ -40,8 +40,6 @@ DIVIDES = (4, 32, 32)  # stage maps 2x8x8, 2x4x4: the window (2, 4, 4) divides e
 PADDED = (7, 38, 54)  # stage maps 4x10x14, 4x5x7: padded to the window, shifted in T, H and W
 TV_CLIP = (8, 64, 64)  # torchvision swin3d_t: stage maps 4x16x16, 4x8x8, 4x4x4, 4x2x2
 TV_LONG = (16, 64, 64)  # T = 8 frames of tokens: the full 8x7x7 window (392 tokens) in stages 1-2
-KERNEL_LIMIT = "tokens per window: the CUDA attention kernel"
-SHRUNK = "Video Swin gathers a window shrunk to a small stage with the full window's index"
 
 
 # ---- sources ---------------------------------------------------------------------------------------------------
@@ -203,39 +201,78 @@ def test_torchvision_swin3d_t_windows_strict(sources):
     _assert_equal_in_onnxruntime(source, rewritten, config.clip_size, 1)
 
 
-def test_torchvision_swin3d_t_attention_fused_where_the_bias_is_relative(sources):
-    """Stages 1-2 (window 4x7x7: only T shrank) are fused with a table of the 4x7x7 window that reproduces the
-    model's bias; stages 3-4 (H and W shrunk: the full window's index) stay native with the reason, so --strict
-    refuses them."""
-    path, config, _ = sources["torchvision"]
+def _dense_expected(source: onnx.ModelProto, config: VideoSwinConfig, blocks: list[dict]) -> list[np.ndarray]:
+    """Per block: the (heads, N, N) bias the model adds, from its own table and its own index (the full window's
+    index, cut to the effective window: block_position_index)."""
+    tables = [onnx.numpy_helper.to_array(i) for i in source.graph.initializer
+              if i.name.endswith("relative_position_bias_table")]
+    assert len(tables) == len(blocks)
+    return [table[block_position_index(config.window_size, block["window"])].transpose(2, 0, 1)
+            for table, block in zip(tables, blocks)]
+
+
+@pytest.fixture(scope="module")
+def tv_fused(sources, tmp_path_factory):
+    """torchvision's swin3d_t at 8x64x64 rewritten with --strict --fuse-attention, written beside its source."""
+    path, _, _ = sources["torchvision"]
     source = onnx.load(path)
+    rewritten, report = rewrite(source, fuse_attention=True, strict=True)
+    out = tmp_path_factory.mktemp("tv_fused") / "video.rw.onnx"
+    onnx.save(rewritten, out)
+    return source, rewritten, report, out
+
+
+def test_torchvision_swin3d_t_attention_fused_strict(sources, tv_fused):
+    """Every block's attention is fused. Stages 1-2 (window 4x7x7: only T shrank) get a table of the 4x7x7
+    window; stages 3-4 (H and W shrunk: Video Swin gathers the full window's index, which no table of the
+    shrunk window's offsets gives) get the contract's dense (heads, N, N) bias, equal to the model's own."""
+    _, config, _ = sources["torchvision"]
+    source, rewritten, report, _ = tv_fused
     blocks = _blocks(config)
-    fusable = [b for b in blocks if b["relative"] and math.prod(b["window"]) <= schema.MAX_TOKENS]
-    assert [b["window"] for b in fusable] == [(4, 7, 7)] * 4 and len(blocks) - len(fusable) == 8
-    rewritten, report = rewrite(source, fuse_attention=True)
+    assert [b["relative"] for b in blocks] == [True] * 4 + [False] * 8
     attention = _attrs(report, schema.ATTENTION)
-    assert len(attention) == 4 and report.counts()[schema.PARTITION] == 12
-    for block, attrs in zip(fusable, attention):
+    assert len(attention) == 12 and report.counts()[schema.PARTITION] == 12 and not report.unmatched
+    for block, attrs in zip(blocks, attention):
         assert attrs["window_size"] == list(block["window"]) and attrs["shift_size"] == list(block["shift"])
         assert (attrs["frames"], attrs["height"], attrs["width"]) == block["grid"]
-    tables = [i for i in rewritten.graph.initializer if i.name.endswith("relative_position_bias_table")]
-    assert [list(t.dims) for t in tables] == [[7 * 13 * 13, heads] for heads in (3, 3, 6, 6)]
-    reasons = [reason for _, op, reason in report.unmatched]
-    assert len(reasons) == 8 and all(SHRUNK in r for r in reasons)
-    assert "window [4, 4, 4]" in reasons[0] and "window [4, 2, 2]" in reasons[-1]
+    biases = [onnx.numpy_helper.to_array(i) for i in rewritten.graph.initializer
+              if i.name.endswith(("relative_position_bias_table", "relative_position_bias"))]
+    assert [b.shape for b in biases[:4]] == [(7 * 13 * 13, heads) for heads in (3, 3, 6, 6)]
+    assert [b.shape for b in biases[4:]] == [(12, 64, 64)] * 6 + [(24, 16, 16)] * 2
+    for got, expected in zip(biases[4:], _dense_expected(source, config, blocks)[4:]):
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)  # read back through bias + mask: ~4e-6
     _assert_equal_in_onnxruntime(source, rewritten, config.clip_size, 1)
-    with pytest.raises(UserError, match="`strict`: 8 window op"):
-        rewrite(source, fuse_attention=True, strict=True)
 
 
-def test_torchvision_swin3d_t_392_token_windows_stay_native(sources):
+def test_torchvision_swin3d_t_392_token_windows_fused(sources):
+    """8x7x7 = 392 tokens per window in stages 1-2: within the CUDA kernel's limit (MAX_TOKENS)."""
     path, config, _ = sources["torchvision-long"]
     blocks = _blocks(config)
-    assert [b["window"] for b in blocks[:4]] == [(8, 7, 7)] * 4
-    rewritten, report = rewrite(onnx.load(path), fuse_attention=True)
-    assert report.counts() == {schema.PARTITION: 12, schema.REVERSE: 12}
+    assert [b["window"] for b in blocks[:4]] == [(8, 7, 7)] * 4 and schema.MAX_TOKENS >= 392
+    source = onnx.load(path)
+    rewritten, report = rewrite(source, fuse_attention=True, strict=True)
+    assert report.counts() == {schema.PARTITION: 12, schema.REVERSE: 12, schema.ATTENTION: 12}
     _assert_windows(report, blocks)
-    reasons = [reason for _, op, reason in report.unmatched]
-    assert all(f"392 {KERNEL_LIMIT}" in r for r in reasons[:4]) and all(SHRUNK in r for r in reasons[4:])
-    assert len(reasons) == 12 and "392 tokens per window" in report.format()
+    assert [a["window_size"] for a in _attrs(report, schema.ATTENTION)[:4]] == [[8, 7, 7]] * 4
     assert max(report.equivalence.max_abs_diff.values()) <= CAP
+    _assert_equal_in_onnxruntime(source, rewritten, config.clip_size, 1)
+
+def test_torchvision_swin3d_t_calibrates_quantizes_and_validates_on_real_clips(sources, tv_fused, cli, tmp_path):
+    """The user's own export, rewritten (--strict --fuse-attention), then calibrate, quantize int8 and validate
+    on the bundled demo clips (real H.264 video) with no extra flags: the rewritten graph equals its source on
+    every clip, and the INT8 graph is measured, not assumed."""
+    from swin_trt.models.demo import demo_video_clips_dir
+
+    path, _, _ = sources["torchvision"]
+    _, _, _, rewritten = tv_fused
+    clips = demo_video_clips_dir()
+    cache, int8 = tmp_path / "calib.json", tmp_path / "video.int8.onnx"
+    cli("calibrate", rewritten, "--data", clips, "-o", cache, "--quiet")
+    cli("quantize", rewritten, "--precision", "int8", "--calib", cache, "-o", int8)
+    report = json.loads(cli("validate", "--reference", path, "--candidate", rewritten, "--candidate", int8,
+                            "--data", clips, "--json").stdout)
+    assert report["dataset"]["clips"] == {"clips": 16, "videos": 16, "clip_len": 8, "clip_stride": 8}
+    same, quantized = report["candidates"]
+    assert same["images"] == quantized["images"] == 16
+    assert same["max_abs_err"] <= CAP and same["top1_agreement"] == 1.0
+    assert quantized["precision"] == "int8" and 0 < quantized["max_abs_err"] and quantized["cosine"] > 0.99

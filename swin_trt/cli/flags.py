@@ -30,6 +30,7 @@ PARAMETER_FLAGS: dict[str, str | dict[str, str]] = {
     # rewrite's variant, named by build when a plugin node cannot be built
     "window_ops": "--window-ops",
     "fuse_attention": "--fuse-attention",
+    "fuse_gathers": "--fuse-gathers",
     # compile runs the stages: their parameters under compile's names
     "num": {"compile": "--calib-num"},  # calibrate_file / CalibrateOptions(num=...)
     "method": {"compile": "--calib-method"},

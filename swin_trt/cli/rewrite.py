@@ -7,18 +7,18 @@ from pathlib import Path
 
 import click
 
-from .options import VARIANT, flags, preprocess_options
+from .options import FUSE_GATHERS, VARIANT, flags, preprocess_options
 
 
 @click.command()
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The rewritten ONNX file (its sidecar goes to OUTPUT.json).")
-@flags(*VARIANT)
+@flags(*VARIANT, FUSE_GATHERS)
 @click.option("--strict", is_flag=True, help="Fail when a window op was found but could not be replaced.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @preprocess_options
-def rewrite(source, output, fuse_attention, window_ops, strict, as_json, preprocess):
+def rewrite(source, output, fuse_attention, window_ops, fuse_gathers, strict, as_json, preprocess):
     """Replace window partition, cyclic shift, window reverse (and attention) by plugin nodes.
 
     Works on exports of swin-trt, timm, torchvision and transformers (SwinModel, SwinBackbone, UperNet),
@@ -35,10 +35,13 @@ def rewrite(source, output, fuse_attention, window_ops, strict, as_json, preproc
       swin-trt rewrite out/model.onnx -o out/model.plugins.onnx --fuse-attention
       # TensorRT alone: no plugin node, shape arithmetic folded
       swin-trt rewrite out/model.onnx -o out/model.native.onnx --window-ops native
+      # each block's gathers fused into its attention (ONNX Runtime, or TensorRT with the plugin library)
+      swin-trt rewrite out/model.onnx -o out/model.fused.onnx --fuse-attention --fuse-gathers
     """
     from ..surgery.rewrite_stage import RewriteOptions, RewriteStage
 
-    report = RewriteStage(source, output, RewriteOptions(fuse_attention, window_ops, strict, preprocess)).run()
+    options = RewriteOptions(fuse_attention, window_ops, strict, preprocess, fuse_gathers=fuse_gathers)
+    report = RewriteStage(source, output, options).run()
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     if not as_json:
         click.echo(f"wrote {output}")

@@ -22,6 +22,7 @@ is only what Polygraphy does not do for this project:
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -38,6 +39,8 @@ from .progress import make_progress_monitor
 from .targets import TargetSettings, dla_unsupported, resolve_target
 
 DEFAULT_MAX_BATCH = 8  # where neither --max-batch nor the export's --dynamic-batch says
+logger = logging.getLogger(__name__)
+_NAMED_TENSORRT: set[tuple] = set()  # (target, module) already named in a note: --compare builds four times
 
 
 @dataclass
@@ -70,6 +73,7 @@ class BuildResult:
         lines = [f"wrote {self.path} ({self.path.stat().st_size / 2**20:.1f} MiB, TensorRT {m['tensorrt']}, "
                  f"{m['gpu']['name']} sm_{m['gpu']['compute_capability'].replace('.', '')}, "
                  f"target {m['target']['name']}) in {m['build_seconds']:.1f} s",
+                 *([f"  {m['tensorrt_origin']['description']}"] if m.get("tensorrt_origin") else []),
                  f"  precision {m['precision']['mode']}: {m['precision']['layers']} layers, "
                  f"{m['precision']['quantize_layers']} Q / {m['precision']['dequantize_layers']} DQ, "
                  f"{m['precision']['plugin_layers']} plugin"]
@@ -113,16 +117,19 @@ def inspect_onnx(path: str | Path) -> GraphInfo:
 
 
 def _refuse_plugins_the_kernels_lack(path, graph) -> None:
-    """A plugin node the C++ plugins cannot run (3D windows, too many tokens) stops the build before TensorRT,
-    naming the node: the CPU contract may lead the kernels, an engine never silently lacks a plugin."""
+    """A plugin node the C++ plugins cannot run (attention, fused or not, beyond the kernel's tokens per window)
+    stops the build before TensorRT, naming the node: the CPU contract may lead the kernels, an engine never
+    silently lacks a plugin."""
     for index, node in enumerate(graph.node):
         if node.op_type not in schema.OP_TYPES:
             continue
         attrs = {a.name: list(a.ints) for a in node.attribute if a.name == "window_size"}
         why = schema.kernel_unsupported(node.op_type, attrs) if attrs else ""
         if why:
+            advice = ("no `fuse_gathers`" if node.op_type == schema.FUSED_ATTENTION
+                      else "`window_ops` native, no `fuse_attention`")
             raise UserError(f"{str(path)!r}: plugin node {node.name or f'#{index} ({node.op_type})'!r} cannot be built: {why}. Rewrite the export "
-                            f"without this plugin (`window_ops` native, no `fuse_attention`)")
+                            f"without this plugin ({advice})")
 
 
 def batch_profile(batch_dims: list[int | None], opt_batch: int | None = None, max_batch: int | None = None,
@@ -338,6 +345,7 @@ def _build(onnx_path: Path, output: Path, options: BuildOptions) -> BuildResult:
                               version_compatible=options.version_compatible,
                               hardware_compat=options.hardware_compat, dla_core=options.dla_core)
     trt, gpu, pg = _start_tensorrt(settings, options.dla_core)
+    origin = _name_tensorrt(trt, options.target, settings)
     plugin_path = environment.find_plugins(options.plugins, needed=bool(graph.plugin_ops))
     environment.load_plugins(trt, plugin_path, graph.plugin_ops)
     profiles = _optimization_profiles(pg, graph, profile_batch, profile_size)
@@ -349,7 +357,7 @@ def _build(onnx_path: Path, output: Path, options: BuildOptions) -> BuildResult:
     record = _manifest_record(trt, pg, parsed[1], sidecar, onnx_path=onnx_path, output=output, gpu=gpu,
                               settings=settings, dla_core=options.dla_core, tf32=options.tf32,
                               plugin_path=plugin_path, profile_batch=profile_batch, profile_size=profile_size,
-                              timing_cache=options.timing_cache, seconds=seconds)
+                              timing_cache=options.timing_cache, seconds=seconds, origin=origin)
     manifest_file = _write_plan_and_manifest(output, plan, record)
     return BuildResult(output, manifest_file, record)
 
@@ -383,6 +391,17 @@ def _start_tensorrt(settings: TargetSettings, dla_core: int | None):
     if dla_core is not None and (why := dla_unsupported(trt.__version__)):
         raise UserError(f"`dla_core` {dla_core}: {why}")
     return trt, gpu, pg
+
+
+def _name_tensorrt(trt, target: str, settings: TargetSettings):
+    """Where this build's TensorRT comes from (module file, system package or PyPI wheel, venv, JetPack), said
+    once per process in a note (with what ``auto`` resolved to) and returned for the manifest."""
+    origin = environment.describe_tensorrt(trt)
+    if (target, origin.module_file) not in _NAMED_TENSORRT:
+        _NAMED_TENSORRT.add((target, origin.module_file))
+        resolved = f"target auto -> {settings.name}; " if target == "auto" else ""
+        logger.info("%s%s", resolved, origin.describe())
+    return origin
 
 
 def _optimization_profiles(pg, graph: GraphInfo, profile_batch, profile_size):
@@ -454,13 +473,14 @@ def _build_plan(pg, parsed, config, onnx_path: Path, timing_cache: Path | None) 
 
 def _manifest_record(trt, pg, network, sidecar: dict, *, onnx_path: Path, output: Path, gpu,
                      settings: TargetSettings, dla_core, tf32: bool, plugin_path, profile_batch, profile_size,
-                     timing_cache: Path | None, seconds: float) -> dict:
+                     timing_cache: Path | None, seconds: float, origin=None) -> dict:
     """The manifest: the model's provenance from the sidecar, then what was built, where, how and from what."""
     return {
         **sidecar,  # the model's provenance (arch, config, preprocessing): what infer and validate read
         "stage": "build",
         "engine": output.name,
         "tensorrt": trt.__version__,
+        "tensorrt_origin": origin.to_dict() if origin is not None else None,  # module file, how installed
         "polygraphy": pg.version,
         "gpu": gpu.to_dict(),
         "target": {**settings.to_dict(), "dla_core": dla_core, "tf32": tf32},

@@ -6,8 +6,10 @@ runs the ops natively, in every dtype, at the speed of the original graph.
 
 * SwinWindowPartition: Reshape to ``(B, H*W, C)``, Pad one zero row, Gather the window order, Reshape.
 * SwinWindowReverse: Reshape to ``(B, nW*N, C)``, Gather the image order, Reshape.
-* SwinWindowAttention: the usual attention in float32 with the bias gathered from the table and the
-  shift mask built from region ids.
+* SwinWindowAttention: the usual attention in float32 with the bias gathered from the table (or the dense
+  bias as is) and the shift mask built from region ids.
+* SwinFusedWindowAttention: Reshape the token-major qkv map to rows, Concat the pad row (not a zero row),
+  Gather the window order, the attention above, Gather the rows back to the map's order, Reshape.
 
 The gather indices and the mask follow the formulas of the op contracts (``plugins/<OpName>/README.md``,
 the same arithmetic the kernels do). Where the spatial size is known when lowering (static shapes, or the
@@ -256,8 +258,19 @@ def _lower_reverse(node: gs.Node, build: _Builder) -> None:
 
 def _lower_attention(node: gs.Node, build: _Builder) -> None:
     attrs = _attrs(node)
-    qkv, table = node.inputs[0], node.inputs[1]
-    out = node.outputs[0]
+
+    def grid():
+        padded = _spatial_size(node, attrs, build)
+        if schema.has_feature_map(node.op, len(node.inputs)):  # the feature map is unpadded, the mask padded
+            padded = [_ceil_to(size, win) for size, win in zip(padded, attrs["window_size"])]
+        return padded
+
+    _attention(build, node.inputs[0], node.inputs[1], attrs, grid, node.outputs[0])
+
+
+def _attention(build: _Builder, qkv, table, attrs: dict, grid, out) -> None:
+    """Window attention ``qkv`` (R, N, 3C) -> ``out`` (R, N, C); ``grid()`` gives the padded grid (called only
+    when the window is shifted: it may emit nodes)."""
     heads = int(attrs["num_heads"])
     window, shift = tuple(attrs["window_size"]), tuple(attrs["shift_size"])
     tokens = _product(window)
@@ -273,16 +286,15 @@ def _lower_attention(node: gs.Node, build: _Builder) -> None:
     else:
         q = build("Mul", [q, build.const("scale", np.array(attrs["scale"], np.float32))])
     logits = build("MatMul", [q, build("Transpose", [k], perm=[0, 1, 3, 2])])
-    # Relative position bias: gather the table with the contract's index -> (heads, N, N).
-    rpi = reference.relative_position_index(window).reshape(-1).astype(np.int64)
-    bias = build("Gather", [build("Cast", [table], to=float32), build.const("rpi", rpi)], axis=0)
-    bias = build("Reshape", [bias, build.const("bias_shape", np.array([tokens, tokens, heads], np.int64))])
-    logits = build("Add", [logits, build("Transpose", [bias], perm=[2, 0, 1])])
+    bias = build("Cast", [table], to=float32)
+    if schema.bias_form(table.shape) == schema.TABLE:  # gather the table with the contract's index
+        rpi = reference.relative_position_index(window).reshape(-1).astype(np.int64)
+        bias = build("Gather", [bias, build.const("rpi", rpi)], axis=0)
+        bias = build("Reshape", [bias, build.const("bias_shape", np.array([tokens, tokens, heads], np.int64))])
+        bias = build("Transpose", [bias], perm=[2, 0, 1])
+    logits = build("Add", [logits, bias])  # (heads, N, N): the dense form is added as is
     if any(shift):
-        padded = _spatial_size(node, attrs, build)
-        if schema.has_feature_map(node.op, len(node.inputs)):  # the feature map is unpadded, the mask padded
-            padded = [_ceil_to(size, win) for size, win in zip(padded, window)]
-        logits = _add_shift_mask(build, logits, padded, window, shift, heads)
+        logits = _add_shift_mask(build, logits, grid(), window, shift, heads)
     probs = build("Softmax", [logits], axis=-1)
     context = build("Transpose", [build("MatMul", [probs, v])], perm=[0, 2, 1, 3])  # (R, N, heads, hd)
     context = build("Reshape", [context, build.const("out_shape", np.array([0, 0, -1], np.int64))])
@@ -320,7 +332,34 @@ def _add_shift_mask(build: _Builder, logits, padded, window, shift, heads: int):
     return build("Reshape", [logits, build.const("merge_windows", np.array([-1, heads, tokens, tokens], np.int64))])
 
 
-_LOWER = {schema.PARTITION: _lower_partition, schema.REVERSE: _lower_reverse, schema.ATTENTION: _lower_attention}
+def _lower_fused_attention(node: gs.Node, build: _Builder) -> None:
+    """SwinFusedWindowAttention as the composition it stands for: gather the windows from the token-major map
+    (a padded token gets the pad row), attention, gather the rows back to their places."""
+    attrs = _attrs(node)
+    qkv, table, pad_row = node.inputs
+    window, shift = tuple(attrs["window_size"]), tuple(attrs["shift_size"])
+    pad_first = bool(attrs["pad_first"])
+    batch, *sizes, three_c = build.dims(qkv, *range(len(window) + 2))
+    channels = three_c // 3
+    flat = build("Reshape", [qkv, build.vector([0, -1, three_c])])
+    row = build("Reshape", [build("CastLike", [pad_row, qkv]), build.const("row", np.array([1, 1, -1], np.int64))])
+    row = build("Expand", [row, build.vector([batch, 1, 1])])
+    padded_rows = build("Concat", [flat, row], axis=1)  # the pad row after the map's: partition's index of padding
+    index = partition_gather_index(build, sizes, window, shift, pad_first)
+    gathered = build("Gather", [padded_rows, index.tensor()], axis=1)
+    windows = build("Reshape", [gathered, build.vector([-1, _product(window), three_c])])
+    padded = [_ceil_to(size, win) for size, win in zip(sizes, window)]
+    build.count += 1
+    context = gs.Variable(f"{build.prefix}/Attention_{build.count}:0")  # named like the builder's outputs
+    _attention(build, windows, table, attrs, lambda: padded, context)
+    back = reverse_gather_index(build, sizes, window, shift, pad_first)
+    per_image = build("Reshape", [context, build.vector([-1, _product(padded), channels])])
+    rows = build("Gather", [per_image, back.tensor()], axis=1)
+    build("Reshape", [rows, build.vector([-1, *sizes, channels])], outputs=[node.outputs[0]])
+
+
+_LOWER = {schema.PARTITION: _lower_partition, schema.REVERSE: _lower_reverse, schema.ATTENTION: _lower_attention,
+          schema.FUSED_ATTENTION: _lower_fused_attention}
 
 
 def plugin_nodes(graph: gs.Graph) -> list[gs.Node]:

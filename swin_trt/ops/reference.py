@@ -200,6 +200,23 @@ def relative_position_bias(bias_table: np.ndarray, window_size) -> np.ndarray:
     return np.ascontiguousarray(bias_table[index].transpose(2, 0, 1))
 
 
+def attention_bias(bias: np.ndarray, window_size, num_heads: int) -> np.ndarray:
+    """SwinWindowAttention's bias input as the ``(heads, N, N)`` term added to every window's logits: the
+    relative position table ``(R, heads)`` gathered (rank 2), or a dense bias ``(heads, N, N)`` as is (rank 3)."""
+    window = _dims(window_size)
+    tokens = math.prod(window)
+    if bias.ndim == 3:
+        if bias.shape != (num_heads, tokens, tokens):
+            raise ValueError(f"SwinWindowAttention: a dense bias is (heads, N, N) = ({num_heads}, {tokens}, "
+                             f"{tokens}) for window {window}, not {bias.shape}")
+        return bias.astype(np.float32)
+    rows = math.prod(2 * w - 1 for w in window)
+    if bias.ndim != 2 or bias.shape != (rows, num_heads):
+        raise ValueError(f"SwinWindowAttention: the bias table is (R, heads) = ({rows}, {num_heads}) for window "
+                         f"{window}, not {bias.shape} (or give a dense (heads, N, N) bias)")
+    return relative_position_bias(bias.astype(np.float32), window)
+
+
 def _regions(length: int, window: int, shift: int) -> np.ndarray:
     """Shifted-window region (0, 1, 2) of every position along one padded axis."""
     position = np.arange(length)
@@ -253,7 +270,8 @@ def window_attention(qkv: np.ndarray, bias_table: np.ndarray, num_heads: int, wi
     """SwinWindowAttention: ``(B * nW, N, 3C)`` -> ``(B * nW, N, C)``, computed in float32.
 
     ``height`` and ``width`` (and, for a 3D window, ``frames``) are the padded grid; the output keeps the
-    input's dtype. ``cosine`` (Swin V2): ``head_scale[h] * normalize(q) . normalize(k)`` replaces
+    input's dtype. ``bias_table`` is the relative position table ``(R, heads)`` or a dense ``(heads, N, N)``
+    bias (:func:`attention_bias`). ``cosine`` (Swin V2): ``head_scale[h] * normalize(q) . normalize(k)`` replaces
     ``scale * q . k`` (``scale`` is then 1).
     """
     window, shift = check_attributes(window_size, shift_size, "SwinWindowAttention")
@@ -271,7 +289,7 @@ def window_attention(qkv: np.ndarray, bias_table: np.ndarray, num_heads: int, wi
     else:
         q = q * np.float32(scale)
     logits = q @ k.transpose(0, 1, 3, 2)
-    logits += relative_position_bias(bias_table.astype(np.float32), window)[None]
+    logits += attention_bias(bias_table, window, num_heads)[None]
     mask = attention_mask(window, shift, height, width, frames)
     if mask is not None:
         n_windows = mask.shape[0]
@@ -280,3 +298,34 @@ def window_attention(qkv: np.ndarray, bias_table: np.ndarray, num_heads: int, wi
         logits = logits.reshape(rows, num_heads, tokens, tokens)
     context = _softmax(logits) @ v  # (rows, heads, N, hd)
     return context.transpose(0, 2, 1, 3).reshape(rows, tokens, channels).astype(qkv.dtype)
+
+
+def fused_window_attention(qkv_map: np.ndarray, bias: np.ndarray, pad_row: np.ndarray, num_heads: int, window_size,
+                           shift_size, pad_first: bool, scale: float, cosine: int = 0, head_scale=None) -> np.ndarray:
+    """SwinFusedWindowAttention: the token-major qkv map ``(B, H, W, 3C)`` (3D window: ``(B, T, H, W, 3C)``) ->
+    the token-major context map ``(B, H, W, C)`` (``(B, T, H, W, C)``): partition, attention, reverse of one block.
+
+    Each window gathers its tokens' qkv rows from the map as :func:`window_partition` does, except that a padded
+    token's row is ``pad_row`` ``(3C,)`` (the qkv Linear's bias: padding is zeros before that Linear), not zero;
+    :func:`window_attention` runs over the padded grid of the map's own size; every real token's context row is
+    written back to its place (:func:`window_reverse`), padded query rows nowhere. Keeps ``qkv_map``'s dtype."""
+    window = _dims(window_size)
+    rank = len(window)
+    if qkv_map.ndim != rank + 2:
+        raise ValueError(f"SwinFusedWindowAttention: a {rank}D window takes a {rank + 2}-D qkv map, got shape "
+                         f"{qkv_map.shape}")
+    batch, *sizes, three_c = qkv_map.shape
+    pad_row = np.asarray(pad_row)
+    if pad_row.shape != (three_c,):
+        raise ValueError(f"SwinFusedWindowAttention: pad_row is ({three_c},), one qkv row, not {pad_row.shape}")
+    frames = sizes[0] if rank == 3 else None
+    index = partition_index(sizes[-2], sizes[-1], window, shift_size, pad_first, frames=frames)
+    flat = qkv_map.reshape(batch, math.prod(sizes), three_c)
+    rows = np.broadcast_to(pad_row.astype(qkv_map.dtype), (batch, 1, three_c))
+    windows = np.concatenate([flat, rows], axis=1)[:, index.reshape(-1), :]  # index -1: the pad row
+    windows = windows.reshape(batch * index.shape[0], index.shape[1], three_c)
+    padded = padded_size(sizes[-2], sizes[-1], window, frames=frames)
+    grid = dict(zip(("frames", "height", "width")[3 - rank:], padded))
+    context = window_attention(windows, bias, num_heads, window, shift_size, scale=scale, cosine=cosine,
+                               head_scale=head_scale, **grid)
+    return window_reverse(context, window, shift_size, pad_first, sizes[-2], sizes[-1], frames=frames)

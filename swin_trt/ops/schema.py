@@ -13,6 +13,20 @@ shifted attention (its mask over the padded grid) need them too: either as the a
 the *feature map*: the ``(B, H, W, *)`` (3D: ``(B, T, H, W, *)``) tensor the block partitioned, of which only
 the dims are read, never the data. Reverse's feature map is input 1, attention's input 2 (after the bias
 table). A node has one or the other; see ``plugins/<OpName>/README.md``.
+
+Attention's bias (input 1) comes in one of two forms, told by its rank: the relative position table
+``(R, heads)``, ``R = (2wh-1)(2ww-1)`` (3D: ``(2wt-1)(2wh-1)(2ww-1)``), gathered with the contract's index; or
+a dense ``(heads, N, N)`` bias, ``N`` the tokens per window, added as is. The dense form carries a bias that
+no table of the window's relative offsets gives (Video Swin's windows shrunk to a small stage).
+
+The fused form, ``SwinFusedWindowAttention``: one node for a block's partition -> attention -> reverse, where
+the qkv and output projections run per token on the un-partitioned map (``plugins/SwinFusedWindowAttention``).
+Input 0 is the token-major qkv map ``(B, H, W, 3C)`` (3D: ``(B, T, H, W, 3C)``), whose dims give the size (no
+size attributes, no feature map); input 1 the bias (table or dense, as attention's); input 2 the pad row
+``(3C,)``, the qkv of a padded token (the qkv Linear's bias, zeros without one: padding is zeros *before* that
+Linear, and padded tokens are keys unless masked). Fields: attention's (``num_heads``, ``window_size``,
+``shift_size``, ``scale``, ``cosine``, ``head_scale``) and partition's ``pad_first``. Output: the token-major
+context map ``(B, H, W, C)``, every row written back to its own place; padded query rows are never written.
 """
 
 from __future__ import annotations
@@ -27,7 +41,9 @@ PLUGIN_NAMESPACE = "swin_trt"
 PARTITION = "SwinWindowPartition"
 REVERSE = "SwinWindowReverse"
 ATTENTION = "SwinWindowAttention"
-OP_TYPES = (PARTITION, REVERSE, ATTENTION)
+FUSED_ATTENTION = "SwinFusedWindowAttention"  # partition + attention + reverse of one block, token-major I/O
+OP_TYPES = (PARTITION, REVERSE, ATTENTION, FUSED_ATTENTION)
+ATTENTION_OPS = (ATTENTION, FUSED_ATTENTION)  # the ops that take num_heads, scale, a bias and cosine mode
 MOVE_OPS = (PARTITION, REVERSE)  # pure data movement: these also move int8
 
 # Attributes each op always requires (besides plugin_version / plugin_namespace), with their ONNX kind.
@@ -35,14 +51,18 @@ REQUIRED = {
     PARTITION: {"window_size": "ints", "shift_size": "ints", "pad_first": "int"},
     REVERSE: {"window_size": "ints", "shift_size": "ints", "pad_first": "int"},
     ATTENTION: {"num_heads": "int", "window_size": "ints", "shift_size": "ints", "scale": "float"},
+    FUSED_ATTENTION: {"num_heads": "int", "window_size": "ints", "shift_size": "ints", "pad_first": "int",
+                      "scale": "float"},
 }
+FUSED_INPUTS = ("qkv", "bias", "pad_row")  # the fused node's inputs, always all three
 SIZE_ATTRIBUTES = ("height", "width")  # INT each: reverse's output size; attention's padded grid
 SIZE_ATTRIBUTES_3D = ("frames",) + SIZE_ATTRIBUTES  # a 3D node's (T, H, W)
 # Where an op takes its feature map (the spatial-size source of a graph that runs at any size).
 FEATURE_MAP_INPUT = {REVERSE: 1, ATTENTION: 2}
-# Limits of the C++/CUDA plugins, not of the op contract (the lowering runs any window: Video Swin's 8x7x7 =
-# 392 tokens too); the rewrite leaves to TensorRT what these refuse (kernel_unsupported, attention_unsupported).
-MAX_TOKENS = 256  # N = wh * ww the CUDA attention kernel supports
+# Limits of the C++/CUDA plugins, not of the op contract (the lowering runs any window); the rewrite leaves to
+# TensorRT what these refuse (kernel_unsupported, attention_unsupported). MAX_TOKENS equals kMaxAttentionTokens
+# in plugins/common/swin_kernels.h.
+MAX_TOKENS = 512  # N, the product of the window, the CUDA attention kernel supports (Video Swin 8x7x7: 392)
 MAX_HEAD_DIM = 128  # C / num_heads the CUDA attention kernel supports (plugins/common/swin_kernels.h)
 # Cosine mode (Swin V2): optional fields ``cosine`` (INT 0/1) and ``head_scale`` (FLOATS, one folded
 # exp(min(logit_scale, log 100)) per head), checked in _check_cosine.
@@ -52,6 +72,18 @@ MAX_COSINE_HEADS = 256  # the per-head scales travel in the kernel's parameters
 
 class PluginAttributeError(ValueError):
     """An attribute is missing or out of range; the message names node, attribute and allowed range."""
+
+
+TABLE, DENSE = "table", "dense"  # attention's bias forms (bias_form)
+
+
+def bias_form(shape) -> str:
+    """Which form attention's bias input of ``shape`` has: ``TABLE`` (rank 2) or ``DENSE`` (rank 3)."""
+    rank = len(shape)
+    if rank not in (2, 3):
+        raise PluginAttributeError(f"{ATTENTION}: the bias input is a table (R, heads) or a dense (heads, N, N) "
+                                   f"bias, not rank {rank} {list(shape)}")
+    return TABLE if rank == 2 else DENSE
 
 
 def attention_unsupported(tokens: int, head_dim: int) -> str:
@@ -69,16 +101,12 @@ def kernel_unsupported(op_type: str, attrs: dict, head_dim: int | None = None) -
     """Why the C++ plugin / CUDA kernel cannot run a (contract-valid) node, or ``""`` when it can; attention's
     ``head_dim`` is checked when given.
 
-    The CPU contract leads: 3D windows are defined here, in ``reference`` and in the lowering (ONNX Runtime),
-    but the IPluginV3 plugins refuse a 3-int ``window_size`` until the kernels implement it."""
+    The plugins run 2D and 3D windows alike, the fused form (``FUSED_ATTENTION``) included; what they lack is
+    attention beyond ``MAX_TOKENS`` tokens or ``MAX_HEAD_DIM`` channels per head, fused or not (the contract has
+    no such limit: the lowering runs any window)."""
     window = [int(w) for w in attrs["window_size"]]
-    if op_type == ATTENTION:
-        unsupported = attention_unsupported(math.prod(window), 1 if head_dim is None else head_dim)
-        if unsupported:
-            return unsupported
-    if len(window) == 3:
-        return (f"3D windows (window_size {window}, T, H, W): the {op_type} plugin and its CUDA kernel "
-                f"implement 2D windows only (the CPU contract leads)")
+    if op_type in (ATTENTION, FUSED_ATTENTION):
+        return attention_unsupported(math.prod(window), 1 if head_dim is None else head_dim)
     return ""
 
 
@@ -134,7 +162,9 @@ def check_attributes(op_type: str, attrs: dict, where: str, num_inputs: int | No
     if "frames" in attrs and len(window) == 2:
         raise PluginAttributeError(f"{where} ({op_type}): attribute frames is only for a 3D window (3-int "
                                    f"window_size, T, H, W); this node's window {window} is 2D: drop frames")
-    if num_inputs is not None:
+    if op_type == FUSED_ATTENTION:
+        _check_fused(attrs, where, num_inputs)
+    elif num_inputs is not None:
         names = size_attributes(attrs)
         given = [name for name in SIZE_ATTRIBUTES_3D if name in attrs]
         if has_feature_map(op_type, num_inputs):
@@ -158,7 +188,7 @@ def check_attributes(op_type: str, attrs: dict, where: str, num_inputs: int | No
     for name in SIZE_ATTRIBUTES_3D:
         if name in attrs and int(attrs[name]) < 1:
             fail(name, ">= 1")
-    if op_type == ATTENTION:
+    if op_type in ATTENTION_OPS:
         if int(attrs["num_heads"]) < 1:
             fail("num_heads", ">= 1")
         # No token limit here: MAX_TOKENS is the CUDA kernel's (attention_unsupported), not the contract's.
@@ -169,6 +199,17 @@ def check_attributes(op_type: str, attrs: dict, where: str, num_inputs: int | No
         if not float(attrs["scale"]) > 0:
             fail("scale", "> 0")
         _check_cosine(attrs, where, fail)
+
+
+def _check_fused(attrs: dict, where: str, num_inputs: int | None) -> None:
+    """The fused node reads its size from input 0 and always takes qkv, bias and pad row."""
+    given = [name for name in SIZE_ATTRIBUTES_3D if name in attrs]
+    if given:
+        raise PluginAttributeError(f"{where} ({FUSED_ATTENTION}) has attribute(s) {', '.join(given)}: its size "
+                                   f"comes from input 0 (the token-major qkv map); drop them")
+    if num_inputs is not None and num_inputs != len(FUSED_INPUTS):
+        raise PluginAttributeError(f"{where} ({FUSED_ATTENTION}) has {num_inputs} inputs: it takes "
+                                   f"{len(FUSED_INPUTS)}, {', '.join(FUSED_INPUTS)}")
 
 
 def _check_cosine(attrs: dict, where: str, fail) -> None:

@@ -254,7 +254,7 @@ def _attention_tables(graph: gs.Graph) -> dict[str, np.ndarray]:
     """The attention plugins' float32 bias tables (each read by its plugin only), by name."""
     tables = {}
     for node in graph.nodes:
-        if node.op == schema.ATTENTION and len(node.inputs) > 1:
+        if node.op in schema.ATTENTION_OPS and len(node.inputs) > 1:
             table = node.inputs[1]
             if isinstance(table, gs.Constant) and len(table.outputs) == 1 and table.dtype == np.float32:
                 tables[table.name] = table.values

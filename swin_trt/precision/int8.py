@@ -5,7 +5,8 @@
 * Weights of MatMul/Gemm/Conv: per output channel, symmetric, from the weights themselves, stored as int8
   initializers behind a DequantizeLinear (axis 1 for a MatMul's (K, N), 0 for Conv, 0/1 for Gemm by transB).
 * Window partition/reverse: Q before, DQ after, so the plugin moves int8 (its output keeps its input's
-  scale: moving values does not change them). A partition's DQ then also feeds its qkv MatMul.
+  scale: moving values does not change them). A partition's DQ then also feeds its qkv MatMul. A block's
+  feature map (reverse's and attention's dims-only input) is then the partition's int8 input.
 * Everything else (LayerNorm, Softmax, GELU, residual adds, the attention plugin's qkv) stays float.
 * A detector's head (:mod:`.detection_head`: the RPN/ROI or dense heads, box decoding, NMS) stays float unless
   ``keep_head`` is off: INT8 goes into the backbone and the neck. Quantizing the head too lost 1.5 to 5 more
@@ -23,6 +24,7 @@ import onnx_graphsurgeon as gs
 
 from .. import graph as graphs
 from ..errors import UserError
+from ..ops import schema
 from .detection_head import find_detection_head
 from .methods import LEVELS
 from .points import COMPUTE_OPS, MOVE_OPS, Point, node_name, point_nodes, quant_points
@@ -200,9 +202,19 @@ def quantize_int8(model: onnx.ModelProto, scales: dict[str, float], options: Int
                     node.inputs[1] = edit.weight(node, node.inputs[1], before)
             edit.report.quantized.append(name)
         nodes += before + [node] + after
+    _feature_maps_from_int8(nodes, edit.quantized)
     graph.nodes = nodes
     edit.report.left_float = {name: reasons[name] for name in point_nodes(points) if name in reasons}
     return graphs.export(graph, like=model), edit.report
+
+
+def _feature_maps_from_int8(nodes: list[gs.Node], quantized: dict[str, gs.Variable]) -> None:
+    """A reverse's or attention's feature map (read for its dims only) is its block's partition input; where
+    that was quantized, the node reads the int8 copy, so the float tensor is not kept alive for its dims."""
+    for node in nodes:
+        index = schema.FEATURE_MAP_INPUT.get(node.op)
+        if index is not None and schema.has_feature_map(node.op, len(node.inputs)):
+            node.inputs[index] = quantized.get(node.inputs[index].name, node.inputs[index])
 
 
 def _int8_plugin(node: gs.Node, edit: _Inserter, before: list, after: list) -> None:

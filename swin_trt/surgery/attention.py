@@ -7,6 +7,8 @@ weights side by side where they are constants on the same input, else a Concat).
 padded grid come from the partition that feeds the projections. The bias table is recovered from the
 graph by probing: the logits path evaluated on zero logits yields bias + mask; the mask is known from the
 attributes, and every table entry appears in a full window, so the table is read back exactly and checked.
+A bias that is no relative position bias of the window (Video Swin's windows shrunk to a small stage) goes to
+the plugin in the contract's dense form, ``(heads, N, N)``.
 The whole region is then probed on random qkv against the op contract.
 
 Swin V2's scaled cosine attention (timm, torchvision, Hugging Face: ``F.normalize`` on q and k, the logits
@@ -42,7 +44,7 @@ class AttentionMatch:
     end: gs.Variable
     nodes: list
     attrs: dict
-    table: np.ndarray
+    table: np.ndarray  # the bias input: the table (R, heads) or, where no table fits, the dense (heads, N, N)
     any_size: bool = False  # the node must be right at every input size (dynamic height/width)
     feature_map: gs.Variable | None = None  # shifted, at any size: the (B, H, W, C) map the block partitioned
 
@@ -181,7 +183,9 @@ def _grid_attrs(grid) -> dict:
 
 
 def _recover_table(at_zero: np.ndarray, heads: int, window, shift, grid):
-    """The bias table from the logits path's value on zero q.k (``at_zero``: bias + mask per window)."""
+    """The attention's bias input from the logits path's value on zero q.k (``at_zero``: bias + mask per
+    window): the relative position table ``(R, heads)`` where the bias is one, else the dense ``(heads, N, N)``
+    bias (op contract: the input's rank tells the form)."""
     tokens = math.prod(window)
     added = at_zero.reshape(-1, heads, tokens, tokens)
     mask = reference.attention_mask(window, shift, **_grid_attrs(grid))
@@ -203,13 +207,10 @@ def _recover_table(at_zero: np.ndarray, heads: int, window, shift, grid):
     for positions in (~exact, exact):  # exact readings last: they win where an entry appears in both
         table[index[positions]] = bias[:, positions].T
     if not np.allclose(reference.relative_position_bias(table, window), bias, atol=1e-5):
-        if len(window) == 3:
-            # Video Swin's shrunk windows (a stage no larger than the window in H or W) gather the top-left
-            # N x N block of the *full* window's index: no table of this window's relative offsets gives that
-            return None, (f"the additive term is not a relative position bias of window {list(window)} (Video "
-                          f"Swin gathers a window shrunk to a small stage with the full window's index); "
-                          f"attention left native")
-        return None, "the additive term is not a relative position bias"
+        # Not a relative position bias of this window: Video Swin's windows shrunk to a small stage gather the
+        # top-left N x N block of the *full* window's index. The contract's dense form carries any bias that
+        # is the same in every window as is; the probe of the whole region checks it like a table.
+        return bias.astype(np.float32), ""
     return table, ""
 
 
@@ -335,7 +336,8 @@ def plugin_nodes(match: AttentionMatch, name: str) -> list[gs.Node]:
     """The plugin node (last) and the nodes that make its qkv input. In a graph that runs at any size, a
     shifted window's node reads the padded grid from its feature-map input instead of ``height``/``width``."""
     qkv, nodes = _qkv_tensor(match.inputs, name)
-    table = gs.Constant(f"{name}/relative_position_bias_table", match.table)
+    label = "relative_position_bias_table" if match.table.ndim == 2 else "relative_position_bias"
+    table = gs.Constant(f"{name}/{label}", match.table)
     inputs = [qkv, table]
     fields = dict(match.attrs)
     if match.any_size:

@@ -15,6 +15,7 @@ partition's input) as their size source instead of ``height``/``width`` attribut
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +75,11 @@ def _differences(first, second) -> list[str]:
     return differ
 
 
+def _grid_size(attrs: dict) -> int:
+    """Positions in an attention match's padded grid (``height x width``, 3D ``x frames``)."""
+    return math.prod(int(attrs[name]) for name in schema.size_attributes(attrs))
+
+
 def _agree(first: Matches, second: Matches, sizes: list[dict]) -> Matches:
     """The matches found alike at both probe sizes; the rest become unmatched, with the reason."""
     at = [probes.describe(s) for s in sizes[:2]]
@@ -103,7 +109,7 @@ def _agree(first: Matches, second: Matches, sizes: list[dict]) -> Matches:
             match.attrs["pad_first"] = match.pad_orders[0]
             kept.windows.append(match)
         else:
-            if other.attrs["height"] * other.attrs["width"] > match.attrs["height"] * match.attrs["width"]:
+            if _grid_size(other.attrs) > _grid_size(match.attrs):
                 match.table = other.table  # read off more windows: more entries seen without a mask added
             kept.attention.append(match)
     return kept

@@ -115,13 +115,39 @@ def _photo(shape: list[int]) -> np.ndarray | None:
     return np.broadcast_to(photo[None], shape)
 
 
+def _phantom(shape: list[int]) -> np.ndarray | None:
+    """A volume ``(B, C, D, H, W)`` (C other than a clip's 3) like a scan: nested ellipsoids of different
+    intensities (a 3D Shepp-Logan-like head phantom, each channel its own contrast) over a smooth background
+    with a little noise, about 0..1; None for other layouts. Seeded: the same every run."""
+    if len(shape) != 5 or shape[1] == 3:
+        return None
+    rng = np.random.default_rng(2024)
+    grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape[2:]], indexing="ij")
+    # (centre, radii, intensity): skull, brain, ventricles, and small lesions off the axes
+    shapes = [((0, 0, 0), (0.9, 0.75, 0.85), 0.8), ((0, -0.02, 0), (0.82, 0.68, 0.77), -0.5),
+              ((0.1, 0, 0.15), (0.2, 0.12, 0.3), -0.2), ((-0.1, 0, -0.15), (0.25, 0.16, 0.25), -0.2),
+              ((0.35, 0.3, -0.2), (0.08, 0.1, 0.06), 0.35), ((-0.3, -0.25, 0.3), (0.06, 0.05, 0.09), 0.3),
+              ((0.0, 0.35, 0.35), (0.1, 0.08, 0.12), 0.25)]
+    volume = np.zeros(shape[2:])
+    for centre, radii, intensity in shapes:
+        inside = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
+        volume += intensity * inside
+    background = 0.05 * np.sin(3 * grid[0] + 2 * grid[1] - grid[2])
+    channels = [volume * (1 + 0.3 * c) + background for c in range(shape[1])]
+    values = np.stack(channels)[None] + 0.02 * rng.standard_normal([1, *shape[1:]])
+    return np.broadcast_to(values, shape)
+
+
 def _pixels(shape: list[int], dtype, content: int) -> np.ndarray:
     """Content ``content`` of an input: uniform noise in [0, 1), a smooth image-like pattern of about unit spread
     around zero (a normalised photo's range), or a real photo in 0..1 where the input is an image batch (a
-    panning photo where it is a clip ``(B, 3, T, H, W)``; the pattern then varies over T too);
+    panning photo where it is a clip ``(B, 3, T, H, W)``; the pattern then varies over T too; a scan-like
+    phantom, :func:`_phantom`, where it is a volume ``(B, C, D, H, W)`` of C other than 3);
     integer inputs get 0..255. Seeded: the same every run."""
     rng = np.random.default_rng(1000 + content)
-    photo = _photo(shape) if content == 2 else None
+    photo = None
+    if content == 2:  # a volume (B, C, D, H, W) that is no clip gets a scan-like phantom instead of a photo
+        photo = _phantom(shape) if len(shape) == 5 and shape[1] != 3 else _photo(shape)
     if photo is not None:
         values = photo
     elif content % 2 == 0:

@@ -15,8 +15,9 @@ from ..errors import UserError
 from ..ops import schema
 from . import attention, windows
 from .cleanup import simplify
+from .fuse_gathers import fuse_gathers as fuse_block_gathers
 from .equivalence import Equivalence, check_equivalent
-from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, WINDOW_OPS
+from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_FUSE_GATHERS, DEFAULT_WINDOW_OPS, WINDOW_OPS
 from .matching import find_window_ops
 
 
@@ -43,7 +44,8 @@ class RewriteReport:
     ops_after: dict = field(default_factory=dict)
     cleanup: dict = field(default_factory=dict)
     kept_native: dict = field(default_factory=dict)  # op -> count found but left as native ops (by choice)
-    variant: dict = field(default_factory=dict)  # {"window_ops": ..., "fuse_attention": ...}
+    variant: dict = field(default_factory=dict)  # {"window_ops": ..., "fuse_attention": ..., "fuse_gathers": ...}
+    unfused: list[tuple[str, str]] = field(default_factory=list)  # fuse_gathers: (attention node, why it stayed)
     equivalence: Equivalence | None = None  # how the result was checked against its source
 
     def counts(self) -> dict:
@@ -54,6 +56,7 @@ class RewriteReport:
                                                          for k, v in r.attrs.items()}}
                                  for r in self.replacements],
                 "unmatched": [{"node": n, "op": o, "reason": r} for n, o, r in self.unmatched],
+                "unfused": [{"node": n, "reason": r} for n, r in self.unfused],
                 "plugins": self.counts(), "kept_native": self.kept_native, "variant": self.variant,
                 "ops_before": self.ops_before, "ops_after": self.ops_after, "cleanup": self.cleanup,
                 "equivalence": self.equivalence.to_dict() if self.equivalence else None}
@@ -70,6 +73,11 @@ class RewriteReport:
         if not self.variant.get("fuse_attention", True):
             lines.append("attention left to TensorRT (the default; --fuse-attention replaces it by "
                          "SwinWindowAttention)")
+        if self.variant.get("fuse_gathers"):
+            fused = self.counts().get(schema.FUSED_ATTENTION, 0)
+            lines.append(f"gathers fused into attention: {fused} block(s) as {schema.FUSED_ATTENTION} (qkv and output "
+                         f"projections on the token map, no partition/reverse pass)")
+            lines += [f"  left unfused: {node}: {reason}" for node, reason in self.unfused]
         if self.unmatched:
             lines.append(f"left as they were ({len(self.unmatched)}):")
             lines += [f"  {node} ({op}): {reason}" for node, op, reason in self.unmatched]
@@ -86,24 +94,42 @@ class RewriteReport:
         return "\n".join(lines)
 
 
+def _fuse(graph: gs.Graph, report: RewriteReport) -> None:
+    """Fuse the gathers of every block that allows it; the report lists one replacement per fused block."""
+    fusions, report.unfused = fuse_block_gathers(graph)
+    by_name = {r.name: r for r in report.replacements}
+    for fusion in fusions:
+        absorbed = [by_name.pop(name) for name in fusion.absorbed]
+        by_name[fusion.name] = Replacement(schema.FUSED_ATTENTION, fusion.name, fusion.start, fusion.end,
+                                           sum(r.replaced_nodes for r in absorbed), fusion.attrs)
+    report.replacements = list(by_name.values())
+    graph.cleanup().toposort()
+
+
 def _op_counts(model: onnx.ModelProto) -> dict:
     return dict(collections.Counter(n.op_type for n in model.graph.node))
 
 
 def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTION, strict: bool = False,
-            window_ops: str = DEFAULT_WINDOW_OPS):
+            window_ops: str = DEFAULT_WINDOW_OPS, fuse_gathers: bool = DEFAULT_FUSE_GATHERS):
     """Replace the Swin window ops of ``model`` by plugin nodes. Returns ``(rewritten model, RewriteReport)``.
 
     ``window_ops="native"`` keeps partition/reverse as the exporter wrote them (shape arithmetic folded);
-    ``fuse_attention`` also replaces each attention core by SwinWindowAttention. The result is run beside
+    ``fuse_attention`` also replaces each attention core by SwinWindowAttention; ``fuse_gathers`` (with both)
+    then turns each block that allows it into one SwinFusedWindowAttention between its projections
+    (:mod:`.fuse_gathers`). The result is run beside
     ``model`` before it is returned (:mod:`.equivalence`); one that computes anything else raises
     :class:`~.equivalence.RewriteChangedGraph`.
     """
     if window_ops not in WINDOW_OPS:
         raise UserError(f"`window_ops` {window_ops!r}: choose one of {', '.join(WINDOW_OPS)}")
+    if fuse_gathers and not (fuse_attention and window_ops == "plugin"):
+        raise UserError("`fuse_gathers` fuses each block's partition, attention and reverse into one node: it needs "
+                        "`fuse_attention` and `window_ops` plugin")
     source = model
     report = RewriteReport(ops_before=_op_counts(model),
-                           variant={"window_ops": window_ops, "fuse_attention": bool(fuse_attention)})
+                           variant={"window_ops": window_ops, "fuse_attention": bool(fuse_attention),
+                                    "fuse_gathers": bool(fuse_gathers)})
     model, folding = simplify(model)
     report.cleanup = {"shape_tensors_folded": folding.folded, "shape_tensors_kept": len(folding.kept),
                       "probe_sizes": folding.sizes}
@@ -136,6 +162,8 @@ def rewrite(model: onnx.ModelProto, fuse_attention: bool = DEFAULT_FUSE_ATTENTIO
         raise UserError(f"`strict`: {len(report.unmatched)} window op(s) were not matched: {names}. "
                         f"Drop `strict` to keep them as ordinary ONNX ops.")
     graph.cleanup().toposort()
+    if fuse_gathers:
+        _fuse(graph, report)
     rewritten = gs.export_onnx(graph)
     if report.replacements and not any(o.domain == schema.DOMAIN for o in rewritten.opset_import):
         rewritten.opset_import.extend([onnx.helper.make_opsetid(schema.DOMAIN, schema.OPSET_VERSION)])

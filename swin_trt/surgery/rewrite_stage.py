@@ -14,7 +14,7 @@ from ..io import atomic_output, sha256_file, sidecar_path, write_json
 from ..ops.schema import PluginAttributeError
 from ..stage import Stage
 from .rewrite import RewriteReport, rewrite
-from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS, PluginVariant
+from .variant import DEFAULT_FUSE_ATTENTION, DEFAULT_FUSE_GATHERS, DEFAULT_WINDOW_OPS, PluginVariant
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class RewriteOptions:
     window_ops: str = DEFAULT_WINDOW_OPS
     strict: bool = False  # refuse a window op that was found but could not be replaced
     preprocess: PreprocessOptions | None = None  # sets the sidecar's preprocessing for a graph that has none
+    fuse_gathers: bool = DEFAULT_FUSE_GATHERS  # partition + attention + reverse as one node (needs fuse_attention)
 
     @classmethod
     def of(cls, variant: PluginVariant, **others) -> RewriteOptions:
@@ -46,7 +47,7 @@ class RewriteStage(Stage[RewriteReport]):
         sidecar = carried_sidecar(self.source, options.preprocess, model)
         try:
             rewritten, report = rewrite(model, fuse_attention=options.fuse_attention, strict=options.strict,
-                                        window_ops=options.window_ops)
+                                        window_ops=options.window_ops, fuse_gathers=options.fuse_gathers)
         except PluginAttributeError as exc:
             raise UserError(f"{exc}: the graph cannot be expressed with the plugin ops") from None
         onnx.checker.check_model(rewritten)
@@ -62,6 +63,8 @@ class RewriteStage(Stage[RewriteReport]):
 
 
 def rewrite_file(source: Path, output: Path, fuse_attention: bool = DEFAULT_FUSE_ATTENTION, strict: bool = False,
-                 window_ops: str = DEFAULT_WINDOW_OPS, preprocess: PreprocessOptions | None = None) -> RewriteReport:
+                 window_ops: str = DEFAULT_WINDOW_OPS, preprocess: PreprocessOptions | None = None,
+                 fuse_gathers: bool = DEFAULT_FUSE_GATHERS) -> RewriteReport:
     """:class:`RewriteStage` as one call."""
-    return RewriteStage(source, output, RewriteOptions(fuse_attention, window_ops, strict, preprocess)).run()
+    return RewriteStage(source, output, RewriteOptions(fuse_attention, window_ops, strict, preprocess,
+                                                       fuse_gathers)).run()

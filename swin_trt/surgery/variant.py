@@ -13,6 +13,11 @@ from dataclasses import dataclass
 WINDOW_OPS = ("plugin", "native")  # partition/reverse: plugin nodes, or the native ops with shapes folded
 DEFAULT_WINDOW_OPS = "plugin"
 DEFAULT_FUSE_ATTENTION = False
+# Partition + attention + reverse of a block as one SwinFusedWindowAttention (no separate gather passes). Off
+# until measured: no GPU has timed the fused kernel against TensorRT's own attention or the unfused plugin chain
+# (the C++ plugin exists, checked on the CPU only; benchmarks/bench_kernels.py --fused times the kernels). Not a
+# `build --compare` variant for the same reason.
+DEFAULT_FUSE_GATHERS = False
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,16 @@ def _roll_source(concat: gs.Node):
     return sources[0]
 
 
+def _whole_slice(node: gs.Node) -> bool:
+    """``node`` is a Slice that keeps its whole (static) input in order: starts 0, steps 1, same shape."""
+    if node.op != "Slice" or len(node.inputs) < 3 or not _static(node.inputs[0].shape, 0) \
+            or node.inputs[0].shape != node.outputs[0].shape:
+        return False
+    starts, steps = node.inputs[1], node.inputs[4] if len(node.inputs) > 4 else None
+    return isinstance(starts, gs.Constant) and not np.any(starts.values) and (
+        steps is None or (isinstance(steps, gs.Constant) and np.all(steps.values == 1)))
+
+
 def _static(shape, from_dim=1) -> bool:
     return shape is not None and all(isinstance(d, int) for d in shape[from_dim:])
 
@@ -127,6 +137,8 @@ def _match_partition(anchor: gs.Node) -> WindowMatch | None:
             source = node.inputs[0]
         elif node.op == "Concat" and (rolled := _roll_source(node)) is not None:
             source = rolled
+        elif _whole_slice(node):
+            source = node.inputs[0]  # a roll by 0 as the dynamo exporter writes it (MONAI's unshifted dims): x[0:n]
         else:
             break
     end = anchor.outputs[0]
