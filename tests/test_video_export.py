@@ -1,5 +1,5 @@
-"""Video Swin clips to ONNX (`swin-trt export --arch swin3d_*`), and the stages that read images refusing a
-clip graph (swin_trt.data.model_input.refuse_clips) until they support clips.
+"""Video Swin clips to ONNX (`swin-trt export --arch swin3d_*`), and the stages that read data refusing images
+for a clip graph: it reads clips of videos (swin_trt.data.clips; tests/test_video_clips.py runs them).
 
 Parity: the export against the PyTorch reference in ONNX Runtime at batch 2 (a dynamic-batch graph), within
 the float32 rounding bound of conftest.rounding_atol (capped), at a clip the window divides and one that is
@@ -25,7 +25,7 @@ CAP = 1e-4  # the derived tolerance is never looser than this
 # (T, H, W) of swin3d_pico_test (patch 2x4x4, window 2x4x4) and what each exercises (stage token maps):
 DIVIDES = (4, 32, 32)  # [2x8x8, 2x4x4]: the window divides every stage
 PADDED = (7, 38, 54)  # [4x10x14, 4x5x7]: the clip padded to the patch, the stages to the window
-REFUSED = "a clip (B, 3, T, H, W) of a video model, but this stage reads (B, 3, H, W) images"
+REFUSED = "holds 6 image(s) and no video, but the model takes clips (B, 3, T, H, W) of 4 frames of 32x32"
 
 
 def run_onnx(path, x: np.ndarray) -> np.ndarray:
@@ -116,7 +116,7 @@ def test_export_refusals_exit_2_with_the_flag_and_no_output(cli, tmp_path, args,
     assert list(tmp_path.iterdir()) == []
 
 
-# ---- the stages that read images refuse a clip graph ----------------------------------------------------------
+# ---- the stages that read data take clips of videos for a clip graph, and refuse images ----------------------
 
 @pytest.fixture(scope="module")
 def clip_graph(exports, tmp_path_factory) -> dict:
@@ -144,34 +144,30 @@ def _refusals(model, cache, images, out):
 
 
 @pytest.mark.parametrize("stage", ["calibrate", "quantize-best", "validate", "infer"])
-def test_stages_that_read_images_refuse_a_clip_graph(cli, clip_graph, photo_dir, tmp_path, stage):
+def test_stages_that_read_data_refuse_images_for_a_clip_graph(cli, clip_graph, photo_dir, tmp_path, stage):
     args = _refusals(clip_graph["onnx"], clip_graph["cache"], photo_dir, tmp_path)[stage]
     result = cli(*args, expect=2)
-    assert f"{clip_graph['onnx']}: its input 'input' is ?x3x4x32x32, {REFUSED}" in result.output
-    assert "do not support video clip models yet (tracked work)" in result.output
+    if stage == "infer":
+        assert "the model takes clips of 4 frames (B, 3, T, H, W), but the source is 6 images" in result.output
+    elif stage == "validate":
+        assert REFUSED in result.output
+    else:
+        assert "holds no video (it has 6 image(s)), but the model takes clips (B, 3, T, H, W) of 4 frames" \
+            in result.output
+    assert "pass a video" in result.output
     assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
 
 
-def test_a_rewritten_clip_graph_is_refused_by_build_before_tensorrt(cli, clip_graph, tmp_path):
-    """rewrite --strict replaces the 3D window ops (tests/test_video_surgery.py checks them); build then names
-    the 3D plugin node the C++ plugins cannot run yet, and says what to rewrite instead (exit 2, nothing built)."""
-    rewritten = tmp_path / "rw.onnx"
-    result = cli("rewrite", clip_graph["onnx"], "--strict", "-o", rewritten)
-    assert "SwinWindowPartition" in result.output and rewritten.is_file()
-    result = cli("build", rewritten, "-o", tmp_path / "m.engine", expect=2)
-    assert "3D windows" in result.output and "--window-ops native" in result.output
-    assert "Traceback" not in result.output and not (tmp_path / "m.engine").exists()
 
-
-def test_a_torch_video_reference_is_refused(cli, clip_graph, photo_dir):
+def test_a_torch_video_reference_takes_clips_and_refuses_images(cli, clip_graph, photo_dir):
     result = cli("validate", "--reference", "torch:swin3d_pico_test", "--candidate", clip_graph["onnx"],
                  "--data", photo_dir, expect=2)
-    assert "swin3d_pico_test is a Video Swin (3D) arch: it takes clips (B, 3, T, H, W), but this stage reads" \
-        in result.output
+    assert REFUSED in result.output
 
 
-def test_a_users_torchvision_clip_export_is_refused(cli, photo_dir, tmp_path):
-    """A plain torch.onnx.export of torchvision's swin3d_t (no sidecar) gets the same clear error."""
+def test_a_users_torchvision_clip_export_takes_clips_and_refuses_images(cli, photo_dir, tmp_path):
+    """A plain torch.onnx.export of torchvision's swin3d_t (no sidecar) is a clip model too (T and the frame
+    size from its input), and gets the same clear error for images."""
     from unittest import mock
 
     from torchvision.models.video import swin3d_t
@@ -186,5 +182,5 @@ def test_a_users_torchvision_clip_export_is_refused(cli, photo_dir, tmp_path):
                           input_names=["clip"])
     out = tmp_path / "out"
     result = cli("validate", "--reference", path, "--candidate", path, "--data", photo_dir, "-o", out, expect=2)
-    assert f"{path}: its input 'clip' is 1x3x4x64x64, {REFUSED}" in result.output
+    assert REFUSED.replace("32x32", "64x64") in result.output
     assert "Traceback" not in result.output and not out.exists()

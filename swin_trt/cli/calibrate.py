@@ -6,7 +6,7 @@ import click
 
 from ..precision.defaults import DEFAULT_CALIB_BATCH
 from ..precision.methods import DEFAULT_PERCENTILE
-from .options import (CALIB_METHOD, CALIB_NUM, PREPROCESS_EPILOG, note_threads, preprocess_options,
+from .options import (CALIB_METHOD, CALIB_NUM, PREPROCESS_EPILOG, clip_options, note_threads, preprocess_options,
                       threads_option)
 
 
@@ -14,7 +14,8 @@ from .options import (CALIB_METHOD, CALIB_NUM, PREPROCESS_EPILOG, note_threads, 
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="A folder of images (recursive; jpg, png, webp, bmp, tif, ...), a video file (frames sampled evenly) "
-                   "or a .txt file with one image path per line.")
+                   "or a .txt file with one image path per line. A video (clip) model: a video file or a folder of "
+                   "videos (recursive); --num then counts clips, spread evenly over them.")
 @CALIB_NUM.option()
 @click.option("--batch", type=int, default=DEFAULT_CALIB_BATCH, show_default=True,
               help="Images per ONNX Runtime run (a model exported with a fixed batch uses that).")
@@ -27,8 +28,10 @@ from .options import (CALIB_METHOD, CALIB_NUM, PREPROCESS_EPILOG, note_threads, 
               help="The calibration cache (JSON) to write.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @threads_option("batch")
+@clip_options
 @preprocess_options
-def calibrate(model, data, num, batch, method, percentile, min_images, output, quiet, threads, preprocess):
+def calibrate(model, data, num, batch, method, percentile, min_images, output, quiet, threads, clip_len, clip_stride,
+              preprocess):
     """Measure INT8 ranges of MODEL's activations on real images or video.
 
     Runs MODEL (any float32 ONNX graph, with or without plugin nodes, on ONNX Runtime) over the calibration
@@ -42,14 +45,16 @@ def calibrate(model, data, num, batch, method, percentile, min_images, output, q
     Examples:
       swin-trt calibrate out/demo.rw.onnx --data calib_images/ -o out/calib.json
       swin-trt calibrate out/demo.rw.onnx --data traffic.mp4 --num 256 --method entropy -o out/calib.json
+      swin-trt calibrate out/video.onnx --data clips/ --clip-stride 4 -o out/calib.json   # a Video Swin graph
     """
     from ..precision.calibrate_stage import CalibrateOptions, CalibrateStage
 
     options = CalibrateOptions(num=num, batch=batch, method=method, percentile=percentile, min_images=min_images,
                                preprocess=preprocess, threads=note_threads("batch", threads).threads,
-                               progress=not quiet)
+                               progress=not quiet, clip_len=clip_len, clip_stride=clip_stride)
     result = CalibrateStage(model, data, output, options).run()
     skipped = len(result["data"]["skipped"])
-    click.echo(f"wrote {output}: {len(result['tensors'])} tensors, method {method}, "
-               f"{result['data']['images']} images ({result['data']['kind']})"
+    read = (f"{result['data']['clips']} clips" if "clips" in result["data"] else
+            f"{result['data']['images']} images")
+    click.echo(f"wrote {output}: {len(result['tensors'])} tensors, method {method}, {read} ({result['data']['kind']})"
                + (f", {skipped} unreadable skipped" if skipped else ""))

@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 
 from ..backends.base import BACKEND_OF_KIND, BACKENDS
+from ..data.clips import ClipOptions
 from ..model_ref import ModelRef
 from ..errors import UserError
 from ..io import atomic_output
 from ..video.detections import DEFAULT_SCORE_THRESHOLD
-from .options import PREPROCESS_EPILOG, note_threads, preprocess_options, threads_option
+from .options import PREPROCESS_EPILOG, clip_options, note_threads, preprocess_options, threads_option
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ log = logging.getLogger(__name__)
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds to wait for a camera or stream to open, to send the next frame, or for --server "
                    "to answer a request.")
+@clip_options
 @preprocess_options
 def infer(source, model, server, model_name, backend, batch, every, realtime, topk, score_threshold, labels,
-          max_frames, out, save_video, threads, timeout, preprocess):
+          max_frames, out, save_video, threads, timeout, clip_len, clip_stride, preprocess):
     """Classify, segment or detect in SOURCE: an image, a folder of images, a video file, a camera or a stream URL.
 
     Decoding and preprocessing run in a worker thread, overlapping inference. Each frame gives a JSON line
@@ -70,7 +72,12 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
     "frame_size" [width, height]; the fit to the model's input is undone), "labels", "label_ids" and
     "scores", and --save-video draws each box with its label and score);
     the end prints frames, dropped, corrupt, fps, latency p50/p95/p99 and the decode / preprocess / infer
-    time split. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them; a --server
+    time split. A video (clip) model (a Video Swin graph, input (B, 3, T, H, W)) reads a video file, camera
+    or stream: a rolling buffer of the last --clip-len frames (default the model's T; at the --every step) is
+    classified every --clip-stride frames (default --clip-len), one JSON line per clip ("clip", "first" and
+    "last" frame index, "timestamp" of the last, top-k "classes" and "scores", "latency_ms" from the arrival of
+    its last frame); --realtime drops whole clips, never frames out of a clip, and --save-video writes each
+    frame with the label of the clip it completes. Outputs appear only when the run succeeds (Ctrl-C ends a stream and keeps them; a --server
     that goes away keeps them too, and exits 2).
 
     \b
@@ -80,6 +87,7 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
       swin-trt infer /dev/video0 -m out/demo.engine --realtime --every 2
       swin-trt infer rtsp://camera.local/stream -m torch:swin_demo --realtime --max-frames 1000
       swin-trt infer clip.mp4 --server http://gpu-box:8000 --batch 4 --out preds.jsonl
+      swin-trt infer /dev/video0 -m out/video.onnx --clip-stride 4 --realtime     # a Video Swin graph
     """
     from ..video.annotate import AnnotatedVideoWriter, class_map_frame, draw_detections
     from ..video.codecs import muxer_for
@@ -90,15 +98,19 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
     muxer = muxer_for(save_video) if save_video else None  # a bad suffix fails before any work
     if (model is None) == (server is None):
         raise UserError("pass either --model (inference here) or --server URL (inference on a Triton server)")
+    clips = ClipOptions(clip_len, clip_stride)
     if server is not None:
         from ..video.remote import connect_classifier
 
+        if clips.given:
+            raise UserError("--clip-len and --clip-stride are for a video clip model run here (--model); a "
+                            "--server model is fed frames")
         classifier = connect_classifier(server, model_name, labels, timeout)
     else:
         options = {"threads": threads} if threads else {}
         if BACKEND_OF_KIND[ModelRef.parse(model).kind] == "ort" and backend in ("auto", "ort"):
             options = note_threads("stream", threads).session_options()  # decoding runs beside the model
-        classifier = load_classifier(model, backend, labels, preprocess, **options)
+        classifier = load_classifier(model, backend, labels, preprocess, clips=clips, **options)
     with contextlib.ExitStack() as stack:
         stack.enter_context(classifier.backend)
         frames = open_source(source, timeout)
@@ -108,6 +120,8 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
         options = PipelineOptions(batch=batch or classifier.backend.fixed_batch or 1, every=every,
                                   realtime=realtime, max_frames=max_frames, topk=topk,
                                   keep_images=save_video is not None, score_threshold=score_threshold)
+        # before any output file: a source the model cannot take (images for a clip model) is refused here
+        pipeline = Pipeline(frames, classifier.backend, classifier.preprocessor, classifier.labels, options)
         if out is not None:
             lines = stack.enter_context(open(stack.enter_context(atomic_output(out)), "w", encoding="utf-8"))
         else:
@@ -120,7 +134,10 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
 
         def on_prediction(prediction):
             lines.write(json.dumps(prediction.to_json()) + "\n")
-            if video is not None and prediction.detections is not None:
+            if video is not None and prediction.first is not None:  # a clip: its label on the frames it completes
+                for image in prediction.frames or ():
+                    video.write(image, prediction.caption())
+            elif video is not None and prediction.detections is not None:
                 video.write(draw_detections(prediction.image, prediction.detections, prediction.classes),
                             prediction.caption())
             elif video is not None and prediction.class_map is None:
@@ -130,8 +147,11 @@ def infer(source, model, server, model_name, backend, batch, every, realtime, to
                 frame, legend = class_map_frame(prediction, pipeline.labels, box)
                 video.write(frame, prediction.caption(), legend)
 
-        pipeline = Pipeline(frames, classifier.backend, classifier.preprocessor, classifier.labels, options)
         stats = pipeline.run(on_prediction)
+        if stats.frames == 0 and pipeline.clips is not None and stats.decoded and not stats.error:
+            raise UserError(f"{source!r} gave {stats.decoded} frame(s), fewer than one clip of "
+                            f"{pipeline.clips.length} frames (at `every` {every}): pass a longer video, or a "
+                            f"smaller `clip_len` where the model takes it")
         if stats.frames == 0:
             raise UserError(stats.error or f"no frame could be decoded from {source!r} ({stats.corrupt} corrupt): "
                                            f"check that the source plays, e.g. with ffplay")

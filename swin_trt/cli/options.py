@@ -19,7 +19,7 @@ from ..engine.targets import TARGETS
 from ..errors import UserError
 from ..precision.defaults import DEFAULT_CALIB_IMAGES
 from ..precision.methods import DEFAULT_METHOD, METHODS
-from ..surgery.variant import DEFAULT_FUSE_ATTENTION, DEFAULT_WINDOW_OPS
+from ..surgery.variant import DEFAULT_FUSE_ATTENTION, DEFAULT_FUSE_GATHERS, DEFAULT_WINDOW_OPS
 from ..surgery.variant import WINDOW_OPS as WINDOW_OPS_CHOICES
 
 log = logging.getLogger(__name__)
@@ -244,6 +244,12 @@ WINDOW_OPS = Flag("--window-ops", type=click.Choice(WINDOW_OPS_CHOICES), default
                   help="Partition/reverse as plugin nodes, or as the native ops with only the shape arithmetic "
                        "folded (TensorRT alone).")
 VARIANT = (FUSE_ATTENTION, WINDOW_OPS)
+# rewrite only (not a `build --compare` variant: the fused node is unmeasured on a GPU)
+FUSE_GATHERS = Flag("--fuse-gathers/--no-fuse-gathers", default=DEFAULT_FUSE_GATHERS,
+                    help="With --fuse-attention: turn each block's partition -> attention -> reverse into one "
+                         "SwinFusedWindowAttention between its projections, which run on the token map (no separate "
+                         "gather passes). Off by default: unmeasured on a GPU. `swin-trt build` builds it with the plugin "
+                         "library (SwinFusedWindowAttention plugin); ONNX Runtime runs it too.")
 
 # Calibration: calibrate (--method, --num), and compile's calibrate stage (--calib-method, --calib-num).
 CALIB_METHOD = Flag("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD,
@@ -304,3 +310,20 @@ def export_flags(recipe: bool = False):
                   "(default: the arch's clip length; --img-size sets H and W)."),
     )
     return flags(*specs, *clips, recipe=recipe)
+
+
+# ---- clips of a video model (a Video Swin graph, input (B, 3, T, H, W)) ---------------------------------------
+
+def clip_options(command=None):
+    """``--clip-len`` and ``--clip-stride`` (kwargs ``clip_len``, ``clip_stride``): how clips are cut from videos
+    for a clip model (:mod:`swin_trt.data.clips`); an image model refuses them."""
+    options = [
+        click.option("--clip-len", type=click.IntRange(min=1),
+                     help="A video (clip) model: frames per clip [default: the model's T, from its input or "
+                          "sidecar]."),
+        click.option("--clip-stride", type=click.IntRange(min=1),
+                     help="A video (clip) model: frames between the starts of consecutive clips [default: "
+                          "--clip-len, clips that do not overlap]."),
+    ]
+    decorate = _group(options, lambda kwargs: None)
+    return decorate(command) if command is not None else decorate

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import GateFailed
-from .options import (GATES, PREPROCESS_EPILOG, detection_options, flags, note_threads, preprocess_options,
-                      threads_option)
+from .options import (GATES, PREPROCESS_EPILOG, clip_options, detection_options, flags, note_threads,
+                      preprocess_options, threads_option)
 
 
 @click.command(epilog=PREPROCESS_EPILOG)
@@ -19,10 +19,11 @@ from .options import (GATES, PREPROCESS_EPILOG, detection_options, flags, note_t
               help="A model to check (.onnx fp32/rewritten/fp16/int8, or a TensorRT .engine/.plan); repeat "
                    "for several.")
 @click.option("--data", type=click.Path(path_type=Path),
-              help="Images: a folder (class sub-folders give labels), a .txt list, or one image. "
-                   "Default: the images the package ships.")
+              help="Images: a folder (class sub-folders give labels), a .txt list, or one image; for a video "
+                   "(clip) model, videos: a folder (recursive, class sub-folders give labels) or one video, every "
+                   "clip of each compared. Default: the images (clips) the package ships.")
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
-              help="Labels file: lines 'relative/path label' (paths relative to --data).")
+              help="Labels file: lines 'relative/path label' (paths relative to --data; videos for a clip model).")
 @click.option("--masks", type=click.Path(file_okay=False, path_type=Path),
               help="Label masks of a segmentation model's images: one PNG per image with the image's stem, pixel "
                    "value = class index, 255 = ignore. Adds the true mIoU and its change per candidate.")
@@ -34,7 +35,7 @@ from .options import (GATES, PREPROCESS_EPILOG, detection_options, flags, note_t
 @click.option("--layer-images", type=int, default=8, show_default=True,
               help="Images for the per-layer comparison (0: skip it).")
 @click.option("--batch", type=int, default=8, show_default=True)
-@click.option("--limit", type=int, help="Use at most this many images.")
+@click.option("--limit", type=int, help="Use at most this many images (videos, for a clip model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report document (JSON) instead of a table.")
 @click.option("--atol", type=float, help="Fail (exit 1) when a candidate's max abs error is above this.")
 @flags(*GATES)
@@ -43,10 +44,11 @@ from .options import (GATES, PREPROCESS_EPILOG, detection_options, flags, note_t
                    "name): the report says how many validation images were also calibration images.")
 @detection_options
 @threads_option("batch")
+@clip_options
 @preprocess_options
 def validate(reference, candidates, data, labels, masks, output_dir, fp32, layer_images, batch, limit, as_json,
              atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop, calib, detection_outputs, score_threshold,
-             annotations, max_map_drop, threads, preprocess):
+             annotations, max_map_drop, threads, clip_len, clip_stride, preprocess):
     """Compare candidates with a reference on the same real images.
 
     Any ONNX graph (any input and output names; logits, several feature maps, dense class maps or a
@@ -71,6 +73,8 @@ def validate(reference, candidates, data, labels, masks, output_dir, fp32, layer
       # a detector (boxes, scores, labels) against COCO annotations of its images
       swin-trt validate --reference det.onnx --candidate det.int8.onnx --data val2017/ \\
           --annotations instances_val2017.json --max-map-drop 0.01
+      # a Video Swin graph on a folder of videos (class sub-folders), clips of its T frames every 4 frames
+      swin-trt validate --reference video.onnx --candidate video.int8.onnx --data videos/ --clip-stride 4
     """
     from ..validate.gates import Gates
     from ..validate.run import ValidateOptions, ValidateStage
@@ -81,7 +85,8 @@ def validate(reference, candidates, data, labels, masks, output_dir, fp32, layer
                       gates=Gates(atol, min_cosine, min_agreement, max_acc_drop, max_miou_drop, max_map_drop),
                       preprocess=preprocess, calib=calib, masks=masks,
                       threads=note_threads("batch", threads).threads, outputs=detection_outputs,
-                      score_threshold=score_threshold, annotations=annotations)
+                      score_threshold=score_threshold, annotations=annotations, clip_len=clip_len,
+                      clip_stride=clip_stride)
     document = ValidateStage(options, output_dir).run()
     paths = {"html": Path(output_dir) / "report.html"} if output_dir else None
     if as_json:

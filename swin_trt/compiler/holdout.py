@@ -4,7 +4,8 @@ Validating on the images a model was calibrated on overstates how well INT8 hold
 ``--calib-data`` when no ``--val-data`` is given: every 4th image (sorted order, labels kept) is held out
 and written to ``OUTDIR/heldout.txt``, the rest to ``OUTDIR/calibration.txt``. A video cannot be split by
 file: its held-out set is frames taken between the sampled calibration frames (other frames of the same
-scenes), written as PNGs to ``OUTDIR/heldout/``.
+scenes), written as PNGs to ``OUTDIR/heldout/``. A clip model (Video Swin) is validated on clips, so its
+held-out data are whole videos of the folder (every 4th), linked from ``OUTDIR/heldout/``.
 """
 
 from __future__ import annotations
@@ -74,8 +75,41 @@ def split_video(video: Path, outdir: Path, calib_num: int) -> Split:
                  f"independent check")
 
 
-def split(calib_data: Path, outdir: Path, calib_num: int) -> Split:
-    """Split ``calib_data`` into calibration and held-out validation data (see the module doc)."""
+def _linked(videos: list[Path], base: Path, folder: Path) -> None:
+    """``folder`` holding a link to each of ``videos`` at its path below ``base`` (class folders kept)."""
+    if folder.is_dir():
+        for old in sorted(folder.rglob("*"), reverse=True):
+            old.rmdir() if old.is_dir() and not old.is_symlink() else old.unlink()
+    for video in videos:
+        link = folder / video.relative_to(base)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(video.resolve())
+
+
+def split_videos(calib_data: Path, outdir: Path) -> Split:
+    """A clip model's held-out data are whole videos: every EVERY-th video of the folder (sorted, class folders
+    kept), linked from ``OUTDIR/heldout/``; the others from ``OUTDIR/calibration/``."""
+    from ..data.clips import list_videos
+
+    videos = list_videos(calib_data)
+    if len(videos) < 2:
+        raise UserError(f"`calib_data` {str(calib_data)!r} has {len(videos)} video(s), and a clip model's held-out "
+                        f"data are whole videos: give a folder of several videos, or pass `val_data`")
+    held = [video for index, video in enumerate(videos) if index % EVERY == EVERY - 1]
+    kept = [video for index, video in enumerate(videos) if index % EVERY != EVERY - 1]
+    calibration, validation = outdir / "calibration", outdir / "heldout"
+    _linked(kept, calib_data, calibration)
+    _linked(held, calib_data, validation)
+    return Split(calibration, validation,
+                 f"no `val_data`: validating on {len(held)} of the {len(videos)} videos of {calib_data} (every "
+                 f"{EVERY}th, linked in {validation.name}/), calibrating on the other {len(kept)}")
+
+
+def split(calib_data: Path, outdir: Path, calib_num: int, clips: bool = False) -> Split:
+    """Split ``calib_data`` into calibration and held-out validation data (see the module doc); ``clips``: the
+    model takes clips, so the data are videos and whole videos are held out."""
+    if clips:
+        return split_videos(Path(calib_data), outdir)
     if is_video(calib_data):
         return split_video(calib_data, outdir, calib_num)
     return split_images(calib_data, outdir)

@@ -80,6 +80,19 @@ class DataSources:
     annotations: Path | None = None
 
 
+def _takes_clips(options: CompileOptions) -> bool:
+    """Whether the model compiled takes clips (a Video Swin): its arch says so, or its ONNX input's rank."""
+    from ..models import get_arch
+
+    if options.arch is not None:
+        return get_arch(options.arch).is_video
+    import onnx
+
+    from ..data.model_input import onnx_io
+
+    return onnx_io(onnx.load(str(options.onnx), load_external_data=False)).clip
+
+
 def _data_sources(options: CompileOptions, outdir: Path, echo) -> DataSources:
     """Held-out images of --calib-data unless --val-data is given. Ground truth: --val-masks/--val-annotations,
     else what ships with the bundled mosaics where the images are those."""
@@ -92,7 +105,7 @@ def _data_sources(options: CompileOptions, outdir: Path, echo) -> DataSources:
     masks = options.val_masks or (bundled.masks if from_bundle else None)
     annotations = options.val_annotations or (bundled.annotations if from_bundle else None)
     if options.needs_calibration and options.val_data is None:
-        parts = split(options.calib_data, outdir, options.calib_num)
+        parts = split(options.calib_data, outdir, options.calib_num, clips=_takes_clips(options))
         echo(parts.message)
         return DataSources(parts.calibration, parts.validation, masks, annotations)
     if options.val_data is not None:

@@ -56,11 +56,20 @@ def list_images(source: str | Path, labelled: bool = True) -> list[ImageItem]:
 
 def images_fingerprint(source: str | Path, limit: int | None = None) -> str:
     """The content of the images :func:`list_images` reads from ``source`` (the first ``limit``), and their
-    labels: what a stage that reads them depends on, wherever they lie."""
+    labels: what a stage that reads them depends on, wherever they lie. Videos under ``source`` (what a clip
+    model reads, :mod:`.clips`) count too, by content, with their folders' names."""
+    from .clips import videos_fingerprint
+
     items = list_images(source)
     items = items[:limit] if limit else items
     labels = "\n".join(f"{item.path.name}\t{item.label}" for item in items if item.label)
-    return content_fingerprint(((str(item.path), item.path) for item in items), extra=labels)
+    videos = videos_fingerprint(source) if Path(source).exists() else None
+    extra = labels + (f"\nvideos {videos}" if videos else "")
+    from .volumes import volumes_fingerprint  # a volume model's .npy/NIfTI files count too
+
+    volumes = volumes_fingerprint(source)
+    extra += f"\nvolumes {volumes}" if volumes else ""
+    return content_fingerprint(((str(item.path), item.path) for item in items), extra=extra)
 
 
 def other_files(folder: Path) -> list[Path]:

@@ -9,9 +9,10 @@ fed), which are then announced once (a note on the ``swin_trt`` logger). The siz
 the graph's own input size; a graph with dynamic height/width takes ``--img-size``.
 
 A Video Swin graph takes clips ``(B, 3, T, H, W)`` (``swin-trt export --arch swin3d_*``, or a user's own
-export of torchvision's ``swin3d_*``): the stages that read images (calibrate, quantize's ``best``, validate,
-infer) refuse it here (:func:`refuse_clips`) until they support clips; rewrite and quantize, which read no
-image, carry its sidecar as they carry any other.
+export of torchvision's ``swin3d_*``): for it the stages that read data (calibrate, quantize's ``best``,
+validate, infer) get a :class:`~.clips.ClipPreprocessor` (each frame's recipe, the clip's T frames from the
+graph, its sidecar's ``clip_size`` or ``clip_len``, and the stride between clips) and read clips from video
+files (:mod:`.clips`); rewrite and quantize, which read no data, carry its sidecar as they carry any other.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import onnx
 
 from ..errors import UserError
 from ..model_ref import ModelRef
+from .clips import ClipOptions, ClipPreprocessor
 from .detection_outputs import declares_detections, detection_shapes
+from .volumes import volume_preprocessor
 from ..preprocess import PRESETS, Preprocessing, Preprocessor
 
 
@@ -91,8 +94,14 @@ class GraphIO:
 
     @property
     def spatial(self) -> tuple[int, int] | None:
-        height, width = self.input_shape[2:4] if len(self.input_shape) == 4 else (None, None)
+        height, width = self.input_shape[-2:] if len(self.input_shape) in (4, CLIP_RANK) else (None, None)
         return (height, width) if isinstance(height, int) and isinstance(width, int) else None
+
+    @property
+    def frames(self) -> int | None:
+        """A clip input's fixed T (None: an image input, or T dynamic)."""
+        frames = self.input_shape[2] if self.clip else None
+        return frames if isinstance(frames, int) else None
 
     @property
     def dense(self) -> bool:
@@ -137,6 +146,11 @@ class ModelInput:
     def dense(self) -> bool:
         return bool(self.io and self.io.dense)
 
+    @property
+    def clips(self) -> bool:
+        """The model takes clips (B, 3, T, H, W); ``preprocessor`` is then a :class:`~.clips.ClipPreprocessor`."""
+        return isinstance(self.preprocessor, ClipPreprocessor)
+
 
 @dataclass
 class ModelFacts:
@@ -154,8 +168,8 @@ class ModelFacts:
         return self.io.spatial if self.io else None
 
     def clip_input(self) -> str | None:
-        """What makes this model a video clip model (for :func:`refuse_clips`), or None for an image model: a
-        5-D input, an export sidecar's clip ``layout``, or a Video Swin arch (``torch:swin3d_*``)."""
+        """What makes this model a video clip model, or None for an image model: a 5-D input, an export
+        sidecar's clip ``layout``, or a Video Swin arch (``torch:swin3d_*``)."""
         if self.io is not None and self.io.clip:
             shape = "x".join("?" if d is None else str(d) for d in self.io.input_shape)
             return f"its input {self.io.input_name!r} is {shape}, a clip (B, 3, T, H, W) of a video model"
@@ -171,18 +185,17 @@ class ModelFacts:
         return None
 
 
-def refuse_clips(facts: list[ModelFacts]) -> None:
-    """A UserError for the first video clip model among ``facts``: the stages that resolve an input to read
-    images into (calibrate, quantize's ``best``, validate, infer) feed (B, 3, H, W) images and do not support
-    clips yet."""
-    for model in facts:
-        why = model.clip_input()
-        if why is not None:
-            raise UserError(f"{model.ref}: {why}, but this stage reads (B, 3, H, W) images: calibration, "
-                            f"quantization with `precision` best, validation and inference do not support video "
-                            f"clip models yet (tracked work). Of the pipeline, only export and rewrite take clip "
-                            f"graphs for now; run the clip model with ONNX Runtime or PyTorch "
-                            f"(swin_trt.models.create_model) directly")
+    def clip_frames(self) -> int | None:
+        """A clip model's T as the model fixes or records it: the graph's input, else the sidecar's
+        ``clip_size``, else the arch's; None where nothing says (a user's export with a dynamic T)."""
+        if self.io is not None and self.io.frames is not None:
+            return self.io.frames
+        if self.ref.kind == "torch":
+            from ..models import get_arch
+
+            return int(get_arch(self.ref.arch).config.clip_size[0])
+        recorded = (self.ref.sidecar() or {}).get("clip_size")
+        return int(recorded[0]) if recorded else None
 
 
 def read_facts(ref: ModelRef | str, proto: onnx.ModelProto | None = None) -> ModelFacts:
@@ -246,22 +259,25 @@ def _size(facts: list[ModelFacts], options: PreprocessOptions) -> tuple[int, int
 
 
 def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, protos: dict | None = None,
-                   note: Callable[[str], None] | None = log_note, need_size: bool = True) -> ModelInput:
-    """One preprocessing for models fed the same images (validate: reference and candidates).
+                   note: Callable[[str], None] | None = log_note, need_size: bool = True,
+                   clips: ClipOptions | None = None) -> ModelInput:
+    """One preprocessing for models fed the same data (validate: reference and candidates).
 
     The recipe is the first model's that records one (flags override it); the size is checked against every
     model with a fixed size. ``note`` hears, once, when nothing but the defaults said what to do (by default
     the logger; ``None``: nobody).
     ``need_size=False`` (rewrite, quantize: they record the recipe, they read no image) leaves a dynamic
-    graph's size open instead of asking for ``--img-size``. With ``need_size`` (a stage that reads images) a
-    video clip model is refused (:func:`refuse_clips`).
+    graph's size open instead of asking for ``--img-size``. With ``need_size`` (a stage that reads data) a
+    video clip model gets a :class:`~.clips.ClipPreprocessor`: T from the models (:func:`_clip_frames`),
+    ``clips`` the clip length and stride asked for.
     """
     options = options or PreprocessOptions()
+    clips = (clips or ClipOptions()).check()
     protos = protos or {}
     facts = [read_facts(ref, protos.get(str(ref))) for ref in refs]
-    if need_size:
-        refuse_clips(facts)
     chosen = next((f for f in facts if f.origin != "defaults"), facts[0])
+    if need_size and (volume := volume_preprocessor(facts, options)) is not None:  # (B, C, D, H, W): .volumes
+        return ModelInput(volume, chosen.class_names, chosen.io, "sidecar" if volume.intensity else "defaults")
     recipe, origin = options.apply(chosen.recipe), ("flags" if options.recipe_given else chosen.origin)
     try:
         size = _size(facts, options)
@@ -270,6 +286,10 @@ def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, prot
             raise
         size = None
     preprocessor = Preprocessor(size, recipe)
+    if need_size:
+        frames = _clip_frames(facts, clips)
+        if frames is not None:
+            preprocessor = ClipPreprocessor(preprocessor, frames, clips.stride or frames)
     if origin == "defaults" and note is not None:
         assumed = ("feeding it as torchvision's detectors are fed, 0..1 pixels of the whole image"
                    if chosen.io is not None and chosen.io.detections
@@ -279,12 +299,49 @@ def resolve_inputs(refs: list, options: PreprocessOptions | None = None, *, prot
     return ModelInput(preprocessor, chosen.class_names, chosen.io, origin)
 
 
+def _clip_frames(facts: list[ModelFacts], clips: ClipOptions) -> int | None:
+    """The T of the clips fed to ``facts`` (all clip models, or none), or None for image models: the graphs'
+    fixed T, else what they record, else ``clips.length``; ``clips.length`` must equal a fixed or recorded T."""
+    why = [(f, f.clip_input()) for f in facts]
+    clip_models = [f for f, reason in why if reason is not None]
+    if not clip_models:
+        if clips.given:
+            name = "clip_len" if clips.length is not None else "clip_stride"
+            raise UserError(f"`{name}` is for a video clip model (input (B, 3, T, H, W)), but {facts[0].ref} takes "
+                            f"images (B, 3, H, W): leave `clip_len` and `clip_stride` out")
+        return None
+    if len(clip_models) != len(facts):
+        image_model = next(f for f, reason in why if reason is None)
+        clip_model, reason = next((f, reason) for f, reason in why if reason is not None)
+        raise UserError(f"{clip_model.ref}: {reason}, but {image_model.ref} takes images (B, 3, H, W): models "
+                        f"compared or fed together take the same input; compare clip models with clip models")
+    fixed = [(f, f.io.frames) for f in clip_models if f.io is not None and f.io.frames is not None]
+    recorded = [(f, f.clip_frames()) for f in clip_models if f.clip_frames() is not None]
+    for model, frames in fixed[1:]:
+        if frames != fixed[0][1]:
+            raise UserError(f"{model.ref} takes clips of {frames} frames, but {fixed[0][0].ref} of {fixed[0][1]}: "
+                            f"models compared or fed together need the same clip length; export them at one "
+                            f"`clip_len`")
+    known = fixed[0] if fixed else (recorded[0] if recorded else None)
+    if clips.length is not None and known is not None and clips.length != known[1] and fixed:
+        raise UserError(f"`clip_len` {clips.length}: {known[0].ref} takes clips of {known[1]} frames (its input "
+                        f"{known[0].io.input_name!r} fixes T); leave `clip_len` out, or export the model with "
+                        f"`clip_len` {clips.length}")
+    frames = clips.length if clips.length is not None else (known[1] if known is not None else None)
+    if frames is None:
+        first = clip_models[0]
+        raise UserError(f"{first.ref}: its input {first.io.input_name!r} has no fixed number of frames "
+                        f"({list(first.io.input_shape)}) and nothing records one: pass `clip_len` (the frames T of "
+                        f"each clip)")
+    return frames
+
+
 def resolve_input(ref: ModelRef | str, options: PreprocessOptions | None = None, *,
                   proto: onnx.ModelProto | None = None, note: Callable[[str], None] | None = log_note,
-                  need_size: bool = True) -> ModelInput:
+                  need_size: bool = True, clips: ClipOptions | None = None) -> ModelInput:
     """The preprocessing and class names for one model (see :func:`resolve_inputs`)."""
     return resolve_inputs([ref], options, protos={str(ref): proto} if proto is not None else None, note=note,
-                          need_size=need_size)
+                          need_size=need_size, clips=clips)
 
 
 def sidecar_preprocessing(model_input: ModelInput) -> dict:

@@ -30,7 +30,8 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def _open(path: Path):
+def open_video(path: Path):
+    """The container of the video at ``path`` (a UserError when it cannot be opened or has no video)."""
     import av
 
     try:
@@ -56,7 +57,7 @@ def sample_frames(path: str | Path, count: int, phase: float = 0.5) -> list[Vide
     path = Path(path)
     if count < 1:
         return []
-    container = _open(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         duration = _duration(container, stream)
@@ -96,14 +97,14 @@ def _by_seeking(container, stream, duration: float, count: int, phase: float) ->
 
 
 def _by_decoding(path: Path, count: int, phase: float) -> list[VideoFrame]:
-    container = _open(path)
+    container = open_video(path)
     try:
         total = sum(1 for _ in container.decode(video=0))
     finally:
         container.close()
     wanted = sorted({min(total - 1, int((k + phase) * total / count)) for k in range(count)}) if total else []
     wanted_set, frames = set(wanted), []
-    container = _open(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         for position, frame in enumerate(container.decode(stream)):

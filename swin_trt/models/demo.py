@@ -152,18 +152,21 @@ def model_arch(model: str | None) -> str | None:
 class BundledData:
     """Validation data that ships with the package: images, and what they are labelled with."""
 
-    images: Path
+    images: Path  # a folder of images; of videos (class folders) for a clip model
     masks: Path | None = None  # label masks of the segmentation mosaics
     annotations: Path | None = None  # COCO instances JSON of the detection mosaics
 
 
 def bundled_validation_data(model: str | None = None) -> BundledData:
     """The images (and their ground truth) that ship for validating ``model``: the segmentation mosaics and their
-    masks for ``swin_demo_seg``, the detection mosaics and their boxes for ``swin_demo_det``, each also for what
-    is made from it, the classification demo images for anything else."""
+    masks for ``swin_demo_seg``, the detection mosaics and their boxes for ``swin_demo_det``, the held-out clips
+    (videos in class folders) for ``swin3d_demo``, each also for what is made from it, the classification demo
+    images for anything else."""
     arch = model_arch(model)
     if arch == DEMO_SEG_NAME and demo_seg_images_dir().is_dir():
         return BundledData(demo_seg_images_dir(), masks=demo_seg_masks_dir())
     if arch == DEMO_DET_NAME and demo_det_images_dir().is_dir():
         return BundledData(demo_det_images_dir(), annotations=demo_det_annotations())
+    if arch == DEMO_VIDEO_NAME and demo_video_clips_dir().is_dir():
+        return BundledData(demo_video_clips_dir())
     return BundledData(demo_images_dir())

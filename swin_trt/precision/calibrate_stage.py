@@ -1,4 +1,6 @@
-"""The calibrate stage on files: a graph and real images or video in, the calibration cache out.
+"""The calibrate stage on files: a graph and real images or video in, the calibration cache out. A clip model
+(a Video Swin graph, input ``(B, 3, T, H, W)``) calibrates on clips of a video or a folder of videos
+(``clip_len``, ``clip_stride``: :mod:`swin_trt.data.clips`); ``num`` then counts clips.
 
 Every check that can fail on user input (missing preprocessing, too few images) runs before anything is
 written, so a failed command leaves no output behind.
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..graph import load_onnx
+from ..data.clips import ClipOptions
 from ..data.model_input import PreprocessOptions, log_note, resolve_input
 from ..errors import UserError
 from ..io import atomic_output, sha256_file
@@ -33,6 +36,8 @@ class CalibrateOptions:
     min_images: int | None = None  # default: min(num, 16)
     preprocess: PreprocessOptions | None = None
     threads: int | None = None  # ONNX Runtime threads: the order of its sums, so part of the key
+    clip_len: int | None = None  # a clip model: frames per clip (default: the model's T)
+    clip_stride: int | None = None  # a clip model: frames between the starts of clips (default: clip_len)
     progress: bool = field(default=True, metadata=NOT_IN_KEY)
     note: Callable[[str], None] | None = field(default=log_note, metadata=NOT_IN_KEY)
 
@@ -43,9 +48,10 @@ class CalibrationData:
 
     source: Path
     num: int
+    clips: ClipOptions = ClipOptions()
 
     def fingerprint(self) -> str:
-        return CalibrationSource(self.source, self.num).fingerprint()
+        return CalibrationSource(self.source, self.num, self.clips).fingerprint()
 
 
 class CalibrateStage(Stage[dict]):
@@ -57,8 +63,9 @@ class CalibrateStage(Stage[dict]):
     def __init__(self, model: str | Path, data: str | Path, output: str | Path,
                  options: CalibrateOptions | None = None):
         options = options or CalibrateOptions()
-        super().__init__({"model": Path(model), "data": CalibrationData(Path(data), options.num)}, [Path(output)],
-                         options)
+        clips = ClipOptions(options.clip_len, options.clip_stride)
+        super().__init__({"model": Path(model), "data": CalibrationData(Path(data), options.num, clips)},
+                         [Path(output)], options)
         self.model, self.data, self.output = Path(model), Path(data), Path(output)
 
     def work(self) -> dict:
@@ -72,19 +79,25 @@ class CalibrateStage(Stage[dict]):
         num = options.num
         min_images = min(num, DEFAULT_MIN_IMAGES) if options.min_images is None else options.min_images
         model = load_onnx(self.model)
-        preprocessor = resolve_input(self.model, options.preprocess, proto=model, note=options.note).preprocessor
-        source = CalibrationSource(self.data, num)
+        clips = ClipOptions(options.clip_len, options.clip_stride)
+        model_input = resolve_input(self.model, options.preprocess, proto=model, note=options.note, clips=clips)
+        preprocessor = model_input.preprocessor
+        source = CalibrationSource(self.data, num, clips)
+        if model_input.clips:
+            source.check_clips(preprocessor)  # images for a clip model: said before any work
         histograms, seen = collect(model, source.crops(preprocessor), preprocessor, batch=options.batch,
-                                   total=source.candidates, progress=options.progress, threads=options.threads)
+                                   total=num if model_input.clips else source.candidates,
+                                   progress=options.progress, threads=options.threads)
         if seen < min_images:
-            skipped = f" ({len(source.skipped)} unreadable file(s) skipped)" if source.skipped else ""
-            raise UserError(f"only {seen} usable calibration image(s) in {self.data}{skipped}, fewer than "
-                            f"`min_images` {min_images}: add images (a few hundred, varied, see "
+            unit = "clip" if model_input.clips else "image"
+            skipped = f" ({len(source.skipped)} unreadable or too short file(s) skipped)" if source.skipped else ""
+            raise UserError(f"only {seen} usable calibration {unit}(s) in {self.data}{skipped}, fewer than "
+                            f"`min_images` {min_images}: add {unit}s (a few hundred, varied, see "
                             f"calibration/README.md) or lower `min_images`")
         amax = {name: compute_amax(hist, options.method, options.percentile) for name, hist in histograms.items()}
         result = cache_io.make_cache(
             amax, method=options.method, percentile=options.percentile, model_sha256=sha256_file(self.model),
-            data={"kind": source.kind, "images": seen, "fingerprint": source.fingerprint(),
+            data={"kind": source.kind, "images": seen, **({"clips": seen} if model_input.clips else {}), "fingerprint": source.fingerprint(),
                   "skipped": sorted(source.skipped), "sha256": source.image_sha256()},
             preprocessing=preprocessor.to_dict())
         with atomic_output(self.output) as temporary:

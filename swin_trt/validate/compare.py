@@ -26,11 +26,13 @@ The candidate's top-level metrics are those of its first output; ``outputs`` has
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..backends import Backend
+from ..data.clips import ClipPreprocessor, read_clips
 from ..data.images import open_rgb
 from ..preprocess import Preprocessor
 from ..errors import UserError
@@ -43,9 +45,13 @@ from .labels import Labelled
 from .layout import OutputLayout, OutputValues, find_layout, run_batch
 from .metrics import Agreement, ErrorHistogram
 from .segmentation import REFERENCE_SEGMENTATION_KEYS, MaskSet, SegmentationMetrics
+from ..data.volumes import VolumePreprocessor
+from .volumes import volume_batches, volume_outputs
 
 OUTPUT_KINDS = ("logits", "class_map", "features", "boxes", "scores", "labels")
 CLASS_KINDS = ("logits", "class_map")  # the kinds with a class axis to take the argmax of
+
+log = logging.getLogger(__name__)
 
 
 def output_kind(per_image_shape: tuple, outputs: int) -> str:
@@ -72,9 +78,17 @@ class DetectionRequest:
     required: bool = False
 
 
-def batches(data: Labelled, preprocessor: Preprocessor, batch: int, progress: bool = True):
+def batches(data: Labelled, preprocessor: Preprocessor | ClipPreprocessor, batch: int, progress: bool = True):
     """Yield ``(pixels (B,3,H,W) float32, labels, paths, sizes)``, ``sizes`` each image's ``(width, height)``
-    before preprocessing; unreadable files are skipped with a warning."""
+    before preprocessing; unreadable files are skipped with a warning. A clip model's (``preprocessor`` a
+    :class:`~swin_trt.data.clips.ClipPreprocessor`): every clip of every video, ``(B, 3, T, H, W)``, each with
+    its video's label."""
+    if isinstance(preprocessor, ClipPreprocessor):
+        yield from _clip_batches(data, preprocessor, batch, progress)
+        return
+    if isinstance(preprocessor, VolumePreprocessor):  # a volume model's .npy/NIfTI volumes (.volumes)
+        yield from volume_batches(data, preprocessor, batch, progress)
+        return
     pending, pending_labels, pending_paths, pending_sizes = [], [], [], []
     with progress_bar(len(data.items), "validate", "img", enabled=progress) as bar:
         for item, label in zip(data.items, data.labels):
@@ -90,6 +104,39 @@ def batches(data: Labelled, preprocessor: Preprocessor, batch: int, progress: bo
                 yield preprocessor.normalize(np.stack(pending)), np.asarray(pending_labels), pending_paths, \
                     pending_sizes
                 pending, pending_labels, pending_paths, pending_sizes = [], [], [], []
+        if pending:
+            yield preprocessor.normalize(np.stack(pending)), np.asarray(pending_labels), pending_paths, pending_sizes
+
+
+def _video_clips(path, preprocessor: ClipPreprocessor, data: Labelled):
+    """The clips of one video; one that cannot be read, or is shorter than a clip, is skipped with a warning."""
+    count, why = 0, f"no clip of {preprocessor.length} frames in it"
+    try:
+        for clip in read_clips(path, preprocessor):
+            count += 1
+            yield clip
+    except UserError as exc:
+        why = str(exc)
+    if not count:
+        if path not in data.no_clips:  # said once, however often the data are read
+            log.warning("skipping %s: %s", path, why)
+        data.no_clips.add(path)
+
+
+def _clip_batches(data: Labelled, preprocessor: ClipPreprocessor, batch: int, progress: bool):
+    pending, pending_labels, pending_paths, pending_sizes = [], [], [], []
+    with progress_bar(len(data.items), "validate", "video", enabled=progress) as bar:
+        for item, label in zip(data.items, data.labels):
+            for clip in _video_clips(item.path, preprocessor, data):
+                pending.append(clip.pixels)
+                pending_labels.append(label)
+                pending_paths.append(item.path)
+                pending_sizes.append(clip.frame_size)
+                if len(pending) == batch:
+                    yield preprocessor.normalize(np.stack(pending)), np.asarray(pending_labels), pending_paths, \
+                        pending_sizes
+                    pending, pending_labels, pending_paths, pending_sizes = [], [], [], []
+            bar.update(1)
         if pending:
             yield preprocessor.normalize(np.stack(pending)), np.asarray(pending_labels), pending_paths, pending_sizes
 
@@ -239,6 +286,8 @@ def compare(reference: Backend, candidates: dict[str, Backend], data: Labelled, 
             names = list(layouts["reference"].names)
             roles = _detection_outputs(names, [v.images[0] for v in expected], detection)
             outputs = _describe_outputs(layouts["reference"], expected, roles)
+            if isinstance(preprocessor, VolumePreprocessor):
+                outputs = volume_outputs(outputs)
             mask_size = _masks_for(masks, outputs) if masks is not None else None
             ref_metrics = _CandidateMetrics(outputs, roles is not None, detection.score_threshold)
             metrics = {name: _CandidateMetrics(outputs, roles is not None, detection.score_threshold)
@@ -259,7 +308,8 @@ def compare(reference: Backend, candidates: dict[str, Backend], data: Labelled, 
             if coco is not None:
                 coco.add(name, got_found, paths, sizes, preprocessor)
     if ref_metrics is None:
-        raise UserError("no readable images in the data source: every file was skipped (see the warnings)")
+        unit = "clips" if isinstance(preprocessor, ClipPreprocessor) else "images"
+        raise UserError(f"no readable {unit} in the data source: every file was skipped (see the warnings)")
     return _results(ref_metrics, metrics, coco, class_names)
 
 

@@ -123,8 +123,11 @@ def assemble(options, models, data, data_source, label_source, result: dict, lay
                          "precision": model_precision(options.reference, models.protos.get(options.reference)),
                          "latency": latency[options.reference]}
     images = result["reference"]["images"]
-    skipped = len(data.items) - images
-    if skipped:
+    clips = models.model_input.preprocessor if models.model_input.clips else None
+    skipped = len(data.no_clips) if clips is not None else len(data.items) - images
+    if skipped and clips is not None:
+        notes.append(f"{skipped} video(s) gave no clip (unreadable, or shorter than {clips.length} frames): skipped")
+    elif skipped:
         notes.append(f"{skipped} unreadable image(s) skipped")
     if overlap and overlap["images"]:
         notes.append(f"{overlap['images']} of the {overlap['validation_images']} validation images are also "
@@ -157,7 +160,9 @@ def assemble(options, models, data, data_source, label_source, result: dict, lay
                     "masks": ({"folder": str(masks), "ignore_index": IGNORE_INDEX,
                                "labelled_pixels": result["reference"].get("labelled_pixels", 0)}
                               if masks is not None else None),
-                    "preprocessing": {**preprocessor.to_dict(), "origin": models.model_input.origin}},
+                    "preprocessing": {**preprocessor.to_dict(), "origin": models.model_input.origin},
+                    **({"clips": {"clips": images, "videos": len(data.items), "clip_len": clips.length,
+                                  "clip_stride": clips.stride}} if clips is not None else {})},
         "candidates": entries,
         "gates": {"thresholds": options.gates.to_dict(), "passed": not failures, "failures": failures},
         "notes": notes,

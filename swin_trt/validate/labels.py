@@ -1,13 +1,15 @@
-"""Labels for validation images: ImageFolder class folders or a labels file, mapped to class indices."""
+"""Labels for validation images (or, for a clip model, videos): ImageFolder class folders or a labels file,
+mapped to class indices."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..data.clips import list_videos
 from ..data.images import ImageItem, list_images
 from ..errors import UserError
 
@@ -19,6 +21,7 @@ class Labelled:
     items: list[ImageItem]
     labels: np.ndarray  # class index per item, -1 where unknown
     mapping: str | None = None  # how labels became indices: "class_names", "index" or "imagefolder"
+    no_clips: set = field(default_factory=set)  # a clip model's videos that gave no clip (unreadable, too short)
 
 
 def label_items(items: list[ImageItem], class_names: list[str]) -> Labelled:
@@ -67,14 +70,25 @@ def read_labels_file(labels_file: str | Path, data: str | Path) -> dict[Path, st
     return labels
 
 
-def list_labelled(data: str | Path, labels_file: str | Path | None = None) -> tuple[list[ImageItem], str | None]:
-    """The images of ``data`` with their labels, and where the labels came from (``None``: unlabelled)."""
+def list_videos_labelled(data: str | Path, labelled: bool = True) -> list[ImageItem]:
+    """The videos under ``data`` (a folder, recursive, or one video), labelled by their folder's name as images
+    are (ImageFolder)."""
+    source = Path(data)
+    return [ImageItem(p, p.parent.name if labelled and p.parent != source else None) for p in list_videos(source)]
+
+
+def list_labelled(data: str | Path, labels_file: str | Path | None = None,
+                  videos: bool = False) -> tuple[list[ImageItem], str | None]:
+    """The images of ``data`` with their labels, and where the labels came from (``None``: unlabelled).
+    ``videos``: the video files instead (a clip model's data), labelled the same ways."""
     if labels_file is None:
-        items = list_images(data)
+        items = list_videos_labelled(data) if videos else list_images(data)
         return items, ("folders" if any(i.label is not None for i in items) else None)
     labels = read_labels_file(labels_file, data)
-    items = [ImageItem(i.path, labels.get(Path(i.path).resolve())) for i in list_images(data, labelled=False)]
+    listed = list_videos_labelled(data, labelled=False) if videos else list_images(data, labelled=False)
+    items = [ImageItem(i.path, labels.get(Path(i.path).resolve())) for i in listed]
     missing = len(labels) - sum(i.label is not None for i in items)
     if missing:
-        log.warning("%d entries of %s name no image under %s", missing, labels_file, data)
+        log.warning("%d entries of %s name no %s under %s", missing, labels_file, "video" if videos else "image",
+                    data)
     return items, "labels_file"

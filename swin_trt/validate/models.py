@@ -3,6 +3,8 @@
 ONNX graphs are read once (their protos also serve precision detection and per-layer attribution); every
 backend is wrapped to time its calls; the preprocessing is resolved once for all of them, so reference and
 candidates see the same pixels, and models that cannot take the same input are refused before any work.
+:func:`resolve_models` does the parsing and resolving on its own, so that the data can be listed (images, or
+videos for a clip model) before any backend opens.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import onnx
 
 from ..backends.base import open_backend
+from ..data.clips import ClipOptions
 from ..data.model_input import ModelInput, PreprocessOptions, resolve_inputs
 from ..errors import UserError
 from ..model_ref import ModelRef
@@ -48,9 +51,20 @@ class OpenModels:
         self.close()
 
 
-def open_models(reference: str, candidates: list[str], preprocess: PreprocessOptions | None = None,
-                note=None, threads: int | None = None) -> OpenModels:
-    """Parse, resolve the common input and open every backend (closing those opened if one fails)."""
+@dataclass
+class ResolvedModels:
+    """The models of a run parsed (ONNX graphs once) and their common input resolved, none opened yet: what the
+    data listing needs to know (images or a clip model's videos) before anything runs."""
+
+    refs: list[ModelRef]
+    protos: dict[str, onnx.ModelProto]
+    model_input: ModelInput
+
+
+def resolve_models(reference: str, candidates: list[str], preprocess: PreprocessOptions | None = None,
+                   note=None, clips: ClipOptions | None = None) -> ResolvedModels:
+    """Parse every model once and resolve the input they are fed together (refusing models that cannot take
+    the same input)."""
     from ..graph import load_onnx
 
     refs = [ModelRef.parse(m) for m in [reference, *candidates]]
@@ -59,7 +73,16 @@ def open_models(reference: str, candidates: list[str], preprocess: PreprocessOpt
         if r.kind == "engine" and not r.path.is_file():
             raise UserError(f"{r.text!r} does not exist: build it with `swin-trt build`")
     kwargs = {"note": note} if note is not None else {}
-    model_input = resolve_inputs(refs, preprocess, protos=protos, **kwargs)
+    return ResolvedModels(refs, protos, resolve_inputs(refs, preprocess, protos=protos, clips=clips, **kwargs))
+
+
+def open_models(reference: str, candidates: list[str], preprocess: PreprocessOptions | None = None,
+                note=None, threads: int | None = None, clips: ClipOptions | None = None,
+                resolved: ResolvedModels | None = None) -> OpenModels:
+    """Parse, resolve the common input and open every backend (closing those opened if one fails);
+    ``resolved``: what :func:`resolve_models` already parsed and resolved."""
+    resolved = resolved or resolve_models(reference, candidates, preprocess, note, clips)
+    refs, protos, model_input = resolved.refs, resolved.protos, resolved.model_input
     size = model_input.preprocessor.crop
     opened: list[TimedBackend] = []
     try:

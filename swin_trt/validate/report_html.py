@@ -10,7 +10,7 @@ import base64
 from html import escape
 
 from .plots import make_plots, short_names
-from .summary import calibration_overlap_text, is_detector, is_segmentation, preprocessing_text
+from .summary import calibration_overlap_text, data_count, data_noun, is_detector, is_segmentation, preprocessing_text
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto;
@@ -217,7 +217,7 @@ def _segmentation_table(document: dict, labels: dict) -> str:
         per_class = "".join(f"<tr><td class=text>{escape(name)}</td>"
                             + "".join(_iou_cell(m.get("class_iou") or [], i) for _, m in models) + "</tr>"
                             for i, name in enumerate(names))
-        table += (f"<details><summary>IoU per class</summary><table><tr><th class=text>class</th>"
+        table += ("<details><summary>IoU per class</summary><table><tr><th class=text>class</th>"
                   + "".join(f"<th>{escape(label)}</th>" for label, _ in models) + f"</tr>{per_class}</table></details>")
         source = (f"Against the label masks in <code>{escape(masks['folder'])}</code> ({masks['labelled_pixels']} "
                   f"labelled pixels; 255 = ignore). mIoU: IoU per class, averaged over the classes present in the "
@@ -292,9 +292,9 @@ def _meta(document: dict) -> str:
     dataset, machine, tool = document["dataset"], document["machine"], document["tool"]
     labels = (f"{dataset['labelled']} labelled ({dataset['label_source']}, mapped by {dataset['label_mapping']})"
               if dataset["labelled"] else "unlabelled: accuracy not measured, agreement only")
-    rows = [("reference", document["reference"]), ("data", f"{dataset['source']}: {dataset['images']} images, "
+    rows = [("reference", document["reference"]), ("data", f"{dataset['source']}: {data_count(dataset)}, "
                                                            f"{labels}; batch {dataset['batch']}"),
-            ("calibration overlap", calibration_overlap_text(dataset.get("calibration_overlap"))),
+            ("calibration overlap", calibration_overlap_text(dataset.get("calibration_overlap"), data_noun(dataset))),
             ("preprocessing", preprocessing_text(dataset.get("preprocessing"))),
             ("machine", f"{machine['processor']}, {machine['cpu_count']} CPUs, load {machine['load_average_1min']}, "
                         f"{machine['platform']}, onnxruntime {machine['onnxruntime']}"),

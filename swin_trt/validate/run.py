@@ -2,8 +2,9 @@
 
 1. :func:`check_options`: refuse bad input before anything is opened;
 2. :func:`~.models.open_models`: parse and open every model, resolve their common input;
-3. :func:`~.compare.compare` and :func:`attribute`: stream the images through them, then find the layers
-   that lose the signal in FP16/INT8 graphs;
+3. :func:`~.compare.compare` and :func:`attribute`: stream the images (for a clip model, the clips of the
+   videos: :mod:`swin_trt.data.clips`) through them, then find the layers that lose the signal in FP16/INT8
+   graphs;
 4. :func:`~.document.assemble`: the report document (report.json's schema, docs/report-schema.md).
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..data.images import suffixes_text
+from ..data.clips import ClipOptions, ClipPreprocessor, not_clips_error, video_suffixes_text
+from ..data.images import list_images, suffixes_text
 from ..data.model_input import PreprocessOptions
 from ..data.images import images_fingerprint
 from ..errors import UserError
@@ -28,7 +30,9 @@ from .labels import Labelled, label_items, list_labelled
 from .latency import deployable_latency
 from .model_precision import model_precision, needs_layer_attribution
 from .segmentation import MaskSet
-from .models import OpenModels, open_models
+from ..data.volumes import VolumePreprocessor
+from .volumes import check_volume_options, volume_items
+from .models import OpenModels, open_models, resolve_models
 
 
 @dataclass
@@ -52,6 +56,9 @@ class ValidateOptions:
     outputs: dict[str, str] | None = None
     score_threshold: float | None = None
     annotations: Path | None = None
+    # A clip model (input (B, 3, T, H, W)): the data are videos, cut into clips (data/clips.py)
+    clip_len: int | None = None  # frames per clip (default: the model's T)
+    clip_stride: int | None = None  # frames between the starts of clips (default: clip_len)
 
     def __post_init__(self):
         self.reference, self.candidates = str(self.reference), [str(c) for c in self.candidates]
@@ -182,19 +189,55 @@ def measure_latency(options: Options, models: OpenModels, data: Labelled) -> dic
             for name, backend in backends.items()}
 
 
+def _check_clip_options(options: Options) -> None:
+    """What a clip model cannot be asked for: ground truth and outputs of images."""
+    for name in ("masks", "annotations", "outputs", "score_threshold"):
+        if getattr(options, name) is not None:
+            raise UserError(f"`{name}` is for images (segmentation masks, detections), but the models take video "
+                            f"clips: leave `{name}` out")
+
+
+def _list_data(options: Options, clips: ClipPreprocessor | None):
+    """The items to validate (images, or a clip model's videos) with their labels, and where those came from."""
+    data_source = options.data
+    items, label_source = list_labelled(data_source, options.labels, videos=clips is not None)
+    if options.limit:
+        items = items[:options.limit]
+    if items:
+        return items, label_source
+    if clips is not None:
+        images = list_images(data_source) if Path(data_source).exists() else []
+        if images:
+            raise not_clips_error(data_source, f"{len(images)} image(s) and no video", clips)
+        raise UserError(f"no videos ({video_suffixes_text()}) found in {str(data_source)!r}: the models take "
+                        f"clips; pass a folder of videos (class sub-folders give labels) or one video")
+    raise UserError(f"no images ({suffixes_text()}) found in {str(data_source)!r}")
+
+
 def run_validation(options: Options) -> dict:
     """Compare every candidate with the reference; returns the report document (JSON-safe)."""
-    if options.data is None:  # the bundled images, with the masks or boxes they ship with
+    check_options(options)
+    # the models are parsed once, here, so that the listing knows whether they take images or clips
+    resolved = resolve_models(options.reference, options.candidates, options.preprocess,
+                              clips=ClipOptions(options.clip_len, options.clip_stride))
+    clips = resolved.model_input.preprocessor if resolved.model_input.clips else None
+    if clips is not None:
+        _check_clip_options(options)
+    volumes = isinstance(resolved.model_input.preprocessor, VolumePreprocessor)
+    if volumes:  # a volume model (B, C, D, H, W): .npy/NIfTI volumes, compared voxel by voxel (.volumes)
+        check_volume_options(options)
+        volume_items(options.data)  # no data, or no volume in it: said before the bundled images are looked for
+    if options.data is None and clips is not None:  # the bundled video demo's held-out clips
+        from ..models.demo import demo_video_clips_dir
+
+        options = replace(options, data=demo_video_clips_dir())
+    elif options.data is None:  # the bundled images, with the masks or boxes they ship with
         bundled = default_data(options.reference)
         options = replace(options, data=bundled.images, masks=options.masks or bundled.masks,
                           annotations=options.annotations or bundled.annotations)
-    check_options(options)
+        check_options(options)
     data_source, masks_folder = options.data, options.masks
-    items, label_source = list_labelled(data_source, options.labels)
-    if options.limit:
-        items = items[:options.limit]
-    if not items:
-        raise UserError(f"no images ({suffixes_text()}) found in {str(data_source)!r}")
+    items, label_source = (volume_items(options.data, options.limit), None) if volumes else _list_data(options, clips)
     masks = MaskSet(masks_folder, [item.path for item in items]) if masks_folder is not None else None
     if options.gates.max_miou_drop is not None and masks is None:
         raise UserError("`max_miou_drop` needs label masks: pass `masks` (a folder with one PNG per image, "
@@ -205,7 +248,7 @@ def run_validation(options: Options) -> dict:
     detection = DetectionRequest(DEFAULT_SCORE_THRESHOLD if options.score_threshold is None
                                  else options.score_threshold, options.outputs, annotations,
                                  required=options.wants_detections)
-    with open_models(options.reference, options.candidates, options.preprocess, threads=options.threads) as models:
+    with open_models(options.reference, options.candidates, threads=options.threads, resolved=resolved) as models:
         data = label_items(items, models.class_names)
         if options.gates.max_acc_drop is not None and not (data.labels >= 0).any():
             raise UserError("`max_acc_drop` needs labelled images: an ImageFolder layout (one folder per class) "

@@ -75,15 +75,21 @@ class SegmentationMetrics:
         self.classes = classes
         self.agreement = Confusion(classes)  # reference argmax (rows) vs candidate argmax
         self.truth = Confusion(classes)  # label masks (rows) vs candidate argmax
+        self.volume = False  # (B, C, D, H, W) class maps of a volume model: Dice per class too (.volumes)
 
     def update(self, reference: np.ndarray, candidate: np.ndarray, masks: np.ndarray | None) -> None:
         predicted = class_maps(candidate)
+        self.volume = self.volume or candidate.ndim == 5
         self.agreement.update(class_maps(reference), predicted)
         if masks is not None:
             self.truth.update(masks, predicted)
 
     def result(self, class_names: list[str] | None = None) -> dict:
         out = {"pixel_agreement": self.agreement.pixel_accuracy(), "miou_agreement": self.agreement.miou()}
+        if self.volume:
+            from .volumes import dice_agreement
+
+            out.update(dice_agreement(self.agreement.matrix))
         if self.truth.pixels:
             iou = self.truth.iou()
             out.update(miou=self.truth.miou(), pixel_accuracy=self.truth.pixel_accuracy(),

@@ -27,12 +27,27 @@ def _table(rows: list[list[str]]) -> list[str]:
             for row in rows]
 
 
-def calibration_overlap_text(overlap: dict | None) -> str:
+def data_noun(dataset: dict) -> str:
+    """What the validation data are made of: ``images``, ``videos`` (a clip model's) or ``volumes``."""
+    if dataset.get("clips"):
+        return "videos"
+    return "volumes" if (dataset.get("preprocessing") or {}).get("layout") == "NCDHW" else "images"
+
+
+def data_count(dataset: dict) -> str:
+    """``16 images``, ``16 clips from 16 videos`` or ``3 volumes``: what was compared."""
+    clips = dataset.get("clips")
+    if clips:
+        return f"{clips['clips']} clips from {clips['videos']} videos"
+    return f"{dataset['images']} {data_noun(dataset)}"
+
+
+def calibration_overlap_text(overlap: dict | None, noun: str = "images") -> str:
     if not overlap:
         return "no calibration cache known (FP16/FP32 candidates, or pass --calib)"
     verdict = "held out" if overlap["images"] == 0 else "OVERSTATES INT8 accuracy"
-    return (f"{overlap['images']} of {overlap['validation_images']} validation images are also among the "
-            f"{overlap['calibration_images']} calibration images (by content hash): {verdict}")
+    return (f"{overlap['images']} of {overlap['validation_images']} validation {noun} are also among the "
+            f"{overlap['calibration_images']} calibration {noun} (by content hash): {verdict}")
 
 
 def preprocessing_text(pre: dict | None) -> str:
@@ -40,6 +55,9 @@ def preprocessing_text(pre: dict | None) -> str:
         return "-"
     origin = {"defaults": "ASSUMED defaults for what the model outputs (it records none)", "flags": "from the flags",
               "sidecar": "from the model's sidecar", "arch": "from the arch"}.get(pre.get("origin"), pre.get("origin"))
+    if pre.get("layout") == "NCDHW":  # a volume model's (swin_trt.data.volumes)
+        how = f"ScaleIntensityRange {pre['intensity']}" if pre.get("intensity") else "cast only"
+        return f"volumes {'x'.join('?' if d is None else str(d) for d in pre['volume_shape'])}, {how}"
     fit = f"crop_pct {pre['crop_pct']}" if pre.get("fit", "crop") == "crop" else "stretched"
     size = "x".join(map(str, pre["crop"])) if pre.get("crop") else "?"
     return (f"{size}, mean {pre['mean']}, std {pre['std']}, {pre['interpolation']}, {fit}: {origin}")
@@ -75,6 +93,8 @@ def _segmentation(document: dict, labels: dict) -> list[str]:
     reference, masks = document["reference_metrics"], document["dataset"].get("masks")
     truth = masks is not None and reference.get("miou") is not None
     head = ["segmentation", "pixel agr", "mIoU agr"] + (["mIoU (chg)", "pixel acc (chg)"] if truth else [])
+    dice = any(c.get("mean_dice_agreement") is not None for c in document["candidates"])  # volumes: Dice per class
+    head += ["Dice agr (per class)"] if dice else []
     rows = [head]
     if truth:
         rows.append(["reference", "", "", _pct(reference["miou"]), _pct(reference["pixel_accuracy"])])
@@ -83,6 +103,9 @@ def _segmentation(document: dict, labels: dict) -> list[str]:
         if truth:
             row += [_pct(c.get("miou"), c.get("miou_change")),
                     _pct(c.get("pixel_accuracy"), c.get("pixel_accuracy_change"))]
+        if dice:
+            per_class = " ".join("-" if d is None else f"{d:.4f}" for d in c.get("dice_agreement") or [])
+            row.append(f"{_pct(c.get('mean_dice_agreement'))} ({per_class})")
         rows.append(row)
     source = (f"label masks from {masks['folder']}, {masks['labelled_pixels']} labelled pixels" if truth else
               "no label masks (--masks DIR adds the true mIoU)")
@@ -140,11 +163,15 @@ def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
                     + [_pct(c["top1_agreement"]), _pct(c["top5_agreement"]), f"{c['cosine']:.6f}", _db(c["snr_db"]),
                        f"{c['max_abs_err']:.2e}", f"{c['mean_abs_err']:.2e}", _latency(c.get("latency"))])
     dataset = document["dataset"]
-    lines = [f"{dataset['images']} images ({dataset['labelled']} labelled) from {dataset['source']}; "
-             f"reference {document['reference']}",
+    clips = dataset.get("clips")
+    counted = (f"{clips['clips']} clips of {clips['clip_len']} frames every {clips['clip_stride']} from "
+               f"{clips['videos']} videos ({dataset['labelled']} labelled)" if clips else
+               f"{data_count(dataset)} ({dataset['labelled']} labelled)")
+    lines = [f"{counted} from {dataset['source']}; reference {document['reference']}",
              f"preprocessing: {preprocessing_text(dataset.get('preprocessing'))}"]
     if dataset.get("calibration_overlap"):
-        lines.append(f"calibration overlap: {calibration_overlap_text(dataset['calibration_overlap'])}")
+        overlap = calibration_overlap_text(dataset["calibration_overlap"], data_noun(dataset))
+        lines.append(f"calibration overlap: {overlap}")
     lines += _table(rows)
     lines += _segmentation(document, labels)
     lines += _detection(document, labels)
@@ -159,7 +186,8 @@ def format_summary(document: dict, report_path=None, layers: int = 5) -> str:
             continue
         by_name = {t["name"]: t for t in info["tensors"]}
         lines.append(f"{labels[c['name']]} ({c['precision']}): layers adding the most error "
-                     f"({info['compared']} tensors compared on {info['images']} images)")
+                     f"({info['compared']} tensors compared on {info['images']} "
+                     f"{'clips' if clips else 'images'})")
         for name in info["worst"][:layers]:
             t = by_name[name]
             lines.append(f"  layer SNR {_db(t['layer_snr_db']):>5} dB  SNR {_db(t['snr_in_db']):>5} -> "
@@ -187,6 +215,8 @@ def one_line(document: dict) -> str:
             continue
         if entry.get("miou_agreement") is not None:  # a class map: agreement per pixel, and the mIoU
             miou = "" if entry.get("miou") is None else f", mIoU {entry['miou']:.4f} ({entry['miou_change']:+.4f})"
+            if entry.get("mean_dice_agreement") is not None:  # a volume model: per voxel, and Dice per class
+                miou += f", Dice agr {entry['mean_dice_agreement']:.4f}"
             parts.append(f"{name}: pixel agr {agreement}, mIoU agr {entry['miou_agreement']:.3f}{miou}")
             continue
         parts.append(f"{name}: top1 agr {agreement}, cos {entry['cosine']:.5f}")

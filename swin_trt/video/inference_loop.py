@@ -12,6 +12,13 @@ top-k classes by that share, and, for drawing, the class map itself. A detector'
 among its outputs, :mod:`.detections`) gets its detections at or above ``score_threshold``, boxes in the
 frame's own pixels; a detector answers for all the images of a call together, so it runs frame by frame.
 
+A clip model (a Video Swin, input ``(B, 3, T, H, W)``; its preprocessor a :class:`~swin_trt.data.clips.
+ClipPreprocessor`) is fed clips: the producer keeps a rolling buffer of the last T frames (:class:`~swin_trt.
+data.clips.ClipWindow`, at the source's frame step, ``every``) and queues a clip every ``clip_stride`` frames, so
+a result is never more than one stride behind the source. Each prediction is one clip's (first and last frame
+index, top-k), its latency measured from the arrival of the clip's last frame. With ``realtime`` the queue drops
+whole clips, never frames out of a clip: every clip the model sees is T consecutive frames.
+
 A remote backend (a Triton server) answers later than it is asked: the consumer keeps up to
 ``backend.max_in_flight(batch)`` batches on their way and writes their predictions in order as they come back,
 so one client keeps the server busy. If the server goes away, the run stops there and keeps what it predicted.
@@ -30,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from ..backends.base import Backend, BackendUnavailable
+from ..data.clips import ClipPreprocessor, ClipWindow
 from ..preprocess import Preprocessor
 from ..errors import UserError
 from ..validate.segmentation import class_maps
@@ -66,8 +74,16 @@ class Prediction:
     histogram: dict[str, float] | None = None  # segmentation: pixel share of every class present, largest first
     class_map: np.ndarray | None = None  # segmentation, when images are kept: (H, W) class index per pixel
     detections: FrameDetections | None = None  # a detector: boxes in the frame's pixels (classes: their labels)
+    first: int | None = None  # a clip model: the clip's first frame (``index`` is its last)
+    clip: int | None = None  # a clip model: the clip's number among those cut from the source (dropped ones too)
+    frames: list[Image.Image] | None = None  # a clip model, images kept: the frames since the previous clip
 
     def to_json(self) -> dict:
+        if self.first is not None:  # a clip: its frames and its classes
+            record = {"clip": self.clip, "first": self.first, "last": self.index, "timestamp": self.timestamp,
+                      "classes": self.classes, "scores": [round(s, 6) for s in self.scores],
+                      "latency_ms": round(self.latency_ms, 3)}
+            return record
         record = {"index": self.index, "timestamp": self.timestamp}
         if self.name is not None:
             record["name"] = self.name
@@ -96,9 +112,12 @@ class Prediction:
 
 @dataclass
 class _Item:
-    frame: Frame
-    pixels: np.ndarray  # (H, W, 3) uint8, resized and cropped
+    frame: Frame  # a clip: its last frame
+    pixels: np.ndarray  # (H, W, 3) uint8, resized and cropped; a clip (T, H, W, 3)
     size: tuple[int, int]  # the frame's (width, height), which a detector's boxes are mapped back to
+    first: int | None = None  # a clip: its first frame's index
+    clip: int | None = None  # a clip: its number among the clips cut from the source
+    frames: list | None = None  # a clip, images kept: the images of the frames since the previous clip
 
 
 class Pipeline:
@@ -109,9 +128,13 @@ class Pipeline:
         self.options = options or PipelineOptions()
         if self.options.batch < 1 or self.options.every < 1 or self.options.topk < 1:
             raise UserError("`batch`, `every` and `topk` must be >= 1")
+        self.clips = preprocessor if isinstance(preprocessor, ClipPreprocessor) else None
+        if self.clips is not None and source.kind in ("image", "folder"):
+            raise UserError(f"the model takes clips of {self.clips.length} frames (B, 3, T, H, W), but the source "
+                            f"is {source.description}: pass a video file, a camera or a stream")
         # Still images have no rate to keep up with: realtime only changes timed sources.
         self.realtime = self.options.realtime and (source.live or source.fps is not None)
-        self.stats = RunStats()
+        self.stats = RunStats(unit="clips" if self.clips is not None else "frames")
         self._producer_preprocess_s = 0.0
         self._error: BaseException | None = None
         self._detections = None  # where a detector's boxes, scores, labels are; False: not a detector
@@ -144,13 +167,19 @@ class Pipeline:
 
     def _warm_up(self) -> None:
         """One batch before the clock starts: lazy allocation is not the first frame's latency."""
-        height, width = self.preprocessor.crop
-        self.backend.infer_padded(np.zeros((self.options.batch, 3, height, width), dtype=np.float32))
+        if self.clips is not None:
+            shape = self.clips.input_shape(self.options.batch)
+        else:
+            shape = (self.options.batch, 3, *self.preprocessor.crop)
+        self.backend.infer_padded(np.zeros(shape, dtype=np.float32))
 
     # -- producer (worker thread) -----------------------------------------------------------------------
     def _produce(self, frames: queue.Queue, stop: threading.Event) -> None:
         pace = self.realtime and not self.source.live  # a file: deliver frames at its own frame rate
         origin = None
+        window = ClipWindow(self.clips.length, self.clips.stride) if self.clips is not None else None
+        since: list = []  # a clip model keeping images: the frames since the last clip
+        cut = 0  # clips cut so far
         try:
             for frame in self.source.frames(self.options.every, self.options.max_frames):
                 if stop.is_set():
@@ -163,9 +192,23 @@ class Pipeline:
                         stop.wait(delay)
                     frame.decoded_at = max(frame.decoded_at, time.perf_counter())  # it "arrives" now
                 start = time.perf_counter()
-                pixels = self.preprocessor.to_uint8(frame.image)
-                self._producer_preprocess_s += time.perf_counter() - start
-                item = _Item(frame, pixels, frame.image.size)
+                if window is not None:  # a clip model: a clip every `clip_stride` frames, or nothing yet
+                    pixels = self.clips.fit(frame.image)
+                    self._producer_preprocess_s += time.perf_counter() - start
+                    if self.options.keep_images:
+                        since.append(frame.image)
+                    size = frame.image.size
+                    frame.image = None
+                    clip = window.push((frame, pixels))
+                    if clip is None:
+                        continue
+                    item = _Item(frame, np.stack([p for _, p in clip]), size, clip[0][0].index, cut,
+                                 since if self.options.keep_images else None)
+                    since, cut = [], cut + 1
+                else:
+                    pixels = self.preprocessor.to_uint8(frame.image)
+                    self._producer_preprocess_s += time.perf_counter() - start
+                    item = _Item(frame, pixels, frame.image.size)
                 if not self.options.keep_images:
                     frame.image = None  # the queue holds small crops only
                 if self.realtime:
@@ -263,6 +306,8 @@ class Pipeline:
             frame = item.frame
             prediction.update(index=frame.index, timestamp=frame.timestamp, name=frame.name,
                               latency_ms=latency * 1000, image=frame.image)
+            if item.first is not None:
+                prediction.update(first=item.first, clip=item.clip, frames=item.frames)
             on_prediction(Prediction(**prediction))
 
     def _detector(self, outputs: list[np.ndarray]) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends.base import BACKEND_OF_KIND, Backend, open_backend
+from ..data.clips import ClipOptions, ClipPreprocessor
 from ..data.model_input import PreprocessOptions, log_note, resolve_input
 from ..preprocess import Preprocessor
 from ..errors import UserError
@@ -16,7 +17,7 @@ from .classes import default_labels, read_labels
 @dataclass
 class Classifier:
     backend: Backend
-    preprocessor: Preprocessor
+    preprocessor: Preprocessor | ClipPreprocessor  # a clip model's: clips of T frames every `clip_stride`
     labels: list[str] | None  # None: not known until the first output (then "class_<i>")
 
 
@@ -28,14 +29,15 @@ def _num_classes(ref: ModelRef, backend: Backend) -> int | None:
 
 
 def load_classifier(model: str, kind: str = "auto", labels_file: str | Path | None = None,
-                    preprocess: PreprocessOptions | None = None, note=log_note,
+                    preprocess: PreprocessOptions | None = None, note=log_note, clips: ClipOptions | None = None,
                     **backend_options) -> Classifier:
     """Open ``model`` (.onnx, .engine or ``torch:<arch>[:<checkpoint>]``) for classification or segmentation
     (a class-map output: :mod:`.inference_loop` tells them apart by the output's shape).
 
     Preprocessing: the flags in ``preprocess``, else the model's sidecar, else the ImageNet defaults (said
     once through ``note``). Class names: ``labels_file`` if given, else the model's own, else ``class_<i>``.
-    ``backend_options`` go to :func:`open_backend` (e.g. ``threads`` for ORT).
+    ``backend_options`` go to :func:`open_backend` (e.g. ``threads`` for ORT). A video clip model (a Video
+    Swin) gets a :class:`~swin_trt.data.clips.ClipPreprocessor`: ``clips`` its clip length and stride.
     """
     ref = ModelRef.parse(model)
     if kind not in ("auto", BACKEND_OF_KIND[ref.kind]):
@@ -43,7 +45,7 @@ def load_classifier(model: str, kind: str = "auto", labels_file: str | Path | No
                         f"ort an .onnx, trt a TensorRT .engine (or use `kind` auto)")
     if ref.is_file and not ref.path.is_file():
         raise UserError(f"model {model!r} does not exist: pass an .onnx, a TensorRT .engine or torch:<arch>")
-    model_input = resolve_input(ref, preprocess, note=note)
+    model_input = resolve_input(ref, preprocess, note=note, clips=clips)
     ranks = model_input.io.output_ranks if model_input.io else ()
     if (ref.sidecar() or {}).get("features") or (len(ranks) > 1 and min(ranks) >= 3):
         raise UserError(f"model {model!r} outputs feature maps: infer needs a classifier or a segmentation model "

@@ -38,9 +38,9 @@ class LatencyHistogram:
 
 @dataclass
 class RunStats:
-    frames: int = 0  # frames predicted
+    frames: int = 0  # frames predicted (a clip model: clips)
     decoded: int = 0  # frames decoded from the source (including those --every skips)
-    dropped: int = 0  # frames discarded by --realtime because inference fell behind
+    dropped: int = 0  # frames (a clip model: whole clips) discarded by --realtime because inference fell behind
     corrupt: int = 0  # frames/packets that failed to decode
     decode_s: float = 0.0
     preprocess_s: float = 0.0
@@ -49,6 +49,7 @@ class RunStats:
     interrupted: bool = False  # stopped by Ctrl-C
     error: str | None = None  # why the backend stopped answering (a remote server went away); None: it did not
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    unit: str = "frames"  # what ``frames`` and ``dropped`` count: frames, or a clip model's clips
 
     @property
     def fps(self) -> float:
@@ -58,7 +59,7 @@ class RunStats:
         return {f"p{q}": None if (v := self.latency.percentile(q)) is None else v * 1000 for q in (50, 95, 99)}
 
     def to_dict(self) -> dict:
-        return {"frames": self.frames, "decoded": self.decoded, "dropped": self.dropped,
+        return {"frames": self.frames, "unit": self.unit, "decoded": self.decoded, "dropped": self.dropped,
                 "corrupt": self.corrupt, "interrupted": self.interrupted, "error": self.error, "fps": self.fps,
                 "wall_s": self.wall_s,
                 "latency_ms": self.latency_ms(),
@@ -67,8 +68,10 @@ class RunStats:
     def summary(self) -> str:
         lat = self.latency_ms()
         lat_text = " / ".join("-" if v is None else f"{v:.1f}" for v in lat.values())
-        return (f"frames {self.frames}  dropped {self.dropped}  corrupt {self.corrupt}  "
-                f"fps {self.fps:.1f}  ({self.decoded} decoded in {self.wall_s:.2f} s"
+        rate = "fps" if self.unit == "frames" else f"{self.unit}/s"
+        return (f"{self.unit} {self.frames}  dropped {self.dropped}  corrupt {self.corrupt}  "
+                f"{rate} {self.fps:.1f}  ({self.decoded}{'' if self.unit == 'frames' else ' frames'} decoded in "
+                f"{self.wall_s:.2f} s"
                 f"{', interrupted' if self.interrupted else ''})\n"
                 f"latency ms p50/p95/p99: {lat_text}\n"
                 f"time s: decode {self.decode_s:.2f}  preprocess {self.preprocess_s:.2f}  "
