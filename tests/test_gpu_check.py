@@ -60,7 +60,15 @@ def _start(tmp_path, steps=STEPS):
     # Output to a file, not a pipe: a step orphaned by a KILL would hold a pipe open until it ends.
     with open(tmp_path / "stdout.txt", "w") as stdout:
         return subprocess.Popen(["bash", str(SCRIPT)], stdout=stdout, stderr=subprocess.STDOUT,
-                                env={**os.environ, "OUT": str(tmp_path), "SWIN_GPU_CHECK_STEPS": steps})
+                                env={**os.environ, "OUT": str(tmp_path), "SWIN_GPU_CHECK_STEPS": steps},
+                                preexec_fn=_default_signals)
+
+
+def _default_signals() -> None:
+    """INT and TERM at their defaults in the script: bash cannot trap a signal ignored when it starts, and a test
+    run in the background of a non-interactive shell (nohup, `&`) inherits SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _wait_for(path: Path, seconds: float = 10.0) -> None:
