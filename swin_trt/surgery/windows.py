@@ -131,7 +131,6 @@ def _match_partition(anchor: gs.Node) -> WindowMatch | None:
     if reshape is None or reshape.op != "Reshape":
         return None
     source = reshape.inputs[0]
-    nodes = [reshape, anchor]
     while (node := producer(source)) is not None:  # walk up through pads and rolls
         if node.op == "Pad":
             source = node.inputs[0]
