@@ -165,9 +165,10 @@ SWIN_HD char const* checkWindowGeometry3d(int64_t T, int64_t H, int64_t W, int64
     return nullptr;
 }
 
-//! Padded-grid position (z, y, x) of token t of window wi (both within one clip); z = 0 for a 2D op.
-SWIN_HD void windowTokenToGrid3d(
-    WindowGeometry const& g, int32_t wi, int32_t t, int32_t& z, int32_t& y, int32_t& x)
+//! Padded-grid position (z, y, x) of token t of window wi (both within one clip); z = 0 for a 2D op. Geometry:
+//! WindowGeometry or AttentionGeometry (their window counts nWh, nWw and window dims wt, wh, ww).
+template <typename Geometry>
+SWIN_HD void windowTokenToGrid3d(Geometry const& g, int32_t wi, int32_t t, int32_t& z, int32_t& y, int32_t& x)
 {
     int32_t const perFrame = g.nWh * g.nWw;
     int32_t const wz = wi / perFrame;
@@ -399,18 +400,10 @@ SWIN_HD bool hasShiftMask(AttentionGeometry const& g)
 //! Mask region 9 * rt + 3 * rh + rw of token t of window w (w in [0, nW)); rt = 0 for a 2D node.
 SWIN_HD int32_t maskRegion(AttentionGeometry const& g, int32_t w, int32_t t)
 {
-    int32_t const perFrame = g.nWh * g.nWw;
-    int32_t const wz = w / perFrame;
-    int32_t const wr = w - wz * perFrame;
-    int32_t const wy = wr / g.nWw;
-    int32_t const wx = wr - wy * g.nWw;
-    int32_t const area = g.wh * g.ww;
-    int32_t const iz = t / area;
-    int32_t const ir = t - iz * area;
-    int32_t const iy = ir / g.ww;
-    int32_t const ix = ir - iy * g.ww;
-    return 9 * maskRegion1d(wz * g.wt + iz, g.Tp, g.wt, g.st) + 3 * maskRegion1d(wy * g.wh + iy, g.Hp, g.wh, g.sh)
-        + maskRegion1d(wx * g.ww + ix, g.Wp, g.ww, g.sw);
+    int32_t z = 0, y = 0, x = 0;
+    windowTokenToGrid3d(g, w, t, z, y, x);
+    return 9 * maskRegion1d(z, g.Tp, g.wt, g.st) + 3 * maskRegion1d(y, g.Hp, g.wh, g.sh)
+        + maskRegion1d(x, g.Wp, g.ww, g.sw);
 }
 
 //! Additive mask between tokens i and j of window w: 0 or kMaskValue.
