@@ -573,11 +573,7 @@ size_t windowAttentionSmemBytes(int32_t numTokens, int32_t headDim, int32_t bias
     return planAttention(numTokens, headDim, biasRows).smem;
 }
 
-namespace
-{
-
-//! The checks both forms share (types, window, shift, padded grid, head dim, scale); true when valid.
-bool validAttentionArgs(void const* qkv, DType qkvType, void const* bias, DType biasType, BiasForm biasForm,
+bool validWindowAttentionArgs(void const* qkv, DType qkvType, void const* bias, DType biasType, BiasForm biasForm,
     void const* context, int32_t rows, int32_t numHeads, int32_t headDim, int32_t wt, int32_t wh, int32_t ww,
     int32_t st, int32_t sh, int32_t sw, int32_t frames, int32_t height, int32_t width, float scale,
     float const* headScale)
@@ -596,6 +592,10 @@ bool validAttentionArgs(void const* qkv, DType qkvType, void const* bias, DType 
         || width % ww != 0 || checkWindowAttentionSupport(wt * wh * ww, headDim) != nullptr || !(scale > 0.0F));
 }
 
+namespace
+{
+
+//! The checks both forms share (types, window, shift, padded grid, head dim, scale); true when valid.
 //! Fills the parameters both forms share, plans and launches `rows` window rows (rows > 0).
 cudaError_t launchWindowAttention(AttentionParams& p, void const* qkv, DType qkvType, void const* bias,
     DType biasType, BiasForm biasForm, void* context, int32_t rows, int32_t numHeads, int32_t headDim, int32_t wt,
@@ -649,8 +649,8 @@ cudaError_t windowAttention(void const* qkv, DType qkvType, void const* bias, DT
     int32_t sh, int32_t sw, int32_t frames, int32_t height, int32_t width, float scale, float const* headScale,
     cudaStream_t stream)
 {
-    if (!validAttentionArgs(qkv, qkvType, bias, biasType, biasForm, context, rows, numHeads, headDim, wt, wh, ww, st,
-            sh, sw, frames, height, width, scale, headScale))
+    if (!validWindowAttentionArgs(qkv, qkvType, bias, biasType, biasForm, context, rows, numHeads, headDim, wt, wh, ww,
+            st, sh, sw, frames, height, width, scale, headScale))
     {
         return cudaErrorInvalidValue;
     }
@@ -684,8 +684,9 @@ cudaError_t fusedWindowAttention(void const* qkvMap, DType qkvType, void const* 
     WindowGeometry const map = makeWindowGeometry3d(T, H, W, wt, wh, ww, st, sh, sw, padFirst);
     int64_t const rows = static_cast<int64_t>(B) * map.nW;
     if (rows > INT32_MAX
-        || !validAttentionArgs(qkvMap, qkvType, bias, biasType, biasForm, contextMap, static_cast<int32_t>(rows),
-            numHeads, headDim, wt, wh, ww, st, sh, sw, map.Tp, map.Hp, map.Wp, scale, headScale))
+        || !validWindowAttentionArgs(qkvMap, qkvType, bias, biasType, biasForm, contextMap,
+            static_cast<int32_t>(rows), numHeads, headDim, wt, wh, ww, st, sh, sw, map.Tp, map.Hp, map.Wp, scale,
+            headScale))
     {
         return cudaErrorInvalidValue;
     }

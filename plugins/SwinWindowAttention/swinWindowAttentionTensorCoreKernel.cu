@@ -545,20 +545,13 @@ cudaError_t windowAttentionTensorCore(void const* qkv, DType qkvType, void const
     float const* headScale, cudaStream_t stream)
 {
     // The checks of windowAttention, and float16 qkv.
+    if (qkvType != DType::kFLOAT16
+        || !validWindowAttentionArgs(qkv, qkvType, bias, biasType, biasForm, context, rows, numHeads, headDim, wt, wh,
+            ww, st, sh, sw, frames, height, width, scale, headScale))
+    {
+        return cudaErrorInvalidValue;
+    }
     bool const cosine = headScale != nullptr;
-    if (cosine && checkCosineHeadScale(numHeads, headScale) != nullptr)
-    {
-        return cudaErrorInvalidValue;
-    }
-    if (qkv == nullptr || bias == nullptr || context == nullptr || rows < 0 || numHeads < 1
-        || qkvType != DType::kFLOAT16 || (biasType != DType::kFLOAT32 && biasType != DType::kFLOAT16)
-        || (biasForm != BiasForm::kTABLE && biasForm != BiasForm::kDENSE)
-        || checkWindowGeometry3d(frames, height, width, wt, wh, ww) != nullptr
-        || checkWindowShift3d(wt, wh, ww, st, sh, sw) != nullptr || frames % wt != 0 || height % wh != 0
-        || width % ww != 0 || checkWindowAttentionSupport(wt * wh * ww, headDim) != nullptr || !(scale > 0.0F))
-    {
-        return cudaErrorInvalidValue;
-    }
     if (rows % ((frames / wt) * (height / wh) * (width / ww)) != 0)
     {
         return cudaErrorInvalidValue; // the mask of row r is window r % nW: rows must be whole images

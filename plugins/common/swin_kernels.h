@@ -99,6 +99,13 @@ enum class BiasForm : int32_t
     kDENSE = 1, //!< (numHeads, N, N): bias[h, i, j] added as is (the same for every window)
 };
 
+//! The argument checks every attention entry point shares (pointers, dtypes, bias form, window geometry and
+//! shift, padded grid, the kernel's limits, scale, cosine head scales); each entry adds its own on top.
+bool validWindowAttentionArgs(void const* qkv, DType qkvType, void const* bias, DType biasType, BiasForm biasForm,
+    void const* context, int32_t rows, int32_t numHeads, int32_t headDim, int32_t wt, int32_t wh, int32_t ww,
+    int32_t st, int32_t sh, int32_t sw, int32_t frames, int32_t height, int32_t width, float scale,
+    float const* headScale);
+
 //! SwinWindowAttention: qkv (rows, N, 3C) + bias -> context (rows, N, C), C = numHeads * headDim, window
 //! (wt, wh, ww), shift (st, sh, sw), N = wt * wh * ww; frames/height/width: the padded grid (multiples of the
 //! window; frames = wt = 1, st = 0 for a 2D node). qkvType in {FLOAT32, FLOAT16} (context has the same type),
